@@ -1,0 +1,34 @@
+"""Install the twin_bringup ament_python package: all layers, launch and config files."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'twin_bringup'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'twin_interfaces']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.*')),
+        (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='ros2-digital-twin maintainers',
+    maintainer_email='maintainers@ros2-digital-twin.org',
+    description='A live digital twin of a ROS 2 robot cell.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'workcell_sim = twin_sim.sim_node:main',
+            'twin_sim_generate = twin_sim.generate:main',
+            'health_monitor = twin_bringup.health_node:main',
+            'twin_launch = twin_bringup.launcher:main',
+        ],
+    },
+)

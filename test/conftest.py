@@ -1,0 +1,60 @@
+"""Fixtures: an isolated, loopback-only DDS domain per test run, node processes, a topic probe."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from harness import CONFIG_DIR, NodeProcess, TopicProbe, fastdds_shm_files
+
+
+def _pick_domain_id() -> int:
+    """A non-zero domain per run (and per xdist worker) so parallel runs never meet."""
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
+    return random.Random(f'{os.getpid()}-{worker}').randint(1, 101)
+
+
+@pytest.fixture(scope='session')
+def ros_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for ROS processes: own domain, loopback-only Fast DDS, private log dir."""
+    domain = os.environ.get('TWIN_TEST_DOMAIN_ID') or str(_pick_domain_id())
+    overrides = {
+        'ROS_DOMAIN_ID': domain,
+        'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG_DIR / 'fastdds_loopback.xml'),
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'ROS_LOG_DIR': str(tmp_path_factory.mktemp('ros_log')),
+        'PYTHONUNBUFFERED': '1',
+    }
+    os.environ.update(overrides)  # for the in-process probe too
+    return dict(os.environ)
+
+
+@pytest.fixture
+def start_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator:
+    """Start commands as processes on the test domain; all are stopped at teardown."""
+    started: list[NodeProcess] = []
+    shm_before = fastdds_shm_files()
+
+    def start(*command: str, name: str | None = None) -> NodeProcess:
+        log = tmp_path / f'{name or Path(command[0]).name}-{len(started)}.log'
+        process = NodeProcess(command, ros_env, log)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    leaked = fastdds_shm_files() - shm_before
+    assert not leaked, f'Fast DDS shared memory left behind: {sorted(leaked)}'
+
+
+@pytest.fixture
+def probe(ros_env: dict[str, str]) -> Iterator[TopicProbe]:
+    """An in-process node on the test domain that records topics."""
+    topic_probe = TopicProbe(int(ros_env['ROS_DOMAIN_ID']))
+    yield topic_probe
+    topic_probe.close()

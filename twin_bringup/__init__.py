@@ -1,0 +1,1 @@
+"""Bring-up of the twin: node table, launcher, configuration and health monitoring."""

@@ -1,0 +1,66 @@
+"""Liveness of the twin's components, judged from their /diagnostics reports."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twin_bringup.config import describe
+
+LEVEL_ORDER = ('OK', 'WARN', 'ERROR', 'STALE')
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Parameters of the health monitor node."""
+
+    expected: tuple[str, ...] = field(default=('workcell_sim',), metadata=describe(
+        'Components (diagnostic status name prefixes) that must report; silence is STALE.'))
+    stale_after: float = field(default=3.0, metadata=describe(
+        'Seconds without a report before a component is STALE.', min=0.1, max=3600.0))
+    publish_rate_hz: float = field(default=1.0, metadata=describe(
+        'Rate of the aggregated /diagnostics_agg and the heartbeat.', min=0.1, max=50.0))
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    """The latest judgement on one component."""
+
+    name: str
+    level: str
+    message: str
+    age: float | None  # seconds since the last report; None = never heard from
+
+
+class HealthTracker:
+    """Keeps the last report of every component and marks silent ones STALE."""
+
+    def __init__(self, config: HealthConfig) -> None:
+        self._config = config
+        self._last: dict[str, tuple[float, str, str]] = {}
+
+    def report(self, name: str, level: str, message: str, now: float) -> None:
+        """Record a status named ``name`` (level one of OK/WARN/ERROR/STALE) seen at ``now``."""
+        self._last[name] = (now, level, message)
+
+    def components(self, now: float) -> list[ComponentHealth]:
+        """Every reported component plus every expected one, with silence judged STALE."""
+        judged = []
+        for name, (seen, level, message) in sorted(self._last.items()):
+            age = now - seen
+            if age > self._config.stale_after:
+                level, message = 'STALE', f'no report for {age:.1f} s (last: {message})'
+            judged.append(ComponentHealth(name, level, message, age))
+        for expected in self._config.expected:
+            if not any(name.startswith(expected) for name in self._last):
+                judged.append(ComponentHealth(expected, 'STALE', 'never reported', None))
+        return judged
+
+    def overall(self, now: float) -> ComponentHealth:
+        """The worst level across components, with the names of those at that level."""
+        judged = self.components(now)
+        if not judged:
+            return ComponentHealth('twin', 'OK', 'no components expected', 0.0)
+        worst = max(LEVEL_ORDER.index(c.level) for c in judged)
+        culprits = [c.name for c in judged if LEVEL_ORDER.index(c.level) == worst]
+        level = LEVEL_ORDER[worst]
+        message = 'all components OK' if level == 'OK' else f'{level}: {", ".join(culprits)}'
+        return ComponentHealth('twin', level, message, 0.0)

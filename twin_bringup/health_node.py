@@ -1,0 +1,57 @@
+"""Health monitor node: aggregates /diagnostics into /diagnostics_agg and a heartbeat."""
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from twin_bringup.health import LEVEL_ORDER, HealthConfig, HealthTracker
+from twin_bringup.ros_common import declare_config, run, status
+
+LEVEL_NAMES = {DiagnosticStatus.OK: 'OK', DiagnosticStatus.WARN: 'WARN',
+               DiagnosticStatus.ERROR: 'ERROR', DiagnosticStatus.STALE: 'STALE'}
+
+
+class HealthMonitor(Node):
+    """Subscribes /diagnostics, publishes /diagnostics_agg and its own heartbeat status."""
+
+    def __init__(self) -> None:
+        super().__init__('health_monitor')
+        self._config = declare_config(self, HealthConfig)
+        self._tracker = HealthTracker(self._config)
+        self._status_name = f'{self.get_name()}: heartbeat'
+        self._beats = 0
+        self._aggregate = self.create_publisher(DiagnosticArray, '/diagnostics_agg', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 100)
+        self.create_timer(1.0 / self._config.publish_rate_hz, self._publish)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_diagnostics(self, message: DiagnosticArray) -> None:
+        now = self._now()
+        for entry in message.status:
+            if entry.name != self._status_name:
+                self._tracker.report(entry.name, LEVEL_NAMES.get(entry.level, 'ERROR'),
+                                     entry.message, now)
+
+    def _publish(self) -> None:
+        now = self._now()
+        stamp = self.get_clock().now().to_msg()
+        components = self._tracker.components(now)
+        self._aggregate.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
+            status(c.name, c.level, c.message,
+                   values={'age_s': 'never' if c.age is None else round(c.age, 3)})
+            for c in components]))
+        overall = self._tracker.overall(now)
+        self._beats += 1
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
+            status(self._status_name, overall.level, overall.message, values={
+                'beat': self._beats, 'components': len(components),
+                **{level: sum(c.level == level for c in components) for level in LEVEL_ORDER}})]))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(HealthMonitor, 'health_monitor', args)

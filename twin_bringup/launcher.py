@@ -1,0 +1,201 @@
+"""twin_launch: start the node table's processes where ``ros2 launch`` is not installed.
+
+Each node runs as its own process with ``--ros-args``; output lines are prefixed
+with the node name; a node that crashes is restarted with exponential backoff;
+Ctrl-C / SIGTERM (or ``--duration``) stops every node in order: SIGINT, then
+SIGTERM, then SIGKILL for any that will not exit.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+from twin_bringup.config import ConfigError
+from twin_bringup.node_table import NodeEntry, load_node_table
+from twin_bringup.paths import config_dir as default_config_dir
+from twin_bringup.ros_common import CONFIG_ERROR_EXIT_CODE
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+@dataclass
+class Backoff:
+    """Restart delays that double per crash and reset after a stable run."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    stable_after: float = 30.0
+
+    def __post_init__(self) -> None:
+        self._next = self.initial
+
+    def delay(self, ran_for: float) -> float:
+        """The wait before restarting a process that ran ``ran_for`` seconds."""
+        if ran_for >= self.stable_after:
+            self._next = self.initial
+        delay, self._next = self._next, min(self._next * 2.0, self.maximum)
+        return delay
+
+
+class ManagedNode:
+    """One node process: started, watched, restarted, stopped."""
+
+    def __init__(self, entry: NodeEntry, command: list[str], env: dict[str, str],
+                 output: IO[str], output_lock: threading.Lock) -> None:
+        self.entry = entry
+        self.restarts = 0
+        self._command = command
+        self._env = env
+        self._output = output
+        self._output_lock = output_lock
+        self._backoff = Backoff()
+        self._process: subprocess.Popen[str] | None = None
+        self._started_at = 0.0
+        self._restart_at: float | None = None
+
+    def start(self) -> None:
+        """Spawn the process in its own session, with a thread relaying its output."""
+        self._process = subprocess.Popen(
+            self._command, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True)
+        self._started_at = time.monotonic()
+        self._restart_at = None
+        threading.Thread(target=self._relay, args=(self._process,), daemon=True).start()
+
+    def poll(self) -> int | None:
+        """Handle an exit (schedule or perform the restart); return a fatal exit code."""
+        now = time.monotonic()
+        if self._restart_at is not None:
+            if now >= self._restart_at:
+                self.restarts += 1
+                self.start()
+            return None
+        code = self._process.poll() if self._process else None
+        if code is None:
+            return None
+        if code == CONFIG_ERROR_EXIT_CODE:
+            self._say(f'exited with a configuration error (code {code}); not restarting')
+            return code
+        delay = self._backoff.delay(now - self._started_at)
+        self._say(f'exited with code {code}; restarting in {delay:.1f} s')
+        self._restart_at = now + delay
+        return None
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the node's process group if it is running."""
+        if self._process and self._process.poll() is None:
+            try:
+                os.killpg(self._process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to end; True if it has."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(timeout=max(timeout, 0.0))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _relay(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._say(line.rstrip('\n'))
+
+    def _say(self, text: str) -> None:
+        with self._output_lock:
+            self._output.write(f'[{self.entry.name}] {text}\n')
+            self._output.flush()
+
+
+def resolve_executable(name: str) -> str:
+    """Find a console script: the venv's bin, PATH, then ``<prefix>/lib/twin_bringup``."""
+    search = [str(Path(sys.executable).parent), os.environ.get('PATH', '')]
+    search += [str(Path(p) / 'lib' / 'twin_bringup')
+               for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    found = shutil.which(name, path=os.pathsep.join(search))
+    if found is None:
+        raise ConfigError(f'executable {name!r} not found (is the package installed?)')
+    return found
+
+
+def node_environment(config_dir: Path) -> dict[str, str]:
+    """The environment for node processes: loopback-only DDS unless the caller chose a profile."""
+    env = dict(os.environ)
+    env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_dir / 'fastdds_loopback.xml'))
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env['PYTHONUNBUFFERED'] = '1'
+    env['RCUTILS_COLORIZED_OUTPUT'] = '0'
+    return env
+
+
+def stop_all(nodes: Sequence[ManagedNode], grace: float = SHUTDOWN_GRACE_S) -> None:
+    """SIGINT every node, then SIGTERM and finally SIGKILL the ones still running."""
+    for signum, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        for node in nodes:
+            node.signal(signum)
+        deadline = time.monotonic() + wait_s
+        if all(node.wait(deadline - time.monotonic()) for node in nodes):
+            return
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='twin_launch', description=__doc__.splitlines()[0])
+    parser.add_argument('--sim', action=argparse.BooleanOptionalAction, default=True,
+                        help='also start the simulated workcell (default: yes)')
+    parser.add_argument('--duration', type=float, default=None,
+                        help='stop everything after this many seconds')
+    parser.add_argument('--config-dir', type=Path, default=None,
+                        help='directory with graph.yaml and the parameter files')
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate the node table, start its nodes and supervise them until told to stop."""
+    args = parse_args(argv)
+    config_dir = args.config_dir or default_config_dir()
+    try:
+        entries = load_node_table(config_dir).select(with_sim=args.sim)
+        commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir)] for e in entries]
+    except ConfigError as error:
+        print(f'twin_launch: configuration error: {error}', file=sys.stderr)
+        return CONFIG_ERROR_EXIT_CODE
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    env, lock = node_environment(config_dir), threading.Lock()
+    nodes = [ManagedNode(e, c, env, sys.stdout, lock) for e, c in zip(entries, commands)]
+    print(f'twin_launch: starting {", ".join(e.name for e in entries)} '
+          f'(ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")})', flush=True)
+    for node in nodes:
+        node.start()
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    exit_code = 0
+    while not stop.wait(0.1):
+        fatal = [code for code in (node.poll() for node in nodes) if code is not None]
+        if fatal:
+            exit_code = fatal[0]
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    stop_all(nodes)
+    restarts = {n.entry.name: n.restarts for n in nodes if n.restarts}
+    print(f'twin_launch: stopped {len(nodes)} nodes'
+          + (f'; restarts: {restarts}' if restarts else ''), flush=True)
+    return exit_code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""rclpy glue shared by the twin's node shells: typed parameters, diagnostics, spinning."""
+from __future__ import annotations
+
+import array
+from typing import Any, Callable, Mapping, TypeVar
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from twin_bringup.config import ConfigError, build, field_metadata, flatten, unflatten
+
+T = TypeVar('T')
+CONFIG_ERROR_EXIT_CODE = 2
+
+LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+          'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
+
+
+def declare_config(node: Node, cls: type[T]) -> T:
+    """Declare one read-only parameter per field of ``cls`` and build the typed config."""
+    metadata = field_metadata(cls)
+    where = node.get_name()
+    for name, default in flatten(cls()).items():
+        try:
+            node.declare_parameter(name, default, _descriptor(metadata[name]))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+            raise ConfigError(f'{where}.{name}: {error}') from None
+    values = {name: _plain(node.get_parameter(name).value) for name in flatten(cls())}
+    return build(cls, unflatten(values), where)
+
+
+def status(name: str, level: str, message: str, hardware_id: str = '',
+           values: Mapping[str, Any] | None = None) -> DiagnosticStatus:
+    """A ``DiagnosticStatus`` with ``values`` rendered as key/value strings."""
+    return DiagnosticStatus(
+        level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
+        values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+
+
+def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until shutdown; a config error exits with code 2."""
+    rclpy.init(args=args)
+    try:
+        node = node_factory()
+    except ConfigError as error:
+        rclpy.logging.get_logger(name).fatal(f'configuration error: {error}')
+        rclpy.try_shutdown()
+        return CONFIG_ERROR_EXIT_CODE
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def _descriptor(metadata: Mapping[str, Any]) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=metadata.get('description', ''), read_only=True)
+    if 'min' in metadata and 'max' in metadata:
+        low, high = metadata['min'], metadata['max']
+        if isinstance(low, int) and isinstance(high, int):
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
+        else:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    if 'choices' in metadata:
+        descriptor.additional_constraints = f'one of {list(metadata["choices"])}'
+    return descriptor
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (array.array, tuple)) else value
+
+
+def _format(value: Any) -> str:
+    return f'{value:.6g}' if isinstance(value, float) else str(value)
