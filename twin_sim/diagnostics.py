@@ -1,0 +1,52 @@
+"""Health of the simulated cell, judged from the runner's statistics (no ROS types)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+RATE_TOLERANCE = 0.9  # a channel below 90 % of its target rate is WARN
+REAL_TIME_TOLERANCE = 0.9
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One diagnostic status: a name, OK/WARN/ERROR, a message and key values."""
+
+    name: str
+    level: str
+    message: str
+    values: Mapping[str, Any]
+
+
+def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Entry:
+    """The simulation loop: keeping up with the wall clock, task and active faults."""
+    values = {'sim_time_s': truth.time, 'real_time_factor': stats['real_time_factor'],
+              'lag_s': stats['lag_s'], 'max_lag_s': stats['max_lag_s'],
+              'late_events': stats['late_events'], 'resyncs': stats['resyncs'],
+              'task_id': truth.task_id, 'task_phase': truth.task_phase,
+              'speed_override': truth.speed_override, 'stopped': truth.stopped,
+              'active_faults': ', '.join(truth.active_faults) or 'none'}
+    if not stats['running']:
+        return Entry('physics', 'ERROR', 'simulation loop not running', values)
+    paced = speed > 0.0 and speed != float('inf')
+    if paced and stats['real_time_factor'] < REAL_TIME_TOLERANCE * speed:
+        return Entry('physics', 'WARN',
+                     f'falling behind: {stats["real_time_factor"]:.2f}x of the requested {speed}x',
+                     values)
+    return Entry('physics', 'OK', f'running, task {truth.task_id} {truth.task_phase}', values)
+
+
+def channel_statuses(stats: Mapping[str, Any]) -> list[Entry]:
+    """One entry per hardware channel: achieved vs target rate and the channel's counters."""
+    entries = []
+    for name, counters in stats['channels'].items():
+        values = dict(counters)
+        target, rate = counters.get('target_hz'), counters.get('rate_hz')
+        if target is None:
+            entries.append(Entry(f'{name} channel', 'OK', 'serving', values))
+        elif rate < RATE_TOLERANCE * target:
+            entries.append(Entry(f'{name} channel', 'WARN',
+                                 f'{rate:.0f} Hz of {target:.0f} Hz', values))
+        else:
+            entries.append(Entry(f'{name} channel', 'OK', f'{rate:.0f} Hz', values))
+    return entries

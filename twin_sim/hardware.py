@@ -1,0 +1,382 @@
+"""The workcell's device channels: IMU and encoders on serial ports, lidar over UDP, a UDP command port."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from twin_sensors.wire import (
+    MAX_DATAGRAM, Ack, CommandName, LidarScan, MsgType, WireError, encode_ack,
+    encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line, parse_command, request_seq,
+)
+from twin_sim.serial_port import EmulatedSerialPort
+
+_log = logging.getLogger(__name__)
+
+
+class Device(Protocol):
+    """The part of the Workcell the channels read and command; ``settings`` is a ``SimSettings``."""
+
+    settings: Any
+
+    def device_time(self) -> float: ...
+    def imu_sample(self) -> np.ndarray | None: ...
+    def encoder_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None: ...
+    def lidar_scan(self) -> np.ndarray | None: ...
+    def set_speed_override(self, value: float) -> None: ...
+    def protective_stop(self) -> None: ...
+    def resume(self) -> None: ...
+    def command_joint_positions(self, positions: Any) -> None: ...
+
+
+# --------------------------------------------------------------------------- configuration
+
+def require_loopback(host: str) -> None:
+    """Raise ValueError unless ``host`` is ``localhost`` or an address in 127.0.0.0/8."""
+    if host == "localhost":
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"host must be a loopback address, got {host!r}") from None
+    if address.version != 4 or not address.is_loopback:
+        raise ValueError(f"host must be in 127.0.0.0/8 or 'localhost', got {host!r}")
+
+
+def _require_rate(rate_hz: float) -> None:
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate_hz must be a positive finite number, got {rate_hz!r}")
+
+
+def _require_port(port: int, allow_ephemeral: bool) -> None:
+    if not (0 if allow_ephemeral else 1) <= port <= 65535:
+        raise ValueError(f"port out of range: {port}")
+
+
+@dataclass(frozen=True)
+class ImuChannel:
+    link: str = field(default="/tmp/twin_sim/imu", metadata={"description": "symlink to the IMU's serial port"})
+    rate_hz: float = field(default=1000.0, metadata={"description": "CSV lines per simulated second"})
+
+    def __post_init__(self) -> None:
+        _require_rate(self.rate_hz)
+
+
+@dataclass(frozen=True)
+class EncoderChannel:
+    link: str = field(default="/tmp/twin_sim/encoders",
+                      metadata={"description": "symlink to the encoder interface's serial port"})
+    rate_hz: float = field(default=500.0, metadata={"description": "frames per simulated second"})
+
+    def __post_init__(self) -> None:
+        _require_rate(self.rate_hz)
+
+
+@dataclass(frozen=True)
+class LidarChannel:
+    host: str = field(default="127.0.0.1", metadata={"description": "destination of the scan datagrams"})
+    port: int = field(default=7502, metadata={"description": "destination UDP port"})
+    rate_hz: float = field(default=20.0, metadata={"description": "scans per simulated second"})
+
+    def __post_init__(self) -> None:
+        require_loopback(self.host)
+        _require_port(self.port, allow_ephemeral=False)
+        _require_rate(self.rate_hz)
+
+
+@dataclass(frozen=True)
+class CommandChannel:
+    host: str = field(default="127.0.0.1", metadata={"description": "address the command socket binds"})
+    port: int = field(default=7600, metadata={"description": "UDP port for command datagrams (0: any free)"})
+
+    def __post_init__(self) -> None:
+        require_loopback(self.host)
+        _require_port(self.port, allow_ephemeral=True)
+
+
+@dataclass(frozen=True)
+class PlcChannel:
+    endpoint: str = field(default="opc.tcp://127.0.0.1:4840/twin/plc",
+                          metadata={"description": "OPC UA endpoint of the cell PLC"})
+    publish_rate_hz: float = field(default=10.0, metadata={"description": "PLC variable update rate"})
+
+    def __post_init__(self) -> None:
+        url = urlsplit(self.endpoint)
+        if url.scheme != "opc.tcp" or url.hostname is None or url.port is None:
+            raise ValueError(f"endpoint must look like opc.tcp://127.0.0.1:4840/path, got {self.endpoint!r}")
+        require_loopback(url.hostname)
+        _require_rate(self.publish_rate_hz)
+
+
+@dataclass(frozen=True)
+class ChannelsConfig:
+    """All device channels; None disables a channel."""
+
+    imu: ImuChannel | None = field(default_factory=ImuChannel)
+    encoders: EncoderChannel | None = field(default_factory=EncoderChannel)
+    lidar: LidarChannel | None = field(default_factory=LidarChannel)
+    command: CommandChannel | None = field(default_factory=CommandChannel)
+    plc: PlcChannel | None = field(default_factory=PlcChannel)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> ChannelsConfig:
+        """Build from a YAML-style mapping ``{channel: {field: value} | None}``; missing channels keep defaults."""
+        unknown = set(data) - _CHANNEL_TYPES.keys()
+        if unknown:
+            raise ValueError(f"unknown channels {sorted(unknown)}; expected {sorted(_CHANNEL_TYPES)}")
+        channels: dict[str, Any] = {}
+        for name, settings in data.items():
+            if settings is None:
+                channels[name] = None
+                continue
+            channel_type = _CHANNEL_TYPES[name]
+            extra = set(settings) - {f.name for f in fields(channel_type)}
+            if extra:
+                raise ValueError(f"{name}: unknown fields {sorted(extra)}")
+            channels[name] = channel_type(**settings)
+        return cls(**channels)
+
+
+_CHANNEL_TYPES: dict[str, type] = {
+    "imu": ImuChannel, "encoders": EncoderChannel, "lidar": LidarChannel,
+    "command": CommandChannel, "plc": PlcChannel,
+}
+
+
+# --------------------------------------------------------------------------- emitters
+
+class Emitter(ABC):
+    """A periodic device output; ``emit`` is called every ``period`` of simulated time."""
+
+    name: str
+
+    def __init__(self, rate_hz: float) -> None:
+        self.period = 1.0 / rate_hz
+        self.emitted = 0
+        self.dropouts = 0
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _message(self, device: Device) -> bytes | None:
+        """The next message, or None while the sensor has dropped out."""
+
+    @abstractmethod
+    def _send(self, message: bytes) -> None: ...
+
+    def emit(self, device: Device) -> None:
+        message = self._message(device)
+        if message is None:
+            self.dropouts += 1
+            return
+        self._send(message)
+        self.emitted += 1
+
+    def counters(self) -> dict[str, int]:
+        return {"emitted": self.emitted, "dropouts": self.dropouts}
+
+
+class SerialEmitter(Emitter, ABC):
+    """An emitter writing to an emulated serial port."""
+
+    def __init__(self, link: str, rate_hz: float) -> None:
+        super().__init__(rate_hz)
+        self.port = EmulatedSerialPort(link)
+
+    def open(self) -> None:
+        self.port.open()
+
+    def close(self) -> None:
+        self.port.close()
+
+    def _send(self, message: bytes) -> None:
+        self.port.write(message)
+
+    def counters(self) -> dict[str, int]:
+        return super().counters() | {"bytes_dropped": self.port.bytes_dropped,
+                                     "writes_dropped": self.port.writes_dropped}
+
+
+class ImuEmitter(SerialEmitter):
+    """IMU readings as CSV lines."""
+
+    name = "imu"
+
+    def __init__(self, config: ImuChannel) -> None:
+        super().__init__(config.link, config.rate_hz)
+
+    def _message(self, device: Device) -> bytes | None:
+        reading = device.imu_sample()
+        return None if reading is None else format_imu_line(reading, device.device_time())
+
+
+class EncoderEmitter(SerialEmitter):
+    """Joint encoder readings as binary frames."""
+
+    name = "encoders"
+
+    def __init__(self, config: EncoderChannel) -> None:
+        super().__init__(config.link, config.rate_hz)
+        self._seq = 0
+
+    def _message(self, device: Device) -> bytes | None:
+        sample = device.encoder_sample()
+        if sample is None:
+            return None
+        payload = encode_encoder_payload(device.device_time(), device.settings.encoder_counts_per_rev, *sample)
+        self._seq = (self._seq + 1) & 0xFFFF
+        return encode_frame(MsgType.ENCODERS, self._seq, payload)
+
+
+class LidarEmitter(Emitter):
+    """Lidar scans as binary frames, one per UDP datagram."""
+
+    name = "lidar"
+
+    def __init__(self, config: LidarChannel) -> None:
+        super().__init__(config.rate_hz)
+        self.config = config
+        self.send_errors = 0
+        self._seq = 0
+        self._socket: socket.socket | None = None
+
+    def open(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def _message(self, device: Device) -> bytes | None:
+        ranges = device.lidar_scan()
+        if ranges is None:
+            return None
+        geometry = device.settings
+        beams = len(ranges)
+        scan = LidarScan(
+            device_time=device.device_time(), angle_min=geometry.lidar_angle_min,
+            angle_increment=(geometry.lidar_angle_max - geometry.lidar_angle_min) / max(beams - 1, 1),
+            range_min=geometry.lidar_range_min, range_max=geometry.lidar_range_max, scan_time=self.period,
+            ranges=ranges,
+        )
+        self._seq = (self._seq + 1) & 0xFFFF
+        return encode_frame(MsgType.LIDAR, self._seq, encode_lidar_payload(scan))
+
+    def _send(self, message: bytes) -> None:
+        if self._socket is None:
+            raise RuntimeError("lidar channel is not open")
+        try:
+            self._socket.sendto(message, (self.config.host, self.config.port))
+        except OSError as error:
+            self.send_errors += 1
+            if self.send_errors == 1:
+                _log.warning("lidar datagram not sent: %s", error)
+
+    def counters(self) -> dict[str, int]:
+        return super().counters() | {"send_errors": self.send_errors}
+
+
+def build_emitters(config: ChannelsConfig) -> list[Emitter]:
+    """The periodic emitters of the enabled channels."""
+    builders: list[tuple[Any, Callable[[Any], Emitter]]] = [
+        (config.imu, ImuEmitter), (config.encoders, EncoderEmitter), (config.lidar, LidarEmitter)]
+    return [build(channel) for channel, build in builders if channel is not None]
+
+
+# --------------------------------------------------------------------------- command server
+
+def _apply(device: Device, name: CommandName, value: Any) -> None:
+    if name is CommandName.SPEED_OVERRIDE:
+        device.set_speed_override(value)
+    elif name is CommandName.STOP:
+        device.protective_stop()
+    elif name is CommandName.RESUME:
+        device.resume()
+    else:
+        device.command_joint_positions(np.asarray(value, dtype=np.float64))
+
+
+class CommandServer:
+    """UDP command port: validates each datagram, applies it to the device and replies with an ack."""
+
+    def __init__(self, config: CommandChannel) -> None:
+        self.config = config
+        self.accepted = 0
+        self.rejected = 0
+        self._socket: socket.socket | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); useful with port 0."""
+        if self._socket is None:
+            raise RuntimeError("command server is not open")
+        return self._socket.getsockname()
+
+    def fileno(self) -> int:
+        return -1 if self._socket is None else self._socket.fileno()
+
+    def open(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._socket.bind((self.config.host, self.config.port))
+        except OSError:
+            self._socket.close()
+            self._socket = None
+            raise
+        self._socket.setblocking(False)
+        _log.info("command server on udp://%s:%d", *self.address)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def poll(self, device: Device) -> int:
+        """Handle every pending datagram; return how many were handled."""
+        if self._socket is None:
+            return 0
+        handled = 0
+        while True:
+            try:
+                datagram, sender = self._socket.recvfrom(MAX_DATAGRAM + 1)
+            except (BlockingIOError, InterruptedError):
+                return handled
+            except ConnectionRefusedError:  # an earlier ack's receiver went away
+                continue
+            ack = self._execute(device, datagram)
+            try:
+                self._socket.sendto(encode_ack(ack), sender)
+            except OSError as error:
+                _log.warning("ack %s to %s not sent: %s", ack.seq, sender, error)
+            handled += 1
+
+    def _execute(self, device: Device, datagram: bytes) -> Ack:
+        try:
+            command = parse_command(datagram)
+            _apply(device, command.cmd, command.value)
+        except WireError as error:
+            self.rejected += 1
+            return Ack(request_seq(datagram), False, str(error))
+        except ValueError as error:
+            self.rejected += 1
+            return Ack(command.seq, False, f"rejected: {error}")
+        self.accepted += 1
+        return Ack(command.seq, True, None)
+
+    def counters(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "rejected": self.rejected}

@@ -1,0 +1,152 @@
+"""MuJoCo model of the workcell, built from the arm's URDF plus the scenario's obstacles.
+
+The URDF is the single source of truth for kinematics, inertia, joint limits, damping and
+friction. This module adds what URDF cannot express: motor actuators, rotor inertia, the IMU and
+laser-scanner sites with their sensors, the floor and the obstacles of the cell.
+"""
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import mujoco
+import numpy as np
+
+from twin_sim.scenario import Obstacle
+
+IMU_FRAME = "imu_link"
+LASER_FRAME = "laser"
+IMU_SITE = "imu"
+LASER_SITE = "laser"
+ACCELEROMETER = "imu_accelerometer"
+GYRO = "imu_gyro"
+ROBOT_GEOM_GROUP = 0
+FLOOR_GEOM_GROUP = 2
+OBSTACLE_GEOM_GROUP = 3  # the only group the laser scanner sees
+GRAVITY = 9.81  # m/s^2
+
+
+@dataclass(frozen=True)
+class ArmDescription:
+    """Per-joint data read from the URDF (arrays ordered like ``joint_names``)."""
+
+    joint_names: tuple[str, ...]
+    lower: np.ndarray  # rad
+    upper: np.ndarray  # rad
+    effort: np.ndarray  # N·m
+    velocity: np.ndarray  # rad/s
+    damping: np.ndarray  # N·m·s/rad
+    friction: np.ndarray  # N·m (Coulomb)
+    gear_ratio: np.ndarray  # motor turns per joint turn (1 when the URDF has no transmission)
+    link_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ControlGains:
+    """Joint-space PD gains: ``tau = kp (q_ref - q) + kd (qd_ref - qd)``."""
+
+    kp: np.ndarray  # N·m/rad
+    kd: np.ndarray  # N·m·s/rad
+
+
+def read_arm_description(urdf_path: str | Path) -> ArmDescription:
+    """Read the movable joints (in file order), their limits, dynamics and transmissions."""
+    root = ElementTree.parse(urdf_path).getroot()
+    joints = [joint for joint in root.findall("joint") if joint.get("type") in ("revolute", "continuous")]
+    if not joints:
+        raise ValueError(f"{urdf_path}: no revolute joints")
+    reductions = {
+        transmission.find("joint").get("name"): float(transmission.findtext("actuator/mechanicalReduction", "1"))
+        for transmission in root.findall("transmission") if transmission.find("joint") is not None
+    }
+
+    def attribute(joint: ElementTree.Element, tag: str, name: str, default: float) -> float:
+        element = joint.find(tag)
+        return float(element.get(name, default)) if element is not None else default
+
+    names = tuple(joint.get("name") for joint in joints)
+    return ArmDescription(
+        joint_names=names,
+        lower=np.array([attribute(j, "limit", "lower", -math.pi) for j in joints]),
+        upper=np.array([attribute(j, "limit", "upper", math.pi) for j in joints]),
+        effort=np.array([attribute(j, "limit", "effort", math.inf) for j in joints]),
+        velocity=np.array([attribute(j, "limit", "velocity", math.inf) for j in joints]),
+        damping=np.array([attribute(j, "dynamics", "damping", 0.0) for j in joints]),
+        friction=np.array([attribute(j, "dynamics", "friction", 0.0) for j in joints]),
+        gear_ratio=np.array([reductions.get(name, 1.0) for name in names]),
+        link_names=tuple(link.get("name") for link in root.findall("link")),
+    )
+
+
+def load_urdf_spec(urdf_path: str | Path) -> mujoco.MjSpec:
+    """Parse the URDF into an editable MuJoCo spec (fixed frames kept as bodies)."""
+    spec = mujoco.MjSpec.from_file(str(urdf_path))
+    spec.compiler.fusestatic = False
+    spec.compiler.discardvisual = False
+    return spec
+
+
+def build_model(urdf_path: str | Path, arm: ArmDescription, obstacles: Sequence[Obstacle] = (),
+                timestep: float = 0.001, rotor_inertia: float = 0.0,
+                bandwidth_hz: float = 6.0) -> tuple[mujoco.MjModel, ControlGains]:
+    """Compile the workcell model; PD gains are tuned to the joint inertias at the zero pose."""
+    spec = load_urdf_spec(urdf_path)
+    spec.option.timestep = timestep
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.gravity = [0.0, 0.0, -GRAVITY]
+    for name, gear in zip(arm.joint_names, arm.gear_ratio):
+        spec.joint(name).armature = rotor_inertia * gear ** 2  # reflected rotor inertia
+    _add_sensors(spec)
+    _add_cell(spec, obstacles)
+    gains = _tune_gains(spec.compile(), arm, bandwidth_hz)
+    for index, name in enumerate(arm.joint_names):
+        _add_motor(spec, name, gains.kp[index], gains.kd[index], arm.effort[index])
+    return spec.compile(), gains
+
+
+def _add_sensors(spec: mujoco.MjSpec) -> None:
+    imu = spec.body(IMU_FRAME).add_site(name=IMU_SITE, size=[0.01, 0.01, 0.01])
+    spec.body(LASER_FRAME).add_site(name=LASER_SITE, size=[0.02, 0.02, 0.02])
+    for name, sensor_type in ((ACCELEROMETER, mujoco.mjtSensor.mjSENS_ACCELEROMETER),
+                              (GYRO, mujoco.mjtSensor.mjSENS_GYRO)):
+        spec.add_sensor(name=name, type=sensor_type, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=imu.name)
+
+
+def _add_cell(spec: mujoco.MjSpec, obstacles: Sequence[Obstacle]) -> None:
+    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[5.0, 5.0, 0.1],
+                            group=FLOOR_GEOM_GROUP, rgba=[0.8, 0.8, 0.8, 1.0])
+    for obstacle in obstacles:
+        if obstacle.shape == "box":
+            geom_type, size = mujoco.mjtGeom.mjGEOM_BOX, [extent / 2.0 for extent in obstacle.size]
+        else:
+            geom_type, size = mujoco.mjtGeom.mjGEOM_CYLINDER, [obstacle.size[0], obstacle.size[1] / 2.0, 0.0]
+        half_yaw = obstacle.yaw / 2.0
+        spec.worldbody.add_geom(name=obstacle.name, type=geom_type, size=size, pos=list(obstacle.position),
+                                quat=[math.cos(half_yaw), 0.0, 0.0, math.sin(half_yaw)],
+                                group=OBSTACLE_GEOM_GROUP, rgba=[0.2, 0.5, 0.8, 1.0])
+
+
+def _tune_gains(model: mujoco.MjModel, arm: ArmDescription, bandwidth_hz: float) -> ControlGains:
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    mass_matrix = np.zeros((model.nv, model.nv))
+    mujoco.mj_fullM(model, mass_matrix, data.qM)
+    dofs = [model.joint(name).dofadr[0] for name in arm.joint_names]
+    inertia = np.diag(mass_matrix)[dofs]
+    omega = 2.0 * math.pi * bandwidth_hz
+    return ControlGains(kp=inertia * omega ** 2, kd=2.0 * inertia * omega)
+
+
+def _add_motor(spec: mujoco.MjSpec, joint: str, kp: float, kd: float, effort: float) -> None:
+    """A PD servo computed by the engine every physics step: force = kp·ctrl − kp·q − kd·qd.
+
+    The controller folds the velocity reference and feed-forward torque into ``ctrl``.
+    """
+    spec.add_actuator(name=f"motor_{joint}", target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                      gaintype=mujoco.mjtGain.mjGAIN_FIXED, gainprm=[kp] + [0.0] * 9,
+                      biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0.0, -kp, -kd] + [0.0] * 7,
+                      ctrllimited=False, forcelimited=math.isfinite(effort),
+                      forcerange=[-effort, effort] if math.isfinite(effort) else [0.0, 0.0])

@@ -1,0 +1,96 @@
+"""A pty-backed emulated serial device whose port appears under a stable symlink."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pty
+import tty
+from pathlib import Path
+
+_log = logging.getLogger(__name__)
+
+
+class EmulatedSerialPort:
+    """The device end of a serial line: a pty master whose slave is published at ``link``.
+
+    Writes never block: bytes the kernel cannot take (reader absent or slow) are dropped
+    and counted, as on a UART without flow control. ``unplug``/``replug`` emulate pulling
+    the USB cable: the link disappears, then points to a new device node.
+    """
+
+    def __init__(self, link: str | Path) -> None:
+        self.link = Path(link)
+        self.bytes_written = 0
+        self.bytes_dropped = 0
+        self.writes_dropped = 0
+        self._master: int | None = None
+        self._device: str | None = None
+
+    @property
+    def device(self) -> str | None:
+        """The current slave device path (e.g. ``/dev/pts/7``), None while unplugged."""
+        return self._device
+
+    @property
+    def is_open(self) -> bool:
+        return self._master is not None
+
+    def open(self) -> None:
+        """Create the pty and point the link at it (atomically replacing any stale link)."""
+        if self._master is not None:
+            raise RuntimeError(f"{self.link} is already open")
+        master, slave = pty.openpty()
+        try:
+            tty.setraw(slave)
+            device = os.ttyname(slave)
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.link.with_name(f".{self.link.name}.{os.getpid()}.tmp")
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(device)
+        os.replace(staging, self.link)
+        self._master, self._device = master, device
+        _log.info("serial device %s -> %s", self.link, device)
+
+    def write(self, data: bytes) -> bool:
+        """Send ``data``; return False if any of it was dropped."""
+        if self._master is None:
+            self._count_drop(len(data))
+            return False
+        try:
+            written = os.write(self._master, data)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        self.bytes_written += written
+        if written < len(data):
+            self._count_drop(len(data) - written)
+            return False
+        return True
+
+    def _count_drop(self, size: int) -> None:
+        self.writes_dropped += 1
+        self.bytes_dropped += size
+
+    def close(self) -> None:
+        """Close the device and remove the link if it still points to it."""
+        if self._master is None:
+            return
+        try:
+            if os.readlink(self.link) == self._device:
+                self.link.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            _log.warning("cannot remove %s: %s", self.link, error)
+        os.close(self._master)
+        self._master, self._device = None, None
+
+    unplug = close
+
+    def replug(self) -> None:
+        """Reconnect as a new device node (a reader must reopen the link)."""
+        self.close()
+        self.open()
