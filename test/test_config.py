@@ -63,3 +63,38 @@ def test_ros_parameters_rejects_a_misspelt_section(tmp_path):
     path.write_text('sim:\n  ros_parameters:\n    seed: 1\n')
     with pytest.raises(ConfigError, match='sim: expected exactly one key, ros__parameters'):
         ros_parameters(path, 'sim')
+
+
+@dataclass(frozen=True)
+class Window:
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        if self.low >= self.high:
+            raise ValueError(f'low ({self.low}) must be below high ({self.high})')
+
+
+def test_cross_field_checks_are_reported_with_their_section():
+    with pytest.raises(ConfigError, match=r'^sim.window: low \(2.0\) must be below high \(1.0\)$'):
+        build(Window, {'low': 2.0}, 'sim.window')
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    windows: tuple[Window, ...] = ()
+    poses: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    start: float | None = None
+
+
+def test_lists_of_sections_mappings_and_optionals():
+    cell = build(Cell, {'name': 'c', 'windows': [{'low': 0.5}], 'poses': {'home': [0.0, 1.0]}}, 's')
+    assert cell == Cell('c', (Window(low=0.5),), {'home': (0.0, 1.0)}, None)
+    assert build(Cell, {'name': 'c', 'start': 2.0}, 's').start == 2.0
+    with pytest.raises(ConfigError, match=r"^s.windows\[1\].hgh: unknown key \(did you mean 'high'\?\)$"):
+        build(Cell, {'name': 'c', 'windows': [{}, {'hgh': 2.0}]}, 's')
+    with pytest.raises(ConfigError, match=r'^s.poses.home\[1\]: expected a float'):
+        build(Cell, {'name': 'c', 'poses': {'home': [0.0, 'x']}}, 's')
+    with pytest.raises(ConfigError, match=r'^s.name: required key is missing$'):
+        build(Cell, {}, 's')

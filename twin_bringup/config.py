@@ -8,6 +8,7 @@ the same way for the launchers' pre-flight check and for the nodes.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import math
@@ -47,7 +48,10 @@ def build(cls: type[T], mapping: Mapping[str, Any] | None, where: str) -> T:
             values[name] = _convert(hints[name], mapping[name], field, _join(where, name))
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f'{_join(where, name)}: required key is missing')
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # a cross-field check in the dataclass's __post_init__
+        raise ConfigError(f'{where}: {error}') from None
 
 
 def flatten(instance: Any, prefix: str = '') -> dict[str, Scalar | list[Any]]:
@@ -109,20 +113,32 @@ def ros_parameters(path: Path, node_name: str) -> dict[str, Any]:
     return merged
 
 
-def _convert(hint: Any, value: Any, field: dataclasses.Field, where: str) -> Any:
+def _convert(hint: Any, value: Any, field: dataclasses.Field | None, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     origin = typing.get_origin(hint)
+    arguments = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in arguments:
+            return None
+        (hint,) = [a for a in arguments if a is not type(None)]
+        return _convert(hint, value, field, where)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f'{where}: expected a list, got {_show(value)}')
-        item_hint = typing.get_args(hint)[0]
-        items = tuple(_scalar(item_hint, item, f'{where}[{i}]') for i, item in enumerate(value))
+        items = tuple(_convert(arguments[0], item, None, f'{where}[{i}]')
+                      for i, item in enumerate(value))
+        if origin is tuple and len(arguments) == 2 and arguments[1] is not Ellipsis:
+            raise TypeError(f'{where}: use tuple[T, ...] in configs')
         return items if origin is tuple else list(items)
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f'{where}: optional fields are not supported in configs')
+    if origin in (dict, Mapping, collections.abc.Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{where}: expected a mapping, got {_show(value)}')
+        return {_scalar(arguments[0], key, f'{where}: key {key!r}'):
+                _convert(arguments[1], item, None, _join(where, key)) for key, item in value.items()}
     converted = _scalar(hint, value, where)
-    _check_bounds(converted, field.metadata, where)
+    if field is not None:
+        _check_bounds(converted, field.metadata, where)
     return converted
 
 
