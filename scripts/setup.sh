@@ -73,10 +73,15 @@ build_interfaces() {
 }
 
 install_project() {
-  # The project itself, editable, so its console scripts and modules are on the venv's path.
-  "$VENV/bin/pip" show -q twin_bringup >/dev/null 2>&1 && return
+  # The project itself, editable (compat mode puts the source tree on the path), so new modules
+  # need no reinstall; a changed setup.py (new console scripts) does.
+  local want
+  want="$(cat "$ROOT/setup.py" "$ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)"
+  [ -f "$VENV/.project.sha256" ] && [ "$(cat "$VENV/.project.sha256")" = "$want" ] && return
   log "pip install -e . (twin_bringup)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat -e "$ROOT"
+  echo "$want" > "$VENV/.project.sha256"
 }
 
 mkdir -p "$ROOT/log"

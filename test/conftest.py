@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from harness import CONFIG_DIR, NodeProcess, TopicProbe, fastdds_shm_files
+from harness import CONFIG_DIR, NodeProcess, TopicProbe, stale_fastdds_segments
 
 
 def _pick_domain_id() -> int:
@@ -37,7 +37,7 @@ def ros_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def start_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator:
     """Start commands as processes on the test domain; all are stopped at teardown."""
     started: list[NodeProcess] = []
-    shm_before = fastdds_shm_files()
+    stale_before = stale_fastdds_segments()
 
     def start(*command: str, name: str | None = None) -> NodeProcess:
         log = tmp_path / f'{name or Path(command[0]).name}-{len(started)}.log'
@@ -48,7 +48,7 @@ def start_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator:
     yield start
     for process in started:
         process.stop()
-    leaked = fastdds_shm_files() - shm_before
+    leaked = stale_fastdds_segments() - stale_before
     assert not leaked, f'Fast DDS shared memory left behind: {sorted(leaked)}'
 
 

@@ -1,8 +1,11 @@
 """Test harness: node processes on an isolated DDS domain and an in-process topic probe."""
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -11,18 +14,68 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import rclpy
+import serial
+import yaml
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
+
+from twin_bringup.launcher import clean_stale_shared_memory
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / 'config'
 
 
-def fastdds_shm_files() -> set[str]:
-    """Fast DDS shared-memory files currently in /dev/shm."""
-    shm = Path('/dev/shm')
-    return {p.name for p in shm.iterdir() if 'fastrtps' in p.name or 'fastdds' in p.name} \
-        if shm.is_dir() else set()
+def stale_fastdds_segments() -> set[str]:
+    """Fast DDS segments in /dev/shm whose lock no living process holds (left behind)."""
+    stale = set()
+    for lock in Path('/dev/shm').glob('fastdds_*_el'):
+        try:
+            descriptor = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # removed by its owner meanwhile
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.add(lock.name.removesuffix('_el'))
+        except BlockingIOError:
+            pass  # held by a running participant
+        finally:
+            os.close(descriptor)
+    return stale
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A currently free loopback port (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def read_serial(link: Path, seconds: float) -> bytes:
+    """Read everything a device sends during ``seconds`` (in_waiting-sized reads keep up at 1 kHz)."""
+    chunks = []
+    with serial.Serial(str(link), timeout=0.05) as port:
+        port.reset_input_buffer()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            chunks.append(port.read(max(1, port.in_waiting)))
+    return b''.join(chunks)
+
+
+def isolated_config(directory: Path) -> Path:
+    """A copy of config/ whose simulator uses private device links and free ports."""
+    config = directory / 'config'
+    shutil.copytree(CONFIG_DIR, config)
+    params_file = config / 'workcell.yaml'
+    params = yaml.safe_load(params_file.read_text())
+    channels = params['workcell_sim']['ros__parameters']['channels']
+    channels['imu']['link'] = str(directory / 'dev' / 'imu')
+    channels['encoders']['link'] = str(directory / 'dev' / 'encoders')
+    channels['lidar']['port'] = free_port(socket.SOCK_DGRAM)
+    channels['command']['port'] = free_port(socket.SOCK_DGRAM)
+    channels['plc']['endpoint'] = f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
+    params['workcell_sim']['ros__parameters']['truth_dir'] = str(directory / 'truth')
+    params_file.write_text(yaml.safe_dump(params))
+    return config
 
 
 class NodeProcess:
@@ -38,7 +91,8 @@ class NodeProcess:
 
     def output(self) -> str:
         """Everything the process printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def wait(self, timeout: float) -> int:
@@ -54,6 +108,7 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+                clean_stale_shared_memory()
         self._log.close()
         return self.process.returncode
 
@@ -101,6 +156,11 @@ class TopicProbe:
             time.sleep(0.05)
         raise AssertionError(f'{topic}: condition not met within {timeout} s '
                              f'({len(self.messages(topic))} messages received)')
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Let the spinning thread work (callbacks, service replies) for ``seconds``."""
+        time.sleep(seconds)
 
     def close(self) -> None:
         """Shut down in the order that leaves no thread or shared memory behind."""

@@ -18,6 +18,8 @@ import pytest
 import serial
 from asyncua import Client, ua
 
+from harness import free_port, read_serial
+from twin_bringup.config import ConfigError, build
 from twin_sensors.wire import (
     Ack, FrameDecoder, LineDecoder, MsgType, decode_encoder_payload, decode_lidar_payload, make_command,
     encode_command, parse_ack, parse_imu_line,
@@ -39,23 +41,6 @@ SCENARIO = REPO / "config" / "scenarios" / "nominal.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def read_serial(link: Path, seconds: float) -> bytes:
-    """Read everything the device sends during ``seconds`` (in_waiting-sized reads keep up at 1 kHz)."""
-    chunks = []
-    with serial.Serial(str(link), timeout=0.05) as port:
-        port.reset_input_buffer()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            chunks.append(port.read(max(1, port.in_waiting)))
-    return b"".join(chunks)
-
 
 def wait_for(condition, timeout: float = 2.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -209,21 +194,25 @@ def test_channels_accept_loopback_addresses_only(host: str) -> None:
         PlcChannel(endpoint=f"opc.tcp://{host}:4840/twin/plc")
 
 
-def test_channels_config_from_mapping() -> None:
-    config = ChannelsConfig.from_mapping({"imu": {"rate_hz": 200}, "plc": None, "lidar": {"port": 9000}})
-    assert config.imu == ImuChannel(rate_hz=200) and config.plc is None and config.lidar.port == 9000
+def test_channels_config_builds_from_yaml_mapping() -> None:
+    config = build(ChannelsConfig, {"imu": {"rate_hz": 200.0}, "plc": {"enabled": False},
+                                    "lidar": {"port": 9000}}, "channels")
+    assert config.imu == ImuChannel(rate_hz=200.0) and not config.plc.enabled and config.lidar.port == 9000
     assert config.encoders == EncoderChannel()
-    with pytest.raises(ValueError, match="unknown fields"):
-        ChannelsConfig.from_mapping({"imu": {"rate": 200}})
-    with pytest.raises(ValueError, match="unknown channels"):
-        ChannelsConfig.from_mapping({"gps": {}})
+    with pytest.raises(ConfigError, match="channels.imu.rate: unknown key"):
+        build(ChannelsConfig, {"imu": {"rate": 200.0}}, "channels")
+    with pytest.raises(ConfigError, match="channels.gps: unknown key"):
+        build(ChannelsConfig, {"gps": {}}, "channels")
+    with pytest.raises(ConfigError, match=r"channels.lidar: host must be in 127.0.0.0/8"):
+        build(ChannelsConfig, {"lidar": {"host": "10.0.0.1"}}, "channels")
 
 
 def test_runner_as_fast_as_possible_emits_on_simulated_time(tmp_path: Path) -> None:
     workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=3)
     config = ChannelsConfig(imu=ImuChannel(link=str(tmp_path / "imu"), rate_hz=1000),
                             encoders=EncoderChannel(link=str(tmp_path / "enc"), rate_hz=300),
-                            lidar=None, command=None, plc=None)
+                            lidar=LidarChannel(enabled=False), command=CommandChannel(enabled=False),
+                            plc=PlcChannel(enabled=False))
     runner = SimRunner(workcell, config, speed=math.inf)
     start = time.monotonic()
     runner.run(duration=2.0)
@@ -256,7 +245,7 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cell]:
         encoders=EncoderChannel(link=str(links / "encoders")),
         lidar=LidarChannel(port=lidar_socket.getsockname()[1]),
         command=CommandChannel(port=0),
-        plc=PlcChannel(endpoint=f"opc.tcp://127.0.0.1:{free_tcp_port()}/twin/plc", publish_rate_hz=20),
+        plc=PlcChannel(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/twin/plc", publish_rate_hz=20),
     )
     workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=1)
     runner = SimRunner(workcell, config, speed=1.0)

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twin_bringup.config import ConfigError, build
+from twin_bringup.paths import config_dir
 from twin_sim.controller import STOP_RAMP_TIME, minimum_jerk
 from twin_sim.generate import main
-from twin_sim.paths import config_dir, default_urdf, scenario_path
+from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.truth import TruthRecorder
 from twin_sim.workcell import SimSettings, Workcell
@@ -121,8 +123,10 @@ def test_generate_cli_writes_truth_faults_and_plot(tmp_path: Path, capsys: pytes
     assert plot.stat().st_size > 10_000 and "sim-s per wall-s" in capsys.readouterr().out
 
 
-def test_settings_from_mapping_rejects_unknown_keys() -> None:
-    assert SimSettings.from_mapping({"timestep": 0.002, "lidar_n_beams": 180}).lidar_n_beams == 180
-    with pytest.raises(ValueError, match="did you mean 'timestep'"):
-        SimSettings.from_mapping({"timestep_s": 0.002})
+def test_settings_build_from_a_mapping_and_check_consistency() -> None:
+    assert build(SimSettings, {"timestep": 0.002, "lidar_n_beams": 180}, "physics").lidar_n_beams == 180
+    with pytest.raises(ConfigError, match="physics.timestep_s: unknown key .did you mean 'timestep'"):
+        build(SimSettings, {"timestep_s": 0.002}, "physics")
+    with pytest.raises(ConfigError, match="physics: lidar_range_min must be below lidar_range_max"):
+        build(SimSettings, {"lidar_range_min": 12.0}, "physics")
     assert (config_dir() / "arm.urdf").is_file()

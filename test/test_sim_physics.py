@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from twin_sim.model import build_model, load_urdf_spec, read_arm_description
+from twin_bringup.urdf import read_arm_description
+from twin_sim.model import build_model, load_urdf_spec
 from twin_sim.scenario import Fault, Scenario, ScenarioError
 from twin_sim.thermal import MotorParameters, MotorThermalModel
 from twin_sim.wear import WearModel, WearParameters

@@ -85,6 +85,8 @@ class ManagedNode:
         if code == CONFIG_ERROR_EXIT_CODE:
             self._say(f'exited with a configuration error (code {code}); not restarting')
             return code
+        if code < 0:
+            clean_stale_shared_memory()
         delay = self._backoff.delay(now - self._started_at)
         self._say(f'exited with code {code}; restarting in {delay:.1f} s')
         self._restart_at = now + delay
@@ -119,6 +121,19 @@ class ManagedNode:
             self._output.flush()
 
 
+def clean_stale_shared_memory() -> None:
+    """Remove Fast DDS shared memory left by killed processes (``fastdds shm clean``).
+
+    Fast DDS keeps a per-participant segment in /dev/shm that only a clean exit removes; the
+    tool deletes just the segments whose lock no living process holds.
+    """
+    tool = shutil.which('fastdds', path=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
+    if tool is not None:
+        subprocess.run([tool, 'shm', 'clean'], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+
+
 def resolve_executable(name: str) -> str:
     """Find a console script: the venv's bin, PATH, then ``<prefix>/lib/twin_bringup``."""
     search = [str(Path(sys.executable).parent), os.environ.get('PATH', '')]
@@ -143,12 +158,16 @@ def node_environment(config_dir: Path) -> dict[str, str]:
 
 def stop_all(nodes: Sequence[ManagedNode], grace: float = SHUTDOWN_GRACE_S) -> None:
     """SIGINT every node, then SIGTERM and finally SIGKILL the ones still running."""
-    for signum, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+    for signum, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0)):
         for node in nodes:
             node.signal(signum)
         deadline = time.monotonic() + wait_s
         if all(node.wait(deadline - time.monotonic()) for node in nodes):
             return
+    for node in nodes:
+        node.signal(signal.SIGKILL)
+        node.wait(3.0)
+    clean_stale_shared_memory()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """Wire formats shared by the simulated workcell (encode side) and the drivers (decode side).
 
-* IMU: ASCII CSV lines ``ax,ay,az,gx,gy,gz,device_time\\n`` over a serial port.
+* IMU: ASCII CSV lines ``ax,ay,az,gx,gy,gz[,device_time]\\n`` over a serial port.
 * Encoders and lidar: binary frames
   ``SYNC(A5 5A) | msg_type u8 | seq u16 | length u16 | payload | CRC-16/CCITT-FALSE u16``,
   little-endian, the CRC covering msg_type..payload.
@@ -33,16 +33,17 @@ class WireError(ValueError):
 # --------------------------------------------------------------------------- IMU text lines
 
 IMU_FIELD_COUNT = 7
+IMU_FIELD_COUNTS = (6, IMU_FIELD_COUNT)  # device_time is optional
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
 class ImuSample:
-    """One IMU reading: acceleration m/s^2, angular rate rad/s, the device's own clock in s."""
+    """One IMU reading: acceleration m/s^2, angular rate rad/s, the device's own clock in s (if sent)."""
 
     accel: tuple[float, float, float]
     gyro: tuple[float, float, float]
-    device_time: float
+    device_time: float | None
 
 
 def format_imu_line(reading: Sequence[float], device_time: float) -> bytes:
@@ -78,11 +79,11 @@ def parse_imu_line(line: bytes | str) -> ImuSample:
         except UnicodeDecodeError as error:
             raise WireError("encoding", f"non-ASCII byte at {error.start}") from None
     fields = line.strip().split(",")
-    if len(fields) != IMU_FIELD_COUNT:
-        raise WireError("field_count", f"expected {IMU_FIELD_COUNT} fields, got {len(fields)}")
+    if len(fields) not in IMU_FIELD_COUNTS:
+        raise WireError("field_count", f"expected 6 or {IMU_FIELD_COUNT} fields, got {len(fields)}")
     values = [_parse_number(field, index) for index, field in enumerate(fields)]
     return ImuSample(accel=(values[0], values[1], values[2]), gyro=(values[3], values[4], values[5]),
-                     device_time=values[6])
+                     device_time=values[6] if len(values) == IMU_FIELD_COUNT else None)
 
 
 class LineDecoder:
@@ -123,6 +124,12 @@ class LineDecoder:
             self.bytes_discarded += sum(len(p) + 1 for p in pieces if len(p) > self.max_line_length)
         self.lines_ok += len(lines)
         return lines
+
+    def discard_partial(self) -> None:
+        """Drop the pending partial line and the rest of the next line (a stream (re)started mid-line)."""
+        self.bytes_discarded += len(self._partial)
+        self._partial = b""
+        self._discarding = True
 
 
 # --------------------------------------------------------------------------- binary frames
@@ -191,6 +198,13 @@ class FrameDecoder:
         del self._buffer[:consumed]
         self.frames_ok += len(frames)
         return frames
+
+    def discard_partial(self) -> int:
+        """Drop the bytes of an incomplete frame (end of a datagram, stream restart); return how many."""
+        dropped = len(self._buffer)
+        self.bytes_skipped += dropped
+        self._buffer.clear()
+        return dropped
 
     def _scan(self, view: memoryview) -> tuple[list[Frame], int]:
         buffer = self._buffer

@@ -1,6 +1,7 @@
 """Health of the simulated cell, judged from the runner's statistics (no ROS types)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -28,6 +29,8 @@ def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Entry:
               'active_faults': ', '.join(truth.active_faults) or 'none'}
     if not stats['running']:
         return Entry('physics', 'ERROR', 'simulation loop not running', values)
+    if math.isnan(stats['real_time_factor']):
+        return Entry('physics', 'OK', 'starting: measuring the real-time factor', values)
     paced = speed > 0.0 and speed != float('inf')
     if paced and stats['real_time_factor'] < REAL_TIME_TOLERANCE * speed:
         return Entry('physics', 'WARN',
@@ -44,6 +47,8 @@ def channel_statuses(stats: Mapping[str, Any]) -> list[Entry]:
         target, rate = counters.get('target_hz'), counters.get('rate_hz')
         if target is None:
             entries.append(Entry(f'{name} channel', 'OK', 'serving', values))
+        elif math.isnan(rate):
+            entries.append(Entry(f'{name} channel', 'OK', 'starting: measuring the rate', values))
         elif rate < RATE_TOLERANCE * target:
             entries.append(Entry(f'{name} channel', 'WARN',
                                  f'{rate:.0f} Hz of {target:.0f} Hz', values))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from twin_bringup.config import describe
 from twin_sensors.wire import (
     MAX_DATAGRAM, Ack, CommandName, LidarScan, MsgType, WireError, encode_ack,
     encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line, parse_command, request_seq,
@@ -52,104 +52,69 @@ def require_loopback(host: str) -> None:
         raise ValueError(f"host must be in 127.0.0.0/8 or 'localhost', got {host!r}")
 
 
-def _require_rate(rate_hz: float) -> None:
-    if not (math.isfinite(rate_hz) and rate_hz > 0):
-        raise ValueError(f"rate_hz must be a positive finite number, got {rate_hz!r}")
-
-
-def _require_port(port: int, allow_ephemeral: bool) -> None:
-    if not (0 if allow_ephemeral else 1) <= port <= 65535:
-        raise ValueError(f"port out of range: {port}")
+RATE = {'min': 0.01, 'max': 10000.0}
+PORT = {'min': 0, 'max': 65535}
 
 
 @dataclass(frozen=True)
 class ImuChannel:
-    link: str = field(default="/tmp/twin_sim/imu", metadata={"description": "symlink to the IMU's serial port"})
-    rate_hz: float = field(default=1000.0, metadata={"description": "CSV lines per simulated second"})
-
-    def __post_init__(self) -> None:
-        _require_rate(self.rate_hz)
+    enabled: bool = field(default=True, metadata=describe('emit IMU readings'))
+    link: str = field(default="/tmp/twin_sim/imu", metadata=describe("symlink to the IMU's serial port"))
+    rate_hz: float = field(default=1000.0, metadata=describe("CSV lines per simulated second", **RATE))
 
 
 @dataclass(frozen=True)
 class EncoderChannel:
+    enabled: bool = field(default=True, metadata=describe('emit encoder frames'))
     link: str = field(default="/tmp/twin_sim/encoders",
-                      metadata={"description": "symlink to the encoder interface's serial port"})
-    rate_hz: float = field(default=500.0, metadata={"description": "frames per simulated second"})
-
-    def __post_init__(self) -> None:
-        _require_rate(self.rate_hz)
+                      metadata=describe("symlink to the encoder interface's serial port"))
+    rate_hz: float = field(default=500.0, metadata=describe("frames per simulated second", **RATE))
 
 
 @dataclass(frozen=True)
 class LidarChannel:
-    host: str = field(default="127.0.0.1", metadata={"description": "destination of the scan datagrams"})
-    port: int = field(default=7502, metadata={"description": "destination UDP port"})
-    rate_hz: float = field(default=20.0, metadata={"description": "scans per simulated second"})
+    enabled: bool = field(default=True, metadata=describe('send lidar scans'))
+    host: str = field(default="127.0.0.1", metadata=describe("destination of the scan datagrams (loopback)"))
+    port: int = field(default=7502, metadata=describe("destination UDP port", min=1, max=65535))
+    rate_hz: float = field(default=20.0, metadata=describe("scans per simulated second", **RATE))
 
     def __post_init__(self) -> None:
         require_loopback(self.host)
-        _require_port(self.port, allow_ephemeral=False)
-        _require_rate(self.rate_hz)
 
 
 @dataclass(frozen=True)
 class CommandChannel:
-    host: str = field(default="127.0.0.1", metadata={"description": "address the command socket binds"})
-    port: int = field(default=7600, metadata={"description": "UDP port for command datagrams (0: any free)"})
+    enabled: bool = field(default=True, metadata=describe('accept commands from the twin'))
+    host: str = field(default="127.0.0.1", metadata=describe("address the command socket binds (loopback)"))
+    port: int = field(default=7600, metadata=describe("UDP port for command datagrams (0: any free)", **PORT))
 
     def __post_init__(self) -> None:
         require_loopback(self.host)
-        _require_port(self.port, allow_ephemeral=True)
 
 
 @dataclass(frozen=True)
 class PlcChannel:
+    enabled: bool = field(default=True, metadata=describe('serve the cell PLC over OPC UA'))
     endpoint: str = field(default="opc.tcp://127.0.0.1:4840/twin/plc",
-                          metadata={"description": "OPC UA endpoint of the cell PLC"})
-    publish_rate_hz: float = field(default=10.0, metadata={"description": "PLC variable update rate"})
+                          metadata=describe("OPC UA endpoint of the cell PLC (loopback)"))
+    publish_rate_hz: float = field(default=10.0, metadata=describe("PLC variable update rate", **RATE))
 
     def __post_init__(self) -> None:
         url = urlsplit(self.endpoint)
         if url.scheme != "opc.tcp" or url.hostname is None or url.port is None:
             raise ValueError(f"endpoint must look like opc.tcp://127.0.0.1:4840/path, got {self.endpoint!r}")
         require_loopback(url.hostname)
-        _require_rate(self.publish_rate_hz)
 
 
 @dataclass(frozen=True)
 class ChannelsConfig:
-    """All device channels; None disables a channel."""
+    """All device channels; each can be disabled."""
 
-    imu: ImuChannel | None = field(default_factory=ImuChannel)
-    encoders: EncoderChannel | None = field(default_factory=EncoderChannel)
-    lidar: LidarChannel | None = field(default_factory=LidarChannel)
-    command: CommandChannel | None = field(default_factory=CommandChannel)
-    plc: PlcChannel | None = field(default_factory=PlcChannel)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> ChannelsConfig:
-        """Build from a YAML-style mapping ``{channel: {field: value} | None}``; missing channels keep defaults."""
-        unknown = set(data) - _CHANNEL_TYPES.keys()
-        if unknown:
-            raise ValueError(f"unknown channels {sorted(unknown)}; expected {sorted(_CHANNEL_TYPES)}")
-        channels: dict[str, Any] = {}
-        for name, settings in data.items():
-            if settings is None:
-                channels[name] = None
-                continue
-            channel_type = _CHANNEL_TYPES[name]
-            extra = set(settings) - {f.name for f in fields(channel_type)}
-            if extra:
-                raise ValueError(f"{name}: unknown fields {sorted(extra)}")
-            channels[name] = channel_type(**settings)
-        return cls(**channels)
-
-
-_CHANNEL_TYPES: dict[str, type] = {
-    "imu": ImuChannel, "encoders": EncoderChannel, "lidar": LidarChannel,
-    "command": CommandChannel, "plc": PlcChannel,
-}
+    imu: ImuChannel = ImuChannel()
+    encoders: EncoderChannel = EncoderChannel()
+    lidar: LidarChannel = LidarChannel()
+    command: CommandChannel = CommandChannel()
+    plc: PlcChannel = PlcChannel()
 
 
 # --------------------------------------------------------------------------- emitters
@@ -295,7 +260,7 @@ def build_emitters(config: ChannelsConfig) -> list[Emitter]:
     """The periodic emitters of the enabled channels."""
     builders: list[tuple[Any, Callable[[Any], Emitter]]] = [
         (config.imu, ImuEmitter), (config.encoders, EncoderEmitter), (config.lidar, LidarEmitter)]
-    return [build(channel) for channel, build in builders if channel is not None]
+    return [build(channel) for channel, build in builders if channel.enabled]
 
 
 # --------------------------------------------------------------------------- command server

@@ -7,7 +7,6 @@ laser-scanner sites with their sensors, the floor and the obstacles of the cell.
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +14,7 @@ from typing import Sequence
 import mujoco
 import numpy as np
 
+from twin_bringup.urdf import ArmDescription
 from twin_sim.scenario import Obstacle
 
 IMU_FRAME = "imu_link"
@@ -30,55 +30,11 @@ GRAVITY = 9.81  # m/s^2
 
 
 @dataclass(frozen=True)
-class ArmDescription:
-    """Per-joint data read from the URDF (arrays ordered like ``joint_names``)."""
-
-    joint_names: tuple[str, ...]
-    lower: np.ndarray  # rad
-    upper: np.ndarray  # rad
-    effort: np.ndarray  # N·m
-    velocity: np.ndarray  # rad/s
-    damping: np.ndarray  # N·m·s/rad
-    friction: np.ndarray  # N·m (Coulomb)
-    gear_ratio: np.ndarray  # motor turns per joint turn (1 when the URDF has no transmission)
-    link_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ControlGains:
     """Joint-space PD gains: ``tau = kp (q_ref - q) + kd (qd_ref - qd)``."""
 
     kp: np.ndarray  # N·m/rad
     kd: np.ndarray  # N·m·s/rad
-
-
-def read_arm_description(urdf_path: str | Path) -> ArmDescription:
-    """Read the movable joints (in file order), their limits, dynamics and transmissions."""
-    root = ElementTree.parse(urdf_path).getroot()
-    joints = [joint for joint in root.findall("joint") if joint.get("type") in ("revolute", "continuous")]
-    if not joints:
-        raise ValueError(f"{urdf_path}: no revolute joints")
-    reductions = {
-        transmission.find("joint").get("name"): float(transmission.findtext("actuator/mechanicalReduction", "1"))
-        for transmission in root.findall("transmission") if transmission.find("joint") is not None
-    }
-
-    def attribute(joint: ElementTree.Element, tag: str, name: str, default: float) -> float:
-        element = joint.find(tag)
-        return float(element.get(name, default)) if element is not None else default
-
-    names = tuple(joint.get("name") for joint in joints)
-    return ArmDescription(
-        joint_names=names,
-        lower=np.array([attribute(j, "limit", "lower", -math.pi) for j in joints]),
-        upper=np.array([attribute(j, "limit", "upper", math.pi) for j in joints]),
-        effort=np.array([attribute(j, "limit", "effort", math.inf) for j in joints]),
-        velocity=np.array([attribute(j, "limit", "velocity", math.inf) for j in joints]),
-        damping=np.array([attribute(j, "dynamics", "damping", 0.0) for j in joints]),
-        friction=np.array([attribute(j, "dynamics", "friction", 0.0) for j in joints]),
-        gear_ratio=np.array([reductions.get(name, 1.0) for name in names]),
-        link_names=tuple(link.get("name") for link in root.findall("link")),
-    )
 
 
 def load_urdf_spec(urdf_path: str | Path) -> mujoco.MjSpec:

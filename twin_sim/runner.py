@@ -49,15 +49,16 @@ class SimRunner:
         self.late_tolerance = late_tolerance
         self.max_lag = max_lag
         self.emitters: list[Emitter] = build_emitters(channels)
-        self.command_server = CommandServer(channels.command) if channels.command else None
-        self.plc = PlcServer(channels.plc, workcell.joint_names) if channels.plc else None
+        self.command_server = CommandServer(channels.command) if channels.command.enabled else None
+        self.plc = PlcServer(channels.plc, workcell.joint_names) if channels.plc.enabled else None
         self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = False
         self._truth = workcell.truth()
         self._stats: dict[str, Any] = {"steps": 0, "late_events": 0, "resyncs": 0, "max_lag_s": 0.0, "lag_s": 0.0,
-                                       "plc_published": 0, "real_time_factor": 0.0}
+                                       "plc_published": 0, "real_time_factor": math.nan}
         self._rates: dict[str, float] = {}
+        self._extra_tasks: list[_Task] = []
 
     # ----------------------------------------------------------------- thread-safe accessors
 
@@ -79,6 +80,10 @@ class SimRunner:
         """Forward ``fault`` to ``Workcell.inject_fault`` in the simulation thread."""
         return self.submit(self.workcell.inject_fault, fault)
 
+    def every(self, period: float, action: Callable[[], None]) -> None:
+        """Call ``action`` in the simulation thread every ``period`` s of simulated time."""
+        self._extra_tasks.append(_Task(period, action))
+
     def stats(self) -> dict[str, Any]:
         """Loop and channel statistics, suitable for a diagnostics message."""
         with self._lock:
@@ -86,7 +91,7 @@ class SimRunner:
             rates = dict(self._rates)
         stats |= {"running": self._running, "speed": self.speed, "sim_time": self._truth.time}
         channels: dict[str, dict[str, Any]] = {
-            e.name: {"target_hz": 1.0 / e.period, "rate_hz": rates.get(e.name, 0.0)} | e.counters()
+            e.name: {"target_hz": 1.0 / e.period, "rate_hz": rates.get(e.name, math.nan)} | e.counters()
             for e in self.emitters}
         if self.command_server is not None:
             channels["command"] = self.command_server.counters()
@@ -126,6 +131,7 @@ class SimRunner:
     def _tasks(self) -> list[_Task]:
         tasks = [_Task(e.period, lambda e=e: e.emit(self.workcell)) for e in self.emitters]
         tasks.append(_Task(TRUTH_PERIOD, self._refresh_truth))
+        tasks.extend(self._extra_tasks)
         if self.plc is not None:
             tasks.append(_Task(1.0 / self.channels.plc.publish_rate_hz, self._publish_plc))
         return tasks

@@ -18,17 +18,19 @@ from twin_interfaces.msg import WorkcellTruth
 from twin_interfaces.srv import InjectFault
 
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import run, status
-from twin_bringup.ros_common import declare_config
+from twin_bringup.ros_common import declare_config, run, status
 from twin_sim.diagnostics import channel_statuses, physics_status
 from twin_sim.scenario import Fault, ScenarioError
-from twin_sim.sim_config import WorkcellSimConfig, build_runner
+from twin_sim.sim_config import WorkcellSimConfig, build_runner, describe_channels
 
 
 class WorkcellSimNode(Node):
     """Runs the simulated cell and publishes its ground truth and health."""
 
     def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._physics: threading.Thread | None = None
+        self._recorder = None
         super().__init__('workcell_sim')
         self._config = declare_config(self, WorkcellSimConfig)
         self._runner, self._recorder = build_runner(self._config)
@@ -40,13 +42,12 @@ class WorkcellSimNode(Node):
         self.create_timer(1.0 / self._config.joint_states_rate_hz, self._publish_joint_states)
         self.create_timer(1.0 / self._config.truth_rate_hz, self._publish_truth)
         self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
-        self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._physics = threading.Thread(target=self._simulate, name='physics')
         self._physics.start()
         self.get_logger().info(
             f'simulating {self._config.scenario} at speed {self._config.speed} '
-            f'(seed {self._config.seed}); channels: {self._runner.describe_channels()}')
+            f'(seed {self._config.seed}); channels: {describe_channels(self._config.channels)}')
 
     def _simulate(self) -> None:
         try:
@@ -104,7 +105,8 @@ class WorkcellSimNode(Node):
     def destroy_node(self) -> None:
         """Stop the physics thread and close channels and the truth files first."""
         self._stop.set()
-        self._physics.join(timeout=10.0)
+        if self._physics is not None:
+            self._physics.join(timeout=10.0)
         if self._recorder is not None:
             self._recorder.close()
         super().destroy_node()

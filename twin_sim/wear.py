@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_sim.model import ArmDescription
+from twin_bringup.urdf import ArmDescription
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import numpy as np
 
 from twin_sim.controller import Mode, PickAndPlaceController
 from twin_sim.faults import FaultSchedule
-from twin_sim.model import GRAVITY, build_model, read_arm_description
+from twin_bringup.urdf import read_arm_description
+from twin_sim.model import GRAVITY, build_model
 from twin_sim.scenario import Fault, Scenario, ScenarioError
 from twin_sim.sensors import Encoders, Imu, LaserScanner
 from twin_sim.settings import SimSettings

@@ -1,0 +1,102 @@
+"""The workcell_sim node and the whole graph, as processes over DDS."""
+import csv
+import sys
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import JointState
+from twin_interfaces.msg import Fault, WorkcellTruth
+from twin_interfaces.srv import InjectFault
+
+from harness import isolated_config, read_serial
+from twin_sensors.wire import LineDecoder, parse_imu_line
+
+pytestmark = pytest.mark.integration
+LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
+
+
+def statuses(messages, prefix):
+    return {s.name: s for m in messages for s in m.status if s.name.startswith(prefix)}
+
+
+def call(probe, service, request, timeout=10.0):
+    client = probe.node.create_client(InjectFault, service)
+    assert client.wait_for_service(timeout_sec=timeout), f'{service} not available'
+    future = client.call_async(request)
+    deadline_spins = int(timeout / 0.05)
+    for _ in range(deadline_spins):
+        if future.done():
+            return future.result()
+        probe.sleep(0.05)
+    raise AssertionError(f'{service} did not answer within {timeout} s')
+
+
+def test_sim_node_publishes_truth_serves_devices_and_injects_faults(start_process, probe, tmp_path):
+    config = isolated_config(tmp_path)
+    probe.subscribe('/workcell_sim/joint_states', JointState)
+    probe.subscribe('/workcell_sim/truth', WorkcellTruth)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    sim = start_process('workcell_sim', '--ros-args', '--params-file', str(config / 'workcell.yaml'))
+
+    def arm_moved(states):
+        return len(states) > 1 and max(
+            abs(a - b) for a, b in zip(states[0].position, states[-1].position)) > 0.05
+    states = probe.wait_for('/workcell_sim/joint_states', arm_moved, timeout=30)  # the task runs
+    assert states[-1].name == ['joint_1', 'joint_2', 'joint_3', 'joint_4']
+
+    imu_lines = LineDecoder().feed(read_serial(tmp_path / 'dev' / 'imu', 0.5))
+    samples = [parse_imu_line(line) for line in imu_lines[1:]]
+    assert len(samples) > 300  # 1 kHz for 0.5 s through the real pty, minus start-up
+    assert 9.0 < sum(abs(x) for x in samples[-1].accel) < 30.0  # gravity is felt
+
+    def keeping_real_time(messages):
+        physics = statuses(messages[-1:], 'workcell_sim').get('workcell_sim: physics')
+        return physics is not None and physics.message.startswith('running')
+    physics = probe.wait_for('/diagnostics', keeping_real_time, timeout=10)
+    assert statuses(physics[-1:], 'workcell_sim')['workcell_sim: physics'].level == DiagnosticStatus.OK
+
+    dropout = Fault(type='sensor_dropout', target='imu', duration=30.0)
+    reply = call(probe, '/workcell_sim/inject_fault', InjectFault.Request(fault=dropout))
+    assert reply.accepted, reply.message
+    probe.wait_for('/workcell_sim/truth',
+                   lambda m: 'sensor_dropout:imu' in m[-1].active_faults, timeout=5)
+    assert read_serial(tmp_path / 'dev' / 'imu', 0.3) == b''  # the device went silent
+
+    bad = Fault(type='overheating', target='joint_2', duration=1.0,
+                parameters=[KeyValue(key='cooling_factor', value='3.0')])
+    reply = call(probe, '/workcell_sim/inject_fault', InjectFault.Request(fault=bad))
+    assert not reply.accepted and 'cooling_factor' in reply.message
+
+    assert sim.stop() == 0
+    with open(tmp_path / 'truth' / 'truth.csv') as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) > 20 and 'sensor_dropout:imu' in rows[-1]['faults']
+
+
+def test_missing_scenario_is_a_configuration_error(start_process, tmp_path):
+    config = isolated_config(tmp_path)
+    params_file = config / 'workcell.yaml'
+    params = yaml.safe_load(params_file.read_text())
+    params['workcell_sim']['ros__parameters']['scenario'] = 'scenarios/missing.yaml'
+    params_file.write_text(yaml.safe_dump(params))
+    sim = start_process('workcell_sim', '--ros-args', '--params-file', str(params_file))
+    assert sim.wait(timeout=30) == 2
+    assert 'workcell_sim.scenario: file not found' in sim.output()
+    assert 'Traceback' not in sim.output()
+
+
+def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_path):
+    config = isolated_config(tmp_path)
+    probe.subscribe('/diagnostics_agg', DiagnosticArray)
+    probe.subscribe('/workcell_sim/joint_states', JointState)
+    launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')
+    probe.wait_for('/workcell_sim/joint_states', lambda m: len(m) >= 50, timeout=30)
+    aggregated = probe.wait_for(
+        '/diagnostics_agg',
+        lambda m: statuses(m[-1:], 'workcell_sim').get('workcell_sim: physics') is not None,
+        timeout=15)
+    components = statuses(aggregated[-1:], 'workcell_sim')
+    assert {'workcell_sim: physics', 'workcell_sim: imu channel', 'workcell_sim: plc channel'} <= set(components)
+    assert launcher.stop() == 0
+    assert 'twin_launch: stopped 2 nodes' in launcher.output()
