@@ -62,19 +62,38 @@ def read_serial(link: Path, seconds: float) -> bytes:
 
 
 def isolated_config(directory: Path) -> Path:
-    """A copy of config/ whose simulator uses private device links and free ports."""
+    """A copy of config/ whose simulator and drivers use private device links and free ports."""
     config = directory / 'config'
     shutil.copytree(CONFIG_DIR, config)
-    params_file = config / 'workcell.yaml'
-    params = yaml.safe_load(params_file.read_text())
-    channels = params['workcell_sim']['ros__parameters']['channels']
-    channels['imu']['link'] = str(directory / 'dev' / 'imu')
-    channels['encoders']['link'] = str(directory / 'dev' / 'encoders')
-    channels['lidar']['port'] = free_port(socket.SOCK_DGRAM)
-    channels['command']['port'] = free_port(socket.SOCK_DGRAM)
-    channels['plc']['endpoint'] = f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
-    params['workcell_sim']['ros__parameters']['truth_dir'] = str(directory / 'truth')
-    params_file.write_text(yaml.safe_dump(params))
+    imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
+    lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
+
+    def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
+        document = yaml.safe_load((config / filename).read_text())
+        change(document[node]['ros__parameters'])
+        (config / filename).write_text(yaml.safe_dump(document))
+
+    def simulator(params: dict) -> None:
+        channels = params['channels']
+        channels['imu']['link'], channels['encoders']['link'] = imu, encoders
+        channels['lidar']['port'] = lidar_port
+        channels['command']['port'] = free_port(socket.SOCK_DGRAM)
+        channels['plc']['endpoint'] = plc
+        params['truth_dir'] = str(directory / 'truth')
+
+    edit('workcell.yaml', 'workcell_sim', simulator)
+    edit('imu_driver.yaml', 'imu_driver', lambda p: p['serial'].update(port=imu))
+    edit('encoder_driver.yaml', 'encoder_driver', lambda p: p['serial'].update(port=encoders))
+    edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
+    edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
+    return config
+
+
+def single_node_config(directory: Path, entry: dict) -> Path:
+    """A copy of config/ whose node table holds only ``entry``."""
+    config = directory / 'config'
+    shutil.copytree(CONFIG_DIR, config)
+    (config / 'graph.yaml').write_text(yaml.safe_dump({'nodes': [entry]}))
     return config
 
 

@@ -1,5 +1,4 @@
 """twin_launch: validation before start, prefixed output, respawn, clean shutdown."""
-import shutil
 import signal
 import sys
 
@@ -7,10 +6,12 @@ import psutil
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from harness import CONFIG_DIR
+from harness import single_node_config
 from twin_bringup.launcher import Backoff
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
+HEALTH_MONITOR = {'executable': 'health_monitor', 'name': 'health_monitor',
+                  'parameters': ['health.yaml'], 'config': 'twin_bringup.health:HealthConfig'}
 
 
 def heartbeats(messages):
@@ -25,9 +26,10 @@ def test_backoff_doubles_caps_and_resets():
 
 
 @pytest.mark.integration
-def test_respawns_a_killed_node_and_stops_cleanly(start_process, probe):
+def test_respawns_a_killed_node_and_stops_cleanly(start_process, probe, tmp_path):
+    config = single_node_config(tmp_path, HEALTH_MONITOR)
     probe.subscribe('/diagnostics', DiagnosticArray)
-    launcher = start_process(*LAUNCH, '--no-sim', name='twin_launch')
+    launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')
     probe.wait_for('/diagnostics', lambda m: len(heartbeats(m)) >= 2, timeout=20)
     (child,) = psutil.Process(launcher.process.pid).children()
     child.send_signal(signal.SIGKILL)
@@ -43,8 +45,7 @@ def test_respawns_a_killed_node_and_stops_cleanly(start_process, probe):
 
 @pytest.mark.integration
 def test_broken_parameter_file_stops_before_anything_starts(start_process, tmp_path):
-    config = tmp_path / 'config'
-    shutil.copytree(CONFIG_DIR, config)
+    config = single_node_config(tmp_path, HEALTH_MONITOR)
     health = config / 'health.yaml'
     health.write_text(health.read_text().replace('stale_after', 'stale_aftr'))
     launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')

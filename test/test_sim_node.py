@@ -5,11 +5,13 @@ import sys
 import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import JointState
-from twin_interfaces.msg import Fault, WorkcellTruth
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState, LaserScan
+from twin_interfaces.msg import CellStatus, Fault, SensorSample, SyncedFrame, WorkcellTruth
 from twin_interfaces.srv import InjectFault
 
 from harness import isolated_config, read_serial
+from twin_bringup.node_table import load_node_table
 from twin_sensors.wire import LineDecoder, parse_imu_line
 
 pytestmark = pytest.mark.integration
@@ -90,15 +92,22 @@ def test_missing_scenario_is_a_configuration_error(start_process, tmp_path):
 
 def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_path):
     config = isolated_config(tmp_path)
+    expected = load_node_table(config).select(with_sim=True)
+    topics = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/scan': LaserScan,
+              '/cell/status': CellStatus, '/twin/synced_frame': SyncedFrame}
+    for topic, msg_type in topics.items():
+        probe.subscribe(topic, msg_type, qos_profile_sensor_data)
     probe.subscribe('/diagnostics_agg', DiagnosticArray)
-    probe.subscribe('/workcell_sim/joint_states', JointState)
     launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')
-    probe.wait_for('/workcell_sim/joint_states', lambda m: len(m) >= 50, timeout=30)
-    aggregated = probe.wait_for(
-        '/diagnostics_agg',
-        lambda m: statuses(m[-1:], 'workcell_sim').get('workcell_sim: physics') is not None,
-        timeout=15)
-    components = statuses(aggregated[-1:], 'workcell_sim')
-    assert {'workcell_sim: physics', 'workcell_sim: imu channel', 'workcell_sim: plc channel'} <= set(components)
+    for topic in topics:
+        probe.wait_for(topic, lambda m: len(m) >= 5, timeout=30)
+    frames = probe.wait_for('/twin/synced_frame', lambda m: m[-1].complete, timeout=20)
+    encoders = next(s for s in frames[-1].samples if s.topic == '/encoders/joint_states')
+    assert encoders.quality in (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED)
+    reporters = [e.name for e in expected if e.name != 'health_monitor']  # it publishes the aggregate
+    aggregated = probe.wait_for('/diagnostics_agg', lambda m: all(
+        any(s.name.startswith(f'{name}:') for s in m[-1].status) for name in reporters), timeout=20)
+    levels = {s.name: s.level for s in aggregated[-1].status}
+    assert levels['workcell_sim: physics'] != DiagnosticStatus.STALE
     assert launcher.stop() == 0
-    assert 'twin_launch: stopped 2 nodes' in launcher.output()
+    assert f'twin_launch: stopped {len(expected)} nodes' in launcher.output()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from abc import ABC, abstractmethod
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from twin_bringup.config import describe
+from twin_bringup.network import require_loopback
 from twin_sensors.wire import (
     MAX_DATAGRAM, Ack, CommandName, LidarScan, MsgType, WireError, encode_ack,
     encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line, parse_command, request_seq,
@@ -39,18 +39,6 @@ class Device(Protocol):
 
 
 # --------------------------------------------------------------------------- configuration
-
-def require_loopback(host: str) -> None:
-    """Raise ValueError unless ``host`` is ``localhost`` or an address in 127.0.0.0/8."""
-    if host == "localhost":
-        return
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"host must be a loopback address, got {host!r}") from None
-    if address.version != 4 or not address.is_loopback:
-        raise ValueError(f"host must be in 127.0.0.0/8 or 'localhost', got {host!r}")
-
 
 RATE = {'min': 0.01, 'max': 10000.0}
 PORT = {'min': 0, 'max': 65535}

@@ -1,0 +1,171 @@
+"""Synchronizer cost: the ApproximateTime policy and the timeline against the Python
+message_filters ApproximateTimeSynchronizer algorithm, on the same synthetic streams.
+
+Streams: IMU 1 kHz, encoders 500 Hz, lidar 20 Hz (+ two temperatures at 20 and 10 Hz), stamps
+jittered by up to 0.2 ms, delivered in stamp order; slop / max interval 5 ms.
+sets/s: sets (frames) per stream second; spread: mean stamp spread of a set (timeline: max_skew
+of complete frames); µs/msg: CPU per input message, everything included; speed-up: baseline
+CPU / CPU. Run: ``python bench/bench_sync.py [--seconds 20] [--queue-size 10]``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import random
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from twin_sync.approximate import ApproximateTimePolicy
+from twin_sync.frame import Layout, Sample
+from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput
+
+MS = 1_000_000
+SLOP = 5 * MS
+# (name, period, phase, timeline mode, values per message)
+TOPICS = [('imu', 1 * MS, 0, INTERPOLATE, 6),
+          ('encoders', 2 * MS, MS // 3, INTERPOLATE, 12),
+          ('lidar', 50 * MS, 7 * MS // 10, HOLD, 360),
+          ('temperature_1', 50 * MS, 11 * MS // 10, HOLD, 1),
+          ('temperature_2', 100 * MS, 23 * MS // 10, HOLD, 1)]
+Event = tuple[int, int, Any]  # (input, stamp_ns, message)
+
+
+class MessageFiltersBaseline:
+    """The Python message_filters ApproximateTimeSynchronizer algorithm, stamps as int ns.
+
+    Per input a dict {stamp: message}, oldest evicted past queue_size; each arrival searches
+    itertools.product over the other inputs' stamps within slop (closest first) and emits the
+    first tuple spanning less than slop; the callback runs under the lock.
+    """
+
+    def __init__(self, inputs: int, queue_size: int, slop_ns: int,
+                 callback: Callable[..., None]) -> None:
+        self.queues: list[dict[int, Any]] = [{} for _ in range(inputs)]
+        self.queue_size = queue_size
+        self.slop = slop_ns
+        self.callback = callback
+        self.lock = threading.Lock()
+
+    def add(self, index: int, stamp: int, message: Any) -> None:
+        with self.lock:
+            my_queue = self.queues[index]
+            my_queue[stamp] = message
+            while len(my_queue) > self.queue_size:
+                del my_queue[min(my_queue)]
+            search_queues = self.queues[:index] + self.queues[index + 1:]
+            stamps = []
+            for queue in search_queues:
+                topic_stamps = []
+                for s in queue:
+                    delta = abs(s - stamp)
+                    if delta > self.slop:
+                        continue
+                    topic_stamps.append((s, delta))
+                if not topic_stamps:
+                    return
+                topic_stamps.sort(key=lambda x: x[1])
+                stamps.append(topic_stamps)
+            for candidate in itertools.product(*[list(zip(*s))[0] for s in stamps]):
+                vv = list(candidate)
+                vv.insert(index, stamp)
+                qt = list(zip(self.queues, vv))
+                if max(vv) - min(vv) < self.slop and all(t in q for q, t in qt):
+                    self.callback(*[q[t] for q, t in qt])
+                    for q, t in qt:
+                        del q[t]
+                    break
+
+
+def make_events(topics: int, seconds: float, seed: int = 1) -> list[Event]:
+    """Messages of the first ``topics`` streams in stamp order; the message is a Sample."""
+    rng = random.Random(seed)
+    end = int(seconds * 1e9)
+    events = []
+    for index, (_, period, phase, _, size) in enumerate(TOPICS[:topics]):
+        layout = Layout(tuple(f'v{k}' for k in range(size)) if size < 100 else ())
+        for nominal in range(phase + period, end, period):
+            stamp = nominal + rng.randint(-200_000, 200_000)
+            events.append((index, stamp, Sample(stamp, layout, np.full(size, stamp * 1e-9))))
+    events.sort(key=lambda e: (e[1], e[0]))
+    return events
+
+
+def spread_ms(stamps: Sequence[int]) -> float:
+    return (max(stamps) - min(stamps)) / MS
+
+
+def run_baseline(events: Sequence[Event], topics: int, queue_size: int) -> list[float]:
+    sets = []
+    sync = MessageFiltersBaseline(topics, queue_size, SLOP, lambda *m: sets.append(m))
+    for index, stamp, message in events:
+        sync.add(index, stamp, message)
+    return [spread_ms([sample.stamp_ns for sample in matched]) for matched in sets]
+
+
+def run_approximate(events: Sequence[Event], topics: int, queue_size: int,
+                    bounded: bool = True) -> list[float]:
+    """With lower bounds (nominal period less the 0.4 ms jitter, rounded down) if ``bounded``."""
+    sets: list[Any] = []
+    bounds = [period - 500_000 if bounded else 0 for _, period, *_ in TOPICS[:topics]]
+    policy = ApproximateTimePolicy(topics, sets.append, queue_size=queue_size,
+                                   max_interval_ns=SLOP, lower_bounds_ns=bounds)
+    for index, stamp, message in events:
+        policy.add(index, stamp, message)
+    return [spread_ms([stamp for stamp, _ in matched]) for matched in sets]
+
+
+def run_timeline(events: Sequence[Event], topics: int, queue_size: int) -> list[float]:
+    timeline = Timeline([TimelineInput(mode, 5 * period) for _, period, _, mode, _
+                         in TOPICS[:topics]], period_ns=10 * MS, delay_ns=30 * MS,
+                        window_ns=1_000 * MS, future_tolerance_ns=50 * MS)
+    frames = []
+    for index, stamp, message in events:
+        timeline.add(index, message, stamp)
+        frame = timeline.next_frame(stamp)
+        if frame is not None:
+            frames.append(frame)
+    return [frame.max_skew * 1e3 for frame in frames if frame.complete]
+
+
+def measure(runner: Callable[..., list[float]], events: Sequence[Event], topics: int,
+            queue_size: int, repeats: int) -> tuple[list[float], float]:
+    """(stamp spread of each set in ms, best CPU seconds) over ``repeats`` runs."""
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.process_time()
+        sets = runner(events, topics, queue_size)
+        best = min(best, time.process_time() - start)
+    return sets, best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seconds', type=float, default=20.0, help='stream length, s')
+    parser.add_argument('--queue-size', type=int, default=10)
+    parser.add_argument('--repeats', type=int, default=3)
+    options = parser.parse_args()
+    runners = [('message_filters (baseline)', run_baseline),
+               ('ApproximateTime, no bounds', functools.partial(run_approximate, bounded=False)),
+               ('ApproximateTime, bounds', run_approximate), ('Timeline 100 Hz', run_timeline)]
+    print(f'stream {options.seconds:g} s, queue_size {options.queue_size}, slop 5 ms, '
+          f'CPU time best of {options.repeats}')
+    print(f'{"topics":>6}  {"implementation":<28}{"sets/s":>8}{"spread ms":>11}{"µs/msg":>9}'
+          f'{"msg/s":>10}{"speed-up":>10}')
+    for topics in (3, 5):
+        events = make_events(topics, options.seconds)
+        baseline_cpu = None
+        for name, runner in runners:
+            spreads, cpu = measure(runner, events, topics, options.queue_size, options.repeats)
+            baseline_cpu = baseline_cpu or cpu
+            mean = f'{np.mean(spreads):.2f}' if spreads else '-'
+            print(f'{topics:>6}  {name:<28}{len(spreads) / options.seconds:>8.1f}{mean:>11}'
+                  f'{cpu / len(events) * 1e6:>9.2f}{len(events) / cpu:>10.0f}'
+                  f'{baseline_cpu / cpu:>9.1f}x')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,73 @@
+"""rclpy base of the driver nodes: typed config, stamping, connection logging, 1 Hz diagnostics."""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from std_msgs.msg import Header
+
+from twin_bringup.ros_common import declare_config, status
+from twin_sensors.stats import DriverStats
+from twin_sensors.timestamps import Stamper
+
+C = TypeVar('C')
+DIAGNOSTICS_PERIOD = 1.0  # s
+
+
+def to_time(stamp_ns: int) -> Time:
+    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+
+
+class DriverNode(Node):
+    """Subclasses set ``source`` and start their reader; ``extra_values`` adds to the diagnostics."""
+
+    source = ''
+
+    def __init__(self, name: str, config_type: type[C]) -> None:
+        super().__init__(name)
+        self.config: Any = declare_config(self, config_type)
+        self.stats = DriverStats()
+        self.stamper = Stamper(self.config.timestamps)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def stamp(self, receive_ns: int, device_time: float | None) -> Time:
+        return to_time(self.stamper.stamp(receive_ns, device_time))
+
+    def on_state(self, connected: bool, detail: str) -> None:
+        """Reader callback, once per state change."""
+        self.stats.set_state(connected, detail)
+        if connected:  # rclpy wants one severity per logging call site
+            self.get_logger().info(detail)
+        else:
+            self.get_logger().warning(detail)
+
+    def publish(self, publisher: Publisher, message: Any) -> None:
+        """Publish from a reader thread; a shutdown racing the reader is not an error."""
+        try:
+            publisher.publish(message)
+        except Exception:
+            if self.context.ok():
+                raise
+
+    def extra_values(self) -> dict[str, Any]:
+        return {}
+
+    def _publish_diagnostics(self) -> None:
+        rate = self.stats.rate()
+        if not self.stats.connected:
+            level, message = 'ERROR', f'disconnected: {self.stats.last_error or "not opened yet"}'
+        elif rate == 0.0:
+            level, message = 'WARN', 'connected, no data'
+        else:
+            level, message = 'OK', f'{rate:.1f} Hz'
+        values = self.stats.values(rate) | self.extra_values() | self.stamper.values()
+        self._diagnostics.publish(DiagnosticArray(
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            status=[status(f'{self.get_name()}: {self.source}', level, message, self.source, values)]))

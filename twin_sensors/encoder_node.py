@@ -1,0 +1,48 @@
+"""encoder_driver node: encoder frames on a serial port to sensor_msgs/JointState on /encoders/joint_states."""
+from __future__ import annotations
+
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+
+from twin_bringup.ros_common import run
+from twin_sensors.driver_node import DriverNode
+from twin_sensors.encoders import EncoderConfig, EncoderStream
+from twin_sensors.readers import SerialReader
+from twin_sensors.stats import frame_decoder_values
+
+
+class EncoderDriver(DriverNode):
+    """Reads the encoder interface in a thread and publishes each frame as a JointState."""
+
+    def __init__(self) -> None:
+        super().__init__('encoder_driver', EncoderConfig)
+        self.source = self.config.serial.port
+        self._stream = EncoderStream(self.config, self.stats)
+        self._names = list(self.config.joint_names)
+        self._publisher = self.create_publisher(JointState, '/encoders/joint_states', qos_profile_sensor_data)
+        self._reader = SerialReader(self.config.serial, self._on_data, self._on_state, self.now_ns)
+        self._reader.start()
+
+    def _on_state(self, connected: bool, detail: str) -> None:
+        if connected:
+            self._stream.restart()
+        self.on_state(connected, detail)
+
+    def _on_data(self, chunk: bytes, receive_ns: int) -> None:
+        for sample in self._stream.feed(chunk):
+            message = JointState(name=self._names, position=sample.positions.tolist(),
+                                 velocity=sample.velocities.tolist(), effort=sample.efforts.tolist())
+            message.header.stamp = self.stamp(receive_ns, sample.device_time)
+            self.publish(self._publisher, message)
+
+    def extra_values(self) -> dict[str, int]:
+        return frame_decoder_values(self._stream.decoder)
+
+    def destroy_node(self) -> None:
+        self._reader.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(EncoderDriver, 'encoder_driver', args)

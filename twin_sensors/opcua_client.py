@@ -1,0 +1,146 @@
+"""OPC UA subscription client on its own asyncio loop thread; reconnects and resubscribes on its own.
+
+Variables are named by the string part of their NodeId in one namespace URI (the index is
+looked up on every connection, since a restarted server may renumber it). Changes arriving in
+one publish response are delivered together as ``on_values({name: value or None}, receive_ns)``;
+None marks a value with a bad status (e.g. a failed sensor).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncua import Client, ua
+from asyncua.common.node import Node
+from asyncua.common.subscription import DataChangeNotif
+
+from twin_bringup.config import describe
+from twin_sensors.readers import Backoff, StateCallback
+
+ValuesCallback = Callable[[Mapping[str, Any], int], None]
+
+for _name in ('asyncua', 'asyncua.client', 'asyncua.common'):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class OpcUaConfig:
+    """An OPC UA server and how to subscribe to it."""
+
+    endpoint: str = field(default='opc.tcp://127.0.0.1:4840/twin/plc', metadata=describe('Server endpoint URL.'))
+    namespace: str = field(default='urn:ros2-digital-twin:workcell', metadata=describe(
+        'Namespace URI of the subscribed variables.'))
+    publishing_interval: float = field(default=0.05, metadata=describe(
+        'Subscription publishing (and sampling) interval, s.', min=0.0, max=60.0))
+    timeout: float = field(default=4.0, metadata=describe('Request timeout, s.', min=0.1, max=60.0))
+
+
+class OpcUaSubscriber:
+    """Keeps one subscription to ``names`` alive; all asyncua work happens in its own thread."""
+
+    def __init__(self, config: OpcUaConfig, names: Sequence[str], on_values: ValuesCallback,
+                 on_state: StateCallback, clock: Callable[[], int] = time.time_ns) -> None:
+        self.config, self.names = config, tuple(names)
+        self.on_values, self.on_state, self.clock = on_values, on_state, clock
+        self.connected: bool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name='opcua')
+        self._thread.start()
+        self._started.wait(5.0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # ----------------------------------------------------------------- asyncua thread
+
+    async def _main(self) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                backoff.reset()
+            except Exception as error:  # any failure of one session leads to a reconnect, never a crash
+                self._set_state(False, f'{self.config.endpoint}: {error or type(error).__name__}')
+            if not self._stopping.is_set():
+                await self._sleep(backoff.next())
+
+    async def _session(self) -> None:
+        client = Client(self.config.endpoint, timeout=self.config.timeout)
+        lost = asyncio.Event()
+
+        async def on_lost(_error: Exception) -> None:
+            lost.set()
+
+        client.connection_lost_callback = on_lost
+        try:
+            await client.connect()
+            index = await client.get_namespace_index(self.config.namespace)
+            nodes = {ua.NodeId(name, index): name for name in self.names}
+            interval_ms = self.config.publishing_interval * 1000.0
+            subscription = await client.create_subscription(interval_ms, _Handler(self, nodes))
+            await subscription.subscribe_data_change([client.get_node(n) for n in nodes],
+                                                     sampling_interval=interval_ms)
+            self._set_state(True, f'subscribed to {len(nodes)} variables at {self.config.endpoint}')
+            stop_task = asyncio.ensure_future(self._stopping.wait())
+            lost_task = asyncio.ensure_future(lost.wait())
+            await asyncio.wait([stop_task, lost_task], return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            lost_task.cancel()
+            if lost.is_set():
+                raise ConnectionError('connection lost')
+        finally:
+            try:
+                await asyncio.wait_for(client.disconnect(), 1.0)
+            except Exception:  # the connection may already be gone; nothing left to release
+                pass
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stopping is not None
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    def _set_state(self, connected: bool, detail: str) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self.on_state(connected, detail)
+
+    def _take(self, name: str, value: Any) -> None:
+        if not self._pending:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)  # after the rest of this publish response
+        self._pending[name] = value
+
+    def _flush(self) -> None:
+        values, self._pending = self._pending, {}
+        self.on_values(values, self.clock())
+
+
+class _Handler:
+    """asyncua subscription handler: routes each change to the subscriber by variable name."""
+
+    def __init__(self, subscriber: OpcUaSubscriber, names: Mapping[ua.NodeId, str]) -> None:
+        self.subscriber, self.names = subscriber, names
+
+    def datachange_notification(self, node: Node, value: Any, data: DataChangeNotif) -> None:
+        status = data.monitored_item.Value.StatusCode
+        good = status is None or status.is_good()
+        self.subscriber._take(self.names[node.nodeid], value if good else None)

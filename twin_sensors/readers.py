@@ -1,0 +1,183 @@
+"""Background readers for device byte streams (serial ports, UDP) that reconnect on their own.
+
+A reader thread opens its source, hands every chunk to ``on_data(chunk, receive_ns)`` and, when
+the source fails or never appears, retries with exponential backoff. ``on_state(connected,
+detail)`` is called once per change of state, never per failed attempt.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import serial
+
+from twin_bringup.config import describe
+from twin_bringup.network import require_loopback
+
+DataCallback = Callable[[bytes, int], None]
+StateCallback = Callable[[bool, str], None]
+READ_TIMEOUT = 0.05  # s; bounds how long stop() waits for the reader thread
+MAX_DATAGRAM = 65535
+
+
+class Backoff:
+    """Exponential retry delays: ``initial``, doubling up to ``maximum``; ``reset`` after a success."""
+
+    def __init__(self, initial: float = 0.1, maximum: float = 2.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2.0, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class ReaderThread(ABC):
+    """Opens a source, reads it in a thread until ``stop``, reopens it with backoff after failures."""
+
+    def __init__(self, on_data: DataCallback, on_state: StateCallback,
+                 clock: Callable[[], int] = time.time_ns, backoff: Backoff | None = None) -> None:
+        self.on_data, self.on_state, self.clock = on_data, on_state, clock
+        self.backoff = backoff or Backoff()
+        self.connected: bool | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    @abstractmethod
+    def source(self) -> str:
+        """A human-readable name of the source (port path, endpoint)."""
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _read(self) -> bytes:
+        """The next chunk (b'' on timeout); raise OSError / SerialException when the source fails."""
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f'reader {self.source}')
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _set_state(self, connected: bool, detail: str) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self.on_state(connected, detail)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._open()
+            except (OSError, serial.SerialException) as error:
+                self._set_state(False, f'cannot open {self.source}: {error}')
+                self._stop.wait(self.backoff.next())
+                continue
+            self.backoff.reset()
+            self._set_state(True, f'opened {self.source}')
+            try:
+                while not self._stop.is_set():
+                    chunk = self._read()
+                    if chunk:
+                        self.on_data(chunk, self.clock())
+            except (OSError, serial.SerialException) as error:
+                self._set_state(False, f'lost {self.source}: {error}')
+            finally:
+                self._close()
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    """A serial port."""
+
+    port: str = field(default='/dev/ttyUSB0', metadata=describe('Serial device (or a symlink to it).'))
+    baud: int = field(default=921600, metadata=describe('Baud rate.', min=300, max=12_000_000))
+
+
+class SerialReader(ReaderThread):
+    """Reads whatever bytes are waiting (at least one, with a short timeout): keeps up with kHz line rates."""
+
+    def __init__(self, config: SerialConfig, on_data: DataCallback, on_state: StateCallback,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(on_data, on_state, clock)
+        self.config = config
+        self._port: serial.Serial | None = None
+
+    @property
+    def source(self) -> str:
+        return self.config.port
+
+    def _open(self) -> None:
+        self._port = serial.Serial(self.config.port, self.config.baud, timeout=READ_TIMEOUT)
+        self._port.reset_input_buffer()  # a backlog would carry stale receive times
+
+    def _read(self) -> bytes:
+        assert self._port is not None
+        return self._port.read(self._port.in_waiting or 1)
+
+    def _close(self) -> None:
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+
+
+@dataclass(frozen=True)
+class UdpConfig:
+    """A UDP socket bound on the loopback interface."""
+
+    host: str = field(default='127.0.0.1', metadata=describe('Loopback address to bind.'))
+    port: int = field(default=7502, metadata=describe('UDP port to bind.', min=1, max=65535))
+
+    def __post_init__(self) -> None:
+        require_loopback(self.host)
+
+
+class UdpReader(ReaderThread):
+    """Receives one datagram per chunk; a busy port is retried like a missing serial device."""
+
+    def __init__(self, config: UdpConfig, on_data: DataCallback, on_state: StateCallback,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(on_data, on_state, clock)
+        self.config = config
+        self._socket: socket.socket | None = None
+
+    @property
+    def source(self) -> str:
+        return f'udp://{self.config.host}:{self.config.port}'
+
+    def _open(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.config.host, self.config.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.settimeout(READ_TIMEOUT)
+        self._socket = sock
+
+    def _read(self) -> bytes:
+        assert self._socket is not None
+        try:
+            return self._socket.recv(MAX_DATAGRAM)
+        except TimeoutError:
+            return b''
+
+    def _close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,60 @@
+"""Counters a driver reports on /diagnostics: connection, message rate, errors per reason, reconnects."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from twin_sensors.wire import FrameDecoder
+
+
+class DriverStats:
+    """Updated by the reader thread, read by the diagnostics timer (single writer per field)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.connected = False
+        self.connects = 0
+        self.messages = 0
+        self.errors: Counter[str] = Counter()
+        self.last_error = ''
+        self._window = (clock(), 0)
+
+    @property
+    def reconnects(self) -> int:
+        return max(self.connects - 1, 0)
+
+    def set_state(self, connected: bool, detail: str) -> None:
+        """Record a connection state change (``detail`` becomes ``last_error`` on a loss)."""
+        self.connected = connected
+        if connected:
+            self.connects += 1
+        else:
+            self.last_error = detail
+
+    def error(self, reason: str, detail: str, count: int = 1) -> None:
+        """Count ``count`` dropped inputs under ``reason``."""
+        self.errors[reason] += count
+        self.last_error = detail
+
+    def rate(self) -> float:
+        """Messages per second since the previous call."""
+        now, count = self.clock(), self.messages
+        start, start_count = self._window
+        self._window = (now, count)
+        return (count - start_count) / (now - start) if now > start else 0.0
+
+    def values(self, rate: float) -> dict[str, Any]:
+        """Diagnostic key/values; ``rate`` from :meth:`rate`."""
+        return {'connected': self.connected, 'rate_hz': rate, 'messages': self.messages,
+                'reconnects': self.reconnects,
+                **{f'errors.{reason}': count for reason, count in sorted(self.errors.items())},
+                'last_error': self.last_error}
+
+
+def frame_decoder_values(decoder: FrameDecoder) -> dict[str, int]:
+    """Diagnostic key/values of a binary frame stream: corruption, resyncs and sequence gaps."""
+    return {'errors.crc': decoder.crc_errors, 'errors.bad_header': decoder.bad_headers,
+            'bytes_skipped': decoder.bytes_skipped, 'sequence_gaps': decoder.sequence_gaps,
+            'frames_missed': decoder.frames_missed}

@@ -1,0 +1,1 @@
+"""Synchronization of the cell's sensor streams into frames on a common timeline."""

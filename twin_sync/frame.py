@@ -1,0 +1,69 @@
+"""Data shared by the synchronizers: input samples as named vectors, frames built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Sequence
+
+import numpy as np
+
+
+class Quality(IntEnum):
+    """How a frame obtained an input's values (the constants of SensorSample.msg)."""
+
+    EXACT = 0
+    INTERPOLATED = 1
+    HELD = 2
+    STALE = 3
+    MISSING = 4
+
+
+FRESH = (Quality.EXACT, Quality.INTERPOLATED, Quality.HELD)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an input's values mean: ``names[i]`` labels ``values[i]`` (empty for fixed layouts).
+
+    ``quaternions`` holds the index of the first element of each x, y, z, w group.
+    """
+
+    names: tuple[str, ...] = ()
+    quaternions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One input message as a stamped numeric vector."""
+
+    stamp_ns: int
+    layout: Layout
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """One input's contribution to a frame; ``stamp_ns`` is the newest source sample used."""
+
+    quality: Quality
+    stamp_ns: int = 0
+    layout: Layout = field(default_factory=Layout)
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """All inputs at one instant; ``max_skew`` in s, ``complete`` when none is stale or missing."""
+
+    stamp_ns: int
+    samples: tuple[FrameSample, ...]
+    max_skew: float
+    complete: bool
+
+
+def matched_frame(samples: Sequence[Sample]) -> Frame:
+    """The frame of an approximate-time set: samples as they are, stamped at the newest one."""
+    stamps = [sample.stamp_ns for sample in samples]
+    return Frame(max(stamps), tuple(FrameSample(Quality.EXACT, s.stamp_ns, s.layout, s.values)
+                                    for s in samples),
+                 (max(stamps) - min(stamps)) * 1e-9, True)

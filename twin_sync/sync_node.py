@@ -1,0 +1,134 @@
+"""Synchronizer node: sensor streams in, /twin/synced_frame out (timeline or approximate mode)."""
+from __future__ import annotations
+
+from collections import deque
+from functools import partial
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from std_msgs.msg import Header
+
+from twin_bringup.ros_common import declare_config, run, status
+from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_sync.adapters import ADAPTERS
+from twin_sync.approximate import ApproximateTimePolicy, Entry
+from twin_sync.frame import Frame, Quality, Sample, matched_frame
+from twin_sync.sync_config import APPROXIMATE, SyncConfig
+from twin_sync.timeline import Timeline, TimelineInput
+
+NS = 1_000_000_000
+SKEW_HISTORY = 1000
+
+
+def to_time(stamp_ns: int) -> Time:
+    """A ``builtin_interfaces/Time`` from integer nanoseconds."""
+    return Time(sec=stamp_ns // NS, nanosec=stamp_ns % NS)
+
+
+class SyncNode(Node):
+    """Subscribes the configured inputs and publishes synchronized frames and diagnostics.
+
+    Every sample goes to the timeline, which also judges each input's freshness for the
+    diagnostics; in approximate mode it goes to the matching policy as well.
+    """
+
+    def __init__(self) -> None:
+        super().__init__('twin_sync')
+        self._config = config = declare_config(self, SyncConfig)
+        self._adapters = [ADAPTERS[t] for t in config.types]
+        self._received = [0] * len(config.topics)
+        self._last_received = list(self._received)
+        self._frames = self._last_frames = 0
+        self._skews: deque[float] = deque(maxlen=SKEW_HISTORY)
+        self._timeline = Timeline(
+            [TimelineInput(mode, int(timeout * NS))
+             for mode, timeout in zip(config.modes, config.timeouts)],
+            period_ns=int(NS / config.output_rate_hz), delay_ns=int(config.delay * NS),
+            window_ns=int(config.buffer_window * NS),
+            future_tolerance_ns=int(config.future_tolerance * NS))
+        self._policy = ApproximateTimePolicy(
+            len(config.topics), self._on_set, queue_size=config.queue_size,
+            max_interval_ns=int(config.max_interval * NS), age_penalty=config.age_penalty,
+            lower_bounds_ns=[int(b * NS) for b in config.lower_bounds])
+        self._publisher = self.create_publisher(SyncedFrame, '/twin/synced_frame', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
+            self.create_subscription(adapter.message_class, topic,
+                                     partial(self._on_message, index), qos_profile_sensor_data)
+        if config.mode != APPROXIMATE:
+            self.create_timer(1.0 / config.output_rate_hz, self._on_tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_message(self, index: int, message: Any) -> None:
+        self._received[index] += 1
+        sample = self._adapters[index].convert(message)
+        self._timeline.add(index, sample, self._now_ns())
+        if self._config.mode == APPROXIMATE:
+            self._policy.add(index, sample.stamp_ns, sample)
+
+    def _on_tick(self) -> None:
+        frame = self._timeline.next_frame(self._now_ns())
+        if frame is not None:
+            self._publish(frame)
+
+    def _on_set(self, matched: tuple[Entry, ...]) -> None:
+        samples: list[Sample] = [sample for _, sample in matched]
+        self._publish(matched_frame(samples))
+
+    def _publish(self, frame: Frame) -> None:
+        self._frames += 1
+        self._skews.append(frame.max_skew)
+        self._publisher.publish(SyncedFrame(
+            header=Header(stamp=to_time(frame.stamp_ns)), max_skew=frame.max_skew,
+            complete=frame.complete, samples=[
+                SensorSample(topic=topic, type=type_name, stamp=to_time(s.stamp_ns),
+                             age=(frame.stamp_ns - s.stamp_ns) / NS if s.stamp_ns else 0.0,
+                             quality=int(s.quality), names=list(s.layout.names),
+                             values=s.values.tolist())
+                for topic, type_name, s in zip(self._config.topics, self._config.types,
+                                               frame.samples)]))
+
+    def _publish_diagnostics(self) -> None:
+        now = self._now_ns()
+        name = self.get_name()
+        frame = self._timeline.frame(now - int(self._config.delay * NS))
+        approximate = self._policy.stats()
+        statuses = []
+        for index, topic in enumerate(self._config.topics):
+            counters = self._timeline.counters[index]
+            newest = self._timeline.newest_stamp(index)
+            quality = frame.samples[index].quality
+            values: dict[str, Any] = {
+                'rate_hz': self._received[index] - self._last_received[index],
+                'age_s': 'never' if newest is None else (now - newest) / NS,
+                'quality': quality.name, 'out_of_order': counters.out_of_order,
+                'too_old': counters.too_old, 'duplicates': counters.duplicates,
+                'future': counters.future}
+            if self._config.mode == APPROXIMATE:
+                values.update(unmatched_dropped=approximate.dropped[index],
+                              bound_violations=approximate.bound_violations[index])
+            fresh = quality not in (Quality.STALE, Quality.MISSING)
+            statuses.append(status(f'{name}: {topic}', 'OK' if fresh else 'WARN',
+                                   'fresh' if fresh else quality.name.lower(), topic, values))
+        self._last_received = list(self._received)
+        p50, p99 = np.percentile(self._skews, [50, 99]) if self._skews else (0.0, 0.0)
+        statuses.append(status(f'{name}: output', 'OK' if self._frames > self._last_frames
+                               else 'WARN', self._config.mode, values={
+                                   'rate_hz': self._frames - self._last_frames,
+                                   'max_skew_p50_s': float(p50), 'max_skew_p99_s': float(p99),
+                                   'sets': approximate.sets, 'frames': self._frames}))
+        self._last_frames = self._frames
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=to_time(now)),
+                                                  status=statuses))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(SyncNode, 'twin_sync', args)

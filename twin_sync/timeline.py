@@ -1,0 +1,160 @@
+"""Resampling of N inputs onto a common, fixed-rate timeline that never waits for a late input.
+
+Each input keeps a bounded, time-sorted buffer. A frame at time t takes, per input, the sample
+stamped t (EXACT), interpolates between the samples around t (INTERPOLATED: linear for vectors,
+SLERP for quaternion groups), or holds the last sample before t (HELD) until it is older than
+the input's timeout (STALE). Frames run ``delay_ns`` behind the clock so slower inputs arrive.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from transforms3d.quaternions import qinverse, qmult, qpow
+
+from twin_sync.frame import FRESH, Frame, FrameSample, Quality, Sample
+
+INTERPOLATE = 'interpolate'
+HOLD = 'hold'
+MODES = (INTERPOLATE, HOLD)
+
+
+@dataclass(frozen=True)
+class TimelineInput:
+    """How one input is resampled: ``mode`` is INTERPOLATE or HOLD."""
+
+    mode: str
+    timeout_ns: int
+
+
+@dataclass
+class InputCounters:
+    """Per-input arrivals; ``out_of_order`` were older than the newest and still inserted."""
+
+    accepted: int = 0
+    out_of_order: int = 0
+    too_old: int = 0
+    duplicates: int = 0
+    future: int = 0
+
+
+class _Buffer:
+    """Time-sorted samples of one input, bounded in count and in time behind the newest."""
+
+    def __init__(self, window_ns: int, capacity: int) -> None:
+        self._window = window_ns
+        self._capacity = capacity
+        self.stamps: deque[int] = deque()
+        self.samples: deque[Sample] = deque()
+
+    def insert(self, sample: Sample, counters: InputCounters) -> None:
+        stamp = sample.stamp_ns
+        if not self.stamps or stamp > self.stamps[-1]:
+            self.stamps.append(stamp)
+            self.samples.append(sample)
+            while self.stamps[0] < stamp - self._window or len(self.stamps) > self._capacity:
+                self.stamps.popleft()
+                self.samples.popleft()
+            counters.accepted += 1
+            return
+        position = bisect.bisect_left(self.stamps, stamp)
+        if self.stamps[position] == stamp:
+            counters.duplicates += 1
+        elif stamp < self.stamps[-1] - self._window or (
+                position == 0 and len(self.stamps) >= self._capacity):
+            counters.too_old += 1
+        else:
+            self.stamps.insert(position, stamp)
+            self.samples.insert(position, sample)
+            if len(self.stamps) > self._capacity:
+                self.stamps.popleft()
+                self.samples.popleft()
+            counters.accepted += 1
+            counters.out_of_order += 1
+
+
+class Timeline:
+    """Buffers the inputs' samples and builds frames at multiples of ``period_ns``."""
+
+    def __init__(self, inputs: Sequence[TimelineInput], *, period_ns: int, delay_ns: int,
+                 window_ns: int, future_tolerance_ns: int, capacity: int = 4096) -> None:
+        if any(spec.mode not in MODES for spec in inputs):
+            raise ValueError(f'input modes must be one of {MODES}')
+        self.inputs = tuple(inputs)
+        self.counters = [InputCounters() for _ in inputs]
+        self._buffers = [_Buffer(window_ns, capacity) for _ in inputs]
+        self._period = period_ns
+        self._delay = delay_ns
+        self._tolerance = future_tolerance_ns
+        self._last_frame: int | None = None
+
+    def add(self, index: int, sample: Sample, now_ns: int) -> None:
+        """Buffer a sample of input ``index`` (rejected if stamped beyond now + tolerance)."""
+        if sample.stamp_ns > now_ns + self._tolerance:
+            self.counters[index].future += 1
+        else:
+            self._buffers[index].insert(sample, self.counters[index])
+
+    def newest_stamp(self, index: int) -> int | None:
+        """Stamp of the newest buffered sample of input ``index``."""
+        stamps = self._buffers[index].stamps
+        return stamps[-1] if stamps else None
+
+    def next_frame(self, now_ns: int) -> Frame | None:
+        """The frame at the latest grid time not after ``now_ns - delay``, once per grid time."""
+        stamp = (now_ns - self._delay) // self._period * self._period
+        if self._last_frame is not None and stamp <= self._last_frame:
+            return None
+        self._last_frame = stamp
+        return self.frame(stamp)
+
+    def frame(self, t_ns: int) -> Frame:
+        """Every input at time ``t_ns``."""
+        samples = tuple(self._resample(spec, buffer, t_ns)
+                        for spec, buffer in zip(self.inputs, self._buffers))
+        aligned = [t_ns if s.quality != Quality.HELD else s.stamp_ns
+                   for s in samples if s.quality in FRESH]
+        skew = (max(aligned) - min(aligned)) * 1e-9 if aligned else 0.0
+        return Frame(t_ns, samples, skew, len(aligned) == len(samples))
+
+    @staticmethod
+    def _resample(spec: TimelineInput, buffer: _Buffer, t: int) -> FrameSample:
+        after = bisect.bisect_right(buffer.stamps, t)
+        if after == 0:
+            return FrameSample(Quality.MISSING)
+        before = buffer.samples[after - 1]
+        if before.stamp_ns == t:
+            return FrameSample(Quality.EXACT, t, before.layout, before.values)
+        if spec.mode == INTERPOLATE and after < len(buffer.stamps):
+            nxt = buffer.samples[after]
+            if nxt.stamp_ns - before.stamp_ns <= spec.timeout_ns and nxt.layout == before.layout:
+                weight = (t - before.stamp_ns) / (nxt.stamp_ns - before.stamp_ns)
+                return FrameSample(Quality.INTERPOLATED, nxt.stamp_ns, before.layout,
+                                   interpolate(before, nxt, weight))
+        quality = Quality.HELD if t - before.stamp_ns <= spec.timeout_ns else Quality.STALE
+        return FrameSample(quality, before.stamp_ns, before.layout, before.values)
+
+
+def interpolate(a: Sample, b: Sample, weight: float) -> np.ndarray:
+    """Values at ``weight`` (0..1) from ``a`` to ``b``: linear, SLERP on quaternion groups."""
+    values = a.values + (b.values - a.values) * weight
+    for first in a.layout.quaternions:
+        values[first:first + 4] = slerp(a.values[first:first + 4], b.values[first:first + 4],
+                                        weight)
+    return values
+
+
+def slerp(a_xyzw: np.ndarray, b_xyzw: np.ndarray, weight: float) -> np.ndarray:
+    """Shortest-path spherical interpolation of two ROS (x, y, z, w) quaternions."""
+    a = np.array([a_xyzw[3], a_xyzw[0], a_xyzw[1], a_xyzw[2]], dtype=float)
+    b = np.array([b_xyzw[3], b_xyzw[0], b_xyzw[1], b_xyzw[2]], dtype=float)
+    a /= np.linalg.norm(a)
+    b /= np.linalg.norm(b)
+    if np.dot(a, b) < 0.0:
+        b = -b
+    q = qmult(a, qpow(qmult(qinverse(a), b), weight))
+    q /= np.linalg.norm(q)
+    return np.array([q[1], q[2], q[3], q[0]])
