@@ -67,16 +67,16 @@ def flatten(instance: Any, prefix: str = '') -> dict[str, Scalar | list[Any]]:
     return flat
 
 
-def field_metadata(cls: type, prefix: str = '') -> dict[str, Mapping[str, Any]]:
-    """Dotted parameter names to their field metadata, for parameter descriptors."""
-    out: dict[str, Mapping[str, Any]] = {}
+def leaf_fields(cls: type, prefix: str = '') -> dict[str, tuple[Any, Mapping[str, Any]]]:
+    """Dotted parameter names to (type hint, field metadata), for parameter declarations."""
+    out: dict[str, tuple[Any, Mapping[str, Any]]] = {}
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         name = f'{prefix}{field.name}'
         if dataclasses.is_dataclass(hints[field.name]):
-            out.update(field_metadata(hints[field.name], f'{name}.'))
+            out.update(leaf_fields(hints[field.name], f'{name}.'))
         else:
-            out[name] = field.metadata
+            out[name] = (hints[field.name], field.metadata)
     return out
 
 

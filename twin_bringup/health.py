@@ -12,12 +12,15 @@ LEVEL_ORDER = ('OK', 'WARN', 'ERROR', 'STALE')
 class HealthConfig:
     """Parameters of the health monitor node."""
 
-    expected: tuple[str, ...] = field(default=('workcell_sim',), metadata=describe(
+    expected: tuple[str, ...] = field(default=(), metadata=describe(
         'Components (diagnostic status name prefixes) that must report; silence is STALE.'))
     stale_after: float = field(default=3.0, metadata=describe(
         'Seconds without a report before a component is STALE.', min=0.1, max=3600.0))
     publish_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of the aggregated /diagnostics_agg and the heartbeat.', min=0.1, max=50.0))
+    log_period: float = field(default=10.0, metadata=describe(
+        'Seconds between summary lines in the log (changes of the overall level are logged at once).',
+        min=1.0, max=3600.0))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ class HealthMonitor(Node):
         self._tracker = HealthTracker(self._config)
         self._status_name = f'{self.get_name()}: heartbeat'
         self._beats = 0
+        self._logged_level = ''
+        self._logged_at = float('-inf')
         self._aggregate = self.create_publisher(DiagnosticArray, '/diagnostics_agg', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 100)
@@ -45,11 +47,19 @@ class HealthMonitor(Node):
                    values={'age_s': 'never' if c.age is None else round(c.age, 3)})
             for c in components]))
         overall = self._tracker.overall(now)
+        self._log_summary(overall.level, overall.message, len(components), now)
         self._beats += 1
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
             status(self._status_name, overall.level, overall.message, values={
                 'beat': self._beats, 'components': len(components),
                 **{level: sum(c.level == level for c in components) for level in LEVEL_ORDER}})]))
+
+    def _log_summary(self, level: str, message: str, count: int, now: float) -> None:
+        if level == self._logged_level and now - self._logged_at < self._config.log_period:
+            return
+        log = self.get_logger().info if level == 'OK' else self.get_logger().warning
+        log(f'{count} components; {message}')
+        self._logged_level, self._logged_at = level, now
 
 
 def main(args: list[str] | None = None) -> int:

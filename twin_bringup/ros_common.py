@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import array
+import typing
 from typing import Any, Callable, Mapping, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                               ParameterUninitializedException)
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
-from twin_bringup.config import ConfigError, build, field_metadata, flatten, unflatten
+from twin_bringup.config import ConfigError, build, flatten, leaf_fields, unflatten
 
 T = TypeVar('T')
 CONFIG_ERROR_EXIT_CODE = 2
@@ -20,16 +23,24 @@ LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
           'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 
 
+ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+               float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+
+
 def declare_config(node: Node, cls: type[T]) -> T:
     """Declare one read-only parameter per field of ``cls`` and build the typed config."""
-    metadata = field_metadata(cls)
+    fields = leaf_fields(cls)
+    defaults = flatten(cls())
     where = node.get_name()
-    for name, default in flatten(cls()).items():
+    for name, default in defaults.items():
+        hint, metadata = fields[name]
+        # An empty list says nothing of its element type: declare the array type instead.
+        value = ARRAY_TYPES[typing.get_args(hint)[0]] if default == [] else default
         try:
-            node.declare_parameter(name, default, _descriptor(metadata[name]))
+            node.declare_parameter(name, value, _descriptor(metadata))
         except (InvalidParameterTypeException, InvalidParameterValueException) as error:
             raise ConfigError(f'{where}.{name}: {error}') from None
-    values = {name: _plain(node.get_parameter(name).value) for name in flatten(cls())}
+    values = {name: _value(node, name) for name in defaults}
     return build(cls, unflatten(values), where)
 
 
@@ -74,7 +85,11 @@ def _descriptor(metadata: Mapping[str, Any]) -> ParameterDescriptor:
     return descriptor
 
 
-def _plain(value: Any) -> Any:
+def _value(node: Node, name: str) -> Any:
+    try:
+        value = node.get_parameter(name).value
+    except ParameterUninitializedException:  # an array declared by type and never set
+        return []
     return list(value) if isinstance(value, (array.array, tuple)) else value
 
 

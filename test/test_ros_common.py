@@ -1,0 +1,62 @@
+"""Typed parameters on a real rclpy node: descriptors, overrides, empty arrays, errors."""
+from dataclasses import dataclass, field
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from twin_bringup.config import ConfigError, describe
+from twin_bringup.ros_common import declare_config
+
+
+@dataclass(frozen=True)
+class Channel:
+    rate_hz: float = field(default=100.0, metadata=describe('rate', min=1.0, max=1000.0))
+
+
+@dataclass(frozen=True)
+class Settings:
+    names: tuple[str, ...] = ()
+    channel: Channel = Channel()
+
+
+@pytest.fixture
+def make_node(ros_env):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+
+    def make(*overrides: Parameter):
+        node = rclpy.create_node('typed', context=context, parameter_overrides=list(overrides))
+        nodes.append(node)
+        return node
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    context.try_shutdown()
+
+
+def test_declares_typed_read_only_parameters_with_overrides(make_node):
+    node = make_node(Parameter('channel.rate_hz', value=250.0), Parameter('names', value=['a', 'b']))
+    assert declare_config(node, Settings) == Settings(('a', 'b'), Channel(250.0))
+    descriptor = node.describe_parameter('channel.rate_hz')
+    assert descriptor.read_only and descriptor.description == 'rate'
+    assert descriptor.floating_point_range[0].to_value == 1000.0
+
+
+def test_empty_array_default_is_declared_by_type(make_node):
+    node = make_node()
+    assert declare_config(node, Settings).names == ()
+    assert node.describe_parameter('names').type == Parameter.Type.STRING_ARRAY.value
+
+
+def test_wrong_type_names_the_parameter(make_node):
+    node = make_node(Parameter('channel.rate_hz', value='fast'))
+    with pytest.raises(ConfigError, match=r"^typed.channel.rate_hz: "):
+        declare_config(node, Settings)
+
+
+def test_out_of_range_names_the_parameter(make_node):
+    node = make_node(Parameter('channel.rate_hz', value=5000.0))
+    with pytest.raises(ConfigError, match=r"^typed.channel.rate_hz: "):
+        declare_config(node, Settings)
