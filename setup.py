@@ -36,6 +36,8 @@ setup(
             'encoder_driver = twin_sensors.encoder_node:main',
             'lidar_driver = twin_sensors.lidar_node:main',
             'plc_driver = twin_sensors.plc_node:main',
+            'mqtt_bridge = twin_bridge.mqtt_node:main',
+            'cloud_uploader = twin_bridge.cloud_node:main',
         ],
     },
 )

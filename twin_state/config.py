@@ -1,0 +1,58 @@
+"""Parameters of the twin state node."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from twin_bringup.config import describe
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    capacity: int = field(default=60_000, metadata=describe(
+        'Samples kept (60 000 = 10 min at 100 Hz).', min=2, max=50_000_000))
+    jump_back: float = field(default=1.0, metadata=describe(
+        'A sample this many s older than the newest restarts the history (looped bag).',
+        min=0.0, max=3600.0))
+    derivative_points: int = field(default=15, metadata=describe(
+        'Samples in the causal polynomial fit for velocities and accelerations.', min=4, max=1000))
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    angle_min: float = field(default=-math.pi, metadata=describe(
+        'Angle of the first beam (rad).', min=-2.0 * math.pi, max=2.0 * math.pi))
+    angle_max: float = field(default=math.pi - 2.0 * math.pi / 360, metadata=describe(
+        'Angle of the last beam (rad).', min=-2.0 * math.pi, max=2.0 * math.pi))
+    range_min: float = field(default=0.05, metadata=describe('Shortest valid range (m).', min=0.0))
+    range_max: float = field(default=10.0, metadata=describe('Longest valid range (m).', min=0.0))
+    cluster_gap: float = field(default=0.1, metadata=describe(
+        'Neighbouring hits farther apart than this (m) start a new obstacle.', min=0.001, max=10.0))
+    min_points: int = field(default=3, metadata=describe(
+        'Hits an obstacle needs.', min=1, max=10_000))
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Parameters of the twin_state node."""
+
+    urdf: str = field(default='', metadata=describe('Robot description; empty = config/arm.urdf.'))
+    end_effector: str = field(default='tool0', metadata=describe('End-effector frame of the URDF.'))
+    base_xyz: tuple[float, ...] = field(default=(0.0, 0.0, 0.0), metadata=describe(
+        'Position of base_link in world (m).'))
+    base_rpy: tuple[float, ...] = field(default=(0.0, 0.0, 0.0), metadata=describe(
+        'Orientation of base_link in world: roll, pitch, yaw (rad).'))
+    stale_after: float = field(default=0.5, metadata=describe(
+        'Input age (s) above which diagnostics warn.', min=0.001, max=3600.0))
+    markers_rate_hz: float = field(default=5.0, metadata=describe(
+        'Rate of /twin/markers.', min=0.1, max=100.0))
+    diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
+        'Rate of /diagnostics.', min=0.1, max=50.0))
+    history: HistoryConfig = HistoryConfig()
+    scan: ScanConfig = ScanConfig()
+
+    def __post_init__(self) -> None:
+        if len(self.base_xyz) != 3 or len(self.base_rpy) != 3:
+            raise ValueError('base_xyz and base_rpy need three values each')
+        if not self.scan.angle_min < self.scan.angle_max:
+            raise ValueError('scan.angle_min must be below scan.angle_max')

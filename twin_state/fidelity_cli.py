@@ -1,0 +1,93 @@
+"""twin_fidelity: validate the twin against the simulator's ground truth.
+
+Live (default): record /twin/joint_states and the simulator's ground truth (``--truth-topic``:
+/workcell_sim/joint_states at its 100 Hz, or /workcell_sim/truth) for ``--duration`` s, then
+report (``--record DIR`` also writes twin.csv and truth.csv). Offline: ``--twin-csv`` and
+``--truth-csv`` (``time`` and ``q_<joint>`` columns, as the simulator's truth.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from twin_bringup.paths import config_dir
+from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
+from twin_state.kinematics import ArmKinematics
+
+TRUTH = '/workcell_sim/truth'
+TRUTH_JOINT_STATES = '/workcell_sim/joint_states'
+
+
+def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
+    """Twin and truth joint trajectories received during ``duration`` s."""
+    import rclpy
+    from sensor_msgs.msg import JointState
+    from twin_interfaces.msg import WorkcellTruth
+
+    rclpy.init()
+    node = rclpy.create_node('twin_fidelity')
+    twin: list[tuple[float, list[str], list[float]]] = []
+    truth: list[tuple[float, list[str], list[float]]] = []
+
+    def stamp(message: JointState | WorkcellTruth) -> float:
+        return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+
+    node.create_subscription(JointState, '/twin/joint_states', lambda m: twin.append(
+        (stamp(m), list(m.name), list(m.position))), 100)
+    if truth_topic == TRUTH:
+        node.create_subscription(WorkcellTruth, TRUTH, lambda m: truth.append(
+            (stamp(m), list(m.joint_names), list(m.position))), 100)
+    else:
+        node.create_subscription(JointState, truth_topic, lambda m: truth.append(
+            (stamp(m), list(m.name), list(m.position))), 100)
+    deadline = time.monotonic() + duration
+    try:
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return _trajectory(twin, '/twin/joint_states'), _trajectory(truth, truth_topic)
+
+
+def _trajectory(samples: list[tuple[float, list[str], list[float]]], topic: str) -> Trajectory:
+    if len(samples) < 2:
+        raise ValueError(f'{topic}: {len(samples)} messages received')
+    samples.sort(key=lambda sample: sample[0])
+    return Trajectory(np.array([s[0] for s in samples]), np.array([s[2] for s in samples]),
+                      tuple(samples[0][1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--duration', type=float, default=10.0, help='live recording time (s)')
+    parser.add_argument('--truth-topic', choices=(TRUTH_JOINT_STATES, TRUTH),
+                        default=TRUTH_JOINT_STATES, help='ground-truth topic')
+    parser.add_argument('--record', type=Path, help='directory for twin.csv and truth.csv')
+    parser.add_argument('--twin-csv', type=Path, help='offline: twin trajectory')
+    parser.add_argument('--truth-csv', type=Path, help='offline: truth trajectory')
+    parser.add_argument('--max-lag', type=float, default=0.5, help='latency search range (s)')
+    parser.add_argument('--urdf', type=Path, default=config_dir() / 'arm.urdf')
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.twin_csv or arguments.truth_csv:
+            if not (arguments.twin_csv and arguments.truth_csv):
+                parser.error('offline mode needs both --twin-csv and --truth-csv')
+            twin, truth = read_trajectory(arguments.twin_csv), read_trajectory(arguments.truth_csv)
+        else:
+            twin, truth = record(arguments.duration, arguments.truth_topic)
+            if arguments.record:
+                arguments.record.mkdir(parents=True, exist_ok=True)
+                write_trajectory(arguments.record / 'twin.csv', twin)
+                write_trajectory(arguments.record / 'truth.csv', truth)
+        report = evaluate(twin, truth, ArmKinematics.from_urdf(arguments.urdf), arguments.max_lag)
+    except (OSError, ValueError) as error:
+        print(f'twin_fidelity: {error}', file=sys.stderr)
+        return 1
+    print('\n'.join(report.lines()))
+    return 0

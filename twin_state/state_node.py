@@ -1,0 +1,197 @@
+"""twin_state node: synchronized frames in; joint states, end-effector pose, state, markers out."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, Pose as PoseMsg, PoseStamped, Quaternion, Vector3
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimension
+from twin_interfaces.msg import SensorSample, SyncedFrame, TwinState as TwinStateMsg
+from twin_interfaces.srv import GetHistory, GetStateAt
+from visualization_msgs.msg import Marker, MarkerArray
+
+from twin_bringup.config import ConfigError
+from twin_bringup.paths import config_dir
+from twin_bringup.ros_common import declare_config, run, status
+from twin_state.config import StateConfig
+from twin_state.estimator import StateEstimator
+from twin_state.history import HistoryError
+from twin_state.kinematics import BASE_FRAME, Pose
+from twin_state.state import InputSample, TwinState
+
+FRESH = (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED, SensorSample.QUALITY_HELD)
+
+
+def seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_time(value: float) -> Time:
+    nanoseconds = int(round(value * 1e9))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def pose_msg(pose: Pose) -> PoseMsg:
+    (x, y, z), (qw, qx, qy, qz) = pose.position.tolist(), pose.orientation.tolist()
+    return PoseMsg(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=qw, x=qx, y=qy, z=qz))
+
+
+def state_msg(state: TwinState, predicted: bool = False, sigma: Sequence[float] = ()
+              ) -> TwinStateMsg:
+    robot, process = state.robot, state.process
+    return TwinStateMsg(
+        header=Header(stamp=to_time(state.stamp), frame_id=BASE_FRAME), predicted=predicted,
+        joint_names=list(robot.joint_names), position=robot.position.tolist(),
+        velocity=robot.velocity.tolist(), acceleration=robot.acceleration.tolist(),
+        effort=robot.effort.tolist(), load=robot.load.tolist(),
+        motor_temperature=robot.motor_temperature.tolist(),
+        position_sigma=[float(v) for v in sigma],
+        base_pose=pose_msg(robot.base_pose), end_effector_pose=pose_msg(robot.end_effector_pose),
+        imu_linear_acceleration=Vector3(**dict(zip('xyz', robot.imu_linear_acceleration.tolist()))),
+        imu_angular_velocity=Vector3(**dict(zip('xyz', robot.imu_angular_velocity.tolist()))),
+        task_id=max(process.task_id, 0),
+        status=TwinStateMsg.STATUS_STOPPED if process.stopped else TwinStateMsg.STATUS_RUNNING,
+        task_progress=process.progress, speed_override=process.speed_override,
+        obstacle_count=len(state.environment.obstacles),
+        input_topics=[i.topic for i in process.inputs],
+        input_ages=[i.age for i in process.inputs],
+        input_qualities=[i.quality for i in process.inputs])
+
+
+class StateNode(Node):
+    """Runs the state estimator on /twin/synced_frame and serves its history."""
+
+    def __init__(self) -> None:
+        super().__init__('twin_state')
+        self._config = declare_config(self, StateConfig)
+        urdf = Path(self._config.urdf) if self._config.urdf else config_dir() / 'arm.urdf'
+        if not urdf.is_file():
+            raise ConfigError(f'{self.get_name()}.urdf: no such file: {urdf}')
+        self._estimator = StateEstimator(self._config, urdf)
+        self._frames = 0
+        self._rate = (time.monotonic(), 0)  # (window start, frames then)
+        self._joint_states = self.create_publisher(JointState, '/twin/joint_states', 10)
+        self._end_effector = self.create_publisher(PoseStamped, '/twin/end_effector_pose', 10)
+        self._state = self.create_publisher(TwinStateMsg, '/twin/state', 10)
+        self._markers = self.create_publisher(MarkerArray, '/twin/markers', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(SyncedFrame, '/twin/synced_frame', self._on_frame, 10)
+        self.create_service(GetStateAt, '/twin/get_state_at', self._get_state_at)
+        self.create_service(GetHistory, '/twin/get_history', self._get_history)
+        self.create_timer(1.0 / self._config.markers_rate_hz, self._publish_markers)
+        self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
+
+    def _on_frame(self, frame: SyncedFrame) -> None:
+        self._frames += 1
+        samples = [InputSample(s.topic, s.type, s.age, s.quality, tuple(s.names),
+                               np.asarray(s.values, float)) for s in frame.samples]
+        state = self._estimator.ingest(seconds(frame.header.stamp), samples)
+        if state is None:
+            return
+        header = Header(stamp=frame.header.stamp, frame_id=BASE_FRAME)
+        robot = state.robot
+        self._joint_states.publish(JointState(
+            header=header, name=list(robot.joint_names), position=robot.position.tolist(),
+            velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
+        self._end_effector.publish(PoseStamped(header=header,
+                                               pose=pose_msg(robot.end_effector_pose)))
+        self._state.publish(state_msg(state))
+
+    def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
+                      ) -> GetStateAt.Response:
+        try:
+            found = self._estimator.lookup(seconds(request.stamp), request.allow_prediction)
+        except (HistoryError, ValueError) as error:
+            response.success, response.message = False, f'{type(error).__name__}: {error}'
+            return response
+        response.success = True
+        response.message = 'predicted' if found.predicted else 'interpolated'
+        response.state = state_msg(found.state, found.predicted, found.sigma)
+        return response
+
+    def _get_history(self, request: GetHistory.Request, response: GetHistory.Response
+                     ) -> GetHistory.Response:
+        history = self._estimator.history
+        end = seconds(request.end) or float('inf')
+        try:
+            stamps, values = history.window(list(request.paths), seconds(request.start), end,
+                                            request.max_samples)
+        except KeyError as error:
+            response.success, response.message = False, str(error.args[0])
+            return response
+        columns = [history.layout.columns[i] for i in history.layout.columns_of(request.paths)]
+        response.success, response.message = True, f'{len(stamps)} samples'
+        response.columns, response.stamps = columns, stamps.tolist()
+        response.values = Float64MultiArray(data=values.ravel().tolist())
+        response.values.layout.dim = [
+            MultiArrayDimension(label='samples', size=len(stamps), stride=values.size),
+            MultiArrayDimension(label='columns', size=len(columns), stride=len(columns))]
+        return response
+
+    def _publish_markers(self) -> None:
+        state = self._estimator.latest
+        if state is None:
+            return
+        header = Header(stamp=to_time(state.stamp), frame_id=BASE_FRAME)
+        kinematics = self._estimator.kinematics
+        frames = kinematics.transforms(dict(zip(state.robot.joint_names, state.robot.position)))
+        arm = Marker(header=header, ns='arm', id=0, type=Marker.LINE_LIST, action=Marker.ADD,
+                     color=ColorRGBA(r=0.95, g=0.45, b=0.1, a=1.0))
+        arm.scale.x = 0.04
+        arm.pose.orientation.w = 1.0
+        for parent, child in kinematics.edges:
+            arm.points += [Point(**dict(zip('xyz', frames[f][:3, 3].tolist())))
+                           for f in (parent, child)]
+        markers = [Marker(header=header, action=Marker.DELETEALL), arm]
+        for index, obstacle in enumerate(state.environment.obstacles):
+            marker = Marker(header=header, ns='obstacles', id=index, type=Marker.CYLINDER,
+                            action=Marker.ADD, color=ColorRGBA(r=0.2, g=0.5, b=0.8, a=0.6))
+            x, y, z = obstacle.centroid.tolist()
+            marker.pose.position = Point(x=x, y=y, z=z)
+            marker.pose.orientation.w = 1.0
+            diameter = max(2.0 * obstacle.radius, 0.02)
+            marker.scale.x = marker.scale.y = diameter
+            marker.scale.z = 0.1
+            markers.append(marker)
+        self._markers.publish(MarkerArray(markers=markers))
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        started, frames_then = self._rate
+        rate = (self._frames - frames_then) / max(now - started, 1e-9)
+        self._rate = (now, self._frames)
+        history, estimator = self._estimator.history, self._estimator
+        span = history.newest - history.oldest if len(history) else 0.0
+        errors = dict(estimator.errors)
+        level = 'WARN' if errors or history.jumps else 'OK'
+        name = self.get_name()
+        statuses = [status(
+            f'{name}: history', level, f'{len(history)}/{history.capacity} samples, {span:.1f} s',
+            values={'fill': len(history) / history.capacity, 'window_s': span,
+                    'ingest_rate_hz': rate, 'frames': self._frames, 'time_jumps': history.jumps,
+                    'late_inserts': history.inserted,
+                    **{f'errors.{kind}': count for kind, count in errors.items()}})]
+        latest = estimator.latest
+        if latest is None:
+            statuses.append(status(f'{name}: inputs', 'WARN', 'no complete frame yet'))
+        else:
+            inputs = latest.process.inputs
+            late = [i.topic for i in inputs
+                    if i.quality not in FRESH or i.age > self._config.stale_after]
+            statuses.append(status(
+                f'{name}: inputs', 'WARN' if late else 'OK',
+                f'stale: {", ".join(late)}' if late else 'all inputs fresh',
+                values={f'age.{i.topic}': i.age for i in inputs}))
+        self._diagnostics.publish(DiagnosticArray(
+            header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(StateNode, 'twin_state', args)
