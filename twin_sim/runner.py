@@ -59,6 +59,7 @@ class SimRunner:
                                        "plc_published": 0, "real_time_factor": math.nan}
         self._rates: dict[str, float] = {}
         self._extra_tasks: list[_Task] = []
+        self._pacing = (math.nan, 0.0)  # (system-clock time, simulated time) of the pacing origin
 
     # ----------------------------------------------------------------- thread-safe accessors
 
@@ -79,6 +80,17 @@ class SimRunner:
     def inject_fault(self, fault: Any) -> Future[Any]:
         """Forward ``fault`` to ``Workcell.inject_fault`` in the simulation thread."""
         return self.submit(self.workcell.inject_fault, fault)
+
+    def wall_time_of(self, sim_time: float) -> float:
+        """The system-clock time (s since the epoch) at which the paced run reaches ``sim_time``.
+
+        Stamps ground truth with the instant it describes rather than when it was published.
+        Unpaced runs have no such mapping: they return the current time.
+        """
+        epoch_origin, sim_origin = self._pacing
+        if self.speed == math.inf or math.isnan(epoch_origin):
+            return time.time()
+        return epoch_origin + (sim_time - sim_origin) / self.speed
 
     def every(self, period: float, action: Callable[[], None]) -> None:
         """Call ``action`` in the simulation thread every ``period`` s of simulated time."""
@@ -144,6 +156,7 @@ class SimRunner:
         for task in tasks:
             task.due = workcell.time
         wall_origin, sim_origin = time.monotonic(), workcell.time
+        self._pacing = (time.time(), sim_origin)
         window = (wall_origin, sim_origin, self._emitted_counts())
         paced = self.speed < math.inf
         while not stop_event.is_set() and workcell.time < end - 0.5 * timestep:
@@ -159,6 +172,7 @@ class SimRunner:
                 if lag > self.max_lag:
                     _log.warning("simulation %.3f s behind the wall clock; skipping ahead", lag)
                     wall_origin, sim_origin = now, next_due
+                    self._pacing = (time.time(), sim_origin)
                     self._stats["resyncs"] += 1
                 self._note_lag(lag)
             steps = math.ceil((next_due - workcell.time) / timestep - STEP_TOLERANCE)

@@ -12,6 +12,7 @@ import threading
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from twin_interfaces.msg import WorkcellTruth
@@ -22,6 +23,7 @@ from twin_bringup.ros_common import declare_config, run, status
 from twin_sim.diagnostics import channel_statuses, physics_status
 from twin_sim.scenario import Fault, ScenarioError
 from twin_sim.sim_config import WorkcellSimConfig, build_runner, describe_channels
+from twin_sim.workcell import Truth
 
 
 class WorkcellSimNode(Node):
@@ -39,8 +41,10 @@ class WorkcellSimNode(Node):
         self._truth = self.create_publisher(WorkcellTruth, '~/truth', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(InjectFault, '~/inject_fault', self._inject_fault)
-        self.create_timer(1.0 / self._config.joint_states_rate_hz, self._publish_joint_states)
-        self.create_timer(1.0 / self._config.truth_rate_hz, self._publish_truth)
+        # Ground truth is published from the physics thread, on simulated time, stamped with
+        # the instant it describes.
+        self._runner.every(1.0 / self._config.joint_states_rate_hz, self._publish_joint_states)
+        self._runner.every(1.0 / self._config.truth_rate_hz, self._publish_truth)
         self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
         self._failure: BaseException | None = None
         self._physics = threading.Thread(target=self._simulate, name='physics')
@@ -55,19 +59,25 @@ class WorkcellSimNode(Node):
         except Exception as error:  # reported by the next diagnostics tick, which ends the node
             self._failure = error
 
-    def _header(self) -> Header:
-        return Header(stamp=self.get_clock().now().to_msg(), frame_id='base_link')
+    def _header(self, wall_time: float | None = None) -> Header:
+        stamp = self.get_clock().now() if wall_time is None else Time(nanoseconds=round(wall_time * 1e9))
+        return Header(stamp=stamp.to_msg(), frame_id='base_link')
+
+    def _truth_now(self) -> tuple[Truth, Header]:
+        """The workcell's state this instant (physics thread only) and its header."""
+        truth = self._runner.workcell.truth()
+        return truth, self._header(self._runner.wall_time_of(truth.time))
 
     def _publish_joint_states(self) -> None:
-        truth = self._runner.truth()
+        truth, header = self._truth_now()
         self._joint_states.publish(JointState(
-            header=self._header(), name=self._joint_names, position=truth.q.tolist(),
+            header=header, name=self._joint_names, position=truth.q.tolist(),
             velocity=truth.qd.tolist(), effort=truth.tau.tolist()))
 
     def _publish_truth(self) -> None:
-        truth = self._runner.truth()
+        truth, header = self._truth_now()
         self._truth.publish(WorkcellTruth(
-            header=self._header(), sim_time=truth.time, joint_names=self._joint_names,
+            header=header, sim_time=truth.time, joint_names=self._joint_names,
             position=truth.q.tolist(), velocity=truth.qd.tolist(), effort=truth.tau.tolist(),
             motor_temperature=truth.motor_temp.tolist(),
             coulomb_friction=truth.coulomb_friction.tolist(),
