@@ -9,11 +9,11 @@ The node list and parameter files come from config/graph.yaml, the same table
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from twin_bringup.node_table import load_node_table
 
 RESPAWN_DELAY_S = 2.0

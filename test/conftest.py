@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from harness import CONFIG_DIR, NodeProcess, TopicProbe, stale_fastdds_segments
+from harness import CONFIG_DIR, NodeProcess, S3Server, TopicProbe, stale_fastdds_segments
 
 
 def _pick_domain_id() -> int:
@@ -58,3 +58,15 @@ def probe(ros_env: dict[str, str]) -> Iterator[TopicProbe]:
     topic_probe = TopicProbe(int(ros_env['ROS_DOMAIN_ID']))
     yield topic_probe
     topic_probe.close()
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[S3Server]:
+    """A running ``weed mini`` on loopback with an empty bucket ``twin-test``; stopped at teardown."""
+    server = S3Server(tmp_path / 's3')
+    server.start()
+    try:
+        server.client().create_bucket(Bucket='twin-test')
+        yield server
+    finally:
+        server.stop()

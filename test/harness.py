@@ -2,24 +2,29 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+import boto3
 import rclpy
 import serial
 import yaml
+from botocore.config import Config
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
 from twin_bringup.launcher import clean_stale_shared_memory
+from twin_bringup.sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / 'config'
@@ -43,13 +48,6 @@ def stale_fastdds_segments() -> set[str]:
     return stale
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A currently free loopback port (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
-
-
 def read_serial(link: Path, seconds: float) -> bytes:
     """Read everything a device sends during ``seconds`` (in_waiting-sized reads keep up at 1 kHz)."""
     chunks = []
@@ -59,34 +57,6 @@ def read_serial(link: Path, seconds: float) -> bytes:
         while time.monotonic() < deadline:
             chunks.append(port.read(max(1, port.in_waiting)))
     return b''.join(chunks)
-
-
-def isolated_config(directory: Path) -> Path:
-    """A copy of config/ whose simulator and drivers use private device links and free ports."""
-    config = directory / 'config'
-    shutil.copytree(CONFIG_DIR, config)
-    imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
-    lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
-
-    def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
-        document = yaml.safe_load((config / filename).read_text())
-        change(document[node]['ros__parameters'])
-        (config / filename).write_text(yaml.safe_dump(document))
-
-    def simulator(params: dict) -> None:
-        channels = params['channels']
-        channels['imu']['link'], channels['encoders']['link'] = imu, encoders
-        channels['lidar']['port'] = lidar_port
-        channels['command']['port'] = free_port(socket.SOCK_DGRAM)
-        channels['plc']['endpoint'] = plc
-        params['truth_dir'] = str(directory / 'truth')
-
-    edit('workcell.yaml', 'workcell_sim', simulator)
-    edit('imu_driver.yaml', 'imu_driver', lambda p: p['serial'].update(port=imu))
-    edit('encoder_driver.yaml', 'encoder_driver', lambda p: p['serial'].update(port=encoders))
-    edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
-    edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
-    return config
 
 
 def single_node_config(directory: Path, entry: dict) -> Path:
@@ -187,3 +157,82 @@ class TopicProbe:
         self._thread.join(timeout=5.0)
         self._executor.shutdown()
         self.node.destroy_node()
+
+
+class S3Server:
+    """SeaweedFS ``weed mini`` on 127.0.0.1 (free ports, telemetry off) with one identity.
+
+    Its data lives in ``directory`` and survives :meth:`stop` / :meth:`start`.
+    """
+
+    ACCESS_KEY = 'twin-test-key'
+    SECRET_KEY = 'twin-test-secret'
+    REGION = 'us-east-1'
+    PORTS = ('master.port', 'master.port.grpc', 'volume.port', 'volume.port.grpc',
+             'filer.port', 'filer.port.grpc', 's3.port', 's3.port.grpc', 'admin.port',
+             'admin.port.grpc')
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        (directory / 'data').mkdir(parents=True, exist_ok=True)
+        (directory / 's3.json').write_text(json.dumps({'identities': [{
+            'name': 'twin', 'actions': ['Admin', 'Read', 'Write', 'List', 'Tagging'],
+            'credentials': [{'accessKey': self.ACCESS_KEY, 'secretKey': self.SECRET_KEY}]}]}))
+        self._ports = {name: free_port() for name in self.PORTS}
+        self.endpoint = f'http://127.0.0.1:{self._ports["s3.port"]}'
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it answers signed S3 requests."""
+        command = [str(Path(sys.executable).parent / 'weed'), 'mini',
+                   f'-dir={self.directory / "data"}', '-ip=127.0.0.1', '-ip.bind=127.0.0.1',
+                   '-master.telemetry=false', '-webdav=false', '-admin.ui=false',
+                   '-s3.port.iceberg=0', '-s3.port.lance=0',
+                   f'-s3.config={self.directory / "s3.json"}',
+                   f'-s3.localSocket={self.directory / "s3.sock"}',
+                   f'-filer.localSocket={self.directory / "filer.sock"}',
+                   *(f'-{name}={port}' for name, port in self._ports.items())]
+        with open(self.directory / 'weed.log', 'a') as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.list_buckets()
+                return
+            except Exception:  # not up yet: connection refused or 503 while starting
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f'weed mini did not start; see {self.directory}/weed.log')
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (SIGKILL after ``timeout`` s); a no-op if it is not running."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        for port in self._ports.values():  # gRPC sockets it does not always remove
+            for socket_file in Path('/tmp').glob(f'seaweedfs-*-grpc-{port}.sock'):
+                socket_file.unlink(missing_ok=True)
+
+    def client(self, secret_key: str = SECRET_KEY) -> Any:
+        """A path-style boto3 client for this server (one attempt per request)."""
+        return boto3.client('s3', endpoint_url=self.endpoint, region_name=self.REGION,
+                            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=secret_key,
+                            config=Config(s3={'addressing_style': 'path'},
+                                          retries={'total_max_attempts': 1}))
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of ``bucket``: key to content."""
+        client = self.client()
+        keys = [item['Key'] for page in client.get_paginator('list_objects_v2').paginate(
+            Bucket=bucket) for item in page.get('Contents', [])]
+        return {key: client.get_object(Bucket=bucket, Key=key)['Body'].read() for key in keys}

@@ -13,8 +13,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
-from twin_interfaces.msg import CellStatus
 
+from twin_interfaces.msg import CellStatus
 from twin_sim.hardware import ChannelsConfig, CommandChannel, EncoderChannel, ImuChannel, LidarChannel, PlcChannel
 from twin_sim.plc import PlcServer, PlcState
 from twin_sim.runner import SimRunner

@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import math
-import os
-import pty
 import socket
-import threading
 import time
-import tty
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +18,12 @@ from twin_sensors.readers import SerialConfig, SerialReader, UdpConfig, UdpReade
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper, TimestampConfig
 from twin_sensors.wire import (
-    LidarScan, MsgType, encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line,
+    LidarScan,
+    MsgType,
+    encode_encoder_payload,
+    encode_frame,
+    encode_lidar_payload,
+    format_imu_line,
 )
 from twin_sim.serial_port import EmulatedSerialPort
 

@@ -21,11 +21,25 @@ from asyncua import Client, ua
 from harness import free_port, read_serial
 from twin_bringup.config import ConfigError, build
 from twin_sensors.wire import (
-    Ack, FrameDecoder, LineDecoder, MsgType, decode_encoder_payload, decode_lidar_payload, make_command,
-    encode_command, parse_ack, parse_imu_line,
+    Ack,
+    FrameDecoder,
+    LineDecoder,
+    MsgType,
+    decode_encoder_payload,
+    decode_lidar_payload,
+    encode_command,
+    make_command,
+    parse_ack,
+    parse_imu_line,
 )
 from twin_sim.hardware import (
-    ChannelsConfig, CommandChannel, CommandServer, EncoderChannel, ImuChannel, ImuEmitter, LidarChannel,
+    ChannelsConfig,
+    CommandChannel,
+    CommandServer,
+    EncoderChannel,
+    ImuChannel,
+    ImuEmitter,
+    LidarChannel,
     PlcChannel,
 )
 from twin_sim.plc import NAMESPACE, PlcServer

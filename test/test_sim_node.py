@@ -7,11 +7,11 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState, LaserScan
-from twin_interfaces.msg import CellStatus, Fault, SyncedFrame, WorkcellTruth
-from twin_interfaces.srv import InjectFault
 
 from harness import isolated_config, read_serial
 from twin_bringup.node_table import load_node_table
+from twin_interfaces.msg import CellStatus, Fault, SyncedFrame, WorkcellTruth
+from twin_interfaces.srv import InjectFault
 from twin_sensors.wire import LineDecoder, parse_imu_line
 
 pytestmark = pytest.mark.integration

@@ -14,11 +14,10 @@ from twin_sim.model import build_model
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
-from twin_state.history import (ExtrapolationError, Field, History, InvalidSampleError, Kind,
-                                Layout, OldDataError, slerp)
+from twin_state.history import ExtrapolationError, Field, History, InvalidSampleError, Kind, Layout, OldDataError, slerp
 from twin_state.kinematics import ArmKinematics, Pose
 from twin_state.obstacles import ScanGeometry, extract_obstacles
-from twin_state.state import (CELL_STATUS, IMU, JOINT_STATE, LASER_SCAN, TEMPERATURE, InputSample)
+from twin_state.state import CELL_STATUS, IMU, JOINT_STATE, LASER_SCAN, TEMPERATURE, InputSample
 
 URDF = CONFIG_DIR / 'arm.urdf'
 LAYOUT = Layout([Field('x'), Field('q', Kind.QUATERNION), Field('mode', Kind.HOLD)])

@@ -10,11 +10,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
-from twin_interfaces.msg import SensorSample, SyncedFrame
-from twin_interfaces.srv import GetHistory, GetStateAt
 from visualization_msgs.msg import MarkerArray
 
 from harness import CONFIG_DIR
+from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin_sensors.wire import (
-    FRAME_OVERHEAD, MAX_PAYLOAD, SYNC, Ack, CommandName, FrameDecoder, LidarScan, LineDecoder, MsgType, WireError,
-    crc16_ccitt_false, decode_encoder_payload, decode_lidar_payload, encode_ack, encode_command,
-    encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line, make_command, parse_ack,
-    parse_command, parse_imu_line, request_seq,
+    FRAME_OVERHEAD,
+    MAX_PAYLOAD,
+    SYNC,
+    Ack,
+    CommandName,
+    FrameDecoder,
+    LidarScan,
+    LineDecoder,
+    MsgType,
+    WireError,
+    crc16_ccitt_false,
+    decode_encoder_payload,
+    decode_lidar_payload,
+    encode_ack,
+    encode_command,
+    encode_encoder_payload,
+    encode_frame,
+    encode_lidar_payload,
+    format_imu_line,
+    make_command,
+    parse_ack,
+    parse_command,
+    parse_imu_line,
+    request_seq,
 )
 
 # --------------------------------------------------------------------------- IMU lines

@@ -1,13 +1,14 @@
 """plc_driver node: the cell PLC over OPC UA to /motors/<joint>/temperature and /cell/status."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Temperature
-from twin_interfaces.msg import CellStatus
 
 from twin_bringup.ros_common import run
+from twin_interfaces.msg import CellStatus
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.opcua_client import OpcUaSubscriber
 from twin_sensors.plc import PlcDriverConfig, PlcView

@@ -1,6 +1,6 @@
 """Wire formats shared by the simulated workcell (encode side) and the drivers (decode side).
 
-* IMU: ASCII CSV lines ``ax,ay,az,gx,gy,gz[,device_time]\\n`` over a serial port.
+* IMU: ASCII CSV lines ``ax,ay,az,gx,gy,gz[,device_time]``, newline-terminated, over a serial port.
 * Encoders and lidar: binary frames
   ``SYNC(A5 5A) | msg_type u8 | seq u16 | length u16 | payload | CRC-16/CCITT-FALSE u16``,
   little-endian, the CRC covering msg_type..payload.
@@ -322,7 +322,8 @@ class LidarScan:
 
 def encode_lidar_payload(scan: LidarScan) -> bytes:
     """Encode a scan with ranges as u16 millimetres: 0 for no return (NaN, beyond range_max),
-    0xFFFF for a return closer than range_min."""
+    0xFFFF for a return closer than range_min.
+    """
     if not 0.0 <= scan.range_min < scan.range_max <= MAX_RANGE_M:
         raise ValueError(f"need 0 <= range_min < range_max <= {MAX_RANGE_M} m")
     ranges = np.asarray(scan.ranges, dtype=np.float64)

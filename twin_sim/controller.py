@@ -7,9 +7,9 @@ Every move is a minimum-jerk (quintic) profile, so reference accelerations stay 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
 
 import numpy as np
 

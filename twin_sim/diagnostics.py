@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 RATE_TOLERANCE = 0.9  # a channel below 90 % of its target rate is WARN
 REAL_TIME_TOLERANCE = 0.9

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario

@@ -15,8 +15,19 @@ import numpy as np
 from twin_bringup.config import describe
 from twin_bringup.network import require_loopback
 from twin_sensors.wire import (
-    MAX_DATAGRAM, Ack, CommandName, LidarScan, MsgType, WireError, encode_ack,
-    encode_encoder_payload, encode_frame, encode_lidar_payload, format_imu_line, parse_command, request_seq,
+    MAX_DATAGRAM,
+    Ack,
+    CommandName,
+    LidarScan,
+    MsgType,
+    WireError,
+    encode_ack,
+    encode_encoder_payload,
+    encode_frame,
+    encode_lidar_payload,
+    format_imu_line,
+    parse_command,
+    request_seq,
 )
 from twin_sim.serial_port import EmulatedSerialPort
 

@@ -7,9 +7,9 @@ laser-scanner sites with their sensors, the floor and the obstacles of the cell.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import mujoco
 import numpy as np

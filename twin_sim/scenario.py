@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -114,7 +115,7 @@ class Scenario:
     description: str = ""
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Scenario":
+    def from_file(cls, path: str | Path) -> Scenario:
         with open(path, encoding="utf-8") as stream:
             try:
                 document = yaml.safe_load(stream)
@@ -123,7 +124,7 @@ class Scenario:
         return cls.from_mapping(document)
 
     @classmethod
-    def from_mapping(cls, document: Any) -> "Scenario":
+    def from_mapping(cls, document: Any) -> Scenario:
         root = _mapping(document, "", required=("name", "task"),
                         optional=("description", "obstacles", "wear", "faults"))
         return cls(

@@ -9,8 +9,8 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from twin_sim.scenario import Fault
 from twin_sim.workcell import Truth
@@ -61,7 +61,7 @@ class TruthRecorder:
     def close(self) -> None:
         self._stream.close()
 
-    def __enter__(self) -> "TruthRecorder":
+    def __enter__(self) -> TruthRecorder:
         return self
 
     def __exit__(self, *_: object) -> None:

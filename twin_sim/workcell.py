@@ -6,16 +6,16 @@ devices are sampled.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import mujoco
 import numpy as np
 
+from twin_bringup.urdf import read_arm_description
 from twin_sim.controller import Mode, PickAndPlaceController
 from twin_sim.faults import FaultSchedule
-from twin_bringup.urdf import read_arm_description
 from twin_sim.model import GRAVITY, build_model
 from twin_sim.scenario import Fault, Scenario, ScenarioError
 from twin_sim.sensors import Encoders, Imu, LaserScanner

@@ -7,9 +7,9 @@ state stamped t describes the truth of instant t − L (L > 0: the twin lags).
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -26,6 +26,7 @@ def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
     """Twin and truth joint trajectories received during ``duration`` s."""
     import rclpy
     from sensor_msgs.msg import JointState
+
     from twin_interfaces.msg import WorkcellTruth
 
     rclpy.init()

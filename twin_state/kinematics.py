@@ -1,9 +1,9 @@
 """Forward kinematics of the arm from its URDF: every link's pose in base_link and in world."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from transforms3d.axangles import axangle2mat

@@ -17,8 +17,8 @@ delivered is NaN, which the history rejects (the state is incomplete).
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -2,23 +2,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, Pose as PoseMsg, PoseStamped, Quaternion, Vector3
+from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
+from geometry_msgs.msg import Pose as PoseMsg
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimension
-from twin_interfaces.msg import SensorSample, SyncedFrame, TwinState as TwinStateMsg
-from twin_interfaces.srv import GetHistory, GetStateAt
 from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
 from twin_bringup.ros_common import declare_config, run, status
+from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_interfaces.msg import TwinState as TwinStateMsg
+from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError

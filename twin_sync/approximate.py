@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 Entry = tuple[int, Any]  # (stamp_ns, message)
 SetCallback = Callable[[tuple[Entry, ...]], None]

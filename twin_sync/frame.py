@@ -1,9 +1,9 @@
 """Data shared by the synchronizers: input samples as named vectors, frames built from them."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Sequence
 
 import numpy as np
 

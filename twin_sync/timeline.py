@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from transforms3d.quaternions import qinverse, qmult, qpow

@@ -1,0 +1,46 @@
+"""Private copies of the configuration, so that several twins (tests, benchmarks) can run at once."""
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from twin_bringup.paths import config_dir
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A currently free loopback port (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def isolated_config(directory: Path) -> Path:
+    """A copy of config/ whose simulator and drivers use private device links and free ports."""
+    config = directory / 'config'
+    shutil.copytree(config_dir(), config)
+    imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
+    lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
+
+    def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
+        document = yaml.safe_load((config / filename).read_text())
+        change(document[node]['ros__parameters'])
+        (config / filename).write_text(yaml.safe_dump(document))
+
+    def simulator(params: dict) -> None:
+        channels = params['channels']
+        channels['imu']['link'], channels['encoders']['link'] = imu, encoders
+        channels['lidar']['port'] = lidar_port
+        channels['command']['port'] = free_port(socket.SOCK_DGRAM)
+        channels['plc']['endpoint'] = plc
+        params['truth_dir'] = str(directory / 'truth')
+
+    edit('workcell.yaml', 'workcell_sim', simulator)
+    edit('imu_driver.yaml', 'imu_driver', lambda p: p['serial'].update(port=imu))
+    edit('encoder_driver.yaml', 'encoder_driver', lambda p: p['serial'].update(port=encoders))
+    edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
+    edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
+    return config
