@@ -1,0 +1,170 @@
+"""End-to-end benchmark of the data path over DDS: simulator → drivers → sync → twin state.
+
+Starts the whole graph (``twin_launch`` on a private copy of config/, its own DDS domain, the
+loopback-only profile), lets it warm up, then records for a while:
+
+* latency of each stage: receive time minus header stamp (the stamp is the sensor instant, mapped
+  from the device clock), for /imu/data, /encoders/joint_states, /twin/synced_frame and
+  /twin/joint_states; the synchronizer's timeline lags by its configured ``delay`` on purpose, so
+  the table also shows the state latency net of that delay;
+* the baseline measured in the same run: one DDS hop of sensor_msgs/Imu at 1 kHz between two
+  plain rclpy processes (the floor any stage pays);
+* CPU of every node process of the graph (cores, from /proc via psutil).
+
+    python bench/bench_e2e.py --warmup 8 --duration 20
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import psutil
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState
+
+from twin_bringup.launcher import node_environment
+from twin_bringup.sandbox import isolated_config
+from twin_interfaces.msg import SyncedFrame
+
+STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState,
+          '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
+RAW_PUBLISHER = '''
+import sys, time, rclpy
+from sensor_msgs.msg import Imu
+rclpy.init()
+node = rclpy.create_node('raw_imu_publisher')
+pub = node.create_publisher(Imu, '/bench/raw_imu', 100)
+period, deadline = 0.001, time.monotonic() + float(sys.argv[1])
+next_due = time.monotonic()
+while time.monotonic() < deadline:
+    message = Imu()
+    message.header.stamp = node.get_clock().now().to_msg()
+    pub.publish(message)
+    next_due += period
+    time.sleep(max(0.0, next_due - time.monotonic()))
+node.destroy_node()
+rclpy.shutdown()
+'''
+
+
+class Recorder:
+    """Receive-time minus stamp, per topic, from an rclpy node spinning in a thread."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('bench_recorder', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.recording = False
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except rclpy.executors.ExternalShutdownException:
+            pass
+
+    def subscribe(self, topic: str, msg_type: type, qos) -> None:
+        def record(message) -> None:
+            if self.recording:
+                stamp = message.header.stamp
+                self.latencies[topic].append(time.time() - (stamp.sec + stamp.nanosec * 1e-9))
+        self.node.create_subscription(msg_type, topic, record, qos)
+
+    def close(self) -> None:
+        self.context.try_shutdown()
+        self.thread.join(timeout=5.0)
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def graph_cpu(launcher: psutil.Process) -> dict[str, float]:
+    """CPU seconds used so far by each node process (named by its executable)."""
+    usage = {}
+    for child in launcher.children():
+        try:
+            times = child.cpu_times()
+            usage[Path(child.cmdline()[1]).name] = times.user + times.system
+        except (psutil.NoSuchProcess, IndexError):
+            continue
+    return usage
+
+
+def row(name: str, values: list[float], duration: float) -> str:
+    if not values:
+        return f'{name:34s} {"no messages":>10s}'
+    ms = np.asarray(values) * 1e3
+    return (f'{name:34s} {len(values) / duration:8.1f} {np.percentile(ms, 50):8.2f} '
+            f'{np.percentile(ms, 99):8.2f} {ms.max():8.2f}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--warmup', type=float, default=8.0)
+    parser.add_argument('--duration', type=float, default=20.0)
+    args = parser.parse_args()
+
+    domain = random.randint(1, 101)
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
+    config = isolated_config(workdir)
+    env = node_environment(config)
+    env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
+    os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
+    delay = yaml.safe_load((config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']
+
+    recorder = Recorder(domain)
+    for topic, msg_type in STAGES.items():
+        recorder.subscribe(topic, msg_type, qos_profile_sensor_data)
+    recorder.subscribe('/bench/raw_imu', Imu, 100)
+    recorder.thread.start()
+
+    log = open(workdir / 'launch.log', 'w')
+    launcher = subprocess.Popen([sys.executable, '-m', 'twin_bringup.launcher', '--config-dir', str(config)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(args.warmup)
+        raw = subprocess.Popen([sys.executable, '-c', RAW_PUBLISHER, str(args.duration)], env=env)
+        parent = psutil.Process(launcher.pid)
+        cpu_before, wall_before = graph_cpu(parent), time.monotonic()
+        recorder.recording = True
+        time.sleep(args.duration)
+        recorder.recording = False
+        cpu_after, elapsed = graph_cpu(parent), time.monotonic() - wall_before
+        raw.wait(timeout=30)
+    finally:
+        os.killpg(launcher.pid, 2)
+        launcher.wait(timeout=30)
+        recorder.close()
+
+    print(f'graph: {len(cpu_after)} node processes, domain {domain}, recorded {elapsed:.1f} s '
+          f'after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}')
+    print(f'{"stage (receive time - stamp)":34s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} {"max ms":>8s}')
+    print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed))
+    for topic in STAGES:
+        print(row(topic, recorder.latencies[topic], elapsed))
+    net = [v - delay for v in recorder.latencies['/twin/joint_states']]
+    print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed))
+    print(f'{"node":34s} {"cores":>8s}')
+    for name in sorted(cpu_after):
+        print(f'{name:34s} {(cpu_after[name] - cpu_before.get(name, 0.0)) / elapsed:8.3f}')
+    total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
+    print(f'{"total":34s} {total:8.3f}')
+
+
+if __name__ == '__main__':
+    main()
