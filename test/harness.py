@@ -204,7 +204,7 @@ class S3Server:
             except Exception:  # not up yet: connection refused or 503 while starting
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f'weed mini did not start; see {self.directory}/weed.log')
+                    raise RuntimeError(f'weed mini did not start; see {self.directory}/weed.log') from None
                 time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:
