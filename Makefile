@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(ENV) twin_launch --sim --duration $(DURATION)
+	@bash scripts/demo.sh $(DURATION)
 
 test: setup
 	@$(ENV) python -m pytest $(PYTEST_ARGS)

@@ -210,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
         if deadline is not None and time.monotonic() >= deadline:
             break
-    stop_all(nodes)
+    # The twin first, then the simulated cell, so that no driver sees its device vanish.
+    stop_all([node for node in nodes if node.entry.role != 'sim'])
+    stop_all([node for node in nodes if node.entry.role == 'sim'])
     restarts = {n.entry.name: n.restarts for n in nodes if n.restarts}
     print(f'twin_launch: stopped {len(nodes)} nodes'
           + (f'; restarts: {restarts}' if restarts else ''), flush=True)

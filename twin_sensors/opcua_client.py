@@ -26,6 +26,9 @@ ValuesCallback = Callable[[Mapping[str, Any], int], None]
 
 for _name in ('asyncua', 'asyncua.client', 'asyncua.common'):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# A lost server makes the session's publish loop log a traceback per retry; the subscriber
+# reports the loss and its reconnects itself.
+logging.getLogger('asyncua.client.ua_session').setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
