@@ -1,9 +1,20 @@
 """Install the twin_bringup ament_python package: all layers, launch and config files."""
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = 'twin_bringup'
+
+
+def config_files() -> list[tuple[str, list[str]]]:
+    """Every file under config/, installed into share/twin_bringup/config keeping its folders."""
+    folders: dict[str, list[str]] = {}
+    for path in sorted(Path('config').rglob('*')):
+        if path.is_file():
+            folders.setdefault(f'share/{PACKAGE}/{path.parent}', []).append(str(path))
+    return list(folders.items())
+
 
 setup(
     name=PACKAGE,
@@ -13,11 +24,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.py')),
-        (f'share/{PACKAGE}/config', glob('config/*.*')),
-        (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
-        (f'share/{PACKAGE}/config/models', glob('config/models/*.*')),
-        (f'share/{PACKAGE}/config/models/anomaly', glob('config/models/anomaly/*')),
-        (f'share/{PACKAGE}/config/models/predictor', glob('config/models/predictor/*')),
+        *config_files(),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -25,7 +32,6 @@ setup(
     maintainer_email='maintainers@ros2-digital-twin.org',
     description='A live digital twin of a ROS 2 robot cell.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'workcell_sim = twin_sim.sim_node:main',
@@ -48,6 +54,8 @@ setup(
             'twin_rul = twin_analytics.rul_cli:main',
             'mqtt_bridge = twin_bridge.mqtt_node:main',
             'cloud_uploader = twin_bridge.cloud_node:main',
+            'opcua_bridge = twin_bridge.opcua_node:main',
+            'actuation_node = twin_control.actuation_node:main',
         ],
     },
 )

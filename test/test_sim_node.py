@@ -78,15 +78,16 @@ def test_sim_node_publishes_truth_serves_devices_and_injects_faults(start_proces
     assert 'sensor_dropout:imu' in rows[-1]['faults']
 
 
-def test_missing_scenario_is_a_configuration_error(start_process, tmp_path):
+@pytest.mark.parametrize('key, value', [('scenario', 'scenarios/missing.yaml'), ('urdf', 'missing.urdf')])
+def test_missing_model_files_are_configuration_errors(start_process, tmp_path, key, value):
     config = isolated_config(tmp_path)
     params_file = config / 'workcell.yaml'
     params = yaml.safe_load(params_file.read_text())
-    params['workcell_sim']['ros__parameters']['scenario'] = 'scenarios/missing.yaml'
+    params['workcell_sim']['ros__parameters'][key] = value
     params_file.write_text(yaml.safe_dump(params))
     sim = start_process('workcell_sim', '--ros-args', '--params-file', str(params_file))
     assert sim.wait(timeout=30) == 2
-    assert 'workcell_sim.scenario: file not found' in sim.output()
+    assert f'workcell_sim.{key}: file not found' in sim.output()
     assert 'Traceback' not in sim.output()
 
 

@@ -1,7 +1,7 @@
 """rclpy base of the driver nodes: typed config, stamping, connection logging, 1 Hz diagnostics."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -21,10 +21,18 @@ def to_time(stamp_ns: int) -> Time:
     return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
+class Source(Protocol):
+    """A device reader running its own thread (serial, UDP or OPC UA)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class DriverNode(Node):
-    """Subclasses set ``source`` and start their reader; ``extra_values`` adds to the diagnostics."""
+    """Subclasses call ``attach``; ``restart_stream`` and ``extra_values`` are their hooks."""
 
     source = ''
+    _reader: Source | None = None
 
     def __init__(self, name: str, config_type: type[C]) -> None:
         super().__init__(name)
@@ -33,6 +41,15 @@ class DriverNode(Node):
         self.stamper = Stamper(self.config.timestamps)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
+
+    def attach(self, reader: Source, source: str) -> None:
+        """Start ``reader`` (named ``source`` in logs and diagnostics); it stops with the node."""
+        self.source = source
+        self._reader = reader
+        reader.start()
+
+    def restart_stream(self) -> None:
+        """Called on every (re)connection: drop state from before, such as a cut line."""
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -43,6 +60,8 @@ class DriverNode(Node):
     def on_state(self, connected: bool, detail: str) -> None:
         """Reader callback, once per state change."""
         self.stats.set_state(connected, detail)
+        if connected:
+            self.restart_stream()
         if connected:  # rclpy wants one severity per logging call site
             self.get_logger().info(detail)
         else:
@@ -58,6 +77,12 @@ class DriverNode(Node):
 
     def extra_values(self) -> dict[str, Any]:
         return {}
+
+    def destroy_node(self) -> None:
+        """Stop the reader thread before the node goes away."""
+        if self._reader is not None:
+            self._reader.stop()
+        super().destroy_node()
 
     def _publish_diagnostics(self) -> None:
         rate = self.stats.rate()

@@ -16,17 +16,14 @@ class EncoderDriver(DriverNode):
 
     def __init__(self) -> None:
         super().__init__('encoder_driver', EncoderConfig)
-        self.source = self.config.serial.port
         self._stream = EncoderStream(self.config, self.stats)
         self._names = list(self.config.joint_names)
         self._publisher = self.create_publisher(JointState, '/encoders/joint_states', qos_profile_sensor_data)
-        self._reader = SerialReader(self.config.serial, self._on_data, self._on_state, self.now_ns)
-        self._reader.start()
+        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
+                    self.config.serial.port)
 
-    def _on_state(self, connected: bool, detail: str) -> None:
-        if connected:
-            self._stream.restart()
-        self.on_state(connected, detail)
+    def restart_stream(self) -> None:
+        self._stream.restart()
 
     def _on_data(self, chunk: bytes, receive_ns: int) -> None:
         for sample in self._stream.feed(chunk):
@@ -37,10 +34,6 @@ class EncoderDriver(DriverNode):
 
     def extra_values(self) -> dict[str, int]:
         return frame_decoder_values(self._stream.decoder)
-
-    def destroy_node(self) -> None:
-        self._reader.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

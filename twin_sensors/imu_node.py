@@ -15,7 +15,6 @@ class ImuDriver(DriverNode):
 
     def __init__(self) -> None:
         super().__init__('imu_driver', ImuConfig)
-        self.source = self.config.serial.port
         self._stream = ImuStream(self.config, self.stats)
         self._message = Imu()
         self._message.header.frame_id = self.config.frame_id
@@ -23,13 +22,11 @@ class ImuDriver(DriverNode):
         self._message.linear_acceleration_covariance = self._stream.accel_covariance
         self._message.angular_velocity_covariance = self._stream.gyro_covariance
         self._publisher = self.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
-        self._reader = SerialReader(self.config.serial, self._on_data, self._on_state, self.now_ns)
-        self._reader.start()
+        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
+                    self.config.serial.port)
 
-    def _on_state(self, connected: bool, detail: str) -> None:
-        if connected:
-            self._stream.restart()
-        self.on_state(connected, detail)
+    def restart_stream(self) -> None:
+        self._stream.restart()
 
     def _on_data(self, chunk: bytes, receive_ns: int) -> None:
         message = self._message
@@ -38,10 +35,6 @@ class ImuDriver(DriverNode):
             message.header.stamp = self.stamp(receive_ns, reading.device_time)
             accel.x, accel.y, accel.z, gyro.x, gyro.y, gyro.z = reading.values.tolist()
             self.publish(self._publisher, message)
-
-    def destroy_node(self) -> None:
-        self._reader.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -20,9 +20,8 @@ class LidarDriver(DriverNode):
         super().__init__('lidar_driver', LidarConfig)
         self._stream = LidarStream(self.stats)
         self._publisher = self.create_publisher(LaserScan, '/scan', qos_profile_sensor_data)
-        self._reader = UdpReader(self.config.udp, self._on_data, self.on_state, self.now_ns)
-        self.source = self._reader.source
-        self._reader.start()
+        reader = UdpReader(self.config.udp, self._on_data, self.on_state, self.now_ns)
+        self.attach(reader, reader.source)
 
     def _on_data(self, datagram: bytes, receive_ns: int) -> None:
         for scan in self._stream.feed(datagram):
@@ -38,10 +37,6 @@ class LidarDriver(DriverNode):
 
     def extra_values(self) -> dict[str, int]:
         return frame_decoder_values(self._stream.decoder)
-
-    def destroy_node(self) -> None:
-        self._reader.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -19,15 +19,13 @@ class PlcDriver(DriverNode):
 
     def __init__(self) -> None:
         super().__init__('plc_driver', PlcDriverConfig)
-        self.source = self.config.opcua.endpoint
         self._view = PlcView(self.config, self.stats)
         self._temperatures = {
             joint: self.create_publisher(Temperature, f'/motors/{joint}/temperature', qos_profile_sensor_data)
             for joint in self.config.joint_names}
         self._status = self.create_publisher(CellStatus, '/cell/status', 10)
-        self._client = OpcUaSubscriber(self.config.opcua, self._view.variables, self._on_values,
-                                       self.on_state, self.now_ns)
-        self._client.start()
+        self.attach(OpcUaSubscriber(self.config.opcua, self._view.variables, self._on_values,
+                                    self.on_state, self.now_ns), self.config.opcua.endpoint)
 
     def _on_values(self, changes: Mapping[str, Any], receive_ns: int) -> None:
         update = self._view.apply(changes)
@@ -42,10 +40,6 @@ class PlcDriver(DriverNode):
                                  speed_override=cell.speed_override, stopped=cell.stopped)
             message.header.stamp = stamp
             self.publish(self._status, message)
-
-    def destroy_node(self) -> None:
-        self._client.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
