@@ -10,6 +10,8 @@ import pytest
 
 from harness import CONFIG_DIR, NodeProcess, S3Server, TopicProbe, stale_fastdds_segments
 
+pytest_plugins = ['mqtt_fixtures']  # the mosquitto and broker_directory fixtures
+
 
 def _pick_domain_id() -> int:
     """A non-zero domain per run (and per xdist worker) so parallel runs never meet."""
