@@ -258,6 +258,18 @@ def test_clock_estimator_recovers_offset_and_drift(offset: float, drift_ppm: flo
     assert float(values["clock_offset_s"]) == pytest.approx(true[-1] - device[-1], abs=2e-4 + 1e-3)
 
 
+@pytest.mark.parametrize("step", [0.25, -0.25])
+def test_clock_estimator_follows_a_lasting_offset_step_within_two_seconds(step: float) -> None:
+    true, device, receive = synthetic_clock(40.0, 1000.0, 5.0, 40.0, seed=3)
+    device = np.where(true - true[0] > 20.0, device - step, device)  # the device clock steps
+    stamper = Stamper(TimestampConfig(mode="device"))
+    stamps = np.array([stamper.stamp(round(r * 1e9), d) for r, d in zip(receive, device)])
+    settled = true - true[0] > 22.0
+    assert stamper.estimator.steps == 1
+    assert np.max(np.abs(stamps[settled] * 1e-9 - true[settled])) < 2e-3
+    assert abs(stamper.estimator.fit.drift_ppm) < 1000.0
+
+
 def test_stamper_restarts_on_a_device_reboot_and_stays_monotonic() -> None:
     stamper = Stamper(TimestampConfig(mode="device"))
     first = [stamper.stamp(1_000_000_000 + i * 10_000_000, 100.0 + i * 0.01) for i in range(300)]

@@ -19,6 +19,8 @@ MAD_TO_SIGMA = 1.4826
 INLIER_SIGMAS = 3.0
 INLIER_FLOOR = 20e-6  # s; envelope points this close to the line are never outliers
 MIN_FIT_POINTS = 3
+STEP_BINS = 4  # this many newest envelope points all off the line on one side: the clock stepped
+MAX_DRIFT = 1e-3  # a slope beyond 1000 ppm is no oscillator's drift: the window holds a step
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class TimestampConfig:
         'Seconds of device time per lower-envelope point.', min=0.001, max=60.0))
     reset_threshold: float = field(default=1.0, metadata=describe(
         'A device clock going back by more than this (s) restarts the estimator.', min=0.0, max=1e6))
+    step_threshold: float = field(default=0.02, metadata=describe(
+        'A lasting offset change larger than this (s) is a clock step: the fit restarts from it.',
+        min=0.001, max=10.0))
 
     def __post_init__(self) -> None:
         if self.window < MIN_FIT_POINTS * self.bin:
@@ -61,11 +66,14 @@ class ClockFit:
 class ClockEstimator:
     """Online offset + drift estimate from (device time, receive time) pairs, both in seconds."""
 
-    def __init__(self, window: float, bin_width: float, reset_threshold: float = 1.0) -> None:
+    def __init__(self, window: float, bin_width: float, reset_threshold: float = 1.0,
+                 step_threshold: float = 0.02) -> None:
         self.window = window
         self.bin_width = bin_width
         self.reset_threshold = reset_threshold
+        self.step_threshold = step_threshold
         self.resets = 0
+        self.steps = 0
         self.out_of_order = 0
         self.fit: ClockFit | None = None
         self._envelope: deque[tuple[float, float]] = deque()
@@ -117,8 +125,24 @@ class ClockEstimator:
         newest = self._envelope[-1][0]
         while newest - self._envelope[0][0] > self.window:
             self._envelope.popleft()
-        if len(self._envelope) >= MIN_FIT_POINTS:
-            self.fit = fit_envelope(np.array(self._envelope))
+        if len(self._envelope) < MIN_FIT_POINTS:
+            return
+        fit = fit_envelope(np.array(self._envelope))
+        if self._stepped(fit):
+            # The device clock (or the path delay) changed for good: forget what came before.
+            self.steps += 1
+            self._envelope = deque(list(self._envelope)[-STEP_BINS:])
+            fit = fit_envelope(np.array(self._envelope))
+        self.fit = fit
+
+    def _stepped(self, fit: ClockFit) -> bool:
+        if len(self._envelope) <= STEP_BINS:
+            return False
+        if abs(fit.slope) > MAX_DRIFT:
+            return True
+        recent = np.array(list(self._envelope)[-STEP_BINS:])
+        residuals = recent[:, 1] - (fit.intercept + fit.slope * recent[:, 0])
+        return bool(np.all(residuals > self.step_threshold) or np.all(residuals < -self.step_threshold))
 
 
 def fit_envelope(points: np.ndarray) -> ClockFit:
@@ -144,7 +168,8 @@ class Stamper:
 
     def __init__(self, config: TimestampConfig) -> None:
         self.config = config
-        self.estimator = ClockEstimator(config.window, config.bin, config.reset_threshold)
+        self.estimator = ClockEstimator(config.window, config.bin, config.reset_threshold,
+                                        config.step_threshold)
         self.without_device_time = 0
         self._latency_ns = round(config.latency_compensation * 1e9)
         self._reference_ns: int | None = None
@@ -180,5 +205,6 @@ class Stamper:
             offset = self._reference_ns * 1e-9 + (estimator.offset(estimator.newest) or 0.0)
             values |= {'clock_offset_s': f'{offset:.6f}', 'clock_drift_ppm': fit.drift_ppm,
                        'clock_residual_s': fit.residual, 'clock_outliers': fit.outliers}
-        return values | {'clock_resets': estimator.resets, 'clock_out_of_order': estimator.out_of_order,
+        return values | {'clock_resets': estimator.resets, 'clock_steps': estimator.steps,
+                         'clock_out_of_order': estimator.out_of_order,
                          'no_device_time': self.without_device_time}

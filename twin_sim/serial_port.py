@@ -9,14 +9,16 @@ import tty
 from pathlib import Path
 
 _log = logging.getLogger(__name__)
+TRANSMIT_BUFFER = 4096  # bytes waiting for the kernel's pty buffer, like a UART driver's FIFO
 
 
 class EmulatedSerialPort:
     """The device end of a serial line: a pty master whose slave is published at ``link``.
 
-    Writes never block: bytes the kernel cannot take (reader absent or slow) are dropped
-    and counted, as on a UART without flow control. ``unplug``/``replug`` emulate pulling
-    the USB cable: the link disappears, then points to a new device node.
+    Writes never block. Bytes the kernel cannot take yet wait in a small transmit buffer, as
+    in a UART's FIFO; a message that does not fit there (reader absent or too slow) is dropped
+    whole and counted, so the line never carries half a message. ``unplug``/``replug``
+    emulate pulling the USB cable: the link disappears, then points to a new device node.
     """
 
     def __init__(self, link: str | Path) -> None:
@@ -26,11 +28,17 @@ class EmulatedSerialPort:
         self.writes_dropped = 0
         self._master: int | None = None
         self._device: str | None = None
+        self._pending = bytearray()
 
     @property
     def device(self) -> str | None:
         """The current slave device path (e.g. ``/dev/pts/7``), None while unplugged."""
         return self._device
+
+    @property
+    def bytes_pending(self) -> int:
+        """Bytes accepted but not yet taken by the kernel."""
+        return len(self._pending)
 
     @property
     def is_open(self) -> bool:
@@ -56,19 +64,24 @@ class EmulatedSerialPort:
         _log.info("serial device %s -> %s", self.link, device)
 
     def write(self, data: bytes) -> bool:
-        """Send ``data``; return False if any of it was dropped."""
-        if self._master is None:
+        """Queue ``data`` for the line; return False if it was dropped (whole)."""
+        if self._master is not None:
+            self._flush()
+        if self._master is None or len(self._pending) + len(data) > TRANSMIT_BUFFER:
             self._count_drop(len(data))
             return False
-        try:
-            written = os.write(self._master, data)
-        except (BlockingIOError, InterruptedError):
-            written = 0
-        self.bytes_written += written
-        if written < len(data):
-            self._count_drop(len(data) - written)
-            return False
+        self._pending += data
+        self._flush()
         return True
+
+    def _flush(self) -> None:
+        while self._pending:
+            try:
+                written = os.write(self._master, self._pending)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.bytes_written += written
+            del self._pending[:written]
 
     def _count_drop(self, size: int) -> None:
         self.writes_dropped += 1
@@ -87,6 +100,7 @@ class EmulatedSerialPort:
             _log.warning("cannot remove %s: %s", self.link, error)
         os.close(self._master)
         self._master, self._device = None, None
+        self._pending.clear()
 
     unplug = close
 
