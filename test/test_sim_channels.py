@@ -338,8 +338,13 @@ def test_plc_serves_temperatures_and_takes_speed_override(cell: Cell) -> None:
     async def session() -> tuple[list[float], float, int, type[Exception] | None]:
         async with Client(cell.config.plc.endpoint, timeout=5) as client:
             index = await client.get_namespace_index(NAMESPACE)
-            temperatures = [await client.get_node(ua.NodeId(f"Workcell.Motors.{joint}.Temperature", index))
-                            .read_value() for joint in cell.runner.workcell.joint_names]
+            sensors = [client.get_node(ua.NodeId(f"Workcell.Motors.{joint}.Temperature", index))
+                       for joint in cell.runner.workcell.joint_names]
+            for _ in range(50):  # the PLC's first values follow its first publish cycle
+                temperatures = [await sensor.read_value() for sensor in sensors]
+                if not any(math.isnan(t) for t in temperatures):
+                    break
+                await asyncio.sleep(0.05)
             device_time = await client.get_node(ua.NodeId("Workcell.DeviceTime", index)).read_value()
             task_id = await client.get_node(ua.NodeId("Workcell.TaskId", index)).read_value()
             override = client.get_node(ua.NodeId("Workcell.SpeedOverride", index))

@@ -3,7 +3,8 @@
 Variables are named by the string part of their NodeId in one namespace URI (the index is
 looked up on every connection, since a restarted server may renumber it). Changes arriving in
 one publish response are delivered together as ``on_values({name: value or None}, receive_ns)``;
-None marks a value with a bad status (e.g. a failed sensor).
+None marks a value with a bad status (e.g. a failed sensor). ``write`` sets a Double variable
+over the same session.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,7 @@ class OpcUaSubscriber:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: dict[str, Any] = {}
+        self._session_client: tuple[Client, int] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name='opcua')
@@ -68,6 +71,16 @@ class OpcUaSubscriber:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    def write(self, name: str, value: float) -> Future[None]:
+        """Write Double ``value`` to variable ``name`` (thread-safe).
+
+        The future fails with the server's status (e.g. BadOutOfRange), or with ConnectionError
+        while not connected.
+        """
+        if self._loop is None:
+            raise RuntimeError('subscriber not started')
+        return asyncio.run_coroutine_threadsafe(self._write(name, value), self._loop)
 
     # ----------------------------------------------------------------- asyncua thread
 
@@ -97,9 +110,11 @@ class OpcUaSubscriber:
             index = await client.get_namespace_index(self.config.namespace)
             nodes = {ua.NodeId(name, index): name for name in self.names}
             interval_ms = self.config.publishing_interval * 1000.0
-            subscription = await client.create_subscription(interval_ms, _Handler(self, nodes))
-            await subscription.subscribe_data_change([client.get_node(n) for n in nodes],
-                                                     sampling_interval=interval_ms)
+            if nodes:
+                subscription = await client.create_subscription(interval_ms, _Handler(self, nodes))
+                await subscription.subscribe_data_change([client.get_node(n) for n in nodes],
+                                                         sampling_interval=interval_ms)
+            self._session_client = client, index
             self._set_state(True, f'subscribed to {len(nodes)} variables at {self.config.endpoint}')
             stop_task = asyncio.ensure_future(self._stopping.wait())
             lost_task = asyncio.ensure_future(lost.wait())
@@ -109,10 +124,18 @@ class OpcUaSubscriber:
             if lost.is_set():
                 raise ConnectionError('connection lost')
         finally:
+            self._session_client = None
             try:
                 await asyncio.wait_for(client.disconnect(), 1.0)
             except Exception:  # the connection may already be gone; nothing left to release
                 pass
+
+    async def _write(self, name: str, value: float) -> None:
+        if self._session_client is None:
+            raise ConnectionError(f'{self.config.endpoint}: not connected')
+        client, index = self._session_client
+        await client.get_node(ua.NodeId(name, index)).write_value(
+            ua.DataValue(ua.Variant(float(value), ua.VariantType.Double)))
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stopping is not None

@@ -16,26 +16,23 @@ thread, which takes them with ``take_speed_override_requests``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
 
+from twin_bringup.opcua import ServerThread, engineering_units
 from twin_sim.hardware import PlcChannel
 
 _log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:ros2-digital-twin:workcell"
-_DEGREES_CELSIUS = ua.EUInformation(
-    NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact", UnitId=4408652,
-    DisplayName=ua.LocalizedText("°C"), Description=ua.LocalizedText("degree Celsius"))
+_DEGREES_CELSIUS = engineering_units("CEL", "°C", "degree Celsius")
 _SENSOR_FAILURE = ua.StatusCode(ua.StatusCodes.BadSensorFailure)
 
 
@@ -51,19 +48,18 @@ class PlcState:
     device_time: float
 
 
-class PlcServer:
+class PlcServer(ServerThread):
     """OPC UA server of the cell PLC, bound to a loopback endpoint."""
 
     def __init__(self, config: PlcChannel, joint_names: Sequence[str]) -> None:
+        super().__init__("plc-opcua", 1.0 / config.publish_rate_hz)
         self.config = config
         self.joint_names = tuple(joint_names)
         self.rejected_writes = 0
         self._lock = threading.Lock()
         self._latest: PlcState | None = None
         self._override_requests: list[float] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._nodes: dict[str, Node] = {}
         self._speed_override_id: ua.NodeId | None = None
 
     # ----------------------------------------------------------------- thread-safe API
@@ -81,58 +77,12 @@ class PlcServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server thread; return once the endpoint accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("PLC server already started")
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run_thread, args=(ready,), name="plc-opcua", daemon=True)
-        self._thread.start()
-        try:
-            ready.result(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        super().start(timeout)
         _log.info("PLC serving %s", self.config.endpoint)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the server and join its thread."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            _log.error("PLC server thread did not stop within %.1f s", timeout)
 
     # ----------------------------------------------------------------- server thread
 
-    def _run_thread(self, ready: Future[None]) -> None:
-        try:
-            asyncio.run(self._serve(ready))
-        except Exception:
-            _log.exception("PLC server failed")
-
-    async def _serve(self, ready: Future[None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        try:
-            server, nodes = await self._start_server()
-        except Exception as error:  # reported by start()
-            ready.set_exception(error)
-            return
-        try:
-            ready.set_result(None)
-            period = 1.0 / self.config.publish_rate_hz
-            while not self._stopping.is_set():
-                await self._write_latest(server, nodes)
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), period)
-                except TimeoutError:
-                    pass
-        finally:
-            await server.stop()
-
-    async def _start_server(self) -> tuple[Server, dict[str, Node]]:
+    async def _start_server(self) -> Server:
         server = Server()
         server.disable_clock()  # its 1 s clock task would delay stop() by up to a second
         await server.init()
@@ -140,11 +90,11 @@ class PlcServer:
         server.set_server_name("twin workcell PLC")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         server.set_identity_tokens([ua.AnonymousIdentityToken])
-        nodes = await self._build_address_space(server)
+        self._nodes = await self._build_address_space(server)
         server.subscribe_server_callback(CallbackType.PreWrite, self._validate_client_write)
         server.subscribe_server_callback(CallbackType.PostWrite, self._take_client_write)
         await server.start()
-        return server, nodes
+        return server
 
     async def _build_address_space(self, server: Server) -> dict[str, Node]:
         index = await server.register_namespace(NAMESPACE)
@@ -170,7 +120,8 @@ class PlcServer:
         self._speed_override_id = nodes["SpeedOverride"].nodeid
         return nodes
 
-    async def _write_latest(self, server: Server, nodes: dict[str, Node]) -> None:
+    async def _tick(self, server: Server) -> None:
+        nodes = self._nodes
         with self._lock:
             state = self._latest
         if state is None:

@@ -1,0 +1,230 @@
+"""OPC UA bridge core against real asyncua servers and clients on loopback."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import Client, ua
+from asyncua.crypto import cert_gen
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
+from twin_bridge.opcua_server import TwinServer, password_entry
+from twin_bridge.opcua_space import Task, TwinAddressSpace
+from twin_bringup.config import ConfigError, build
+from twin_bringup.sandbox import free_port
+from twin_sensors.opcua_client import OpcUaConfig, OpcUaSubscriber
+from twin_sim.hardware import PlcChannel
+from twin_sim.plc import NAMESPACE, PlcServer
+
+CLIENT_URI = 'urn:test:scada'
+ARM = ('DeviceSet', 'cell_1', 'MotionDevices', 'arm')
+
+
+def make_certificates(directory: Path, server_uri: str) -> dict[str, Path]:
+    """Server, trusted client and untrusted client certificates (DER) and keys (PEM)."""
+    (directory / 'trusted').mkdir(parents=True)
+    files = {'server_cert': directory / 'server.der', 'server_key': directory / 'server.pem',
+             'client_cert': directory / 'trusted' / 'scada.der', 'client_key': directory / 'scada.pem',
+             'stranger_cert': directory / 'stranger.der', 'stranger_key': directory / 'stranger.pem'}
+
+    async def generate() -> None:
+        for name, uri, use in (('server', server_uri, ExtendedKeyUsageOID.SERVER_AUTH),
+                               ('client', CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH),
+                               ('stranger', CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH)):
+            await cert_gen.setup_self_signed_certificate(files[f'{name}_key'], files[f'{name}_cert'], uri,
+                                                         'localhost', [use], {})
+    asyncio.run(generate())
+    files['users'] = directory / 'users'
+    files['users'].write_text(password_entry('scada', 's3cret') + '\n')
+    return files
+
+
+class History:
+    """A HistorySource recording its requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, float, float, int]] = []
+
+    def __call__(self, path: str, start: float, end: float, max_samples: int) -> tuple[list[float], list[float]]:
+        self.requests.append((path, start, end, max_samples))
+        return [1000.0, 1000.5, 1001.0], [0.1, 0.2, 0.3]
+
+
+@pytest.fixture(scope='module')
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TwinServer, dict[str, Path], History]]:
+    config = ServerConfig(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin')
+    files = make_certificates(tmp_path_factory.mktemp('pki'), config.application_uri)
+    config = build(ServerConfig, {'endpoint': config.endpoint, 'write_rate_hz': 100.0, 'security': {
+        'certificate': str(files['server_cert']), 'private_key': str(files['server_key']),
+        'trust_dir': str(files['server_cert'].parent / 'trusted'), 'users_file': str(files['users'])}}, 'server')
+    history = History()
+    server = TwinServer(config, history)
+    server.start()
+    yield server, files, history
+    server.stop()
+
+
+async def connect(server: TwinServer, files: dict[str, Path], who: str = 'client', password: str = 's3cret') -> Client:
+    client = Client(server.config.endpoint, timeout=5)
+    client.application_uri = CLIENT_URI
+    await client.set_security(SecurityPolicyBasic256Sha256, str(files[f'{who}_cert']), str(files[f'{who}_key']),
+                              server_certificate=str(files['server_cert']))
+    client.set_user('scada')
+    client.set_password(password)
+    await client.connect()
+    return client
+
+
+def run_client(server: TwinServer, files: dict[str, Path], work: Any) -> Any:
+    async def main() -> Any:
+        client = await connect(server, files)
+        try:
+            index = await client.get_namespace_index(server.config.namespace)
+            return await work(client, index)
+        finally:
+            await client.disconnect()
+    return asyncio.run(main())
+
+
+def test_address_space_follows_robotics_naming_with_units(secure: Any) -> None:
+    server, files, _ = secure
+
+    async def work(client: Client, index: int) -> dict[str, Any]:
+        async def child(*path: str) -> Any:
+            return await client.nodes.objects.get_child([f'{index}:{p}' for p in path])
+        position = await child(*ARM, 'Axes', 'joint_2', 'ParameterSet', 'ActualPosition')
+        temperature = await child(*ARM, 'PowerTrains', 'joint_2', 'Motor', 'ParameterSet', 'MotorTemperature')
+        level = await child('Twin', 'Health', 'Level')
+        return {'position_unit': await (await position.get_child(f'{index}:EngineeringUnits')).read_value(),
+                'temperature_unit': await (await temperature.get_child(f'{index}:EngineeringUnits')).read_value(),
+                'level': await level.read_value(),
+                'history': await position.read_attribute(ua.AttributeIds.Historizing)}
+
+    found = run_client(server, files, work)
+    assert found['position_unit'].DisplayName.Text == 'rad' and found['position_unit'].UnitId == 0x433831  # C81
+    assert found['temperature_unit'].UnitId == 4408652  # CEL, degree Celsius
+    assert found['level'] == 3  # STALE until diagnostics arrive
+    assert found['history'].Value.Value is True
+
+
+def test_values_update_with_source_timestamps(secure: Any) -> None:
+    server, files, _ = secure
+    space = server.space
+    stamp = time.time() - 2.0
+    server.update({**space.axes(['joint_1', 'joint_9'], position=[0.25], velocity=[-1.5], temperature=[41.0],
+                                load=[0.3]),
+                   **space.state(stamp, False, 7, 0.5, False, 0.8)}, stamp)
+    server.update(space.health([(0, '/twin/sync', 'ok'), (1, '/twin/imu', 'late'), (1, '/twin/lidar', 'slow')]))
+    server.update(space.alert('joint_2.velocity', 'residual', 1, 'residual 4.2 > 3.0', True))
+    server.update(space.maintenance(3, [Task('joint_2', 'replace gearbox', 'HIGH', stamp, stamp + 600.0,
+                                             stamp + 3600.0, 7200.0)], ['imu']))
+    time.sleep(0.1)
+
+    async def work(client: Client, index: int) -> dict[str, Any]:
+        values = {}
+        for key in (space.axis('joint_1', 'ActualPosition'), space.axis('joint_1', 'ActualSpeed'),
+                    space.motor('joint_1', 'MotorTemperature'), space.motor('joint_1', 'EffectiveLoadRate'),
+                    'Twin/State/TaskId', 'Twin/Health/Level', 'Twin/Health/Message', 'Twin/Alerts/Active',
+                    'Twin/Maintenance/NextComponent', 'Twin/Maintenance/Unplaced', 'Twin/Maintenance/NextRul',
+                    'DeviceSet/cell_1/Controllers/controller/ParameterSet/SpeedOverride'):
+            values[key] = await client.get_node(ua.NodeId(key, index)).read_data_value()
+        return values
+
+    values = run_client(server, files, work)
+    position = values[space.axis('joint_1', 'ActualPosition')]
+    assert position.Value.Value == 0.25 and abs(position.SourceTimestamp.timestamp() - stamp) < 1e-3
+    assert values[space.axis('joint_1', 'ActualSpeed')].Value.Value == -1.5
+    assert values[space.motor('joint_1', 'MotorTemperature')].Value.Value == 41.0
+    assert values[space.motor('joint_1', 'EffectiveLoadRate')].Value.Value == pytest.approx(30.0)
+    assert values['Twin/State/TaskId'].Value.Value == 7
+    assert values['DeviceSet/cell_1/Controllers/controller/ParameterSet/SpeedOverride'].Value.Value == 80.0
+    assert values['Twin/Health/Level'].Value.Value == 1
+    assert values['Twin/Health/Message'].Value.Value == '/twin/imu: late; /twin/lidar: slow'
+    assert values['Twin/Alerts/Active'].Value.Value == ['joint_2.velocity (residual): residual 4.2 > 3.0']
+    assert values['Twin/Maintenance/NextComponent'].Value.Value == 'joint_2'
+    assert values['Twin/Maintenance/Unplaced'].Value.Value == ['imu']
+    assert values['Twin/Maintenance/NextRul'].Value.Value == 7200.0
+    assert server.stats().writes > 0
+
+
+def test_history_read_is_answered_by_the_history_source(secure: Any) -> None:
+    server, files, history = secure
+
+    async def work(client: Client, index: int) -> list[ua.DataValue]:
+        node = client.get_node(ua.NodeId(server.space.axis('joint_3', 'ActualPosition'), index))
+        return await node.read_raw_history()
+
+    values = run_client(server, files, work)
+    assert [v.Value.Value for v in values] == [0.1, 0.2, 0.3]
+    assert [v.SourceTimestamp.timestamp() for v in values] == [1000.0, 1000.5, 1001.0]
+    assert history.requests[-1][0] == 'joint_3.position'
+
+
+@pytest.mark.parametrize('who, password, status', [
+    ('stranger', 's3cret', 'BadCertificateUntrusted'), ('client', 'wrong', 'BadUserAccessDenied')])
+def test_untrusted_certificates_and_wrong_passwords_are_rejected(secure: Any, who: str, password: str,
+                                                                  status: str) -> None:
+    server, files, _ = secure
+    with pytest.raises(ua.UaStatusCodeError) as raised:
+        asyncio.run(connect(server, files, who, password))
+    assert type(raised.value).__name__ == status
+
+
+def test_only_the_encrypted_endpoint_is_offered(secure: Any) -> None:
+    server, _, _ = secure
+
+    async def endpoints() -> list[ua.EndpointDescription]:
+        return await Client(server.config.endpoint, timeout=5).connect_and_get_server_endpoints()
+
+    offered = asyncio.run(endpoints())
+    assert {(e.SecurityPolicyUri.split('#')[-1], e.SecurityMode) for e in offered} == {
+        ('Basic256Sha256', ua.MessageSecurityMode.SignAndEncrypt)}
+    assert [t.TokenType for t in offered[0].UserIdentityTokens] == [ua.UserTokenType.UserName]
+
+
+def test_config_rejects_insecure_remote_endpoints_and_bad_setpoint_maps() -> None:
+    with pytest.raises(ConfigError, match='127.0.0.0/8'):
+        build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin', 'security': {'enabled': False}}, 'server')
+    build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin'}, 'server')  # secured: any host
+    with pytest.raises(ConfigError, match='same length'):
+        build(ClientConfig, {'setpoint_topics': ['/a'], 'setpoint_variables': []}, 'client')
+    client = ClientConfig(setpoint_topics=('/a',), setpoint_variables=('Workcell.SpeedOverride',),
+                          setpoint_min=(0.0,), setpoint_max=(1.0,))
+    assert client.setpoint_error(0, 0.5) == ''
+    assert 'outside' in client.setpoint_error(0, 1.5) and 'outside' in client.setpoint_error(0, float('nan'))
+
+
+def test_alerts_track_active_anomalies() -> None:
+    space = TwinAddressSpace(ServerConfig(security=SecurityConfig(enabled=False)))
+    space.alert('imu', 'flat', 2, 'flat signal', True)
+    values = space.alert('joint_1.position', 'residual', 1, 'drift', True)
+    assert values['Twin/Alerts/ActiveCount'] == 2
+    values = space.alert('imu', 'flat', 0, 'recovered', False)
+    assert values['Twin/Alerts/Active'] == ['joint_1.position (residual): drift']
+    assert values['Twin/Alerts/LastEvent'] == 'cleared imu (flat): recovered'
+
+
+def test_subscriber_writes_setpoints_and_gets_the_server_status() -> None:
+    plc = PlcServer(PlcChannel(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'), ['joint_1'])
+    plc.start()
+    connected: Future[None] = Future()
+    subscriber = OpcUaSubscriber(OpcUaConfig(endpoint=plc.config.endpoint, namespace=NAMESPACE), [],
+                                 lambda values, stamp: None,
+                                 lambda up, detail: up and not connected.done() and connected.set_result(None))
+    subscriber.start()
+    try:
+        connected.result(10.0)
+        subscriber.write('Workcell.SpeedOverride', 0.4).result(5.0)
+        with pytest.raises(ua.uaerrors.BadOutOfRange):
+            subscriber.write('Workcell.SpeedOverride', 1.4).result(5.0)
+        assert plc.take_speed_override_requests() == [0.4]
+    finally:
+        subscriber.stop()
+        plc.stop()

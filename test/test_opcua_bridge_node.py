@@ -1,0 +1,135 @@
+"""opcua_bridge as a process: twin topics reach OPC UA clients (values and HistoryRead), ROS
+setpoints reach a real PLC server, and the bridge resubscribes after the PLC restarts."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import Client, ua
+from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import Float64
+
+from harness import TopicProbe
+from twin_bridge.opcua_node import LATCHED
+from twin_bringup.sandbox import free_port
+from twin_interfaces.msg import TwinState
+from twin_interfaces.srv import GetHistory
+from twin_sim.hardware import PlcChannel
+from twin_sim.plc import NAMESPACE, PlcServer, PlcState
+
+pytestmark = pytest.mark.integration
+
+OPCUA_BRIDGE = str(Path(sys.executable).parent / 'opcua_bridge')
+TWIN_NAMESPACE = 'urn:ros2-digital-twin:twin'
+AXES = 'DeviceSet/cell_1/MotionDevices/arm/Axes'
+
+
+def parameters(path: Path, server: str, client: str) -> Path:
+    path.write_text(f"""\
+opcua_bridge:
+  ros__parameters:
+    server: {server}
+    client: {client}
+""")
+    return path
+
+
+def eventually(check: Callable[[], Any], timeout: float, every: Callable[[], None] = lambda: None) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        every()
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, ua.UaError, TimeoutError):  # server not up yet
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f'not within {timeout} s')
+        time.sleep(0.1)
+
+
+def plc_state(speed_override: float) -> PlcState:
+    return PlcState([40.0], speed_override, False, 1, 0.0, 0.0)
+
+
+def test_twin_state_reaches_opcua_clients_with_history(start_process: Any, probe: TopicProbe, tmp_path: Path) -> None:
+    endpoint = f'opc.tcp://127.0.0.1:{free_port()}/twin'
+    requests: list[GetHistory.Request] = []
+
+    def get_history(request: GetHistory.Request, response: GetHistory.Response) -> GetHistory.Response:
+        requests.append(request)
+        response.success, response.columns, response.stamps = True, list(request.paths), [10.0, 11.0]
+        response.values.data = [0.5, 0.75]
+        return response
+
+    probe.node.create_service(GetHistory, '/twin/get_history', get_history)
+    publisher = probe.node.create_publisher(TwinState, '/twin/state', 10)
+    state = TwinState(joint_names=['joint_1', 'joint_2'], position=[0.1, -0.2], velocity=[1.0, 2.0],
+                      motor_temperature=[35.0, 36.0], task_id=4)
+    params = parameters(tmp_path / 'bridge.yaml', f'{{endpoint: "{endpoint}", security: {{enabled: false}}}}',
+                        '{enabled: false}')
+    start_process(OPCUA_BRIDGE, '--ros-args', '--params-file', str(params))
+
+    async def read() -> tuple[list[float], list[ua.DataValue]]:
+        async with Client(endpoint, timeout=2) as client:
+            index = await client.get_namespace_index(TWIN_NAMESPACE)
+            nodes = [client.get_node(ua.NodeId(f'{AXES}/{j}/ParameterSet/ActualPosition', index))
+                     for j in ('joint_1', 'joint_2')]
+            return [await n.read_value() for n in nodes], await nodes[1].read_raw_history()
+
+    def publish() -> None:
+        state.header.stamp = probe.node.get_clock().now().to_msg()
+        publisher.publish(state)
+
+    positions, history = eventually(lambda: (found := asyncio.run(read()))[0] == [0.1, -0.2] and found, 20.0, publish)
+    assert [v.Value.Value for v in history] == [0.5, 0.75]
+    assert [v.SourceTimestamp.timestamp() for v in history] == [10.0, 11.0]
+    assert requests[-1].paths == ['joint_2.position']
+
+
+def test_setpoints_reach_the_plc_across_a_plc_restart(start_process: Any, probe: TopicProbe, tmp_path: Path) -> None:
+    channel = PlcChannel(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin/plc', publish_rate_hz=20.0)
+    plc = PlcServer(channel, ['joint_1'])
+    plc.publish(plc_state(0.9))
+    plc.start()
+    probe.subscribe('/plc/speed_override', Float64, LATCHED)  # PLC values are latched: late joiners see them
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    setpoints = probe.node.create_publisher(Float64, '/twin/commands/speed_override', 10)
+    params = parameters(tmp_path / 'bridge.yaml', '{enabled: false}', f"""{{enabled: true,
+      opcua: {{endpoint: "{channel.endpoint}", namespace: "{NAMESPACE}", publishing_interval: 0.02, timeout: 2.0}},
+      variables: [Workcell.SpeedOverride], topics: [/plc/speed_override], kinds: [float64],
+      setpoint_topics: [/twin/commands/speed_override], setpoint_variables: [Workcell.SpeedOverride],
+      setpoint_min: [0.0], setpoint_max: [1.0]}}""")
+    start_process(OPCUA_BRIDGE, '--ros-args', '--params-file', str(params))
+    try:
+        probe.wait_for('/plc/speed_override', lambda ms: any(m.data == 0.9 for m in ms), 20.0)
+        requests: list[float] = []
+        eventually(lambda: requests.extend(plc.take_speed_override_requests()) or 0.3 in requests, 10.0,
+                   lambda: setpoints.publish(Float64(data=0.3)))
+        setpoints.publish(Float64(data=1.5))  # out of range: rejected by the bridge, never written
+
+        def plc_client(message: DiagnosticArray) -> dict[str, str]:
+            found = [s for s in message.status if s.name == 'opcua_bridge: plc client']
+            return {kv.key: kv.value for kv in found[0].values} if found else {}
+
+        probe.wait_for('/diagnostics', lambda ms: any(plc_client(m).get('writes_rejected') == '1' for m in ms), 5.0)
+
+        plc.stop()
+        restarted = time.monotonic()
+        plc = PlcServer(channel, ['joint_1'])
+        plc.publish(plc_state(0.65))
+        plc.start()
+        probe.wait_for('/plc/speed_override', lambda ms: any(m.data == 0.65 for m in ms), 20.0)
+        requests.clear()
+        eventually(lambda: requests.extend(plc.take_speed_override_requests()) or 0.2 in requests, 10.0,
+                   lambda: setpoints.publish(Float64(data=0.2)))
+        assert time.monotonic() - restarted < 20.0
+    finally:
+        plc.stop()

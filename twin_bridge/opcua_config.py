@@ -1,0 +1,144 @@
+"""Parameters of the opcua_bridge node: the twin's OPC UA server, its security, the client of
+the cell PLC and the twin topics it exposes.
+
+Lists of mappings are parallel arrays (entry i of ``variables``, ``topics`` and ``kinds``),
+because ROS parameters cannot hold lists of structures.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from twin_bringup.config import describe
+from twin_bringup.network import require_loopback
+from twin_sensors.opcua_client import OpcUaConfig
+
+KINDS = ('float64', 'temperature')
+
+
+def _check_endpoint(endpoint: str) -> str:
+    url = urlsplit(endpoint)
+    if url.scheme != 'opc.tcp' or url.hostname is None or url.port is None:
+        raise ValueError(f'endpoint must look like opc.tcp://127.0.0.1:4841/twin, got {endpoint!r}')
+    return url.hostname
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Basic256Sha256 Sign&Encrypt with the server certificate, user names and a client trust list."""
+
+    enabled: bool = field(default=True, metadata=describe(
+        'Offer only Basic256Sha256 Sign&Encrypt with user names; false: no security, anonymous '
+        '(allowed on loopback endpoints only).'))
+    certificate: str = field(default='~/.ros/twin_opcua/server_cert.der', metadata=describe(
+        'Server application certificate (DER or PEM); its URI SAN is the application URI.'))
+    private_key: str = field(default='~/.ros/twin_opcua/server_key.pem', metadata=describe(
+        'Private key of the server certificate (PEM).'))
+    trust_dir: str = field(default='~/.ros/twin_opcua/trusted', metadata=describe(
+        'Directory of trusted client certificates (*.der, *.pem, or their CAs); others are rejected.'))
+    users_file: str = field(default='~/.ros/twin_opcua/users', metadata=describe(
+        'One "name:salt_hex:pbkdf2_sha256_hex" line per user (twin_bridge.opcua_server.password_entry).'))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The twin as an OPC UA server (Robotics companion specification naming)."""
+
+    enabled: bool = field(default=True, metadata=describe('Serve the twin over OPC UA.'))
+    endpoint: str = field(default='opc.tcp://127.0.0.1:4841/twin', metadata=describe(
+        'Endpoint URL; the host is the bind address.'))
+    application_uri: str = field(default='urn:ros2-digital-twin:opcua-bridge', metadata=describe(
+        'Application URI (must match the URI SAN of the server certificate).'))
+    namespace: str = field(default='urn:ros2-digital-twin:twin', metadata=describe(
+        'Namespace URI of the twin variables.'))
+    device: str = field(default='cell_1', metadata=describe('Name of the robot under Objects/DeviceSet.'))
+    motion_device: str = field(default='arm', metadata=describe('Name of the motion device (the arm).'))
+    controller: str = field(default='controller', metadata=describe('Name of the robot controller.'))
+    joint_names: tuple[str, ...] = field(default=('joint_1', 'joint_2', 'joint_3', 'joint_4'), metadata=describe(
+        'Axes (and power trains) of the motion device.'))
+    write_rate_hz: float = field(default=50.0, metadata=describe(
+        'Rate at which the latest twin values are written to the address space.', min=0.1, max=1000.0))
+    security: SecurityConfig = SecurityConfig()
+
+    def __post_init__(self) -> None:
+        host = _check_endpoint(self.endpoint)
+        if not self.security.enabled:
+            require_loopback(host)
+        if not self.joint_names:
+            raise ValueError('joint_names must not be empty')
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The bridge as a client of the cell PLC: subscribed variables to topics, topics to setpoints."""
+
+    enabled: bool = field(default=False, metadata=describe('Connect to the PLC.'))
+    opcua: OpcUaConfig = OpcUaConfig()
+    variables: tuple[str, ...] = field(default=(), metadata=describe(
+        'Subscribed PLC variables (string NodeIds in opcua.namespace).'))
+    topics: tuple[str, ...] = field(default=(), metadata=describe('Topic of each subscribed variable.'))
+    kinds: tuple[str, ...] = field(default=(), metadata=describe(
+        'Message of each topic: float64 (std_msgs/Float64) or temperature (sensor_msgs/Temperature, '
+        'stamped, frame_id = variable).'))
+    setpoint_topics: tuple[str, ...] = field(default=(), metadata=describe(
+        'std_msgs/Float64 topics whose values are written to the PLC.'))
+    setpoint_variables: tuple[str, ...] = field(default=(), metadata=describe(
+        'PLC variable written from each setpoint topic.'))
+    setpoint_min: tuple[float, ...] = field(default=(), metadata=describe(
+        'Lowest accepted value of each setpoint; lower values are rejected, never clamped.'))
+    setpoint_max: tuple[float, ...] = field(default=(), metadata=describe('Highest accepted value of each setpoint.'))
+
+    def __post_init__(self) -> None:
+        if not len(self.variables) == len(self.topics) == len(self.kinds):
+            raise ValueError('variables, topics and kinds must have the same length')
+        if not len(self.setpoint_topics) == len(self.setpoint_variables) == len(self.setpoint_min) \
+                == len(self.setpoint_max):
+            raise ValueError('setpoint_topics, setpoint_variables, setpoint_min and setpoint_max '
+                             'must have the same length')
+        for kind in self.kinds:
+            if kind not in KINDS:
+                raise ValueError(f'kinds: {kind!r} is not one of {list(KINDS)}')
+        for low, high in zip(self.setpoint_min, self.setpoint_max):
+            if not low <= high:
+                raise ValueError(f'setpoint_min {low} is above setpoint_max {high}')
+
+    def setpoint_error(self, index: int, value: float) -> str:
+        """Why ``value`` may not be written to setpoint ``index`` ('' if it may)."""
+        low, high = self.setpoint_min[index], self.setpoint_max[index]
+        if not math.isfinite(value) or not low <= value <= high:
+            return f'{self.setpoint_variables[index]}: {value} outside [{low}, {high}]'
+        return ''
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """Twin topics exposed by the server; an empty name leaves that part of the address space unset."""
+
+    state: str = field(default='/twin/state', metadata=describe('twin_interfaces/TwinState.'))
+    joint_states: str = field(default='/twin/joint_states', metadata=describe('sensor_msgs/JointState.'))
+    diagnostics: str = field(default='/diagnostics_agg', metadata=describe('Aggregated diagnostics.'))
+    anomalies: str = field(default='/twin/anomalies', metadata=describe('twin_interfaces/AnomalyEvent.'))
+    maintenance_schedule: str = field(default='/twin/maintenance_schedule', metadata=describe(
+        'twin_interfaces/MaintenanceSchedule (transient-local).'))
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """HistoryRead of the axis variables, answered by the twin state node's history service."""
+
+    enabled: bool = field(default=True, metadata=describe('Answer HistoryRead on axis variables.'))
+    service: str = field(default='/twin/get_history', metadata=describe('twin_interfaces/GetHistory service.'))
+    timeout: float = field(default=2.0, metadata=describe('Service call timeout, s.', min=0.01, max=60.0))
+
+
+@dataclass(frozen=True)
+class OpcUaBridgeConfig:
+    """Parameters of the ``opcua_bridge`` node."""
+
+    server: ServerConfig = ServerConfig()
+    client: ClientConfig = ClientConfig()
+    topics: TopicsConfig = TopicsConfig()
+    history: HistoryConfig = HistoryConfig()
+    diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
+        'Rate of /diagnostics.', min=0.1, max=10.0))

@@ -1,0 +1,205 @@
+"""opcua_bridge node: serves the twin over OPC UA (state, health, alerts, maintenance; HistoryRead
+from /twin/get_history) and, as a client of the cell PLC, publishes PLC variables and writes
+setpoints from topics.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState, Temperature
+from std_msgs.msg import Float64, Header
+
+from twin_bridge.opcua_config import OpcUaBridgeConfig
+from twin_bridge.opcua_server import TwinServer
+from twin_bridge.opcua_space import Task
+from twin_bringup.config import ConfigError
+from twin_bringup.ros_common import declare_config, run, status
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
+from twin_interfaces.srv import GetHistory
+from twin_sensors.opcua_client import OpcUaSubscriber
+from twin_state.state_node import seconds, to_time
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _level(value: bytes | int) -> int:
+    return value[0] if isinstance(value, bytes) else int(value)
+
+
+class OpcUaBridge(Node):
+    """Twin topics into the OPC UA server; PLC variables to topics and setpoints to the PLC."""
+
+    def __init__(self) -> None:
+        super().__init__('opcua_bridge')
+        self.config = config = declare_config(self, OpcUaBridgeConfig)
+        self._lock = threading.Lock()
+        self._writes_ok = self._writes_rejected = 0
+        self._last_error = ''
+        self._plc_state = 'not connected yet'
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._server: TwinServer | None = None
+        self._plc: OpcUaSubscriber | None = None
+        if config.server.enabled:
+            self._start_server()
+        if config.client.enabled:
+            self._start_client()
+        self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
+
+    # ----------------------------------------------------------------- server mode
+
+    def _start_server(self) -> None:
+        config = self.config
+        history = None
+        if config.history.enabled:
+            self._history_client = self.create_client(GetHistory, config.history.service)
+            history = self._read_history
+        self._server = server = TwinServer(config.server, history)
+        try:
+            server.start()
+        except (OSError, ValueError) as error:  # busy port, unreadable certificate, key or users file
+            raise ConfigError(f'{self.get_name()}.server: cannot serve {config.server.endpoint}: {error}') from None
+        space, topics = server.space, config.topics
+        handlers: list[tuple[str, type, Any, QoSProfile | int]] = [
+            (topics.state, TwinState, self._on_state, 10),
+            (topics.joint_states, JointState, lambda m: server.update(
+                space.axes(m.name, m.position, m.velocity, effort=m.effort), seconds(m.header.stamp)), 10),
+            (topics.diagnostics, DiagnosticArray, lambda m: server.update(
+                space.health([(_level(s.level), s.name, s.message) for s in m.status])), 10),
+            (topics.anomalies, AnomalyEvent, lambda m: server.update(
+                space.alert(m.sensor, m.method, m.severity, m.description, m.active), seconds(m.header.stamp)), 10),
+            (topics.maintenance_schedule, MaintenanceSchedule, self._on_schedule, LATCHED)]
+        for topic, msg_type, callback, qos in handlers:
+            if topic:
+                self.create_subscription(msg_type, topic, callback, qos)
+        self.get_logger().info(f'serving the twin at {config.server.endpoint}')
+
+    def _on_state(self, message: TwinState) -> None:
+        assert self._server is not None
+        space = self._server.space
+        stamp = seconds(message.header.stamp)
+        self._server.update({
+            **space.axes(message.joint_names, message.position, message.velocity, message.acceleration,
+                         message.effort, message.motor_temperature, message.load),
+            **space.state(stamp, message.predicted, message.task_id, message.task_progress,
+                          message.status == TwinState.STATUS_STOPPED, message.speed_override)}, stamp)
+
+    def _on_schedule(self, message: MaintenanceSchedule) -> None:
+        assert self._server is not None
+        tasks = [Task(t.component, t.action, t.risk, seconds(t.start), seconds(t.end), seconds(t.deadline), t.rul)
+                 for t in message.tasks]
+        self._server.update(self._server.space.maintenance(message.revision, tasks, message.unplaced),
+                            seconds(message.header.stamp))
+
+    def _read_history(self, path: str, start: float, end: float, max_samples: int
+                      ) -> tuple[Sequence[float], Sequence[float]]:
+        """Blocking GetHistory call (from the server's worker thread; the executor answers it)."""
+        request = GetHistory.Request(paths=[path], start=to_time(start),
+                                     end=to_time(end if math.isfinite(end) else 0.0), max_samples=max_samples)
+        response = self._history_client.call(request, timeout_sec=self.config.history.timeout)
+        if response is None:
+            raise TimeoutError(f'{self.config.history.service} did not answer')
+        if not response.success:
+            raise LookupError(response.message)
+        return response.stamps, response.values.data
+
+    # ----------------------------------------------------------------- client mode
+
+    def _start_client(self) -> None:
+        client = self.config.client
+        self._plc_publishers = {
+            variable: (self.create_publisher(Temperature, topic, qos_profile_sensor_data), True)
+            if kind == 'temperature' else (self.create_publisher(Float64, topic, LATCHED), False)
+            for variable, topic, kind in zip(client.variables, client.topics, client.kinds)}
+        for index, topic in enumerate(client.setpoint_topics):
+            self.create_subscription(Float64, topic, partial(self._on_setpoint, index), 10)
+        self._plc = OpcUaSubscriber(client.opcua, client.variables, self._on_plc_values, self._on_plc_state,
+                                    lambda: self.get_clock().now().nanoseconds)
+        self._plc.start()
+
+    def _on_plc_values(self, changes: Mapping[str, Any], receive_ns: int) -> None:
+        stamp = to_time(receive_ns * 1e-9)
+        for variable, value in changes.items():
+            if value is None:  # bad status: nothing to publish
+                continue
+            publisher, stamped = self._plc_publishers[variable]
+            if stamped:
+                message = Temperature(temperature=float(value))
+                message.header.stamp, message.header.frame_id = stamp, variable
+                publisher.publish(message)
+            else:
+                publisher.publish(Float64(data=float(value)))
+
+    def _on_plc_state(self, connected: bool, detail: str) -> None:
+        self._plc_state = detail
+        if connected:
+            self.get_logger().info(detail)
+        else:
+            self.get_logger().warning(detail)
+
+    def _on_setpoint(self, index: int, message: Float64) -> None:
+        assert self._plc is not None
+        error = self.config.client.setpoint_error(index, message.data)
+        if error:
+            self._write_done(f'rejected setpoint {error}')
+            return
+        self._plc.write(self.config.client.setpoint_variables[index], message.data).add_done_callback(
+            partial(self._on_written, self.config.client.setpoint_variables[index]))
+
+    def _on_written(self, variable: str, future: Future[None]) -> None:
+        error = future.exception()
+        self._write_done(f'write {variable}: {error or type(error).__name__}' if error else '')
+
+    def _write_done(self, error: str) -> None:
+        with self._lock:
+            if error:
+                self._writes_rejected += 1
+                self._last_error = error
+            else:
+                self._writes_ok += 1
+        if error:
+            self.get_logger().warning(error)
+
+    # ----------------------------------------------------------------- health
+
+    def _publish_diagnostics(self) -> None:
+        statuses: list[DiagnosticStatus] = []
+        name = self.get_name()
+        if self._server is not None:
+            stats = self._server.stats()
+            statuses.append(status(
+                f'{name}: server', 'OK' if stats.running else 'ERROR',
+                f'serving {self.config.server.endpoint}' if stats.running else 'server stopped',
+                values={'clients': stats.clients, 'writes': stats.writes,
+                        'security': 'Basic256Sha256 Sign&Encrypt' if self.config.server.security.enabled else 'none',
+                        'last_error': stats.last_error}))
+        if self._plc is not None:
+            with self._lock:
+                ok, rejected, last_error = self._writes_ok, self._writes_rejected, self._last_error
+            statuses.append(status(
+                f'{name}: plc client', 'OK' if self._plc.connected else 'ERROR', self._plc_state,
+                hardware_id=self.config.client.opcua.endpoint,
+                values={'connected': bool(self._plc.connected), 'writes_ok': ok, 'writes_rejected': rejected,
+                        'last_error': last_error}))
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                  status=statuses))
+
+    def destroy_node(self) -> None:
+        """Stop the OPC UA threads before the node goes."""
+        if self._plc is not None:
+            self._plc.stop()
+        if self._server is not None:
+            self._server.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(OpcUaBridge, 'opcua_bridge', args)

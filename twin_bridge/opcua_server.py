@@ -1,0 +1,228 @@
+"""The twin as an OPC UA server: asyncua on its own loop thread serving :class:`TwinAddressSpace`.
+
+Security (``security.enabled``): the only endpoint is Basic256Sha256 Sign&Encrypt with the
+server certificate; sessions need a user name and password from the users file, and the client
+application certificate must be trusted by the trust directory (itself or its CA), else the
+session is refused with BadCertificateUntrusted.
+
+``update`` is thread-safe and never blocks on the network; the server loop writes the latest
+values at ``write_rate_hz``. HistoryRead of ActualPosition variables is answered by a
+:data:`HistorySource` (the twin state node's history, through the node shell).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from asyncua.server.history import HistoryStorageInterface
+from asyncua.server.user_managers import UserManager
+
+from twin_bridge.opcua_config import SecurityConfig, ServerConfig
+from twin_bridge.opcua_space import TwinAddressSpace, to_datetime, to_seconds
+from twin_bringup.opcua import ServerThread
+
+_log = logging.getLogger(__name__)
+for _name in ('asyncua', 'asyncua.server', 'asyncua.common'):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# The trust store logs a traceback per untrusted certificate; the validator's status code says it all.
+logging.getLogger('asyncuagds.validate').setLevel(logging.CRITICAL)
+
+HistorySource = Callable[[str, float, float, int], tuple[Sequence[float], Sequence[float]]]
+"""(path e.g. joint_1.position, start s, end s (inf: newest), max samples (0: all)) -> (stamps s, values)."""
+PBKDF2_ROUNDS = 100_000
+
+
+def password_entry(user: str, password: str) -> str:
+    """A users-file line ``name:salt_hex:pbkdf2_sha256_hex`` for ``password``."""
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac('sha256', password.encode(), salt, PBKDF2_ROUNDS)
+    return f'{user}:{salt.hex()}:{digest.hex()}'
+
+
+class PasswordUserManager(UserManager):
+    """Accepts a session whose user name and password match an entry of the users file."""
+
+    def __init__(self, users_file: Path) -> None:
+        self._users: dict[str, tuple[bytes, bytes]] = {}
+        for line in users_file.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith('#'):
+                name, salt, digest = line.strip().split(':')
+                self._users[name] = (bytes.fromhex(salt), bytes.fromhex(digest))
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> User | None:
+        salt, digest = self._users.get(username or '', (b'', b''))
+        attempt = hashlib.pbkdf2_hmac('sha256', (password or '').encode(), salt or b'-', PBKDF2_ROUNDS)
+        if not salt or not hmac.compare_digest(attempt, digest):
+            _log.warning('rejected OPC UA session of user %r', username)
+            return None
+        return User(role=UserRole.User, name=username)
+
+
+class _ServiceHistory(HistoryStorageInterface):
+    """HistoryRead backend that asks a :data:`HistorySource` (in a worker thread: it may block)."""
+
+    def __init__(self, source: HistorySource, paths: Mapping[ua.NodeId, str], on_error: Callable[[str], None]) -> None:
+        super().__init__()
+        self.source, self.paths, self.on_error = source, paths, on_error
+
+    async def init(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def read_node_history(self, node_id: ua.NodeId, start: datetime | None, end: datetime | None,
+                                nb_values: int) -> tuple[list[ua.DataValue], datetime | None]:
+        path = self.paths.get(node_id)
+        if path is None:
+            return [], None
+        end_s = to_seconds(end) or math.inf
+        try:
+            stamps, values = await asyncio.to_thread(self.source, path, to_seconds(start), end_s, nb_values)
+        except Exception as error:  # reported in the node's diagnostics; the client gets no data
+            self.on_error(f'history of {path}: {error}')
+            return [], None
+        return [ua.DataValue(ua.Variant(float(v), ua.VariantType.Double), SourceTimestamp=to_datetime(t),
+                             ServerTimestamp=to_datetime(t)) for t, v in zip(stamps, values)], None
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """What the server has done so far."""
+
+    running: bool
+    clients: int
+    writes: int
+    last_error: str
+
+
+class TwinServer(ServerThread):
+    """OPC UA server of the twin (one thread, one asyncio loop)."""
+
+    def __init__(self, config: ServerConfig, history: HistorySource | None = None) -> None:
+        super().__init__('twin-opcua', 1.0 / config.write_rate_hz)
+        self.config, self.history = config, history
+        self.space = TwinAddressSpace(config)
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[object, datetime | None]] = {}
+        self._ids: dict[str, ua.NodeId] = {}
+        self._clients = 0
+        self._writes = 0
+        self._last_error = ''
+        self._running = False
+
+    def update(self, values: Mapping[str, object], stamp: float | None = None) -> None:
+        """Hand over ``{node_id: value}`` (stamped ``stamp`` s since the epoch) for the next write."""
+        source = to_datetime(stamp) if stamp else None
+        with self._lock:
+            self._pending.update((key, (value, source)) for key, value in values.items())
+
+    def stats(self) -> ServerStats:
+        with self._lock:
+            return ServerStats(self._running, self._clients, self._writes, self._last_error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        self._running = False
+
+    def _error(self, message: str) -> None:
+        _log.warning('%s', message)
+        with self._lock:
+            self._last_error = message
+
+    # ----------------------------------------------------------------- server thread
+
+    async def _start_server(self) -> Server:
+        security = self.config.security
+        server = Server(user_manager=PasswordUserManager(_path(security.users_file)) if security.enabled else None)
+        server.disable_clock()  # its 1 s clock task would delay stop() by up to a second
+        await server.init()
+        server.set_endpoint(self.config.endpoint)
+        server.set_server_name('ros2-digital-twin')
+        await server.set_application_uri(self.config.application_uri)
+        if security.enabled:
+            await self._secure(server, security)
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            server.set_identity_tokens([ua.AnonymousIdentityToken])
+        await self._build_address_space(server)
+        await server.start()
+        self._running = True
+        _log.info('twin OPC UA server at %s (security %s)', self.config.endpoint,
+                  'Basic256Sha256 Sign&Encrypt' if security.enabled else 'none')
+        return server
+
+    @staticmethod
+    async def _secure(server: Server, security: SecurityConfig) -> None:
+        await server.load_certificate(str(_path(security.certificate)))
+        await server.load_private_key(str(_path(security.private_key)))
+        server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        server.set_identity_tokens([ua.UserNameIdentityToken])
+        trust_store = TrustStore([_path(security.trust_dir)], [])
+        await trust_store.load()
+        server.set_certificate_validator(CertificateValidator(
+            CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, trust_store))
+
+    async def _build_address_space(self, server: Server) -> None:
+        index = await server.register_namespace(self.config.namespace)
+        folders: dict[tuple[str, ...], Any] = {(): server.nodes.objects}
+
+        async def folder(path: tuple[str, ...]) -> Any:
+            if path not in folders:
+                parent = await folder(path[:-1])
+                folders[path] = await parent.add_object(ua.NodeId('/'.join(path), index),
+                                                        ua.QualifiedName(path[-1], index))
+            return folders[path]
+
+        history_paths: dict[ua.NodeId, str] = {}
+        for key, variable in self.space.variables.items():
+            parent = await folder(variable.path[:-1])
+            node = await parent.add_variable(ua.NodeId(key, index), ua.QualifiedName(variable.path[-1], index),
+                                             ua.Variant(variable.initial, variable.variant))
+            if variable.unit is not None:
+                await node.add_property(index, 'EngineeringUnits', variable.unit)
+            if variable.history and self.history is not None:
+                await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(True))
+                await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+                await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+                history_paths[node.nodeid] = variable.history
+            self._ids[key] = node.nodeid
+        if self.history is not None:
+            server.iserver.history_manager.set_storage(_ServiceHistory(self.history, history_paths, self._error))
+
+    async def _tick(self, server: Server) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._clients = len(server.bserver.clients) if server.bserver is not None else 0
+        now = datetime.now(UTC)
+        written = 0
+        for key, (value, source) in pending.items():
+            variable = self.space.variables.get(key)
+            if variable is None:
+                self._error(f'no variable {key}')
+                continue
+            await server.write_attribute_value(self._ids[key], ua.DataValue(
+                ua.Variant(value, variable.variant), SourceTimestamp=source or now, ServerTimestamp=now))
+            written += 1
+        with self._lock:
+            self._writes += written
+
+
+def _path(name: str) -> Path:
+    return Path(name).expanduser()
+

@@ -1,0 +1,89 @@
+"""asyncua helpers shared by the twin's OPC UA servers: a server on its own asyncio loop in a
+background thread, and engineering units by their UNECE Recommendation 20 codes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+
+from asyncua import Server, ua
+
+_log = logging.getLogger(__name__)
+
+UNECE_NAMESPACE = 'http://www.opcfoundation.org/UA/units/un/cefact'
+
+
+def engineering_units(code: str, symbol: str, description: str) -> ua.EUInformation:
+    """The ``EngineeringUnits`` value of a UNECE unit, e.g. ``('CEL', '°C', 'degree Celsius')``."""
+    return ua.EUInformation(NamespaceUri=UNECE_NAMESPACE, UnitId=int.from_bytes(code.encode('ascii'), 'big'),
+                            DisplayName=ua.LocalizedText(symbol), Description=ua.LocalizedText(description))
+
+
+class ServerThread(ABC):
+    """An asyncua server on its own loop in a daemon thread; ``_tick`` runs every ``period`` s."""
+
+    def __init__(self, name: str, period: float) -> None:
+        self.name, self.period = name, period
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @abstractmethod
+    async def _start_server(self) -> Server:
+        """Build, configure and start the server (runs on the server loop)."""
+
+    @abstractmethod
+    async def _tick(self, server: Server) -> None:
+        """Periodic work on the server loop, e.g. writing the latest values."""
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server thread; return once the endpoint accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError(f'{self.name} already started')
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run_thread, args=(ready,), name=self.name, daemon=True)
+        self._thread.start()
+        try:
+            ready.result(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server and join its thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            _log.error('%s thread did not stop within %.1f s', self.name, timeout)
+
+    def _run_thread(self, ready: Future[None]) -> None:
+        try:
+            asyncio.run(self._serve(ready))
+        except Exception:
+            _log.exception('%s failed', self.name)
+
+    async def _serve(self, ready: Future[None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        try:
+            server = await self._start_server()
+        except Exception as error:  # reported by start()
+            ready.set_exception(error)
+            return
+        try:
+            ready.set_result(None)
+            while not self._stopping.is_set():
+                await self._tick(server)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.period)
+                except TimeoutError:
+                    pass
+        finally:
+            await server.stop()
