@@ -19,11 +19,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def isolated_config(directory: Path) -> Path:
-    """A copy of config/ whose simulator and drivers use private device links and free ports."""
+    """A copy of config/ whose simulator, drivers and actuation use private device links and free ports."""
     config = directory / 'config'
     shutil.copytree(config_dir(), config)
     imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
     lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
+    command_port = free_port(socket.SOCK_DGRAM)
 
     def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
         document = yaml.safe_load((config / filename).read_text())
@@ -34,7 +35,7 @@ def isolated_config(directory: Path) -> Path:
         channels = params['channels']
         channels['imu']['link'], channels['encoders']['link'] = imu, encoders
         channels['lidar']['port'] = lidar_port
-        channels['command']['port'] = free_port(socket.SOCK_DGRAM)
+        channels['command']['port'] = command_port
         channels['plc']['endpoint'] = plc
         params['truth_dir'] = str(directory / 'truth')
 
@@ -43,4 +44,5 @@ def isolated_config(directory: Path) -> Path:
     edit('encoder_driver.yaml', 'encoder_driver', lambda p: p['serial'].update(port=encoders))
     edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
     edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
+    edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
     return config

@@ -1,0 +1,176 @@
+"""actuation node: the twin's decisions and the operator's commands, arbitrated, sent to the cell."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty, Float64, Header
+
+from twin_bringup.config import ConfigError
+from twin_bringup.paths import config_dir
+from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.urdf import read_arm_description
+from twin_control.command_link import TIMEOUT, CommandLink, Outcome
+from twin_control.config import ActuationConfig
+from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
+from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
+
+Tag = tuple[Decision, Time]
+
+
+class ActuationNode(Node):
+    """Feeds inputs to the arbiter, sends its commands over the command link and audits both."""
+
+    def __init__(self) -> None:
+        super().__init__('actuation')
+        self._config = config = declare_config(self, ActuationConfig)
+        urdf = Path(config.limits.urdf) if config.limits.urdf else config_dir() / 'arm.urdf'
+        if not urdf.is_file():
+            raise ConfigError(f'{self.get_name()}.limits.urdf: no such file: {urdf}')
+        try:
+            limits = JointLimits.from_arm(read_arm_description(urdf), config.limits.acceleration,
+                                          config.limits.position_margin)
+        except ValueError as error:
+            raise ConfigError(f'{self.get_name()}.{error}') from None
+        self._arbiter = Arbiter(config, limits)
+        self._link: CommandLink[Tag] = CommandLink(config.link)
+        self._link.open()
+        self._audit = self.create_publisher(CommandAudit, '/twin/actuation/audit', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        arbiter = self._arbiter
+        self.create_subscription(TwinState, '/twin/state', self._on_state, 10)
+        self.create_subscription(Float64, '/twin/commands/speed_override',
+                                 lambda m: self._handle(arbiter.operator_speed(m.data, time.monotonic())), 10)
+        self.create_subscription(Empty, '/twin/commands/stop',
+                                 lambda _: self._handle(arbiter.operator_stop(time.monotonic())), 10)
+        self.create_subscription(Empty, '/twin/commands/resume',
+                                 lambda _: self._handle(arbiter.operator_resume(time.monotonic())), 10)
+        self.create_subscription(AnomalyEvent, '/twin/anomalies', self._on_anomaly, 10)
+        self.create_subscription(MaintenanceSchedule, '/twin/maintenance_schedule', self._on_schedule, latched)
+        self.create_subscription(JointState, '/twin/corrections/joint_positions', self._on_correction, 10)
+        self.create_timer(1.0 / config.tick_rate_hz, self._tick)
+        self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
+        self.get_logger().info(f'commanding udp://{config.link.host}:{config.link.port}')
+
+    # ---------------------------------------------------------------- inputs
+
+    def _on_state(self, message: TwinState) -> None:
+        index = {name: i for i, name in enumerate(message.joint_names)}
+        try:
+            order = [index[name] for name in self._arbiter.limits.names]
+        except KeyError as missing:
+            self.get_logger().warning(f'/twin/state without joint {missing}', throttle_duration_sec=10.0)
+            return
+        sample = StateSample(
+            position=_pick(message.position, order), velocity=_pick(message.velocity, order),
+            load=_pick(message.load, order), speed_override=message.speed_override,
+            input_ages=dict(zip(message.input_topics, message.input_ages)))
+        self._handle(self._arbiter.observe_state(sample, time.monotonic()))
+
+    def _on_anomaly(self, event: AnomalyEvent) -> None:
+        severe = event.severity >= self._config.protection.anomaly_severity
+        if severe or not event.active:
+            self._handle(self._arbiter.protective(
+                f'anomaly {event.sensor}', event.active and severe,
+                f'{event.method} score {event.score:.3g} > {event.threshold:.3g} {event.description}'.strip(),
+                time.monotonic()))
+
+    def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
+        cap, reason = maintenance_cap(((t.component, t.risk) for t in schedule.tasks), self._config)
+        self._handle(self._arbiter.maintenance(cap, reason, time.monotonic()))
+
+    def _on_correction(self, message: JointState) -> None:
+        targets = dict(zip(message.name, message.position))
+        positions = [targets[name] for name in self._arbiter.limits.names if name in targets]
+        self._handle(self._arbiter.correction(positions, time.monotonic()))
+
+    # ---------------------------------------------------------------- commands and audit
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for outcome in self._link.poll(now):
+            self._finish(outcome)
+        while (decision := self._arbiter.tick(now)) is not None:
+            self._handle(decision)
+
+    def _handle(self, decision: Decision | None) -> None:
+        if decision is None:
+            return
+        stamp = self.get_clock().now().to_msg()
+        if decision.command is None:
+            self._publish_audit(decision, stamp, False, '')
+            return
+        seq, superseded = self._link.send(decision.command, (decision, stamp), time.monotonic())
+        self.get_logger().info(f'seq {seq} {decision.command.name} {decision.command.value or ""} '
+                               f'({decision.source}): {decision.reason}')
+        for outcome in superseded:
+            self._finish(outcome)
+
+    def _finish(self, outcome: Outcome[Tag]) -> None:
+        decision, stamp = outcome.tag
+        if outcome.error == TIMEOUT:
+            self._arbiter.link_lost(outcome.command)
+            self.get_logger().error(f'{outcome.command.name} seq {outcome.seq}: no ack after {outcome.attempts} sends')
+        self._publish_audit(decision, stamp, outcome.ok, outcome.error)
+
+    def _publish_audit(self, decision: Decision, stamp: Time, ack_ok: bool, ack_error: str) -> None:
+        command = decision.command or decision.request
+        value = command.value
+        self._audit.publish(CommandAudit(
+            stamp=stamp, source=decision.source.value, command=command.name.value,
+            value=[] if value is None else list(value) if isinstance(value, tuple) else [value],
+            accepted=decision.accepted, reason=decision.reason, ack_ok=ack_ok, ack_error=ack_error))
+        if not decision.accepted:
+            self.get_logger().warning(f'refused {command.name} from {decision.source}: {decision.reason}')
+
+    # ---------------------------------------------------------------- health
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        name, stats, link = self.get_name(), self._link.stats, self._link
+        address = f'{self._config.link.host}:{self._config.link.port}'
+        if link.up is None:
+            link_level, link_message = 'OK', f'{address}: no command sent yet'
+        elif link.up:
+            link_level, link_message = 'OK', f'{address}: acked'
+        else:
+            link_level, link_message = 'ERROR', f'{address}: commands not acked ({stats.last_error or "timeout"})'
+        link_values = {'sent': stats.sent, 'retries': stats.retries, 'acked': stats.acked,
+                       'rejected': stats.rejected, 'lost': stats.lost, 'superseded': stats.superseded,
+                       'unexpected': stats.unexpected, 'in_flight': link.in_flight,
+                       'last_ack_age_s': 'never' if stats.last_ack is None else now - stats.last_ack,
+                       'last_round_trip_ms': 'n/a' if stats.last_round_trip is None else stats.last_round_trip * 1e3,
+                       'last_error': stats.last_error}
+        causes = self._arbiter.stop_causes()
+        watchdog = self._arbiter.watchdog_state(now)
+        watchdog_level = 'OK' if watchdog == 'ok' else 'WARN' if watchdog.startswith('disarmed') else 'ERROR'
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
+            status(f'{name}: link', link_level, link_message, address, link_values),
+            status(f'{name}: arbitration', 'WARN' if causes else 'OK',
+                   f'holding the cell stopped: {"; ".join(causes)}' if causes else 'no stop requested',
+                   values={f'refused.{source}': count for source, count in self._arbiter.refused.items()}),
+            status(f'{name}: watchdog', watchdog_level, watchdog,
+                   values={'timeout_s': self._config.watchdog.timeout})]))
+
+    def destroy_node(self) -> None:
+        """Close the command socket (absent when the configuration was refused)."""
+        link = getattr(self, '_link', None)
+        if link is not None:
+            link.close()
+        super().destroy_node()
+
+
+def _pick(values: object, order: list[int]) -> np.ndarray:
+    return np.asarray(values, dtype=float)[order]
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run(ActuationNode, 'actuation', args)
