@@ -5,7 +5,7 @@ DURATION ?= 60
 PYTEST_ARGS ?=
 ENV := source scripts/env.sh &&
 
-.PHONY: setup demo test bench degradation-plot clean
+.PHONY: setup demo test bench degradation-plot analytics-models clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,5 +20,26 @@ degradation-plot: setup
 	@$(ENV) twin_sim_generate --scenario config/scenarios/wear_and_faults.yaml \
 		--duration 14400 --out out/wear_run --plot docs/degradation.png
 
+# Sensor-level simulator data (1 h nominal, run to failure) and the analytics models fitted
+# on it into config/models/ (about 10 minutes).
+analytics-models: setup
+	@$(ENV) python -m twin_analytics.sim_frames --scenario nominal --duration 3600 --seed 1 \
+		--out out/analytics/nominal_train
+	@$(ENV) python -m twin_analytics.sim_frames --scenario run_to_failure --duration 4800 --seed 4 \
+		--out out/analytics/rtf_train --health-window 60
+	@$(ENV) twin_anomaly fit --data out/analytics/nominal_train/frames.csv --label-column label \
+		--model config/models/anomaly
+	@$(ENV) twin_rul train --data out/analytics/rtf_train/health.csv --features vibration,friction_power \
+		--model config/models/rul.json
+
 clean:
 	rm -rf build install log out .pytest_cache
+
+# Regenerates the predictor's shipped model (config/models/predictor, ~100 kB): an identification
+# run of the simulated arm, then a 5-member physics-informed ensemble trained for at most 5 min.
+.PHONY: predictor-model
+predictor-model: setup
+	@$(ENV) twin_sim_generate --scenario identification --duration 240 --truth-rate 1000 \
+		--out out/identification && \
+	nice twin_train --model ensemble --data out/identification/truth.csv --invariant-joints joint_1 \
+		--time-limit 300 --out config/models/predictor

@@ -1,0 +1,250 @@
+"""Anomaly detection on named multivariate series: fit on normal data, calibrate, detect.
+
+Scores per frame (each divided by its calibrated threshold, so 1 is the alarm level):
+
+* per sensor ``<channel>/residual``: robust z-score (median/MAD) of the residual of a local
+  linear prediction — steps, spikes and sudden offsets;
+* per sensor ``<channel>/level``: robust z-score of the value — slow drifts out of range;
+* per sensor ``<channel>/flat`` and ``<channel>/missing``: runs of repeated values (a stuck
+  sensor) and of missing values (a dropout), relative to the longest run seen in normal data;
+* multivariate ``multivariate/iforest`` (IsolationForest) and ``multivariate/autoencoder``
+  (reconstruction error; the event names the worst-reconstructed channel) on robustly
+  standardized values.
+
+Thresholds are the (1 − ``target_far``) quantile of each score on held-out normal data times
+a margin. An alarm rises after ``debounce`` frames above 1 and clears after ``clear`` frames
+below ``clear_ratio``, so a single spike raises nothing and a burst raises one event.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from twin_analytics.autoencoder import Autoencoder
+from twin_analytics.channels import Series
+from twin_analytics.features import FeatureStream, run_lengths
+from twin_analytics.forest import CompiledForest
+
+MAD_TO_SIGMA = 1.4826
+METHODS = ('robust', 'iforest', 'autoencoder')
+PER_SENSOR = ('residual', 'level', 'flat', 'missing')
+MULTIVARIATE = 'multivariate'
+ZSCORE_CLIP = 20.0  # standardized inputs of the multivariate models are clipped to ±this
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How a model is fitted and how its scores become alarms."""
+
+    methods: tuple[str, ...] = METHODS
+    window: int = 10  # frames of the local linear prediction
+    gap: int = 5  # frames between the prediction's window and the predicted frame
+    target_far: float = 1e-4  # fraction of normal frames above each raw threshold
+    margin: float = 1.5  # threshold = margin × calibrated quantile
+    min_run: int = 5  # frames: least flat/missing threshold
+    debounce: int = 3  # frames above threshold before an alarm rises
+    clear: int = 200  # frames below clear_ratio × threshold before it clears
+    clear_ratio: float = 0.8  # above 1 / margin: normal peaks let an alarm clear
+    iforest_trees: int = 50
+    iforest_samples: int = 256
+    autoencoder_epochs: int = 15
+    max_fit_rows: int = 60000  # multivariate models are trained on at most this many rows
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AnomalyEvent:
+    """An alarm rising (``active``) or clearing on one score."""
+
+    stamp: float
+    sensor: str
+    method: str
+    score: float
+    threshold: float
+    severity: str  # WARN or ERROR
+    description: str
+    active: bool
+
+
+@dataclass
+class AnomalyModel:
+    """Statistics, multivariate models and thresholds fitted on normal data."""
+
+    names: tuple[str, ...]
+    settings: DetectorSettings
+    center: np.ndarray
+    scale: np.ndarray
+    residual_center: np.ndarray
+    residual_scale: np.ndarray
+    low: np.ndarray  # per-channel range of the normal data (fixed-threshold baseline)
+    high: np.ndarray
+    thresholds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    iforest: CompiledForest | None = None
+    autoencoder: Autoencoder | None = None
+
+    @property
+    def score_names(self) -> list[str]:
+        names = [f'{c}/{kind}' for kind in PER_SENSOR for c in self.names] if 'robust' in self.settings.methods else []
+        return names + [f'{MULTIVARIATE}/{m}' for m in ('iforest', 'autoencoder') if m in self.settings.methods]
+
+    @classmethod
+    def fit(cls, normal: Series, settings: DetectorSettings = DetectorSettings()) -> AnomalyModel:
+        """Fit the statistics and models on ``normal`` and calibrate the thresholds on it."""
+        unknown = set(settings.methods) - set(METHODS)
+        if unknown or not settings.methods:
+            raise ValueError(f'methods must be among {METHODS}, got {settings.methods}')
+        train = normal.values
+        center = np.nanmedian(train, axis=0)
+        scale = _robust_scale(train - center)
+        residual = FeatureStream(len(normal.names), settings.window, settings.gap).update(train).residual
+        residual_center = np.nanmedian(residual, axis=0)
+        model = cls(normal.names, settings, center, scale, residual_center,
+                    _robust_scale(residual - residual_center), np.nanmin(train, axis=0),
+                    np.nanmax(train, axis=0))
+        rng = np.random.default_rng(settings.seed)
+        rows = np.sort(rng.choice(len(train), min(len(train), settings.max_fit_rows), replace=False))
+        standardized = model.standardize(train[rows])
+        if 'iforest' in settings.methods:
+            model.iforest = CompiledForest.from_sklearn(IsolationForest(
+                n_estimators=settings.iforest_trees, max_samples=settings.iforest_samples,
+                random_state=settings.seed).fit(standardized))
+        if 'autoencoder' in settings.methods:
+            model.autoencoder = Autoencoder(len(normal.names), seed=settings.seed)
+            model.autoencoder.fit(standardized, epochs=settings.autoencoder_epochs, seed=settings.seed)
+        model.calibrate(normal)
+        return model
+
+    def calibrate(self, normal: Series) -> None:
+        """Thresholds from normal data (flat/missing runs have a floor of ``min_run``)."""
+        raw = self.raw_scores(FeatureStream(len(self.names), self.settings.window, self.settings.gap), normal.values)[0]
+        quantile = np.nanquantile(raw, 1.0 - self.settings.target_far, axis=0)
+        thresholds = np.maximum(self.settings.margin * quantile, 1e-9)
+        for kind in ('flat', 'missing'):
+            columns = [j for j, name in enumerate(self.score_names) if name.endswith(f'/{kind}')]
+            thresholds[columns] = np.maximum(self.settings.margin * raw[:, columns].max(axis=0),
+                                             self.settings.min_run)
+        self.thresholds = thresholds
+
+    def standardize(self, values: np.ndarray) -> np.ndarray:
+        """Robust z-scores of the values, NaN as 0, clipped (the multivariate models' input)."""
+        z = (values - self.center) / self.scale
+        return np.clip(np.nan_to_num(z, nan=0.0), -ZSCORE_CLIP, ZSCORE_CLIP)
+
+    def raw_scores(self, stream: FeatureStream, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw scores (n, scores) and the index of each frame's worst-reconstructed channel."""
+        columns = []
+        worst = np.zeros(len(values), dtype=np.int64)
+        if 'robust' in self.settings.methods:
+            features = stream.update(values)
+            residual = np.abs(features.residual - self.residual_center) / self.residual_scale
+            level = np.abs(values - self.center) / self.scale
+            columns += [np.nan_to_num(residual), np.nan_to_num(level), features.flat, features.missing]
+        standardized = self.standardize(values) if self.iforest or self.autoencoder else None
+        if self.iforest is not None:
+            columns.append(-self.iforest.score_samples(standardized)[:, None])
+        if self.autoencoder is not None:
+            errors = self.autoencoder.errors(standardized)
+            worst = errors.argmax(axis=1)
+            columns.append(errors.mean(axis=1)[:, None])
+        return np.column_stack(columns).astype(float), worst
+
+    def save(self, directory: str | Path) -> None:
+        """``model.json`` (statistics, thresholds), ``iforest.npz`` and ``autoencoder.pt``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {k: getattr(self, k).tolist() for k in
+                  ('center', 'scale', 'residual_center', 'residual_scale', 'low', 'high', 'thresholds')}
+        (directory / 'model.json').write_text(json.dumps(
+            {'names': self.names, 'settings': asdict(self.settings), **arrays}, indent=1))
+        if self.iforest is not None:
+            self.iforest.save(directory / 'iforest.npz')
+        if self.autoencoder is not None:
+            self.autoencoder.save(directory / 'autoencoder.pt')
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AnomalyModel:
+        """A model written by :meth:`save`."""
+        directory = Path(directory)
+        document = json.loads((directory / 'model.json').read_text())
+        settings = document.pop('settings')
+        settings = DetectorSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        model = cls(tuple(document.pop('names')), settings, **{k: np.array(v) for k, v in document.items()})
+        if 'iforest' in settings.methods:
+            model.iforest = CompiledForest.load(directory / 'iforest.npz')
+        if 'autoencoder' in settings.methods:
+            model.autoencoder = Autoencoder.load(directory / 'autoencoder.pt')
+        return model
+
+
+class OnlineDetector:
+    """Scores blocks of frames (one frame, a micro-batch or a whole series) and emits events."""
+
+    def __init__(self, model: AnomalyModel) -> None:
+        self.model = model
+        settings = model.settings
+        self._stream = FeatureStream(len(model.names), settings.window, settings.gap)
+        count = len(model.score_names)
+        self._above = np.zeros(count, dtype=np.int64)
+        self._below = np.zeros(count, dtype=np.int64)
+        self.active = np.zeros(count, dtype=bool)
+        self._sensor, self._method = zip(*(name.rsplit('/', 1) for name in model.score_names))
+
+    def process(self, time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[AnomalyEvent]]:
+        """Alarm state per frame and score (n, scores) and the events raised or cleared."""
+        raw, worst = self.model.raw_scores(self._stream, np.atleast_2d(values))
+        ratio = raw / self.model.thresholds
+        alarms = self._hysteresis(ratio)
+        previous = np.vstack((self.active, alarms[:-1]))
+        events = [self._event(float(time[i]), j, bool(alarms[i, j]), raw[i, j], int(worst[i]))
+                  for i, j in zip(*np.nonzero(alarms != previous))]
+        self.active = alarms[-1].copy()
+        return alarms, events
+
+    def _hysteresis(self, ratio: np.ndarray) -> np.ndarray:
+        """Debounced alarm states; scores that stay below threshold and are not in alarm
+        (nearly all, nearly always) only update their below-threshold run.
+        """
+        settings = self.model.settings
+        alarms = np.zeros(ratio.shape, dtype=bool)
+        below = ratio < settings.clear_ratio
+        hot = (ratio > 1.0).any(axis=0) | self.active
+        cold = ~hot
+        trailing = np.argmin(below[::-1, cold], axis=0)
+        all_below = below[:, cold].all(axis=0)
+        self._below[cold] = np.where(all_below, self._below[cold] + len(ratio), trailing)
+        self._above[cold] = 0
+        if hot.any():
+            above = run_lengths(ratio[:, hot] > 1.0, self._above[hot])
+            below_run = run_lengths(below[:, hot], self._below[hot])
+            index = np.arange(1, len(ratio) + 1)[:, None]
+            last_on = np.maximum.accumulate(np.where(above >= settings.debounce, index, 0), axis=0)
+            last_off = np.maximum.accumulate(np.where(below_run >= settings.clear, index, 0), axis=0)
+            alarms[:, hot] = np.where((last_on == 0) & (last_off == 0), self.active[hot], last_on > last_off)
+            self._above[hot], self._below[hot] = above[-1], below_run[-1]
+        return alarms
+
+    def _event(self, stamp: float, j: int, active: bool, score: float, worst: int) -> AnomalyEvent:
+        threshold = float(self.model.thresholds[j])
+        sensor, method = self._sensor[j], self._method[j]
+        if not active:
+            return AnomalyEvent(stamp, sensor, method, score, threshold, 'OK', f'{method} back to normal', False)
+        severity = 'ERROR' if method == 'missing' or score >= 2.0 * threshold else 'WARN'
+        detail = f'; worst channel {self.model.names[worst]}' if method == 'autoencoder' else ''
+        description = f'{method} score {score:.3g} above {threshold:.3g}{detail}'
+        return AnomalyEvent(stamp, sensor, method, score, threshold, severity, description, True)
+
+
+def range_alarms(model: AnomalyModel, values: np.ndarray) -> np.ndarray:
+    """The fixed-threshold baseline: any channel outside its normal [min, max], per frame."""
+    with np.errstate(invalid='ignore'):
+        return ((values < model.low) | (values > model.high)).any(axis=1)
+
+
+def _robust_scale(deviation: np.ndarray) -> np.ndarray:
+    mad = MAD_TO_SIGMA * np.nanmedian(np.abs(deviation), axis=0)
+    spread = np.nanstd(deviation, axis=0)
+    return np.where(mad > 1e-12, mad, np.where(spread > 1e-12, spread, 1.0))

@@ -1,0 +1,56 @@
+"""A small dense autoencoder (torch) whose reconstruction error scores multivariate frames."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Autoencoder:
+    """``inputs → hidden → code → hidden → inputs`` with tanh activations, trained on normal data."""
+
+    def __init__(self, n_inputs: int, hidden: int = 32, code: int = 4, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.shape = (n_inputs, hidden, code)
+        self.network = nn.Sequential(
+            nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, code), nn.Tanh(),
+            nn.Linear(code, hidden), nn.Tanh(), nn.Linear(hidden, n_inputs))
+
+    def fit(self, inputs: np.ndarray, epochs: int = 30, batch: int = 256, lr: float = 3e-3,
+            seed: int = 0) -> float:
+        """Train on ``inputs`` (n, k); returns the final mean squared error."""
+        data = torch.as_tensor(inputs, dtype=torch.float32)
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(self.network.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
+        loss = torch.tensor(0.0)
+        self.network.train()
+        for _ in range(epochs):
+            for rows in torch.randperm(len(data), generator=generator).split(batch):
+                optimiser.zero_grad()
+                loss = nn.functional.mse_loss(self.network(data[rows]), data[rows])
+                loss.backward()
+                optimiser.step()
+            schedule.step()
+        self.network.eval()
+        return loss.item()
+
+    def errors(self, inputs: np.ndarray) -> np.ndarray:
+        """Squared reconstruction error per row and input (n, k)."""
+        with torch.inference_mode():
+            data = torch.as_tensor(inputs, dtype=torch.float32)
+            return ((self.network(data) - data) ** 2).numpy().astype(float)
+
+    def save(self, path: Path) -> None:
+        torch.save({'shape': self.shape, 'state': self.network.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Autoencoder:
+        saved = torch.load(path, weights_only=True)
+        n_inputs, hidden, code = saved['shape']
+        model = cls(n_inputs, hidden, code)
+        model.network.load_state_dict(saved['state'])
+        model.network.eval()
+        return model

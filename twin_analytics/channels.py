@@ -1,0 +1,111 @@
+"""Named multivariate time series: channel naming, SyncedFrame conversion and CSV files.
+
+A channel is ``<topic, slashes as dots>.<value name>`` (``encoders.joint_states.joint_2.effort``,
+``imu.data.linear_acceleration.x``); a name equal to the topic's last segment is not repeated
+(``motors.joint_2.temperature``). Inputs without value names (laser ranges) contribute their
+smallest finite value as ``<topic>.min``. Stale or missing inputs give NaN.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STALE_QUALITIES = (3, 4)  # SensorSample QUALITY_STALE, QUALITY_MISSING
+
+
+def channel_name(topic: str, name: str) -> str:
+    """The channel of value ``name`` of input ``topic``."""
+    segments = [s for s in topic.split('/') if s]
+    if segments and segments[-1] == name:
+        return '.'.join(segments)
+    return '.'.join(segments + [name])
+
+
+def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
+    """(stamp in s, channel -> value) of a ``twin_interfaces/SyncedFrame``."""
+    stamp = frame.header.stamp.sec + frame.header.stamp.nanosec * 1e-9
+    values: dict[str, float] = {}
+    for sample in frame.samples:
+        stale = sample.quality in STALE_QUALITIES
+        if sample.names:
+            for name, value in zip(sample.names, sample.values):
+                values[channel_name(sample.topic, name)] = math.nan if stale else float(value)
+        else:
+            finite = [v for v in sample.values if math.isfinite(v)]
+            values[channel_name(sample.topic, 'min')] = math.nan if stale or not finite else min(finite)
+    return stamp, values
+
+
+@dataclass(frozen=True)
+class Series:
+    """``values[i, j]`` of channel ``names[j]`` at ``time[i]`` (s); optional 0/1 ``labels``."""
+
+    time: np.ndarray
+    names: tuple[str, ...]
+    values: np.ndarray
+    labels: np.ndarray | None = None
+
+    def select(self, names: Sequence[str]) -> Series:
+        """The same rows with ``names`` as channels (absent channels are all NaN)."""
+        index = {name: j for j, name in enumerate(self.names)}
+        columns = [self.values[:, index[n]] if n in index else np.full(len(self.time), np.nan)
+                   for n in names]
+        return Series(self.time, tuple(names), np.column_stack(columns), self.labels)
+
+    def rows(self, mask: np.ndarray) -> Series:
+        return Series(self.time[mask], self.names, self.values[mask],
+                      None if self.labels is None else self.labels[mask])
+
+
+def stack_rows(names: Sequence[str], rows: Iterable[dict[str, float]]) -> np.ndarray:
+    """Rows of channel -> value mappings as an (n, len(names)) array; absent values are NaN."""
+    return np.array([[row.get(name, math.nan) for name in names] for row in rows], dtype=float)
+
+
+def read_csv(path: str | Path, time_column: str = 'time', label_column: str | None = None,
+             columns: Sequence[str] | None = None) -> Series:
+    """A series from a CSV with a header; non-numeric columns are skipped unless named."""
+    with open(path, newline='', encoding='utf-8') as stream:
+        reader = csv.reader(stream)
+        header = next(reader)
+        table = list(reader)
+    position = {name: j for j, name in enumerate(header)}
+    for required in [time_column, *([label_column] if label_column else []), *(columns or [])]:
+        if required not in position:
+            raise KeyError(f'{path}: no column {required!r} (columns: {", ".join(header)})')
+    if columns is None:
+        columns = [name for name in header if name not in (time_column, label_column)
+                   and _numeric(row[position[name]] for row in table[:200])]
+    def column(name: str) -> np.ndarray:
+        j = position[name]
+        return np.array([_float(row[j]) for row in table], dtype=float)
+    values = np.column_stack([column(name) for name in columns]) if columns else \
+        np.empty((len(table), 0))
+    labels = (column(label_column) > 0.5).astype(np.int8) if label_column else None
+    return Series(column(time_column), tuple(columns), values, labels)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _numeric(cells: Iterable[str]) -> bool:
+    seen = False
+    for cell in cells:
+        if cell == '':
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        seen = True
+    return seen

@@ -1,0 +1,59 @@
+"""Per-channel streaming features of a multivariate series, computed block by block.
+
+A batch is one block, a live stream a sequence of small blocks: both give identical values
+because every feature carries its state across blocks. Features are indexed by frame, never
+by wall-clock time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def run_lengths(mask: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """Consecutive True rows ending at each row of ``mask`` (n, k); ``carry`` continues a run."""
+    index = np.arange(1, len(mask) + 1)[:, None]
+    last_false = np.maximum.accumulate(np.where(mask, 0, index), axis=0)
+    return np.where(last_false == 0, index + carry, index - last_false)
+
+
+def prediction_weights(window: int, gap: int = 0) -> np.ndarray:
+    """Weights of the least-squares line through ``window`` samples ending ``gap + 1`` steps
+    before the predicted one (a step then shows in the residual for ``gap + 1`` frames).
+    """
+    k = np.arange(-window - gap, -gap, dtype=float)
+    design = np.column_stack((np.ones(window), k))
+    return np.linalg.pinv(design)[0]  # intercept at k = 0
+
+
+@dataclass(frozen=True)
+class Features:
+    """Per frame and channel: prediction residual, flat-run and missing-run lengths (frames)."""
+
+    residual: np.ndarray
+    flat: np.ndarray
+    missing: np.ndarray
+
+
+class FeatureStream:
+    """Residual of a local linear prediction, runs of repeated values and runs of NaN."""
+
+    def __init__(self, n_channels: int, window: int, gap: int = 0) -> None:
+        self.window = window
+        self._weights = prediction_weights(window, gap)
+        self._history = np.full((window + gap, n_channels), np.nan)
+        self._flat = np.zeros(n_channels, dtype=np.int64)
+        self._missing = np.zeros(n_channels, dtype=np.int64)
+
+    def update(self, values: np.ndarray) -> Features:
+        values = np.asarray(values, dtype=float)
+        joined = np.vstack((self._history, values))
+        windows = sliding_window_view(joined[:len(values) - 1 + self.window], self.window, axis=0)  # (n, k, w)
+        residual = values - windows @ self._weights
+        flat = run_lengths(values == joined[len(self._history) - 1:-1], self._flat)
+        missing = run_lengths(np.isnan(values), self._missing)
+        self._history = joined[len(values):]
+        self._flat, self._missing = flat[-1].copy(), missing[-1].copy()
+        return Features(residual, flat, missing)
