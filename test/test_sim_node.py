@@ -2,20 +2,28 @@
 import csv
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Imu, JointState, LaserScan
+from sensor_msgs.msg import JointState
 
 from harness import isolated_config, read_serial
 from twin_bringup.node_table import load_node_table
-from twin_interfaces.msg import CellStatus, Fault, SyncedFrame, WorkcellTruth
+from twin_interfaces.msg import Fault, SyncedFrame, WorkcellTruth
 from twin_interfaces.srv import InjectFault
 from twin_sensors.wire import LineDecoder, parse_imu_line
+from twin_state.fidelity import Trajectory, evaluate
+from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
+
+
+def trajectory(messages):
+    stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in messages])
+    order = np.argsort(stamps)
+    return Trajectory(stamps[order], np.array([m.position for m in messages])[order], tuple(messages[0].name))
 
 
 def statuses(messages, prefix):
@@ -94,15 +102,16 @@ def test_missing_model_files_are_configuration_errors(start_process, tmp_path, k
 def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_path):
     config = isolated_config(tmp_path)
     expected = load_node_table(config).select(with_sim=True)
-    topics = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/scan': LaserScan,
-              '/cell/status': CellStatus, '/twin/synced_frame': SyncedFrame}
-    for topic, msg_type in topics.items():
-        probe.subscribe(topic, msg_type, qos_profile_sensor_data)
+    probe.subscribe('/twin/synced_frame', SyncedFrame)
     probe.subscribe('/diagnostics_agg', DiagnosticArray)
+    probe.subscribe('/twin/joint_states', JointState)
+    probe.subscribe('/workcell_sim/joint_states', JointState)
     launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')
-    for topic in topics:
-        probe.wait_for(topic, lambda m: len(m) >= 5, timeout=30)
-    frames = probe.wait_for('/twin/synced_frame', lambda m: m[-1].complete, timeout=20)
+    # A complete frame: every driver's input (IMU, encoders, scan, temperatures, cell status)
+    # reached the synchronizer and is fresh.
+    frames = probe.wait_for('/twin/synced_frame', lambda m: m and m[-1].complete, timeout=40)
+    assert {s.topic for s in frames[-1].samples} >= {
+        '/imu/data', '/encoders/joint_states', '/scan', '/cell/status', '/motors/joint_4/temperature'}
     encoders = next(s for s in frames[-1].samples if s.topic == '/encoders/joint_states')
     assert len(encoders.values) == 12 and 'joint_4.effort' in encoders.names
     reporters = [e.name for e in expected if e.name != 'health_monitor']  # it publishes the aggregate
@@ -110,5 +119,15 @@ def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_
         any(s.name.startswith(f'{name}:') for s in m[-1].status) for name in reporters), timeout=20)
     levels = {s.name: s.level for s in aggregated[-1].status}
     assert levels['workcell_sim: physics'] != DiagnosticStatus.STALE
+
+    # Fidelity: the twin's joints against the simulator's ground truth over a few seconds.
+    start = len(probe.messages('/twin/joint_states'))
+    probe.sleep(6.0)
+    report = evaluate(trajectory(probe.messages('/twin/joint_states')[start:]),
+                      trajectory(probe.messages('/workcell_sim/joint_states')),
+                      ArmKinematics.from_urdf(config / 'arm.urdf'))
+    assert report.samples > 200
+    assert abs(report.latency) < 0.1, report.lines()
+    assert max(report.joint_rmse) < 0.02 and report.ee_error_mean < 0.01, report.lines()
     assert launcher.stop() == 0
     assert f'twin_launch: stopped {len(expected)} nodes' in launcher.output()
