@@ -28,7 +28,7 @@ analytics-models: setup
 	@$(ENV) python -m twin_analytics.sim_frames --scenario run_to_failure --duration 4800 --seed 4 \
 		--out out/analytics/rtf_train --health-window 60
 	@$(ENV) twin_anomaly fit --data out/analytics/nominal_train/frames.csv --label-column label \
-		--model config/models/anomaly
+		--model config/models/anomaly --urdf config/arm.urdf
 	@$(ENV) twin_rul train --data out/analytics/rtf_train/health.csv --features vibration,friction_power \
 		--model config/models/rul.json
 
@@ -39,7 +39,7 @@ clean:
 # run of the simulated arm, then a 5-member physics-informed ensemble trained for at most 5 min.
 .PHONY: predictor-model
 predictor-model: setup
-	@$(ENV) twin_sim_generate --scenario identification --duration 240 --truth-rate 1000 \
+	@$(ENV) twin_sim_generate --scenario identification --duration 300 --truth-rate 1000 \
 		--out out/identification && \
 	nice twin_train --model ensemble --data out/identification/truth.csv --invariant-joints joint_1 \
 		--time-limit 300 --out config/models/predictor

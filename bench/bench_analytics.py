@@ -30,6 +30,7 @@ from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
+from twin_state.kinematics import ArmKinematics
 
 RUNS = {'nominal_train': ('nominal', 3600, 1), 'nominal_test': ('nominal', 3600, 2),
         'fault_suite': ('fault_suite', 2250, 3), 'rtf_train': ('run_to_failure', 4800, 4),
@@ -61,7 +62,7 @@ def only(model: AnomalyModel, method: str) -> AnomalyModel:
 def anomaly(data: Path) -> None:
     train = read_csv(ensure(data, 'nominal_train') / 'frames.csv', label_column='label')
     started = time.perf_counter()
-    model = AnomalyModel.fit(train)
+    model = AnomalyModel.fit(train, kinematics=ArmKinematics.from_urdf(default_urdf()))
     print(f'fit: {len(train.time)} frames x {len(train.names)} channels in {time.perf_counter() - started:.1f} s')
     nominal = read_csv(ensure(data, 'nominal_test') / 'frames.csv', label_column='label', columns=model.names)
     for method in model.settings.methods:

@@ -4,11 +4,14 @@ import dataclasses
 import numpy as np
 import pytest
 
+from harness import CONFIG_DIR
 from twin_analytics.anomaly import AnomalyModel, DetectorSettings, OnlineDetector
 from twin_analytics.anomaly_cli import detect
 from twin_analytics.channels import Series, channel_name
 from twin_analytics.features import FeatureStream, run_lengths
+from twin_analytics.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
 from twin_analytics.metrics import event_scores
+from twin_state.kinematics import ArmKinematics
 
 RATE = 100.0
 NAMES = ('a', 'b', 'c')
@@ -111,6 +114,44 @@ def test_multivariate_models_catch_a_broken_correlation(tmp_path):
     autoencoder = model.score_names.index('multivariate/autoencoder')
     onset = np.flatnonzero(alarms[:, autoencoder])
     assert onset.size and onset[0] >= 3000 and data.time[onset[0]] - data.time[3000] < 1.0
+    model.save(tmp_path / 'model')
+    assert np.array_equal(detect(AnomalyModel.load(tmp_path / 'model'), data), alarms)
+
+
+ARM = ArmKinematics.from_urdf(CONFIG_DIR / 'arm.urdf')
+ARM_CHANNELS = GYRO_CHANNELS + tuple(f'{ENCODERS}.{j}.{value}' for value in ('position', 'velocity')
+                                     for j in ARM.joint_names)
+IMU_DEVICE_BIAS = np.array([0.0012, -0.0008, 0.0015])  # rad/s
+
+
+def arm_motion(seconds: float, seed: int) -> Series:
+    """Every joint swinging (two sines each) and a gyro reading the rate the kinematics imply,
+    with white noise (encoder velocity and gyro) and the device's constant bias.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    amplitude, frequency = np.array([[0.8, 0.5, 0.6, 1.0], [0.3, 0.2, 0.4, 0.5]]), np.array([[0.15], [0.41]])
+    phase = 2 * np.pi * frequency[:, None] * t[None, :, None] + rng.uniform(0, 2 * np.pi, (2, 1, 4))
+    positions = (amplitude[:, None] * np.sin(phase)).sum(axis=0)
+    velocities = (amplitude[:, None] * 2 * np.pi * frequency[:, None] * np.cos(phase)).sum(axis=0)
+    gyro = ARM.angular_velocity(positions, velocities, IMU_FRAME) + IMU_DEVICE_BIAS
+    values = np.column_stack((gyro + rng.normal(0, 0.002, gyro.shape), positions,
+                              velocities + rng.normal(0, 0.002, velocities.shape)))
+    return Series(t, ARM_CHANNELS, values, np.zeros(t.size, np.int8))
+
+
+def test_kinematic_residual_finds_a_gyro_bias_step_while_the_arm_moves(tmp_path):
+    model = AnomalyModel.fit(arm_motion(600, 10), ROBUST, ARM)
+    np.testing.assert_allclose(model.kinematic_center, IMU_DEVICE_BIAS, atol=3e-4)
+    assert not detect(model, arm_motion(600, 11)).any()
+    data = arm_motion(60, 12)
+    onset = 3000
+    data.values[onset:, 2] += 0.03  # gyro z bias jump, 15 noise sigmas, against rates up to ~2 rad/s
+    alarms = detect(model, data)
+    assert np.array_equal(detect(model, data, batch=7), alarms)
+    kinematic = alarms[:, model.score_names.index(f'{GYRO_CHANNELS[2]}/kinematic')]
+    assert not kinematic[:onset].any() and kinematic[onset:onset + int(RATE)].any()
+    assert kinematic[onset + int(RATE):].all()  # held while the bias lasts, not just at its step
     model.save(tmp_path / 'model')
     assert np.array_equal(detect(AnomalyModel.load(tmp_path / 'model'), data), alarms)
 

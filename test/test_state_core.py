@@ -208,6 +208,22 @@ def assert_same_poses(kinematics: ArmKinematics, model: mujoco.MjModel,
         assert abs(float(pose.orientation @ data.xquat[body])) == pytest.approx(1.0, abs=1e-9)
 
 
+def assert_same_angular_velocity(kinematics: ArmKinematics, model: mujoco.MjModel, frame: str,
+                                 rng: np.random.Generator, rows: int = 10) -> None:
+    names = kinematics.joint_names
+    positions, velocities = rng.uniform(-3, 3, (rows, len(names))), rng.uniform(-2, 2, (rows, len(names)))
+    omega = kinematics.angular_velocity(positions, velocities, frame)
+    data = mujoco.MjData(model)
+    expected = np.zeros(6)
+    for row in range(rows):
+        for j, name in enumerate(names):
+            data.qpos[model.joint(name).qposadr[0]] = positions[row, j]
+            data.qvel[model.joint(name).dofadr[0]] = velocities[row, j]
+        mujoco.mj_forward(model, data)
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_XBODY, model.body(frame).id, expected, 1)
+        np.testing.assert_allclose(omega[row], expected[:3], atol=1e-9)
+
+
 def test_forward_kinematics_matches_mujoco_for_random_configurations() -> None:
     model, _ = build_model(URDF, read_arm_description(URDF))
     kinematics = ArmKinematics.from_urdf(URDF)
@@ -216,6 +232,7 @@ def test_forward_kinematics_matches_mujoco_for_random_configurations() -> None:
     for _ in range(20):
         assert_same_poses(kinematics, model,
                           dict(zip(arm.joint_names, rng.uniform(arm.lower, arm.upper))))
+    assert_same_angular_velocity(kinematics, model, 'imu_link', rng)
 
 
 def test_forward_kinematics_handles_rpy_origins_and_skewed_axes(tmp_path) -> None:
@@ -241,6 +258,7 @@ def test_forward_kinematics_handles_rpy_origins_and_skewed_axes(tmp_path) -> Non
     rng = np.random.default_rng(5)
     for _ in range(10):
         assert_same_poses(kinematics, model, dict(zip(('j1', 'j2'), rng.uniform(-3, 3, 2))))
+    assert_same_angular_velocity(kinematics, model, 'tool0', rng)
 
 
 def test_base_pose_places_the_arm_in_world() -> None:

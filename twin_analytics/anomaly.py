@@ -7,6 +7,9 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
 * per sensor ``<channel>/level``: robust z-score of the value — slow drifts out of range;
 * per sensor ``<channel>/flat`` and ``<channel>/missing``: runs of repeated values (a stuck
   sensor) and of missing values (a dropout), relative to the longest run seen in normal data;
+* per gyro axis ``<channel>/kinematic`` (models fitted with the arm's kinematics): robust
+  z-score of the gyro minus the angular rate the joint states imply — an IMU bias jump while
+  the arm moves;
 * multivariate ``multivariate/iforest`` (IsolationForest) and ``multivariate/autoencoder``
   (reconstruction error; the event names the worst-reconstructed channel) on robustly
   standardized values.
@@ -28,6 +31,8 @@ from twin_analytics.autoencoder import Autoencoder
 from twin_analytics.channels import Series
 from twin_analytics.features import FeatureStream, run_lengths
 from twin_analytics.forest import CompiledForest
+from twin_analytics.kinematic import GyroResidual
+from twin_state.kinematics import ArmKinematics
 
 MAD_TO_SIGMA = 1.4826
 METHODS = ('robust', 'iforest', 'autoencoder')
@@ -83,17 +88,26 @@ class AnomalyModel:
     low: np.ndarray  # per-channel range of the normal data (fixed-threshold baseline)
     high: np.ndarray
     thresholds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    kinematic: GyroResidual | None = None
+    kinematic_center: np.ndarray = field(default_factory=lambda: np.empty(0))
+    kinematic_scale: np.ndarray = field(default_factory=lambda: np.empty(0))
     iforest: CompiledForest | None = None
     autoencoder: Autoencoder | None = None
 
     @property
     def score_names(self) -> list[str]:
-        names = [f'{c}/{kind}' for kind in PER_SENSOR for c in self.names] if 'robust' in self.settings.methods else []
+        names = []
+        if 'robust' in self.settings.methods:
+            names = [f'{c}/{kind}' for kind in PER_SENSOR for c in self.names]
+            names += [f'{c}/kinematic' for c in self.kinematic.channels] if self.kinematic else []
         return names + [f'{MULTIVARIATE}/{m}' for m in ('iforest', 'autoencoder') if m in self.settings.methods]
 
     @classmethod
-    def fit(cls, normal: Series, settings: DetectorSettings = DetectorSettings()) -> AnomalyModel:
-        """Fit the statistics and models on ``normal`` and calibrate the thresholds on it."""
+    def fit(cls, normal: Series, settings: DetectorSettings = DetectorSettings(),
+            kinematics: ArmKinematics | None = None) -> AnomalyModel:
+        """Fit the statistics and models on ``normal`` and calibrate the thresholds on it;
+        ``kinematics`` (the arm's) adds the gyro's kinematic residual.
+        """
         unknown = set(settings.methods) - set(METHODS)
         if unknown or not settings.methods:
             raise ValueError(f'methods must be among {METHODS}, got {settings.methods}')
@@ -105,6 +119,11 @@ class AnomalyModel:
         model = cls(normal.names, settings, center, scale, residual_center,
                     _robust_scale(residual - residual_center), np.nanmin(train, axis=0),
                     np.nanmax(train, axis=0))
+        if kinematics is not None:
+            model.kinematic = GyroResidual(kinematics, normal.names)
+            kinematic = model.kinematic(train)
+            model.kinematic_center = np.nanmedian(kinematic, axis=0)
+            model.kinematic_scale = _robust_scale(kinematic - model.kinematic_center)
         rng = np.random.default_rng(settings.seed)
         rows = np.sort(rng.choice(len(train), min(len(train), settings.max_fit_rows), replace=False))
         standardized = model.standardize(train[rows])
@@ -143,6 +162,9 @@ class AnomalyModel:
             residual = np.abs(features.residual - self.residual_center) / self.residual_scale
             level = np.abs(values - self.center) / self.scale
             columns += [np.nan_to_num(residual), np.nan_to_num(level), features.flat, features.missing]
+            if self.kinematic is not None:
+                kinematic = np.abs(self.kinematic(values) - self.kinematic_center) / self.kinematic_scale
+                columns.append(np.nan_to_num(kinematic))
         standardized = self.standardize(values) if self.iforest or self.autoencoder else None
         if self.iforest is not None:
             columns.append(-self.iforest.score_samples(standardized)[:, None])
@@ -153,13 +175,15 @@ class AnomalyModel:
         return np.column_stack(columns).astype(float), worst
 
     def save(self, directory: str | Path) -> None:
-        """``model.json`` (statistics, thresholds), ``iforest.npz`` and ``autoencoder.pt``."""
+        """``model.json`` (statistics, kinematics, thresholds), ``iforest.npz`` and ``autoencoder.pt``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k).tolist() for k in
-                  ('center', 'scale', 'residual_center', 'residual_scale', 'low', 'high', 'thresholds')}
+                  ('center', 'scale', 'residual_center', 'residual_scale', 'low', 'high', 'thresholds',
+                   'kinematic_center', 'kinematic_scale')}
+        kinematic = self.kinematic.to_dict() if self.kinematic else None
         (directory / 'model.json').write_text(json.dumps(
-            {'names': self.names, 'settings': asdict(self.settings), **arrays}, indent=1))
+            {'names': self.names, 'settings': asdict(self.settings), 'kinematic': kinematic, **arrays}, indent=1))
         if self.iforest is not None:
             self.iforest.save(directory / 'iforest.npz')
         if self.autoencoder is not None:
@@ -172,7 +196,10 @@ class AnomalyModel:
         document = json.loads((directory / 'model.json').read_text())
         settings = document.pop('settings')
         settings = DetectorSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
-        model = cls(tuple(document.pop('names')), settings, **{k: np.array(v) for k, v in document.items()})
+        names = tuple(document.pop('names'))
+        kinematic = document.pop('kinematic', None)
+        model = cls(names, settings, **{k: np.array(v) for k, v in document.items()},
+                    kinematic=GyroResidual.from_dict(kinematic, names) if kinematic else None)
         if 'iforest' in settings.methods:
             model.iforest = CompiledForest.load(directory / 'iforest.npz')
         if 'autoencoder' in settings.methods:

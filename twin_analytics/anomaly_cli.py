@@ -3,7 +3,7 @@
 The CSV has a header, a time column (s), numeric sensor columns and optionally a 0/1 label
 column (1 = anomalous). Examples::
 
-    twin_anomaly fit --data normal.csv --model models/anomaly
+    twin_anomaly fit --data normal.csv --model models/anomaly --urdf config/arm.urdf
     twin_anomaly score --data run.csv --model models/anomaly --out scores.csv
     twin_anomaly evaluate --data faults.csv --model models/anomaly --label-column label
 """
@@ -21,6 +21,7 @@ import torch
 from twin_analytics.anomaly import METHODS, AnomalyModel, DetectorSettings, OnlineDetector, range_alarms
 from twin_analytics.channels import Series, read_csv
 from twin_analytics.metrics import EventScores, event_scores
+from twin_state.kinematics import ArmKinematics
 
 
 def detect(model: AnomalyModel, series: Series, batch: int = 0) -> np.ndarray:
@@ -65,7 +66,8 @@ def _fit(arguments: argparse.Namespace) -> int:
                                 target_far=arguments.target_far, margin=arguments.margin,
                                 debounce=arguments.debounce, clear=arguments.clear, seed=arguments.seed)
     started = time.perf_counter()
-    model = AnomalyModel.fit(series, settings)
+    kinematics = ArmKinematics.from_urdf(arguments.urdf) if arguments.urdf else None
+    model = AnomalyModel.fit(series, settings, kinematics)
     model.save(arguments.model)
     print(f'fitted {len(series.names)} channels on {len(series.time)} rows in '
           f'{time.perf_counter() - started:.1f} s; model in {arguments.model}')
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit = commands.choices['fit']
     fit.add_argument('--columns', help='comma-separated sensor columns (default: every numeric one)')
     fit.add_argument('--methods', default=','.join(METHODS))
+    fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
     defaults = DetectorSettings()
     for option in ('window', 'gap', 'target_far', 'margin', 'debounce', 'clear', 'seed'):
         value = getattr(defaults, option)

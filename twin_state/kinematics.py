@@ -1,4 +1,6 @@
-"""Forward kinematics of the arm from its URDF: every link's pose in base_link and in world."""
+"""Kinematics of the arm from its URDF: every link's pose in base_link and in world, and the
+angular velocity of a link from the joint rates.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -6,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from transforms3d.axangles import axangle2mat
 from transforms3d.euler import euler2mat
 from transforms3d.quaternions import mat2quat, quat2mat
 
@@ -40,6 +41,13 @@ class Pose:
         return out
 
 
+def _rotations(axis: np.ndarray, angles: np.ndarray | float) -> np.ndarray:
+    """Rotations (..., 3, 3) by ``angles`` (...) about the unit ``axis`` (Rodrigues' formula)."""
+    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    angles = np.asarray(angles, float)[..., None, None]
+    return np.eye(3) + np.sin(angles) * cross + (1.0 - np.cos(angles)) * (cross @ cross)
+
+
 def _origin(joint: JointOrigin) -> np.ndarray:
     out = np.eye(4)
     out[:3, :3] = euler2mat(*joint.rpy, axes='sxyz')  # URDF rpy: fixed-axis roll, pitch, yaw
@@ -48,7 +56,9 @@ def _origin(joint: JointOrigin) -> np.ndarray:
 
 
 class ArmKinematics:
-    """Poses of the URDF tree's frames in ``base_link``; revolute joints move, others are fixed."""
+    """Poses and angular velocities of the URDF tree's frames in ``base_link``; revolute joints
+    move, others are fixed.
+    """
 
     def __init__(self, joints: Sequence[JointOrigin], base_in_world: Pose | None = None) -> None:
         children = {joint.parent: [] for joint in joints}
@@ -62,9 +72,11 @@ class ArmKinematics:
                 axis = np.asarray(joint.axis, float)
                 self._chain.append((joint, _origin(joint), axis / np.linalg.norm(axis)))
                 pending.append(joint.child)
-        self.edges = tuple((joint.parent, joint.child) for joint, _, _ in self._chain)
-        self.joint_names = tuple(joint.name for joint, _, _ in self._chain if joint.type in MOVABLE)
-        self.frames = (BASE_FRAME,) + tuple(joint.child for joint, _, _ in self._chain)
+        self._by_child = {entry[0].child: entry for entry in self._chain}
+        self.joints = tuple(joint for joint, _, _ in self._chain)
+        self.edges = tuple((joint.parent, joint.child) for joint in self.joints)
+        self.joint_names = tuple(joint.name for joint in self.joints if joint.type in MOVABLE)
+        self.frames = (BASE_FRAME,) + tuple(joint.child for joint in self.joints)
         self.base_in_world = base_in_world or Pose.identity()
 
     @classmethod
@@ -78,10 +90,28 @@ class ArmKinematics:
             transform = out[joint.parent] @ origin
             if joint.type in MOVABLE:
                 motion = np.eye(4)
-                motion[:3, :3] = axangle2mat(axis, positions.get(joint.name, 0.0))
+                motion[:3, :3] = _rotations(axis, positions.get(joint.name, 0.0))
                 transform = transform @ motion
             out[joint.child] = transform
         return out
+
+    def angular_velocity(self, positions: np.ndarray, velocities: np.ndarray, frame: str) -> np.ndarray:
+        """Angular velocity (n, 3) of ``frame`` relative to base_link, expressed in ``frame``, from
+        rows of joint positions (rad) and velocities (rad/s) (n, joints) ordered like ``joint_names``.
+        """
+        path = []
+        while frame != BASE_FRAME:
+            path.append(self._by_child[frame])
+            frame = path[-1][0].parent
+        column = {name: j for j, name in enumerate(self.joint_names)}
+        omega = np.zeros((len(positions), 3))
+        for joint, origin, axis in reversed(path):  # child frame = parent frame · origin · motion
+            omega = omega @ origin[:3, :3]
+            if joint.type in MOVABLE:
+                j = column[joint.name]
+                omega = np.einsum('nji,nj->ni', _rotations(axis, positions[:, j]), omega)
+                omega += velocities[:, j, None] * axis
+        return omega
 
     def poses(self, positions: Mapping[str, float]) -> dict[str, Pose]:
         """Pose of every frame in base_link."""
