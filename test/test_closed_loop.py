@@ -147,7 +147,7 @@ def test_operator_stop_stops_the_robot(loop):
     assert (entry.source, entry.accepted, entry.reason, entry.ack_ok) == ('operator', True, 'operator stop', True)
 
 
-def test_stale_inputs_trip_the_watchdog(loop):
+def test_stale_inputs_stop_the_cell(loop):
     release(loop)
     loop.probe.wait_for('/twin/state', lambda m: fresh_encoders(m[-1]), timeout=10)
     start = len(loop.probe.messages(AUDIT))
@@ -156,10 +156,13 @@ def test_stale_inputs_trip_the_watchdog(loop):
     onset = first_truth(loop.probe, injected - 0.5, lambda m: 'sensor_dropout:encoders' in m.active_faults, 5)
     stopped = first_truth(loop.probe, stamp(onset), lambda m: m.stopped, timeout=6)
     reaction = stamp(stopped) - stamp(onset)
-    print(f'encoder dropout onset -> watchdog stop: {reaction * 1e3:.0f} ms')
-    assert 0.9 < reaction < 3.0  # the 1 s timeout, plus the data path
     entry = sent_audit(loop.probe, start, 'stop')
-    assert entry.source == 'watchdog' and '/encoders/joint_states' in entry.reason and entry.ack_ok
+    print(f'encoder dropout onset -> stop by {entry.reason!r}: {reaction * 1e3:.0f} ms')
+    # The anomaly detector (missing encoder data) is usually first; the watchdog (1 s timeout)
+    # stops the cell without it.
+    assert reaction < 3.0 and entry.ack_ok
+    assert (entry.source == 'watchdog' and '/encoders/joint_states' in entry.reason) or (
+        entry.source == 'protective' and entry.reason.startswith('anomaly encoders.'))
     release(loop)  # accepted once the encoders are back
 
 
@@ -175,7 +178,9 @@ def test_a_collision_is_detected_by_the_twin_and_stops_the_cell(loop):
     print(f'collision onset -> truth stopped: {reaction * 1e3:.0f} ms')
     assert reaction < 1.5
     entry = sent_audit(loop.probe, start, 'stop')
-    assert entry.source == 'protective' and entry.reason.startswith('overload: ') and entry.ack_ok
+    print(f'stopped by {entry.reason!r}')
+    assert entry.source == 'protective' and entry.ack_ok
+    assert entry.reason.startswith(('overload: ', 'anomaly '))  # whichever of the twin's checks is first
     loop.probe.sleep(1.0)
     assert loop.probe.messages(TRUTH)[-1].stopped  # the stop latches after the collision
     release(loop)  # an operator resume is accepted once the overload is gone

@@ -79,7 +79,7 @@ class ActuationNode(Node):
         if severe or not event.active:
             self._handle(self._arbiter.protective(
                 f'anomaly {event.sensor}', event.active and severe,
-                f'{event.method} score {event.score:.3g} > {event.threshold:.3g} {event.description}'.strip(),
+                event.description or f'{event.method} score {event.score:.3g} > {event.threshold:.3g}',
                 time.monotonic()))
 
     def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
