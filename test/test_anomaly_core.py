@@ -172,3 +172,12 @@ def test_event_scores():
 def test_channel_names_follow_topics():
     assert channel_name('/encoders/joint_states', 'joint_2.effort') == 'encoders.joint_states.joint_2.effort'
     assert channel_name('/motors/joint_2/temperature', 'temperature') == 'motors.joint_2.temperature'
+
+
+def test_a_channel_that_has_not_started_is_not_missing():
+    stream = FeatureStream(1, window=4)
+    column = np.array([np.nan] * 10 + [1.0, 2.0, 3.0] + [np.nan] * 3)[:, None]
+    first = stream.update(column[:8])
+    rest = stream.update(column[8:])
+    assert first.missing.ravel().tolist() == [0] * 8
+    assert rest.missing.ravel().tolist() == [0, 0, 0, 0, 0, 1, 2, 3]

@@ -21,6 +21,21 @@ from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
 from twin_interfaces.msg import SyncedFrame
 
 LATENCY_HISTORY = 1000
+CELL_STATUS = '/cell/status'
+MIN_SPEED_OVERRIDE = 0.05  # below this the cell is all but still
+
+
+def cell_at_rest(frame: SyncedFrame) -> bool:
+    """True while the cell reports a stop or a speed override near zero.
+
+    The models describe a cell in production; a commanded standstill (repeated encoder values,
+    zero velocities) would look like faults, so such frames are not scored.
+    """
+    for sample in frame.samples:
+        if sample.topic == CELL_STATUS and sample.names:
+            values = dict(zip(sample.names, sample.values))
+            return values.get('stopped', 0.0) > 0.5 or values.get('speed_override', 1.0) < MIN_SPEED_OVERRIDE
+    return False
 
 
 def stamp(seconds: float) -> Time:
@@ -41,7 +56,7 @@ class AnomalyNode(Node):
         self._detector = OnlineDetector(self._model)
         self._pending: list[tuple[float, dict[str, float], float]] = []
         self._latency: deque[float] = deque(maxlen=LATENCY_HISTORY)
-        self._frames = self._events = 0
+        self._frames = self._events = self._resting = 0
         self._last: dict[str, AnomalyEvent] = {}
         self._events_publisher = self.create_publisher(AnomalyEventMsg, '/twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -49,6 +64,9 @@ class AnomalyNode(Node):
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
+        if cell_at_rest(frame):
+            self._resting += 1
+            return
         seconds, values = frame_values(frame)
         self._pending.append((seconds, values, time.perf_counter()))
         if len(self._pending) >= self._config.batch_frames:
@@ -74,7 +92,8 @@ class AnomalyNode(Node):
         name = self.get_name()
         latency = np.array(self._latency) * 1e3 if self._latency else np.zeros(1)
         statuses = [status(f'{name}: detector', 'OK', f'{self._frames} frames, {self._events} alarms', values={
-            'frames': self._frames, 'alarms': self._events, 'decision_latency_ms_p50': float(np.median(latency)),
+            'frames': self._frames, 'alarms': self._events, 'frames_at_rest': self._resting,
+            'decision_latency_ms_p50': float(np.median(latency)),
             'decision_latency_ms_max': float(latency.max())})]
         active = self._detector.active
         alarmed = {self._model.score_names[j].rsplit('/', 1)[0] for j in np.flatnonzero(active)}

@@ -30,7 +30,11 @@ def prediction_weights(window: int, gap: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Features:
-    """Per frame and channel: prediction residual, flat-run and missing-run lengths (frames)."""
+    """Per frame and channel: prediction residual, flat-run and missing-run lengths (frames).
+
+    A channel's missing run starts counting once it has delivered a value: an input that has
+    not started yet is not a dropout.
+    """
 
     residual: np.ndarray
     flat: np.ndarray
@@ -46,6 +50,7 @@ class FeatureStream:
         self._history = np.full((window + gap, n_channels), np.nan)
         self._flat = np.zeros(n_channels, dtype=np.int64)
         self._missing = np.zeros(n_channels, dtype=np.int64)
+        self._seen = np.zeros(n_channels, dtype=bool)
 
     def update(self, values: np.ndarray) -> Features:
         values = np.asarray(values, dtype=float)
@@ -53,7 +58,9 @@ class FeatureStream:
         windows = sliding_window_view(joined[:len(values) - 1 + self.window], self.window, axis=0)  # (n, k, w)
         residual = values - windows @ self._weights
         flat = run_lengths(values == joined[len(self._history) - 1:-1], self._flat)
-        missing = run_lengths(np.isnan(values), self._missing)
+        absent = np.isnan(values)
+        seen = np.logical_or.accumulate(~absent, axis=0) | self._seen
+        missing = run_lengths(absent & seen, self._missing)
         self._history = joined[len(values):]
-        self._flat, self._missing = flat[-1].copy(), missing[-1].copy()
+        self._flat, self._missing, self._seen = flat[-1].copy(), missing[-1].copy(), seen[-1].copy()
         return Features(residual, flat, missing)
