@@ -56,6 +56,8 @@ setup(
             'cloud_uploader = twin_bridge.cloud_node:main',
             'opcua_bridge = twin_bridge.opcua_node:main',
             'actuation_node = twin_control.actuation_node:main',
+            'twin_record = twin_bag.recorder_node:main',
+            'twin_play = twin_bag.player_node:main',
         ],
     },
 )

@@ -31,9 +31,8 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from mqtt_fixtures import Mosquitto, bridge_params  # noqa: E402
-
 from harness import REPO, NodeProcess  # noqa: E402
+from mqtt_fixtures import Mosquitto, bridge_params  # noqa: E402
 
 Arrivals = list[tuple[int, int]]  # (sequence number, latency ns)
 

@@ -2,6 +2,7 @@
 
     ros2 launch twin_bringup twin.launch.py            # twin + simulated workcell
     ros2 launch twin_bringup twin.launch.py sim:=false # twin only, against real hardware
+    ros2 launch twin_bringup twin.launch.py rviz:=true robot_state_publisher:=true
 
 The node list and parameter files come from config/graph.yaml, the same table
 ``twin_launch`` uses; it is validated before any node starts.
@@ -9,30 +10,48 @@ The node list and parameter files come from config/graph.yaml, the same table
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
-from launch import LaunchDescription
 from twin_bringup.node_table import load_node_table
 
 RESPAWN_DELAY_S = 2.0
+
+
+def _enabled(context, name: str) -> bool:
+    return LaunchConfiguration(name).perform(context).lower() in ('true', '1', 'yes')
 
 
 def _nodes(context, *args, **kwargs):
     config_dir = Path(get_package_share_directory('twin_bringup')) / 'config'
     profile = LaunchConfiguration('dds_profile').perform(context)
     environment = [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile)] if profile else []
-    with_sim = LaunchConfiguration('sim').perform(context).lower() in ('true', '1', 'yes')
     table = load_node_table(config_dir)
-    return environment + [
+    return environment + _visualization(context, config_dir) + [
         Node(package='twin_bringup', executable=entry.executable, name=entry.name,
              namespace=entry.namespace or None,
              parameters=[str(p) for p in entry.parameter_files(config_dir)],
              remappings=[tuple(r.split(':=', 1)) for r in entry.remappings],
              respawn=True, respawn_delay=RESPAWN_DELAY_S, output='screen', emulate_tty=True)
-        for entry in table.select(with_sim=with_sim)
+        for entry in table.select(with_sim=_enabled(context, 'sim'))
     ]
+
+
+def _visualization(context, config_dir: Path) -> list[Node]:
+    """robot_state_publisher (URDF, twin joint states) and RViz with config/twin.rviz, if asked."""
+    nodes = []
+    if _enabled(context, 'robot_state_publisher'):
+        urdf = ParameterValue((config_dir / 'arm.urdf').read_text(), value_type=str)
+        nodes.append(Node(package='robot_state_publisher', executable='robot_state_publisher',
+                          parameters=[{'robot_description': urdf}],
+                          remappings=[('joint_states', '/twin/joint_states')], output='screen'))
+    if _enabled(context, 'rviz'):
+        nodes.append(Node(package='rviz2', executable='rviz2',
+                          arguments=['-d', str(config_dir / 'twin.rviz')], output='screen'))
+    return nodes
 
 
 def generate_launch_description():
@@ -42,5 +61,10 @@ def generate_launch_description():
                               description='Start the simulated workcell as the physical robot.'),
         DeclareLaunchArgument('dds_profile', default_value=str(config_dir / 'fastdds_loopback.xml'),
                               description='Fast DDS profile (default: loopback only); empty = keep yours.'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='Start RViz with config/twin.rviz (needs rviz2).'),
+        DeclareLaunchArgument('robot_state_publisher', default_value='false',
+                              description='Publish the URDF and TF from /twin/joint_states '
+                                          '(needs robot_state_publisher).'),
         OpaqueFunction(function=_nodes),
     ])

@@ -134,6 +134,11 @@ class TopicProbe:
         with self._lock:
             return [m for _, m in self._messages[topic]]
 
+    def arrivals(self, topic: str) -> list[float]:
+        """Monotonic arrival times of the messages recorded on ``topic``."""
+        with self._lock:
+            return [stamp for stamp, _ in self._messages[topic]]
+
     def wait_for(self, topic: str, predicate: Callable[[list[Any]], bool],
                  timeout: float) -> list[Any]:
         """Wait until ``predicate(messages)`` holds; raise AssertionError on timeout."""

@@ -9,12 +9,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from mqtt_fixtures import bridge_params, make_certificates
 from paho.mqtt.enums import CallbackAPIVersion
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Empty, Float64, Header
 
 from harness import REPO
+from mqtt_fixtures import bridge_params, make_certificates
 
 pytestmark = pytest.mark.integration
 

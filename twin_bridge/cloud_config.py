@@ -6,6 +6,7 @@ parameters cannot hold lists of structures.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from twin_bringup.config import describe
@@ -14,6 +15,21 @@ DROP_OLDEST = 'drop_oldest'
 DROP_NEWEST = 'drop_newest'
 QOS_CHOICES = ('reliable', 'sensor_data')
 TYPE_NAME = re.compile(r'^[A-Za-z]\w*/msg/[A-Z]\w*$')
+
+
+def check_topics(topics: Sequence[str], types: Sequence[str], qos: Sequence[str]) -> None:
+    """Validate parallel topic arrays: at least one topic, each once, a type and QoS each."""
+    count = len(topics)
+    if not count or len(set(topics)) != count:
+        raise ValueError('topics: need at least one topic, each listed once')
+    for name, values in (('types', types), ('qos', qos)):
+        if len(values) != count:
+            raise ValueError(f'{name} has {len(values)} entries, topics has {count}')
+    for topic, type_name, profile in zip(topics, types, qos):
+        if not TYPE_NAME.match(type_name):
+            raise ValueError(f'types: {type_name!r} ({topic}) is not like pkg/msg/Name')
+        if profile not in QOS_CHOICES:
+            raise ValueError(f'qos: {profile!r} ({topic}) is not one of {list(QOS_CHOICES)}')
 
 
 @dataclass(frozen=True)
@@ -88,16 +104,6 @@ class CloudUploaderConfig:
         'Rate of /diagnostics.', min=0.1, max=10.0))
 
     def __post_init__(self) -> None:
-        count = len(self.topics)
-        if not count or len(set(self.topics)) != count:
-            raise ValueError('topics: need at least one topic, each listed once')
-        for name, values in (('types', self.types), ('qos', self.qos)):
-            if len(values) != count:
-                raise ValueError(f'{name} has {len(values)} entries, topics has {count}')
-        for topic, type_name, qos in zip(self.topics, self.types, self.qos):
-            if not TYPE_NAME.match(type_name):
-                raise ValueError(f'types: {type_name!r} ({topic}) is not like pkg/msg/Name')
-            if qos not in QOS_CHOICES:
-                raise ValueError(f'qos: {qos!r} ({topic}) is not one of {list(QOS_CHOICES)}')
+        check_topics(self.topics, self.types, self.qos)
         if not re.fullmatch(r'[\w.-]+', self.robot):
             raise ValueError(f'robot: {self.robot!r} may hold only letters, digits, _ . -')

@@ -15,11 +15,12 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rosbags.interfaces import Qos
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.writer import Connection
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -102,43 +103,68 @@ class SpoolStats:
     last_error: str
 
 
+class BagWriter:
+    """A rosbag2 MCAP bag being written: one connection per topic, added with its first
+    message (message definitions from ``typestore``, offered QoS from ``qos``).
+    """
+
+    def __init__(self, path: Path, typestore: Typestore, zstd: bool,
+                 qos: Mapping[str, Qos] | None = None) -> None:
+        self._typestore = typestore
+        self._qos = qos or {}
+        self._connections: dict[str, Connection] = {}
+        self._writer = Writer(path, version=Writer.VERSION_LATEST,
+                              storage_plugin=StoragePlugin.MCAP)
+        if zstd:
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        self._writer.open()
+
+    def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """Append one serialized message."""
+        connection = self._connections.get(topic)
+        if connection is None:
+            offered = (self._qos[topic],) if topic in self._qos else ()
+            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore,
+                                                     offered_qos_profiles=offered)
+            self._connections[topic] = connection
+        self._writer.write(connection, stamp_ns, data)
+
+    def close(self) -> None:
+        """Write the MCAP summary and metadata.yaml."""
+        self._writer.close()
+
+    def abort(self) -> None:
+        """Close the files without finishing the bag."""
+        self._writer.abort()
+
+
 class _Segment:
-    """The open segment: a rosbags MCAP writer in its own ``.partial`` directory."""
+    """The open segment: an MCAP bag in its own ``.partial`` directory."""
 
     def __init__(self, path: Path, start_ns: int, typestore: Typestore, zstd: bool) -> None:
         self.path = path
         self.start_ns = start_ns
         self.size = SEGMENT_OVERHEAD
         self.messages = 0
-        self._typestore = typestore
-        self._connections: dict[str, Connection] = {}
-        self._writer = Writer(path, version=Writer.VERSION_LATEST,
-                              storage_plugin=StoragePlugin.MCAP)
-        if zstd:
-            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         try:
-            self._writer.open()
+            self._bag = BagWriter(path, typestore, zstd)
         except OSError:
             shutil.rmtree(path, ignore_errors=True)
             raise
 
     def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
-        connection = self._connections.get(topic)
-        if connection is None:
-            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
-            self._connections[topic] = connection
-        self._writer.write(connection, stamp_ns, data)
+        self._bag.write(topic, msgtype, data, stamp_ns)
         self.size += len(data) + RECORD_OVERHEAD
         self.messages += 1
 
     def close(self) -> Path:
         """Write the MCAP summary; return the closed .mcap file."""
-        self._writer.close()
+        self._bag.close()
         return self.path / f'{self.path.name}{SEGMENT_SUFFIX}'
 
     def discard(self) -> None:
         try:
-            self._writer.abort()
+            self._bag.abort()
         except OSError:
             pass
         shutil.rmtree(self.path, ignore_errors=True)

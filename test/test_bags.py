@@ -1,0 +1,153 @@
+"""Bags: the MCAP recording core, the replay core's timing, the twin_record / twin_play
+processes against the probe, and the RViz config."""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rclpy.qos import qos_profile_sensor_data
+from rosbags.highlevel import AnyReader
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Temperature
+
+from harness import REPO
+from twin_bag.config import RecorderConfig
+from twin_bag.player import Playback
+from twin_bag.recorder import Recording
+from twin_interfaces.msg import CommandAudit
+
+BIN = Path(sys.executable).parent
+PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
+TEMPERATURE, AUDIT = 'sensor_msgs/msg/Temperature', 'twin_interfaces/msg/CommandAudit'
+T0 = 1_767_225_600_000_000_000
+SPACING_NS = 40_000_000
+
+
+def write_bag(path: Path, count: int = 10) -> None:
+    """``count`` Temperatures on /temp (sensor data) and one audit on /audit per message."""
+    from rclpy.serialization import serialize_message
+    config = RecorderConfig(output=str(path), topics=('/temp', '/audit'),
+                            types=(TEMPERATURE, AUDIT), qos=('sensor_data', 'reliable'))
+    recording = Recording(config, PREFIXES, T0)
+    for index in range(count):
+        stamp = T0 + index * SPACING_NS
+        recording.write('/temp', serialize_message(Temperature(temperature=float(index))), stamp)
+        recording.write('/audit', serialize_message(CommandAudit()), stamp + 1)
+    recording.close()
+
+
+def test_recording_holds_messages_types_definitions_and_qos(tmp_path: Path) -> None:
+    write_bag(tmp_path / 'bag')
+    with AnyReader([tmp_path / 'bag']) as reader:
+        connections = {c.topic: c for c in reader.connections}
+        assert {t: c.msgtype for t, c in connections.items()} == {
+            '/temp': TEMPERATURE, '/audit': AUDIT}
+        assert all(c.msgcount == 10 for c in connections.values())
+        assert 'float64 temperature' in connections['/temp'].msgdef.data
+        assert 'MSG: builtin_interfaces/Time' in connections['/audit'].msgdef.data
+        assert connections['/temp'].ext.offered_qos_profiles[0].reliability.name == 'BEST_EFFORT'
+        values = [reader.deserialize(raw, TEMPERATURE).temperature
+                  for c, _, raw in reader.messages([connections['/temp']])]
+    assert values == [float(i) for i in range(10)]
+
+
+def test_playback_keeps_order_and_scaled_spacing_with_filter_and_clock(tmp_path: Path) -> None:
+    write_bag(tmp_path / 'bag')
+    playback = Playback(tmp_path / 'bag', ['/temp'])
+    assert set(playback.topics) == {'/temp'} and playback.topics['/temp'].sensor_data
+    published: list[tuple[float, str]] = []
+    clock: list[int] = []
+    played = playback.run(lambda topic, data: published.append((time.monotonic(), topic)),
+                          2.0, False, threading.Event(), clock.append, 0.005)
+    playback.close()
+    assert played == 10 and {topic for _, topic in published} == {'/temp'}
+    gaps = [b - a for (a, _), (b, _) in zip(published, published[1:])]
+    assert statistics.median(gaps) == pytest.approx(SPACING_NS / 2e9, abs=0.004)
+    assert clock == sorted(clock) and clock[0] == T0 and clock[-1] == T0 + 9 * SPACING_NS
+    with pytest.raises(ValueError, match='/nope'):
+        Playback(tmp_path / 'bag', ['/nope'])
+
+
+def test_playback_loops_until_stopped(tmp_path: Path) -> None:
+    write_bag(tmp_path / 'bag', count=3)
+    playback = Playback(tmp_path / 'bag')
+    stop = threading.Event()
+    published: list[str] = []
+
+    def publish(topic: str, data: bytes) -> None:
+        published.append(topic)
+        if len(published) == 15:
+            stop.set()
+    assert playback.run(publish, 20.0, True, stop) == 15
+    playback.close()
+
+
+@pytest.mark.integration
+def test_twin_record_writes_what_the_probe_publishes(start_process, probe, tmp_path: Path) -> None:
+    temperature = probe.node.create_publisher(Temperature, '/bag_test/temp', qos_profile_sensor_data)
+    audit = probe.node.create_publisher(CommandAudit, '/bag_test/audit', 10)
+    recorder = start_process(
+        str(BIN / 'twin_record'), '--out', str(tmp_path / 'bag'), '--duration', '4', '--topics',
+        f'/bag_test/temp:{TEMPERATURE}:sensor_data', f'/bag_test/audit:{AUDIT}')
+    deadline = time.monotonic() + 10.0
+    while temperature.get_subscription_count() < 1 or audit.get_subscription_count() < 1:
+        assert time.monotonic() < deadline, recorder.output()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for index in range(20):
+        temperature.publish(Temperature(temperature=float(index)))
+        audit.publish(CommandAudit(source=str(index)))
+        time.sleep(0.02)
+    assert recorder.wait(15.0) == 0, recorder.output()
+    with AnyReader([tmp_path / 'bag']) as reader:
+        connections = {c.topic: c for c in reader.connections}
+        assert {t: c.msgtype for t, c in connections.items()} == {
+            '/bag_test/temp': TEMPERATURE, '/bag_test/audit': AUDIT}
+        assert all(c.msgdef.data for c in connections.values())
+        assert connections['/bag_test/temp'].msgcount >= 18  # best effort
+        audits = [reader.deserialize(raw, AUDIT).source
+                  for _, _, raw in reader.messages([connections['/bag_test/audit']])]
+    assert audits == [str(i) for i in range(20)]
+
+
+@pytest.mark.integration
+def test_twin_play_replays_at_rate_with_filter_and_clock(start_process, probe, tmp_path: Path) -> None:
+    write_bag(tmp_path / 'bag', count=15)
+    probe.subscribe('/temp', Temperature, qos_profile_sensor_data)
+    probe.subscribe('/audit', CommandAudit)
+    probe.subscribe('/clock', Clock, qos_profile_sensor_data)
+    player = start_process(str(BIN / 'twin_play'), str(tmp_path / 'bag'), '--rate', '2.0',
+                           '--topics', '/temp', '--clock', '--delay', '1.5')
+    assert player.wait(20.0) == 0, player.output()
+    arrivals = probe.arrivals('/temp')
+    assert [m.temperature for m in probe.messages('/temp')] == [float(i) for i in range(15)]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert statistics.median(gaps) == pytest.approx(SPACING_NS / 2e9, abs=0.006)
+    assert probe.messages('/audit') == []
+    clock = [m.clock.sec * 10**9 + m.clock.nanosec for m in probe.messages('/clock')]
+    assert len(clock) > 15 and clock == sorted(clock)
+    assert T0 <= clock[0] and clock[-1] == T0 + 14 * SPACING_NS
+
+
+def test_rviz_config_shows_the_graphs_topics() -> None:
+    config = yaml.safe_load((REPO / 'config' / 'twin.rviz').read_text())
+    manager = config['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == 'base_link'
+    topics = {d['Class'].split('/')[-1]: [] for d in manager['Displays']}
+    for display in manager['Displays']:
+        topic = display.get('Topic') or display.get('Description Topic')
+        if topic:
+            topics[display['Class'].split('/')[-1]].append(topic['Value'])
+    assert topics['MarkerArray'] == ['/twin/markers', '/twin/predicted_markers']
+    assert topics['LaserScan'] == ['/scan'] and topics['Pose'] == ['/twin/end_effector_pose']
+    assert topics['RobotModel'] == ['/robot_description']
+    sources = '\n'.join(p.read_text() for p in REPO.glob('twin_*/*_node.py'))
+    for topic in ('/twin/markers', '/scan', '/twin/end_effector_pose'):
+        assert re.search(rf"create_publisher\(\w+, '{re.escape(topic)}'", sources), topic

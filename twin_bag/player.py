@@ -1,0 +1,75 @@
+"""Replay core: a bag's messages at their recorded spacing (scaled by a rate), optionally
+looped, with a callback for the bag time (``/clock``) between messages.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rosbags.highlevel import AnyReader
+
+from twin_bag.config import is_sensor_data
+from twin_bridge.spool import NS
+
+
+@dataclass(frozen=True)
+class BagTopic:
+    """A replayed topic: its type and whether it was recorded as sensor data (best effort)."""
+
+    name: str
+    msgtype: str
+    sensor_data: bool
+
+
+class Playback:
+    """An open bag restricted to ``topics`` (empty: all); ``ValueError`` names a topic the
+    bag does not hold. Close it with :meth:`close`.
+    """
+
+    def __init__(self, path: Path, topics: Sequence[str] = ()) -> None:
+        self._reader = AnyReader([path])
+        self._reader.open()
+        recorded = {c.topic for c in self._reader.connections}
+        missing = sorted(set(topics) - recorded)
+        if missing:
+            self._reader.close()
+            raise ValueError(f'{missing} not in {path} (it holds {sorted(recorded)})')
+        self._connections = [c for c in self._reader.connections
+                             if not topics or c.topic in topics]
+        self.topics = {c.topic: BagTopic(c.topic, c.msgtype,
+                                         is_sensor_data(c.ext.offered_qos_profiles))
+                       for c in self._connections}
+
+    def run(self, publish: Callable[[str, bytes], None], rate: float, loop: bool,
+            stop: threading.Event, clock: Callable[[int], None] | None = None,
+            clock_period_s: float = 0.01) -> int:
+        """Publish every message at ``start + (stamp - bag start) / rate``; between messages
+        call ``clock(bag time ns)`` every ``clock_period_s``. Returns the number published
+        when the bag ends (never with ``loop``) or ``stop`` is set.
+        """
+        played = 0
+        start_ns = self._reader.start_time
+        while True:
+            start = time.monotonic()
+            for connection, stamp_ns, data in self._reader.messages(connections=self._connections):
+                due = start + (stamp_ns - start_ns) / NS / rate
+                while (remaining := due - time.monotonic()) > 0:
+                    if stop.wait(min(remaining, clock_period_s) if clock else remaining):
+                        return played
+                    if clock:
+                        clock(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS)))
+                if stop.is_set():
+                    return played
+                if clock:
+                    clock(stamp_ns)
+                publish(connection.topic, bytes(data))
+                played += 1
+            if not loop:
+                return played
+
+    def close(self) -> None:
+        """Close the bag."""
+        self._reader.close()
