@@ -92,6 +92,18 @@ class Recorder:
         self.node.destroy_node()
 
 
+def set_imu_rate(config: Path, rate_hz: float) -> None:
+    """The simulated IMU's output rate, and the driver's noise model to match."""
+    for filename, node, keys in (('workcell.yaml', 'workcell_sim', ('channels', 'imu')),
+                                 ('imu_driver.yaml', 'imu_driver', ('noise',))):
+        document = yaml.safe_load((config / filename).read_text())
+        section = document[node]['ros__parameters']
+        for key in keys:
+            section = section[key]
+        section['rate_hz'] = rate_hz
+        (config / filename).write_text(yaml.safe_dump(document))
+
+
 def graph_cpu(launcher: psutil.Process) -> dict[str, float]:
     """CPU seconds used so far by each node process (named by its executable)."""
     usage = {}
@@ -116,12 +128,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--warmup', type=float, default=8.0)
     parser.add_argument('--duration', type=float, default=20.0)
+    parser.add_argument('--imu-rate', type=float, default=1000.0, help='IMU output rate (Hz)')
     args = parser.parse_args()
 
     domain = random.randint(1, 101)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
     config = isolated_config(workdir)
+    set_imu_rate(config, args.imu_rate)
     env = node_environment(config)
     env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
@@ -151,8 +165,9 @@ def main() -> None:
         launcher.wait(timeout=30)
         recorder.close()
 
-    print(f'graph: {len(cpu_after)} node processes, domain {domain}, recorded {elapsed:.1f} s '
-          f'after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}')
+    print(f'graph: {len(cpu_after)} node processes, IMU {args.imu_rate:g} Hz, domain {domain}, recorded '
+          f'{elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
+          f'load {os.getloadavg()[0]:.1f}')
     print(f'{"stage (receive time - stamp)":34s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} {"max ms":>8s}')
     print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed))
     for topic in STAGES:

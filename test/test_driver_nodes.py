@@ -93,7 +93,7 @@ def test_imu_driver_publishes_1khz_calibrated_imu(cell: Cell, start_process, pro
     probe.subscribe("/imu/data", Imu, qos_profile_sensor_data)
     probe.subscribe("/diagnostics", DiagnosticArray)
     bias = [0.0, 0.0, 100.0, 0.0, 0.0, 0.0]  # far outside what the cell's IMU reads
-    start_process(*driver("imu_driver", **{"serial.port": cell.config.imu.link,
+    start_process(*driver("imu_driver", **{"serial.port": cell.config.imu.link, "noise.rate_hz": 1000.0,
                                             "calibration.bias": str(bias)}))
     probe.wait_for("/imu/data", lambda m: len(m) > 500, 15.0)
     dropped = cell.runner.stats()["channels"]["imu"]["bytes_dropped"]

@@ -28,8 +28,8 @@ MIN_SPEED_OVERRIDE = 0.05  # below this the cell is all but still
 def cell_at_rest(frame: SyncedFrame) -> bool:
     """True while the cell reports a stop or a speed override near zero.
 
-    The models describe a cell in production; a commanded standstill (repeated encoder values,
-    zero velocities) would look like faults, so such frames are not scored.
+    The models describe a cell in production: in a commanded standstill repeated encoder values
+    and zero velocities look like faults, so only dropouts raise alarms then (alarms still clear).
     """
     for sample in frame.samples:
         if sample.topic == CELL_STATUS and sample.names:
@@ -54,9 +54,9 @@ class AnomalyNode(Node):
             raise ConfigError(f'anomaly_detector.model: no model in {path} (fit one with `twin_anomaly fit`)')
         self._model = AnomalyModel.load(path)
         self._detector = OnlineDetector(self._model)
-        self._pending: list[tuple[float, dict[str, float], float]] = []
+        self._pending: list[tuple[float, dict[str, float], float, bool]] = []
         self._latency: deque[float] = deque(maxlen=LATENCY_HISTORY)
-        self._frames = self._events = self._resting = 0
+        self._frames = self._events = self._suppressed = 0
         self._last: dict[str, AnomalyEvent] = {}
         self._events_publisher = self.create_publisher(AnomalyEventMsg, '/twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -64,11 +64,8 @@ class AnomalyNode(Node):
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
-        if cell_at_rest(frame):
-            self._resting += 1
-            return
         seconds, values = frame_values(frame)
-        self._pending.append((seconds, values, time.perf_counter()))
+        self._pending.append((seconds, values, time.perf_counter(), cell_at_rest(frame)))
         if len(self._pending) >= self._config.batch_frames:
             self._score()
 
@@ -79,7 +76,11 @@ class AnomalyNode(Node):
         done = time.perf_counter()
         self._latency.extend(done - p[2] for p in pending)
         self._frames += len(pending)
+        resting = {p[0] for p in pending if p[3]}
         for event in events:
+            if event.active and event.stamp in resting and event.method != 'missing':
+                self._suppressed += 1
+                continue
             if event.active:
                 self._events += 1
                 self._last[event.sensor] = event
@@ -92,7 +93,7 @@ class AnomalyNode(Node):
         name = self.get_name()
         latency = np.array(self._latency) * 1e3 if self._latency else np.zeros(1)
         statuses = [status(f'{name}: detector', 'OK', f'{self._frames} frames, {self._events} alarms', values={
-            'frames': self._frames, 'alarms': self._events, 'frames_at_rest': self._resting,
+            'frames': self._frames, 'alarms': self._events, 'suppressed_at_rest': self._suppressed,
             'decision_latency_ms_p50': float(np.median(latency)),
             'decision_latency_ms_max': float(latency.max())})]
         active = self._detector.active
