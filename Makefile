@@ -41,5 +41,5 @@ clean:
 predictor-model: setup
 	@$(ENV) twin_sim_generate --scenario identification --duration 300 --truth-rate 1000 \
 		--out out/identification && \
-	nice twin_train --model ensemble --data out/identification/truth.csv --invariant-joints joint_1 \
+	nice twin_train --model ensemble --data out/identification/truth.csv --invariant-joints joint_1 --batch 128 \
 		--time-limit 300 --out config/models/predictor

@@ -1,0 +1,71 @@
+"""The predictor node over DDS: joint states in, predicted trajectory, its std and diagnostics out."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from harness import CONFIG_DIR
+from twin_analytics.registry import create, save
+
+pytestmark = pytest.mark.integration
+JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']
+HORIZON, STEP = 0.5, 0.05
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    ones = torch.ones(4)
+    model = create('ensemble', 4, {'tau_scale': ones * 10, 'qdd_scale': ones, 'qd_scale': ones},
+                   members=3, hidden=(8,))
+    save(model, tmp_path / 'model', 'ensemble', tuple(JOINTS), {'data': 'none', 'sha256': ''}, {})
+    return tmp_path / 'model'
+
+
+def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_process, probe, tiny_model):
+    for topic, kind in (('/twin/predicted_trajectory', JointTrajectory),
+                        ('/twin/predicted_trajectory_std', JointTrajectory), ('/diagnostics', DiagnosticArray)):
+        probe.subscribe(topic, kind)
+    publisher = probe.node.create_publisher(JointState, '/twin/joint_states', qos_profile_sensor_data)
+    node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
+                         '-p', f'model:={tiny_model}', '-p', f'horizon:={HORIZON}', '-p', f'step:={STEP}',
+                         '-p', 'rate_hz:=20.0', '-p', 'refine.period:=0.5', '-p', 'refine.min_samples:=10',
+                         '-p', 'refine.steps:=2', name='predictor')
+    deadline = time.monotonic() + 20.0
+    while publisher.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
+        time.sleep(0.05)
+    for k in range(60):
+        t = 100.0 + 0.01 * k
+        msg = JointState(name=list(reversed(JOINTS)), position=[0.1, 0.2, 0.3, 0.01 * k],
+                         velocity=[0.0, 0.0, 0.0, 1.0], effort=[1.0, 2.0, 3.0, 4.0])
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
+        publisher.publish(msg)
+        time.sleep(0.01)
+
+    def latest(messages: list) -> list:
+        return [m for m in messages if (m.header.stamp.sec, m.header.stamp.nanosec) == (
+            msg.header.stamp.sec, msg.header.stamp.nanosec)]
+    trajectory = latest(probe.wait_for('/twin/predicted_trajectory', latest, timeout=10))[-1]
+    assert trajectory.joint_names == JOINTS
+    assert len(trajectory.points) == round(HORIZON / STEP) + 1
+    last = trajectory.points[-1].time_from_start
+    assert last.sec + last.nanosec * 1e-9 == pytest.approx(HORIZON)
+    assert list(trajectory.points[0].positions) == pytest.approx([0.01 * 59, 0.3, 0.2, 0.1], abs=1e-5)
+    std = latest(probe.wait_for('/twin/predicted_trajectory_std', latest, timeout=5))[-1]
+    assert len(std.points) == len(trajectory.points) and max(std.points[-1].positions) > 0.0
+
+    def refined(messages: list) -> bool:
+        return any(s.name == 'predictor: model' and dict((v.key, v.value) for v in s.values).get('refinements', '0')
+                   != '0' for m in messages for s in m.status)
+    status = [s for m in probe.wait_for('/diagnostics', refined, timeout=15) for s in m.status
+              if s.name == 'predictor: model'][-1]
+    values = {v.key: v.value for v in status.values}
+    assert int(values['model_version']) >= 2 and float(values['inference_us_per_step']) > 0.0
