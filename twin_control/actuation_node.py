@@ -22,6 +22,7 @@ from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, mai
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
 
 Tag = tuple[Decision, Time]
+MISSING = 'missing'  # the anomaly method that reports an input without data
 
 
 class ActuationNode(Node):
@@ -75,6 +76,8 @@ class ActuationNode(Node):
         self._handle(self._arbiter.observe_state(sample, time.monotonic()))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
+        if event.method == MISSING:
+            return  # input dropouts are the watchdog's: it stops on stale inputs and clears on fresh ones
         severe = event.severity >= self._config.protection.anomaly_severity
         if severe or not event.active:
             self._handle(self._arbiter.protective(
