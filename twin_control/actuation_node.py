@@ -76,7 +76,7 @@ class ActuationNode(Node):
         self._handle(self._arbiter.observe_state(sample, time.monotonic()))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
-        if event.method == MISSING:
+        if not self._config.protection.stop_on_anomaly or event.method == MISSING:
             return  # input dropouts are the watchdog's: it stops on stale inputs and clears on fresh ones
         severe = event.severity >= self._config.protection.anomaly_severity
         if severe or not event.active:

@@ -47,6 +47,8 @@ class ProtectionConfig:
     overload: float = field(default=0.8, metadata=describe(
         'Protective stop when a joint load (|effort| / URDF effort limit) in /twin/state exceeds this.',
         min=0.05, max=1.0))
+    stop_on_anomaly: bool = field(default=True, metadata=describe(
+        'Protective stop on severe anomaly events (false: they are only reported).'))
     anomaly_severity: int = field(default=2, metadata=describe(
         'Protective stop on an active anomaly at least this severe (1 WARN, 2 ERROR).', min=1, max=2))
     derate_high: float = field(default=0.8, metadata=describe(
