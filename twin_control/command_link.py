@@ -8,10 +8,10 @@ undo it.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from twin_bringup.network import UdpEndpoint
 from twin_control.config import LinkConfig
 from twin_control.safety import CellCommand
 from twin_sensors.wire import MAX_DATAGRAM, CommandName, WireError, encode_command, make_command, parse_ack
@@ -61,7 +61,7 @@ class LinkStats:
     last_error: str = ''
 
 
-class CommandLink(Generic[T]):
+class CommandLink(UdpEndpoint, Generic[T]):
     """Sends commands to ``config.host:config.port`` and matches the acks; ``tag`` travels along."""
 
     def __init__(self, config: LinkConfig, first_seq: int = 1) -> None:
@@ -70,16 +70,6 @@ class CommandLink(Generic[T]):
         self.up: bool | None = None  # None until the first command ends
         self._seq = first_seq
         self._pending: dict[int, _Pending[T]] = {}
-        self._socket: socket.socket | None = None
-
-    def open(self) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
 
     @property
     def in_flight(self) -> int:

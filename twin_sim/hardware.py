@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from twin_bringup.config import describe
-from twin_bringup.network import require_loopback
+from twin_bringup.network import UdpEndpoint, require_loopback
 from twin_sensors.wire import (
     MAX_DATAGRAM,
     Ack,
@@ -205,7 +205,7 @@ class EncoderEmitter(SerialEmitter):
         return encode_frame(MsgType.ENCODERS, self._seq, payload)
 
 
-class LidarEmitter(Emitter):
+class LidarEmitter(UdpEndpoint, Emitter):
     """Lidar scans as binary frames, one per UDP datagram."""
 
     name = "lidar"
@@ -215,16 +215,6 @@ class LidarEmitter(Emitter):
         self.config = config
         self.send_errors = 0
         self._seq = 0
-        self._socket: socket.socket | None = None
-
-    def open(self) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
 
     def _message(self, device: Device) -> bytes | None:
         ranges = device.lidar_scan()
