@@ -78,6 +78,7 @@ class StateNode(Node):
         self._estimator = StateEstimator(self._config, urdf)
         self._frames = 0
         self._rate = (time.monotonic(), 0)  # (window start, frames then)
+        self._troubles_reported = 0  # errors + time jumps at the last diagnostics
         self._joint_states = self.create_publisher(JointState, '/twin/joint_states', 10)
         self._end_effector = self.create_publisher(PoseStamped, '/twin/end_effector_pose', 10)
         self._state = self.create_publisher(TwinStateMsg, '/twin/state', 10)
@@ -171,7 +172,10 @@ class StateNode(Node):
         history, estimator = self._estimator.history, self._estimator
         span = history.newest - history.oldest if len(history) else 0.0
         errors = dict(estimator.errors)
-        level = 'WARN' if errors or history.jumps else 'OK'
+        # WARN while errors or time jumps keep coming; the counters themselves are cumulative.
+        troubles = sum(errors.values()) + history.jumps
+        level = 'WARN' if troubles > self._troubles_reported else 'OK'
+        self._troubles_reported = troubles
         name = self.get_name()
         statuses = [status(
             f'{name}: history', level, f'{len(history)}/{history.capacity} samples, {span:.1f} s',
