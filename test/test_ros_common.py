@@ -60,3 +60,15 @@ def test_out_of_range_names_the_parameter(make_node):
     node = make_node(Parameter('channel.rate_hz', value=5000.0))
     with pytest.raises(ConfigError, match=r"^typed.channel.rate_hz: "):
         declare_config(node, Settings)
+
+
+def test_health_summary_can_go_from_warning_to_ok_and_back(ros_env):
+    from twin_bringup.health_node import HealthMonitor
+    rclpy.init()
+    try:
+        monitor = HealthMonitor()
+        for now, level in enumerate(('WARN', 'OK', 'WARN', 'OK')):
+            monitor._log_summary(level, f'level {level}', 3, now=float(now))
+        monitor.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -57,8 +57,11 @@ class HealthMonitor(Node):
     def _log_summary(self, level: str, message: str, count: int, now: float) -> None:
         if level == self._logged_level and now - self._logged_at < self._config.log_period:
             return
-        log = self.get_logger().info if level == 'OK' else self.get_logger().warning
-        log(f'{count} components; {message}')
+        text = f'{count} components; {message}'
+        if level == 'OK':  # rclpy wants one severity per logging call site
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text)
         self._logged_level, self._logged_at = level, now
 
 
