@@ -170,7 +170,7 @@ def test_a_collision_is_detected_by_the_twin_and_stops_the_cell(loop):
     release(loop)
     start = len(loop.probe.messages(AUDIT))
     collision = Fault(type='collision', target='link_3', duration=0.5,
-                      parameters=[KeyValue(key='force', value='[0.0, 300.0, 0.0]')])
+                      parameters=[KeyValue(key='force', value='[0.0, 600.0, 0.0]')])  # saturates a drive
     injected = inject(loop.probe, collision)
     onset = first_truth(loop.probe, injected - 0.5, lambda m: 'collision:link_3' in m.active_faults, 5)
     stopped = first_truth(loop.probe, stamp(onset), lambda m: m.stopped, timeout=5)
