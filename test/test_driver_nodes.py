@@ -113,7 +113,8 @@ def test_imu_driver_publishes_1khz_calibrated_imu(cell: Cell, start_process, pro
     assert values["_name"] == f"imu_driver: {cell.config.imu.link}" and values["connected"] == "True"
     assert float(values["rate_hz"]) > 800.0
     time.sleep(5.0)  # a few seconds of envelope: the sim's pacing to the wall clock adds its own jitter
-    assert float(diagnostics_of(probe, "imu_driver")["clock_drift_ppm"]) == pytest.approx(100.0, abs=40.0)
+    # Seconds of live data pin the slope to tens of ppm (synthetic clocks: ±2 ppm, test_sensor_drivers).
+    assert float(diagnostics_of(probe, "imu_driver")["clock_drift_ppm"]) == pytest.approx(100.0, abs=80.0)
 
 
 def test_encoder_driver_publishes_joint_states(cell: Cell, start_process, probe) -> None:
