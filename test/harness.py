@@ -48,6 +48,16 @@ def stale_fastdds_segments() -> set[str]:
     return stale
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll ``condition`` every 10 ms until it holds or ``timeout`` s pass; its final value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
 def read_serial(link: Path, seconds: float) -> bytes:
     """Read everything a device sends during ``seconds`` (in_waiting-sized reads keep up at 1 kHz)."""
     chunks = []

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness import wait_for
 from twin_sensors.encoders import EncoderConfig, EncoderStream
 from twin_sensors.imu import CalibrationConfig, ImuConfig, ImuStream, NoiseConfig
 from twin_sensors.lidar import LidarStream
@@ -40,15 +41,6 @@ class Collector:
 
     def state(self, connected: bool, _detail: str) -> None:
         self.states.append(connected)
-
-
-def wait_for(condition, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 # --------------------------------------------------------------------------- IMU lines

@@ -18,7 +18,7 @@ import pytest
 import serial
 from asyncua import Client, ua
 
-from harness import free_port, read_serial
+from harness import free_port, read_serial, wait_for
 from twin_bringup.config import ConfigError, build
 from twin_sensors.wire import (
     Ack,
@@ -55,15 +55,6 @@ SCENARIO = REPO / "config" / "scenarios" / "nominal.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
-
-def wait_for(condition, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
 
 class UdpClient:
     def __init__(self, address: tuple[str, int]) -> None:
