@@ -47,7 +47,7 @@ def _visualization(context, config_dir: Path) -> list[Node]:
         urdf = ParameterValue((config_dir / 'arm.urdf').read_text(), value_type=str)
         nodes.append(Node(package='robot_state_publisher', executable='robot_state_publisher',
                           parameters=[{'robot_description': urdf}],
-                          remappings=[('joint_states', '/twin/joint_states')], output='screen'))
+                          remappings=[('joint_states', 'twin/joint_states')], output='screen'))
     if _enabled(context, 'rviz'):
         nodes.append(Node(package='rviz2', executable='rviz2',
                           arguments=['-d', str(config_dir / 'twin.rviz')], output='screen'))
@@ -64,7 +64,7 @@ def generate_launch_description():
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz with config/twin.rviz (needs rviz2).'),
         DeclareLaunchArgument('robot_state_publisher', default_value='false',
-                              description='Publish the URDF and TF from /twin/joint_states '
+                              description='Publish the URDF and TF from twin/joint_states '
                                           '(needs robot_state_publisher).'),
         OpaqueFunction(function=_nodes),
     ])

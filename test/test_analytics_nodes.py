@@ -32,9 +32,9 @@ def signals(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def frame(t: float, values: np.ndarray) -> SyncedFrame:
     nanoseconds = int(round(t * 1e9))
     stamp = Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
-    joints = SensorSample(topic='/encoders/joint_states', type='sensor_msgs/msg/JointState', stamp=stamp,
+    joints = SensorSample(topic='encoders/joint_states', type='sensor_msgs/msg/JointState', stamp=stamp,
                           quality=SensorSample.QUALITY_INTERPOLATED, names=NAMES, values=values.tolist())
-    motor = SensorSample(topic=f'/motors/{JOINT}/temperature', type='sensor_msgs/msg/Temperature',
+    motor = SensorSample(topic=f'motors/{JOINT}/temperature', type='sensor_msgs/msg/Temperature',
                          stamp=stamp, quality=SensorSample.QUALITY_HELD, names=['temperature'], values=[30.0])
     return SyncedFrame(header=Header(stamp=stamp, frame_id='base_link'), samples=[joints, motor], complete=True)
 

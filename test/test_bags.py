@@ -149,5 +149,5 @@ def test_rviz_config_shows_the_graphs_topics() -> None:
     assert topics['LaserScan'] == ['/scan'] and topics['Pose'] == ['/twin/end_effector_pose']
     assert topics['RobotModel'] == ['/robot_description']
     sources = '\n'.join(p.read_text() for p in REPO.glob('twin_*/*_node.py'))
-    for topic in ('/twin/markers', '/scan', '/twin/end_effector_pose'):
+    for topic in ('twin/markers', 'scan', 'twin/end_effector_pose'):  # relative: a namespace prefixes them
         assert re.search(rf"create_publisher\(\w+, '{re.escape(topic)}'", sources), topic

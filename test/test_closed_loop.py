@@ -57,7 +57,7 @@ def sent_audit(probe: TopicProbe, start: int, command: str, value: tuple[float, 
 
 def fresh_encoders(state: TwinState) -> bool:
     ages = dict(zip(state.input_topics, state.input_ages))
-    return ages.get('/encoders/joint_states', float('inf')) < 0.1
+    return ages.get('encoders/joint_states', float('inf')) < 0.1
 
 
 def inject(probe: TopicProbe, fault: Fault) -> float:
@@ -161,7 +161,7 @@ def test_stale_inputs_stop_the_cell(loop):
     # The watchdog stops on stale encoders after its 1 s timeout; the anomaly detector may be first
     # (held encoder values no longer explain the gyro).
     assert reaction < 3.0 and entry.ack_ok
-    assert (entry.source == 'watchdog' and '/encoders/joint_states' in entry.reason) or (
+    assert (entry.source == 'watchdog' and 'encoders/joint_states' in entry.reason) or (
         entry.source == 'protective' and entry.reason.startswith('anomaly '))
     release(loop)  # accepted once the encoders are back
 

@@ -43,7 +43,7 @@ def speed(value: float) -> CellCommand:
 def state(load: float = 0.2, encoder_age: float = 0.01, position=(0.0, 0.0, 0.0, 0.0),
           velocity=(0.0, 0.0, 0.0, 0.0)) -> StateSample:
     return StateSample(position=np.array(position), velocity=np.array(velocity), load=np.full(4, load),
-                       speed_override=1.0, input_ages={'/encoders/joint_states': encoder_age})
+                       speed_override=1.0, input_ages={'encoders/joint_states': encoder_age})
 
 
 def drain(arbiter: Arbiter, now: float) -> list:
@@ -192,7 +192,7 @@ def test_watchdog_stops_the_cell_when_the_twin_state_goes_stale():
     assert drain(arbiter, 100.0 + timeout * 0.99) == [] and arbiter.watchdog_state(100.5) == 'ok'
     (stop,) = drain(arbiter, 100.0 + timeout * 1.01)
     assert stop.command == STOP and stop.source == Source.WATCHDOG
-    assert stop.reason.startswith(f'watchdog: no /twin/state for 1.01 s (> {timeout:g} s)')
+    assert stop.reason.startswith(f'watchdog: no twin/state for 1.01 s (> {timeout:g} s)')
     assert not arbiter.operator_resume(100.0 + timeout * 1.02).accepted  # inputs still stale
     arbiter.observe_state(state(), 102.0)
     assert arbiter.operator_resume(102.0).command == RESUME
@@ -201,7 +201,7 @@ def test_watchdog_stops_the_cell_when_the_twin_state_goes_stale():
 def test_watchdog_checks_the_age_of_required_inputs(arbiter):
     assert arbiter.observe_state(state(encoder_age=0.9), 1.0) is None
     (stop,) = drain(arbiter, 1.11)
-    assert stop.source == Source.WATCHDOG and '/encoders/joint_states is 1.01 s old' in stop.reason
+    assert stop.source == Source.WATCHDOG and 'encoders/joint_states is 1.01 s old' in stop.reason
     missing = Arbiter(dataclasses.replace(CONFIG, watchdog=dataclasses.replace(
         CONFIG.watchdog, required_inputs=('/scan',))), LIMITS)
     assert missing.observe_state(state(), 0.0).command == STOP  # a required input absent from the state

@@ -113,8 +113,8 @@ def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_
     # reached the synchronizer and is fresh.
     frames = probe.wait_for('/twin/synced_frame', lambda m: m and m[-1].complete, timeout=40)
     assert {s.topic for s in frames[-1].samples} >= {
-        '/imu/data', '/encoders/joint_states', '/scan', '/cell/status', '/motors/joint_4/temperature'}
-    encoders = next(s for s in frames[-1].samples if s.topic == '/encoders/joint_states')
+        'imu/data', 'encoders/joint_states', 'scan', 'cell/status', 'motors/joint_4/temperature'}
+    encoders = next(s for s in frames[-1].samples if s.topic == 'encoders/joint_states')
     assert len(encoders.values) == 12 and 'joint_4.effort' in encoders.names
     reporters = [e.name for e in expected if e.name != 'health_monitor']  # it publishes the aggregate
     aggregated = probe.wait_for('/diagnostics_agg', lambda m: all(

@@ -36,10 +36,10 @@ def frame(t: float) -> SyncedFrame:
         return SensorSample(topic=topic, type=kind, stamp=stamp(t), age=0.0,
                             quality=SensorSample.QUALITY_EXACT, names=names, values=values)
     samples = [
-        sample('/encoders/joint_states', 'sensor_msgs/msg/JointState',
+        sample('encoders/joint_states', 'sensor_msgs/msg/JointState',
                [f'{j}.{f}' for f in ('position', 'effort') for j in JOINTS],
                positions(t) + [1.0, 2.0, 3.0, 4.0]),
-        sample('/imu/data', 'sensor_msgs/msg/Imu',
+        sample('imu/data', 'sensor_msgs/msg/Imu',
                [f'{q}.{a}' for q in ('angular_velocity', 'linear_acceleration') for a in 'xyz'],
                [0.0, 0.0, 0.0, 0.0, 0.0, 9.81]),
         sample('/cell/status', 'twin_interfaces/msg/CellStatus',

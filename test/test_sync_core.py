@@ -344,7 +344,7 @@ def test_shipped_parameters_are_the_defaults():
 
 @pytest.mark.parametrize('override, message', [
     ({'timeouts': [0.1, 0.1]}, 'timeouts has 2 entries, topics has 8'),
-    ({'modes': ['interpolate'] * 8}, 'sensor_msgs/msg/LaserScan (/scan) can only be held'),
+    ({'modes': ['interpolate'] * 8}, 'sensor_msgs/msg/LaserScan (scan) can only be held'),
     ({'types': ['sensor_msgs/msg/Imu'] * 7 + ['std_msgs/msg/String']}, 'is not one of'),
     ({'output_rate_hz': 50.0}, 'below the minimum 100.0'),
 ])

@@ -15,7 +15,7 @@ SYNC_NODE = str(Path(sys.executable).parent / 'sync_node')
 PARAMETERS = """\
 twin_sync:
   ros__parameters:
-    topics: [/imu/data, /encoders/joint_states, /scan]
+    topics: [imu/data, encoders/joint_states, scan]
     types: [sensor_msgs/msg/Imu, sensor_msgs/msg/JointState, sensor_msgs/msg/LaserScan]
     modes: [interpolate, interpolate, hold]
     timeouts: [0.05, 0.05, 0.2]
@@ -89,8 +89,7 @@ def test_frames_at_rate_interpolated_and_a_dead_input_turns_stale(start_process,
         assert sum(aligned) >= 0.9 * len(frames)  # else HELD: the next IMU sample came late
         for stamp, frame in complete:
             imu, joints, scan = frame.samples
-            assert [s.topic for s in frame.samples] == ['/imu/data', '/encoders/joint_states',
-                                                       '/scan']
+            assert [s.topic for s in frame.samples] == ['imu/data', 'encoders/joint_states', 'scan']
             assert imu.names[0] == 'angular_velocity.x' and joints.names == ['joint_1.position']
             seconds = (stamp - sensors.start_ns) / 1e9
             imu_time = seconds if imu.quality != SensorSample.QUALITY_HELD else \
@@ -110,7 +109,7 @@ def test_frames_at_rate_interpolated_and_a_dead_input_turns_stale(start_process,
         assert all(f.samples[2].quality == SensorSample.QUALITY_STALE and not f.complete
                    and f.samples[0].quality != SensorSample.QUALITY_STALE for f in frames)
         probe.wait_for('/diagnostics', lambda m: any(
-            s.name == 'twin_sync: /scan' and s.message == 'stale' for a in m for s in a.status),
+            s.name == 'twin_sync: scan' and s.message == 'stale' for a in m for s in a.status),
             timeout=5)
     finally:
         sensors.close()

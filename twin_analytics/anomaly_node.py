@@ -1,4 +1,4 @@
-"""Anomaly detector node: /twin/synced_frame in, /twin/anomalies and /diagnostics out."""
+"""Anomaly detector node: twin/synced_frame in, twin/anomalies and diagnostics out."""
 from __future__ import annotations
 
 import time
@@ -21,7 +21,7 @@ from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
 from twin_interfaces.msg import SyncedFrame
 
 LATENCY_HISTORY = 1000
-CELL_STATUS = '/cell/status'
+CELL_STATUS = 'cell/status'
 MIN_SPEED_OVERRIDE = 0.05  # below this the cell is all but still
 
 
@@ -58,9 +58,9 @@ class AnomalyNode(Node):
         self._latency: deque[float] = deque(maxlen=LATENCY_HISTORY)
         self._frames = self._events = self._suppressed = 0
         self._last: dict[str, AnomalyEvent] = {}
-        self._events_publisher = self.create_publisher(AnomalyEventMsg, '/twin/anomalies', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(SyncedFrame, '/twin/synced_frame', self._on_frame, 10)
+        self._events_publisher = self.create_publisher(AnomalyEventMsg, 'twin/anomalies', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:

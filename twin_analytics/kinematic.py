@@ -17,7 +17,7 @@ from twin_bringup.urdf import JointOrigin
 from twin_state.kinematics import ArmKinematics
 
 IMU_FRAME = 'imu_link'
-GYRO_CHANNELS = tuple(channel_name('/imu/data', f'angular_velocity.{a}') for a in 'xyz')
+GYRO_CHANNELS = tuple(channel_name('imu/data', f'angular_velocity.{a}') for a in 'xyz')
 ENCODERS = 'encoders.joint_states'
 
 

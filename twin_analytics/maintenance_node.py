@@ -1,7 +1,7 @@
 """Maintenance planner node: health, RUL and risk per component, a schedule, alerts.
 
-Subscribes /twin/synced_frame and /twin/anomalies; publishes the schedule on
-/twin/maintenance_schedule (latched), alerts on /diagnostics, and serves ~/get_schedule.
+Subscribes twin/synced_frame and twin/anomalies; publishes the schedule on
+twin/maintenance_schedule (latched), alerts on diagnostics, and serves ~/get_schedule.
 """
 from __future__ import annotations
 
@@ -59,10 +59,10 @@ class MaintenanceNode(Node):
         self._bookings: list[Booking] = []
         self._schedule = MaintenanceSchedule()
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._schedule_publisher = self.create_publisher(MaintenanceSchedule, '/twin/maintenance_schedule', latched)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(SyncedFrame, '/twin/synced_frame', self._on_frame, 10)
-        self.create_subscription(AnomalyEvent, '/twin/anomalies', self._on_anomaly, 10)
+        self._schedule_publisher = self.create_publisher(MaintenanceSchedule, 'twin/maintenance_schedule', latched)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
         self.create_service(GetSchedule, '~/get_schedule', self._get_schedule)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self._publish_schedule(0.0, [])

@@ -1,7 +1,7 @@
-"""predictor node: /twin/joint_states in; predicted joint trajectory and its uncertainty out.
+"""predictor node: twin/joint_states in; predicted joint trajectory and its uncertainty out.
 
-Publishes ``trajectory_msgs/JointTrajectory`` on ``/twin/predicted_trajectory`` (ensemble-mean
-positions with ``time_from_start``) and on ``/twin/predicted_trajectory_std`` the same points with
+Publishes ``trajectory_msgs/JointTrajectory`` on ``twin/predicted_trajectory`` (ensemble-mean
+positions with ``time_from_start``) and on ``twin/predicted_trajectory_std`` the same points with
 the per-joint ensemble standard deviation (rad) as positions; the last measured torque is held
 over the horizon. Refinement runs in a background thread and swaps the weights atomically.
 """
@@ -58,10 +58,10 @@ class PredictorNode(Node):
         self._latest: tuple[JointState, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._last_prediction: Prediction | None = None
         self._order_error = ''
-        self._trajectory_pub = self.create_publisher(JointTrajectory, '/twin/predicted_trajectory', 10)
-        self._std_pub = self.create_publisher(JointTrajectory, '/twin/predicted_trajectory_std', 10)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, '/twin/joint_states', self._on_joint_state, qos_profile_sensor_data)
+        self._trajectory_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory', 10)
+        self._std_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory_std', 10)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(JointState, 'twin/joint_states', self._on_joint_state, qos_profile_sensor_data)
         self.create_timer(1.0 / config.rate_hz, self._on_predict)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._on_diagnostics)
         if config.refine.enabled:
@@ -102,7 +102,7 @@ class PredictorNode(Node):
             values['inference_us_per_step'] = self._predictor.micros_per_step
             values['horizon_std_max_rad'] = float(prediction.std[-1].max())
         level, message = ('WARN', self._order_error) if self._order_error else (
-            ('OK', 'predicting') if prediction is not None else ('WARN', 'waiting for /twin/joint_states'))
+            ('OK', 'predicting') if prediction is not None else ('WARN', 'waiting for twin/joint_states'))
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f'{self.get_name()}: model', level, message, values=values)]

@@ -31,7 +31,7 @@ from twin_sim.settings import SimSettings
 from twin_sim.truth import TruthRecorder
 from twin_sim.workcell import Workcell
 
-IMU_TOPIC, ENCODER_TOPIC, SCAN_TOPIC = '/imu/data', '/encoders/joint_states', '/scan'
+IMU_TOPIC, ENCODER_TOPIC, SCAN_TOPIC = 'imu/data', 'encoders/joint_states', 'scan'
 IMU_NAMES = tuple(f'{v}.{a}' for v in ('linear_acceleration', 'angular_velocity') for a in 'xyz')
 SCAN_PERIOD, PLC_PERIOD = 0.05, 0.1  # s between laser scans and PLC temperature updates
 TIMEOUTS = {'imu': 0.05, 'encoders': 0.05, 'scan': 0.2, 'plc': 0.5}  # s, as config/sync.yaml
@@ -43,7 +43,7 @@ def frame_channels(joints: Sequence[str]) -> list[str]:
             + [channel_name(ENCODER_TOPIC, f'{j}.{f}') for j in joints
                for f in ('position', 'velocity', 'effort')]
             + [channel_name(SCAN_TOPIC, 'min')]
-            + [channel_name(f'/motors/{j}/temperature', 'temperature') for j in joints])
+            + [channel_name(f'motors/{j}/temperature', 'temperature') for j in joints])
 
 
 class _Held:

@@ -32,7 +32,7 @@ class RecorderConfig:
     output: str = field(default='', metadata=describe(
         'Bag directory to create (must not exist); empty: twin_bag_<UTC time> here.'))
     topics: tuple[str, ...] = field(default=(
-        '/twin/state', '/twin/joint_states', '/cell/status', '/twin/actuation/audit'),
+        'twin/state', 'twin/joint_states', 'cell/status', 'twin/actuation/audit'),
         metadata=describe('Recorded topics (raw CDR, no deserialization).'))
     types: tuple[str, ...] = field(default=(
         'twin_interfaces/msg/TwinState', 'sensor_msgs/msg/JointState',

@@ -1,7 +1,7 @@
 """Player node: replays a bag onto its topics (raw CDR) at a rate factor, optionally looped,
 filtered and with the bag time on ``/clock``; exits at the end of the bag unless looping.
 
-    twin_play run1 --rate 2.0 --topics /scan /twin/state --clock --loop
+    twin_play run1 --rate 2.0 --topics scan twin/state --clock --loop
 """
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ class Player(Node):
         self._playback: Playback | None = None
         self._config = config = declare_config(self, PlayerConfig)
         try:
-            self._playback = Playback(Path(config.bag).expanduser(), config.topics)
+            self._playback = Playback(Path(config.bag).expanduser(),
+                                      [self.resolve_topic_name(t) for t in config.topics])
         except (AnyReaderError, OSError, ValueError) as error:
             raise ConfigError(f'{self.get_name()}.bag: {error}') from None
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,8 @@ class Recorder(Node):
         super().__init__('twin_recorder', parameter_overrides=overrides or [])
         self._recording: Recording | None = None
         config = declare_config(self, RecorderConfig)
+        # The bag keeps full names, so a robot's namespace is part of what it recorded.
+        config = replace(config, topics=tuple(self.resolve_topic_name(t) for t in config.topics))
         try:
             classes = [message_class(name) for name in config.types]
             self._recording = recording = Recording(
@@ -49,7 +52,7 @@ class Recorder(Node):
             self.create_subscription(cls, topic, partial(self._on_message, topic),
                                      qos_profile_sensor_data if qos == SENSOR_DATA else RELIABLE,
                                      raw=True)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         if config.duration_s:
             self.create_timer(config.duration_s, self._on_duration)

@@ -90,7 +90,7 @@ class CloudUploaderConfig:
     robot: str = field(default='cell_1', metadata=describe(
         'Robot or cell name, part of every object key.'))
     topics: tuple[str, ...] = field(default=(
-        '/twin/state', '/twin/joint_states', '/cell/status', '/diagnostics'),
+        'twin/state', 'twin/joint_states', 'cell/status', 'diagnostics'),
         metadata=describe('Recorded topics (raw CDR, no deserialization).'))
     types: tuple[str, ...] = field(default=(
         'twin_interfaces/msg/TwinState', 'sensor_msgs/msg/JointState',

@@ -1,5 +1,5 @@
 """Cloud uploader node: records topics as raw CDR into spool segments that a background
-thread uploads to S3; /diagnostics reports the spool and the uploads.
+thread uploads to S3; diagnostics reports the spool and the uploads.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class CloudUploader(Node):
         self._policy_hits = 0
         self._alert_until = 0.0
         self._logged_error = ''
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for topic, type_name, cls, qos in zip(config.topics, config.types, classes, config.qos):
             self.create_subscription(
                 cls, topic, partial(self._on_message, topic, type_name),

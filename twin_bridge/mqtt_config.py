@@ -106,7 +106,7 @@ class RosToMqttConfig:
     """ROS topics published to MQTT (index i of every array is mapping i)."""
 
     enabled: bool = field(default=True, metadata=describe('Forward ROS topics to MQTT.'))
-    ros_topics: tuple[str, ...] = field(default=('/diagnostics', '/twin/state'), metadata=describe(
+    ros_topics: tuple[str, ...] = field(default=('diagnostics', 'twin/state'), metadata=describe(
         'ROS topics to subscribe.'))
     types: tuple[str, ...] = field(default=(
         'diagnostic_msgs/msg/DiagnosticArray', 'twin_interfaces/msg/TwinState'), metadata=describe(
@@ -138,7 +138,7 @@ class MqttToRosConfig:
         'plant/commands/speed_override', 'plant/commands/stop'), metadata=describe(
         'MQTT topics (filters with + and # allowed) to subscribe.'))
     ros_topics: tuple[str, ...] = field(default=(
-        '/twin/commands/speed_override', '/twin/commands/stop'), metadata=describe(
+        'twin/commands/speed_override', 'twin/commands/stop'), metadata=describe(
         'ROS topic each mapping publishes.'))
     types: tuple[str, ...] = field(default=('std_msgs/msg/Float64', 'std_msgs/msg/Empty'), metadata=describe(
         'Message type of each ROS topic, pkg/msg/Name.'))
@@ -173,7 +173,7 @@ class MqttBridgeConfig:
     ros_queue_depth: int = field(default=1000, metadata=describe(
         'Depth of the reliable ROS subscriptions and publishers.', min=1, max=100000))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
-        'Rate of the /diagnostics status.', min=0.1, max=10.0))
+        'Rate of the diagnostics status.', min=0.1, max=10.0))
 
     def __post_init__(self) -> None:
         if self.client.reconnect_min > self.client.reconnect_max:

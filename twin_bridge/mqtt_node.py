@@ -31,7 +31,7 @@ class MqttBridgeNode(Node):
                                      partial(self._core.send, index), depth,
                                      raw=mapping.payload == 'cdr')
         self._status_name = f'{self.get_name()}: mqtt {self.config.broker.host}:{self.config.broker.port}'
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(1.0 / self.config.diagnostics_rate_hz, self._publish_diagnostics)
         self._core.start()
 

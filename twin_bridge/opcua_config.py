@@ -115,11 +115,11 @@ class ClientConfig:
 class TopicsConfig:
     """Twin topics exposed by the server; an empty name leaves that part of the address space unset."""
 
-    state: str = field(default='/twin/state', metadata=describe('twin_interfaces/TwinState.'))
-    joint_states: str = field(default='/twin/joint_states', metadata=describe('sensor_msgs/JointState.'))
-    diagnostics: str = field(default='/diagnostics_agg', metadata=describe('Aggregated diagnostics.'))
-    anomalies: str = field(default='/twin/anomalies', metadata=describe('twin_interfaces/AnomalyEvent.'))
-    maintenance_schedule: str = field(default='/twin/maintenance_schedule', metadata=describe(
+    state: str = field(default='twin/state', metadata=describe('twin_interfaces/TwinState.'))
+    joint_states: str = field(default='twin/joint_states', metadata=describe('sensor_msgs/JointState.'))
+    diagnostics: str = field(default='diagnostics_agg', metadata=describe('Aggregated diagnostics.'))
+    anomalies: str = field(default='twin/anomalies', metadata=describe('twin_interfaces/AnomalyEvent.'))
+    maintenance_schedule: str = field(default='twin/maintenance_schedule', metadata=describe(
         'twin_interfaces/MaintenanceSchedule (transient-local).'))
 
 
@@ -128,7 +128,7 @@ class HistoryConfig:
     """HistoryRead of the axis variables, answered by the twin state node's history service."""
 
     enabled: bool = field(default=True, metadata=describe('Answer HistoryRead on axis variables.'))
-    service: str = field(default='/twin/get_history', metadata=describe('twin_interfaces/GetHistory service.'))
+    service: str = field(default='twin/get_history', metadata=describe('twin_interfaces/GetHistory service.'))
     timeout: float = field(default=2.0, metadata=describe('Service call timeout, s.', min=0.01, max=60.0))
 
 

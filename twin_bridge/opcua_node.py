@@ -1,5 +1,5 @@
 """opcua_bridge node: serves the twin over OPC UA (state, health, alerts, maintenance; HistoryRead
-from /twin/get_history) and, as a client of the cell PLC, publishes PLC variables and writes
+from twin/get_history) and, as a client of the cell PLC, publishes PLC variables and writes
 setpoints from topics.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ class OpcUaBridge(Node):
         self._writes_ok = self._writes_rejected = 0
         self._last_error = ''
         self._plc_state = 'not connected yet'
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self._server: TwinServer | None = None
         self._plc: OpcUaSubscriber | None = None
         if config.server.enabled:

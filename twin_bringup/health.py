@@ -1,4 +1,4 @@
-"""Liveness of the twin's components, judged from their /diagnostics reports."""
+"""Liveness of the twin's components, judged from their diagnostics reports."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ class HealthConfig:
     stale_after: float = field(default=3.0, metadata=describe(
         'Seconds without a report before a component is STALE.', min=0.1, max=3600.0))
     publish_rate_hz: float = field(default=1.0, metadata=describe(
-        'Rate of the aggregated /diagnostics_agg and the heartbeat.', min=0.1, max=50.0))
+        'Rate of the aggregated diagnostics_agg and the heartbeat.', min=0.1, max=50.0))
     log_period: float = field(default=10.0, metadata=describe(
         'Seconds between summary lines in the log (changes of the overall level are logged at once).',
         min=1.0, max=3600.0))

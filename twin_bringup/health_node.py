@@ -1,4 +1,4 @@
-"""Health monitor node: aggregates /diagnostics into /diagnostics_agg and a heartbeat."""
+"""Health monitor node: aggregates diagnostics into diagnostics_agg and a heartbeat."""
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -13,7 +13,7 @@ LEVEL_NAMES = {DiagnosticStatus.OK: 'OK', DiagnosticStatus.WARN: 'WARN',
 
 
 class HealthMonitor(Node):
-    """Subscribes /diagnostics, publishes /diagnostics_agg and its own heartbeat status."""
+    """Subscribes diagnostics, publishes diagnostics_agg and its own heartbeat status."""
 
     def __init__(self) -> None:
         super().__init__('health_monitor')
@@ -23,9 +23,9 @@ class HealthMonitor(Node):
         self._beats = 0
         self._logged_level = ''
         self._logged_at = float('-inf')
-        self._aggregate = self.create_publisher(DiagnosticArray, '/diagnostics_agg', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 100)
+        self._aggregate = self.create_publisher(DiagnosticArray, 'diagnostics_agg', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, 100)
         self.create_timer(1.0 / self._config.publish_rate_hz, self._publish)
 
     def _now(self) -> float:

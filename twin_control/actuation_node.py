@@ -42,20 +42,20 @@ class ActuationNode(Node):
         self._arbiter = Arbiter(config, limits)
         self._link: CommandLink[Tag] = CommandLink(config.link)
         self._link.open()
-        self._audit = self.create_publisher(CommandAudit, '/twin/actuation/audit', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._audit = self.create_publisher(CommandAudit, 'twin/actuation/audit', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         arbiter = self._arbiter
-        self.create_subscription(TwinState, '/twin/state', self._on_state, 10)
-        self.create_subscription(Float64, '/twin/commands/speed_override',
+        self.create_subscription(TwinState, 'twin/state', self._on_state, 10)
+        self.create_subscription(Float64, 'twin/commands/speed_override',
                                  lambda m: self._handle(arbiter.operator_speed(m.data, time.monotonic())), 10)
-        self.create_subscription(Empty, '/twin/commands/stop',
+        self.create_subscription(Empty, 'twin/commands/stop',
                                  lambda _: self._handle(arbiter.operator_stop(time.monotonic())), 10)
-        self.create_subscription(Empty, '/twin/commands/resume',
+        self.create_subscription(Empty, 'twin/commands/resume',
                                  lambda _: self._handle(arbiter.operator_resume(time.monotonic())), 10)
-        self.create_subscription(AnomalyEvent, '/twin/anomalies', self._on_anomaly, 10)
-        self.create_subscription(MaintenanceSchedule, '/twin/maintenance_schedule', self._on_schedule, latched)
-        self.create_subscription(JointState, '/twin/corrections/joint_positions', self._on_correction, 10)
+        self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
+        self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule', self._on_schedule, latched)
+        self.create_subscription(JointState, 'twin/corrections/joint_positions', self._on_correction, 10)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self.get_logger().info(f'commanding udp://{config.link.host}:{config.link.port}')
@@ -67,7 +67,7 @@ class ActuationNode(Node):
         try:
             order = [index[name] for name in self._arbiter.limits.names]
         except KeyError as missing:
-            self.get_logger().warning(f'/twin/state without joint {missing}', throttle_duration_sec=10.0)
+            self.get_logger().warning(f'twin/state without joint {missing}', throttle_duration_sec=10.0)
             return
         sample = StateSample(
             position=_pick(message.position, order), velocity=_pick(message.velocity, order),

@@ -36,16 +36,16 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class WatchdogConfig:
     timeout: float = field(default=1.0, metadata=describe(
-        'Stop the cell when /twin/state, or a required input in it, is older than this (s).',
+        'Stop the cell when twin/state, or a required input in it, is older than this (s).',
         min=0.05, max=60.0))
-    required_inputs: tuple[str, ...] = field(default=('/encoders/joint_states',), metadata=describe(
-        'Inputs of /twin/state whose age the watchdog checks.'))
+    required_inputs: tuple[str, ...] = field(default=('encoders/joint_states',), metadata=describe(
+        'Inputs of twin/state whose age the watchdog checks.'))
 
 
 @dataclass(frozen=True)
 class ProtectionConfig:
     overload: float = field(default=0.8, metadata=describe(
-        'Protective stop when a joint load (|effort| / URDF effort limit) in /twin/state exceeds this.',
+        'Protective stop when a joint load (|effort| / URDF effort limit) in twin/state exceeds this.',
         min=0.05, max=1.0))
     stop_on_anomaly: bool = field(default=True, metadata=describe(
         'Protective stop on severe anomaly events (false: they are only reported).'))

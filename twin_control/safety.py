@@ -55,7 +55,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class StateSample:
-    """What the safety layer reads from one /twin/state, joint arrays in URDF order."""
+    """What the safety layer reads from one twin/state, joint arrays in URDF order."""
 
     position: np.ndarray
     velocity: np.ndarray
@@ -189,7 +189,7 @@ class Arbiter:
         return self._after(now, Source.TRAJECTORY, request, 'correction deferred by the rate limit')
 
     def observe_state(self, state: StateSample, now: float) -> Decision | None:
-        """A /twin/state arrived: feeds the watchdog (armed by the first one) and the overload check."""
+        """A twin/state arrived: feeds the watchdog (armed by the first one) and the overload check."""
         self._state, self._state_time = state, now
         limit = self.config.protection.overload
         over = np.flatnonzero(state.load > limit)
@@ -234,7 +234,7 @@ class Arbiter:
     def watchdog_state(self, now: float) -> str:
         """'disarmed' before the first state, else 'ok' or why the inputs are stale."""
         if self._state is None:
-            return 'disarmed: no /twin/state yet'
+            return 'disarmed: no twin/state yet'
         return self._staleness(now) or 'ok'
 
     def stop_causes(self) -> list[str]:
@@ -258,11 +258,11 @@ class Arbiter:
 
     def _staleness(self, now: float) -> str:
         if self._state is None:
-            return 'no /twin/state yet'
+            return 'no twin/state yet'
         timeout = self.config.watchdog.timeout
         age = now - self._state_time
         if age > timeout:
-            return f'no /twin/state for {age:.2f} s (> {timeout:g} s)'
+            return f'no twin/state for {age:.2f} s (> {timeout:g} s)'
         for topic in self.config.watchdog.required_inputs:
             input_age = self._state.input_ages.get(topic, math.inf) + age
             if input_age > timeout:

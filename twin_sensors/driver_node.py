@@ -39,7 +39,7 @@ class DriverNode(Node):
         self.config: Any = declare_config(self, config_type)
         self.stats = DriverStats()
         self.stamper = Stamper(self.config.timestamps)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
 
     def attach(self, reader: Source, source: str) -> None:

@@ -1,4 +1,4 @@
-"""encoder_driver node: encoder frames on a serial port to sensor_msgs/JointState on /encoders/joint_states."""
+"""encoder_driver node: encoder frames on a serial port to sensor_msgs/JointState on encoders/joint_states."""
 from __future__ import annotations
 
 from rclpy.qos import qos_profile_sensor_data
@@ -18,7 +18,7 @@ class EncoderDriver(DriverNode):
         super().__init__('encoder_driver', EncoderConfig)
         self._stream = EncoderStream(self.config, self.stats)
         self._names = list(self.config.joint_names)
-        self._publisher = self.create_publisher(JointState, '/encoders/joint_states', qos_profile_sensor_data)
+        self._publisher = self.create_publisher(JointState, 'encoders/joint_states', qos_profile_sensor_data)
         self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
                     self.config.serial.port)
 

@@ -1,4 +1,4 @@
-"""imu_driver node: IMU CSV lines on a serial port to sensor_msgs/Imu on /imu/data."""
+"""imu_driver node: IMU CSV lines on a serial port to sensor_msgs/Imu on imu/data."""
 from __future__ import annotations
 
 from rclpy.qos import qos_profile_sensor_data
@@ -21,7 +21,7 @@ class ImuDriver(DriverNode):
         self._message.orientation_covariance[0] = -1.0  # no orientation estimate
         self._message.linear_acceleration_covariance = self._stream.accel_covariance
         self._message.angular_velocity_covariance = self._stream.gyro_covariance
-        self._publisher = self.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
+        self._publisher = self.create_publisher(Imu, 'imu/data', qos_profile_sensor_data)
         self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
                     self.config.serial.port)
 

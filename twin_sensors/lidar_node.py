@@ -19,7 +19,7 @@ class LidarDriver(DriverNode):
     def __init__(self) -> None:
         super().__init__('lidar_driver', LidarConfig)
         self._stream = LidarStream(self.stats)
-        self._publisher = self.create_publisher(LaserScan, '/scan', qos_profile_sensor_data)
+        self._publisher = self.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
         reader = UdpReader(self.config.udp, self._on_data, self.on_state, self.now_ns)
         self.attach(reader, reader.source)
 

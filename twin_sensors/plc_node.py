@@ -1,4 +1,4 @@
-"""plc_driver node: the cell PLC over OPC UA to /motors/<joint>/temperature and /cell/status."""
+"""plc_driver node: the cell PLC over OPC UA to motors/<joint>/temperature and cell/status."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -21,9 +21,9 @@ class PlcDriver(DriverNode):
         super().__init__('plc_driver', PlcDriverConfig)
         self._view = PlcView(self.config, self.stats)
         self._temperatures = {
-            joint: self.create_publisher(Temperature, f'/motors/{joint}/temperature', qos_profile_sensor_data)
+            joint: self.create_publisher(Temperature, f'motors/{joint}/temperature', qos_profile_sensor_data)
             for joint in self.config.joint_names}
-        self._status = self.create_publisher(CellStatus, '/cell/status', 10)
+        self._status = self.create_publisher(CellStatus, 'cell/status', 10)
         self.attach(OpcUaSubscriber(self.config.opcua, self._view.variables, self._on_values,
                                     self.on_state, self.now_ns), self.config.opcua.endpoint)
 

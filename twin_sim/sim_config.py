@@ -35,7 +35,7 @@ class WorkcellSimConfig:
     joint_states_rate_hz: float = field(default=100.0, metadata=describe(
         'rate of ~/joint_states (ground truth)', **RATE))
     truth_rate_hz: float = field(default=10.0, metadata=describe('rate of ~/truth', **RATE))
-    diagnostics_rate_hz: float = field(default=1.0, metadata=describe('rate of /diagnostics', **RATE))
+    diagnostics_rate_hz: float = field(default=1.0, metadata=describe('rate of diagnostics', **RATE))
     physics: SimSettings = SimSettings()
     channels: ChannelsConfig = ChannelsConfig()
 

@@ -39,7 +39,7 @@ class WorkcellSimNode(Node):
         self._joint_names = list(self._runner.workcell.joint_names)
         self._joint_states = self.create_publisher(JointState, '~/joint_states', 10)
         self._truth = self.create_publisher(WorkcellTruth, '~/truth', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_service(InjectFault, '~/inject_fault', self._inject_fault)
         # Ground truth is published from the physics thread, on simulated time, stamped with
         # the instant it describes.

@@ -45,7 +45,7 @@ class StateConfig:
     stale_after: float = field(default=0.5, metadata=describe(
         'Input age (s) above which diagnostics warn.', min=0.001, max=3600.0))
     markers_rate_hz: float = field(default=5.0, metadata=describe(
-        'Rate of /twin/markers.', min=0.1, max=100.0))
+        'Rate of twin/markers.', min=0.1, max=100.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of /diagnostics.', min=0.1, max=50.0))
     history: HistoryConfig = HistoryConfig()

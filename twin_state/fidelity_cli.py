@@ -1,6 +1,6 @@
 """twin_fidelity: validate the twin against the simulator's ground truth.
 
-Live (default): record /twin/joint_states and the simulator's ground truth (``--truth-topic``:
+Live (default): record twin/joint_states and the simulator's ground truth (``--truth-topic``:
 /workcell_sim/joint_states at its 100 Hz, or /workcell_sim/truth) for ``--duration`` s, then
 report (``--record DIR`` also writes twin.csv and truth.csv). Offline: ``--twin-csv`` and
 ``--truth-csv`` (``time`` and ``q_<joint>`` columns, as the simulator's truth.csv).
@@ -18,8 +18,8 @@ from twin_bringup.paths import config_dir
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
 from twin_state.kinematics import ArmKinematics
 
-TRUTH = '/workcell_sim/truth'
-TRUTH_JOINT_STATES = '/workcell_sim/joint_states'
+TRUTH = 'workcell_sim/truth'
+TRUTH_JOINT_STATES = 'workcell_sim/joint_states'
 
 
 def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
@@ -37,7 +37,7 @@ def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
     def stamp(message: JointState | WorkcellTruth) -> float:
         return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
 
-    node.create_subscription(JointState, '/twin/joint_states', lambda m: twin.append(
+    node.create_subscription(JointState, 'twin/joint_states', lambda m: twin.append(
         (stamp(m), list(m.name), list(m.position))), 100)
     if truth_topic == TRUTH:
         node.create_subscription(WorkcellTruth, TRUTH, lambda m: truth.append(
@@ -52,7 +52,7 @@ def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return _trajectory(twin, '/twin/joint_states'), _trajectory(truth, truth_topic)
+    return _trajectory(twin, 'twin/joint_states'), _trajectory(truth, truth_topic)
 
 
 def _trajectory(samples: list[tuple[float, list[str], list[float]]], topic: str) -> Trajectory:

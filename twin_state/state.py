@@ -6,7 +6,7 @@ names to positions). Inputs are dispatched by message type:
 
 - ``sensor_msgs/msg/JointState``: ``<joint>.position``, ``.velocity``, ``.effort``
 - ``sensor_msgs/msg/Imu``: ``angular_velocity.x`` … and ``linear_acceleration.x`` …
-- ``sensor_msgs/msg/Temperature`` on ``/motors/<joint>/temperature``: ``temperature``
+- ``sensor_msgs/msg/Temperature`` on ``motors/<joint>/temperature``: ``temperature``
 - ``twin_interfaces/msg/CellStatus``: ``task_id``, ``task_progress``, ``speed_override``,
   ``stopped``
 - ``sensor_msgs/msg/LaserScan``: the ranges (no names)

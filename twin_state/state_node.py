@@ -67,7 +67,7 @@ def state_msg(state: TwinState, predicted: bool = False, sigma: Sequence[float] 
 
 
 class StateNode(Node):
-    """Runs the state estimator on /twin/synced_frame and serves its history."""
+    """Runs the state estimator on twin/synced_frame and serves its history."""
 
     def __init__(self) -> None:
         super().__init__('twin_state')
@@ -79,14 +79,14 @@ class StateNode(Node):
         self._frames = 0
         self._rate = (time.monotonic(), 0)  # (window start, frames then)
         self._troubles_reported = 0  # errors + time jumps at the last diagnostics
-        self._joint_states = self.create_publisher(JointState, '/twin/joint_states', 10)
-        self._end_effector = self.create_publisher(PoseStamped, '/twin/end_effector_pose', 10)
-        self._state = self.create_publisher(TwinStateMsg, '/twin/state', 10)
-        self._markers = self.create_publisher(MarkerArray, '/twin/markers', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(SyncedFrame, '/twin/synced_frame', self._on_frame, 10)
-        self.create_service(GetStateAt, '/twin/get_state_at', self._get_state_at)
-        self.create_service(GetHistory, '/twin/get_history', self._get_history)
+        self._joint_states = self.create_publisher(JointState, 'twin/joint_states', 10)
+        self._end_effector = self.create_publisher(PoseStamped, 'twin/end_effector_pose', 10)
+        self._state = self.create_publisher(TwinStateMsg, 'twin/state', 10)
+        self._markers = self.create_publisher(MarkerArray, 'twin/markers', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        self.create_service(GetStateAt, 'twin/get_state_at', self._get_state_at)
+        self.create_service(GetHistory, 'twin/get_history', self._get_history)
         self.create_timer(1.0 / self._config.markers_rate_hz, self._publish_markers)
         self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
 

@@ -20,8 +20,8 @@ class SyncConfig:
         'timeline: frames at output_rate_hz; approximate: one frame per matched set.',
         choices=(TIMELINE, APPROXIMATE)))
     topics: tuple[str, ...] = field(default=(
-        '/imu/data', '/encoders/joint_states', '/scan',
-        *(f'/motors/{joint}/temperature' for joint in JOINTS), '/cell/status'),
+        'imu/data', 'encoders/joint_states', 'scan',
+        *(f'motors/{joint}/temperature' for joint in JOINTS), 'cell/status'),
         metadata=describe('Input topics, in frame order.'))
     types: tuple[str, ...] = field(default=(
         'sensor_msgs/msg/Imu', 'sensor_msgs/msg/JointState', 'sensor_msgs/msg/LaserScan',

@@ -1,4 +1,4 @@
-"""Synchronizer node: sensor streams in, /twin/synced_frame out (timeline or approximate mode)."""
+"""Synchronizer node: sensor streams in, twin/synced_frame out (timeline or approximate mode)."""
 from __future__ import annotations
 
 from collections import deque
@@ -54,8 +54,8 @@ class SyncNode(Node):
             len(config.topics), self._on_set, queue_size=config.queue_size,
             max_interval_ns=int(config.max_interval * NS), age_penalty=config.age_penalty,
             lower_bounds_ns=[int(b * NS) for b in config.lower_bounds])
-        self._publisher = self.create_publisher(SyncedFrame, '/twin/synced_frame', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._publisher = self.create_publisher(SyncedFrame, 'twin/synced_frame', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
             self.create_subscription(adapter.message_class, topic,
                                      partial(self._on_message, index), qos_profile_sensor_data)
