@@ -1,20 +1,31 @@
-"""The twin_state node over DDS: frames in, joint states, end-effector pose and services out."""
+"""The twin_state node over DDS: frames in, joint states, end-effector pose, services and markers
+out (the arm coloured by anomaly alarms, health labels, the ghost of the predicted trajectory).
+"""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
-from visualization_msgs.msg import MarkerArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
-from harness import CONFIG_DIR
-from twin_interfaces.msg import SensorSample, SyncedFrame
+from harness import CONFIG_DIR, wait_for
+from twin_interfaces.msg import (
+    AnomalyEvent,
+    MaintenanceSchedule,
+    MaintenanceTask,
+    SensorSample,
+    SyncedFrame,
+)
 from twin_interfaces.srv import GetHistory, GetStateAt
+from twin_state import markers as viz
 from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
@@ -63,19 +74,25 @@ def call(probe, service_type, name: str, request, timeout: float = 10.0):
     return future.result()
 
 
-def test_state_node_publishes_fk_and_serves_interpolated_states(start_process, probe):
-    for topic, kind in (('/twin/joint_states', JointState), ('/twin/markers', MarkerArray),
-                        ('/twin/end_effector_pose', PoseStamped),
-                        ('/diagnostics', DiagnosticArray)):
-        probe.subscribe(topic, kind)
+def start_state_node(start_process, probe, *parameters: str):
+    """The state node with config/state.yaml (+ ``parameters``) and a frame publisher it hears."""
     publisher = probe.node.create_publisher(SyncedFrame, '/twin/synced_frame', 10)
     node = start_process('state_node', '--ros-args', '--params-file',
-                         str(CONFIG_DIR / 'state.yaml'), name='state_node')
+                         str(CONFIG_DIR / 'state.yaml'), *parameters, name='state_node')
     deadline = time.monotonic() + 20.0
     while publisher.get_subscription_count() == 0 or probe.node.count_publishers(
             '/twin/end_effector_pose') == 0:
         assert time.monotonic() < deadline, f'state_node never subscribed:\n{node.output()}'
         time.sleep(0.05)
+    return node, publisher
+
+
+def test_state_node_publishes_fk_and_serves_interpolated_states(start_process, probe):
+    for topic, kind in (('/twin/joint_states', JointState), ('/twin/markers', MarkerArray),
+                        ('/twin/end_effector_pose', PoseStamped),
+                        ('/diagnostics', DiagnosticArray)):
+        probe.subscribe(topic, kind)
+    node, publisher = start_state_node(start_process, probe)
     times = [START + i * PERIOD for i in range(FRAMES)]
     for t in times:
         publisher.publish(frame(t))
@@ -124,3 +141,107 @@ def test_state_node_publishes_fk_and_serves_interpolated_states(start_process, p
         return any(s.name == 'twin_state: history' and ('frames', str(FRAMES)) in
                    [(kv.key, kv.value) for kv in s.values] for m in messages for s in m.status)
     probe.wait_for('/diagnostics', counted_all, timeout=5)
+
+
+def named(message: MarkerArray, ns: str) -> list[Marker]:
+    return [m for m in message.markers if m.ns == ns and m.action == Marker.ADD]
+
+
+def xyz(markers: list) -> np.ndarray:
+    return np.array([[p.x, p.y, p.z] for p in markers])
+
+
+def test_state_node_draws_alarms_health_and_the_prediction_ghost(start_process, probe):
+    for topic in ('/twin/markers', '/twin/predicted_markers'):
+        probe.subscribe(topic, MarkerArray)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    schedule = probe.node.create_publisher(MaintenanceSchedule, '/twin/maintenance_schedule', latched)
+    schedule.publish(MaintenanceSchedule(revision=1, tasks=[MaintenanceTask(
+        component='joint_2', action='replace gearbox', risk='HIGH', rul=9000.0, rul_low=2400.0,
+        rul_high=18000.0)]))  # published before the node starts: it must arrive latched
+    anomalies = probe.node.create_publisher(AnomalyEvent, '/twin/anomalies', 10)
+    predicted = probe.node.create_publisher(JointTrajectory, '/twin/predicted_trajectory', 10)
+    spread = probe.node.create_publisher(JointTrajectory, '/twin/predicted_trajectory_std', 10)
+    node, frames = start_state_node(start_process, probe,
+                                    '-p', 'visualization.prediction_timeout:=0.6')
+    for t in [START + i * PERIOD for i in range(10)]:
+        frames.publish(frame(t))
+        time.sleep(PERIOD)
+    kinematics = ArmKinematics.from_urdf(CONFIG_DIR / 'arm.urdf')
+    parts = viz.segments(kinematics)
+    link_2 = next(i for i, s in enumerate(parts) if s.joint == 'joint_2')
+
+    def arm_colours(message: MarkerArray) -> list[tuple[float, ...]]:
+        colours = [(c.r, c.g, c.b, c.a) for c in named(message, 'arm')[0].colors]
+        return [tuple(round(v, 5) for v in c) for c in colours[::2]]  # one per segment
+    green, red = (tuple(round(v, 5) for v in viz.LEVEL_COLOURS[level])
+                  for level in (viz.OK, viz.ERROR))
+
+    def showing(colour_of_link_2: tuple) -> callable:
+        def check(messages: list) -> bool:
+            if not messages or not named(messages[-1], 'arm'):
+                return False
+            colours = arm_colours(messages[-1])
+            return colours[link_2] == colour_of_link_2 and colours[:link_2] + colours[link_2 + 1:] \
+                == [green] * (len(parts) - 1)
+        return check
+
+    last = probe.wait_for('/twin/markers', showing(green), timeout=10)[-1]
+    ends = viz.skeleton(kinematics.transforms(dict(zip(JOINTS, positions(START + 9 * PERIOD)))),
+                        parts)
+    np.testing.assert_allclose(xyz(named(last, 'arm')[0].points), ends.reshape(-1, 3), atol=1e-9)
+    labels = {m.text.split()[0]: m for m in named(last, 'health')}
+    assert labels['joint_2'].text == 'joint_2 HIGH · RUL 2.5 h (10–90 %: 40 min–5.0 h)'
+    assert labels['joint_2'].type == Marker.TEXT_VIEW_FACING
+    assert labels['joint_1'].text == 'joint_1 LOW risk'
+
+    assert wait_for(lambda: all(p.get_subscription_count() for p in (anomalies, predicted, spread)),
+                    timeout=10), node.output()
+    anomalies.publish(AnomalyEvent(sensor='multivariate', method='iforest', severity=9,
+                                   active=True))  # bad input: refused, the node carries on
+    alarm = AnomalyEvent(sensor='encoders.joint_states.joint_2.velocity', method='residual',
+                         severity=2, active=True)  # DiagnosticStatus.ERROR
+    anomalies.publish(alarm)
+    probe.wait_for('/twin/markers', showing(red), timeout=5)
+    alarm.active = False
+    anomalies.publish(alarm)
+    probe.wait_for('/twin/markers', showing(green), timeout=5)
+
+    mean = np.array([positions(START + 0.2 + 0.02 * k) for k in range(1, 51)])
+    header = Header(stamp=stamp(START + 0.2), frame_id='base_link')
+
+    def trajectory(rows: np.ndarray) -> JointTrajectory:
+        return JointTrajectory(header=header, joint_names=JOINTS, points=[JointTrajectoryPoint(
+            positions=row.tolist(), time_from_start=Duration(nanosec=20_000_000 * k))
+            for k, row in enumerate(rows, start=1)])
+    sigma = np.tile([0.002, 0.01, 0.005, 0.001], (len(mean), 1)) * np.arange(1, 51)[:, None]
+    ragged = trajectory(mean)
+    ragged.points[3].positions = [0.0]
+    predicted.publish(ragged)  # bad input: refused
+    spread.publish(trajectory(sigma))
+    predicted.publish(trajectory(mean))
+
+    def ghost_with_spheres(messages: list) -> bool:
+        return bool(messages) and bool(named(messages[-1], 'uncertainty'))
+    ghost = probe.wait_for('/twin/predicted_markers', ghost_with_spheres, timeout=5)[-1]
+    expected = [kinematics.end_effector(dict(zip(JOINTS, row))).position for row in mean]
+    path = named(ghost, 'predicted_path')[0]
+    assert path.type == Marker.LINE_STRIP and path.header.frame_id == 'base_link'
+    np.testing.assert_allclose(xyz(path.points), expected, atol=1e-9)
+    arms = named(ghost, 'ghost_arm')
+    assert len(arms) == 2
+    np.testing.assert_allclose(xyz(arms[-1].points), viz.skeleton(kinematics.transforms(
+        dict(zip(JOINTS, mean[-1]))), parts).reshape(-1, 3), atol=1e-9)
+    spheres = named(ghost, 'uncertainty')
+    reference = viz.ghost(kinematics, parts, viz.Trajectory.from_points(
+        0.0, JOINTS, 0.02 * np.arange(1, 51), mean), viz.Trajectory.from_points(
+        0.0, JOINTS, 0.02 * np.arange(1, 51), sigma), (1.0,), 10, 2.0, 0.01).spheres
+    assert len(spheres) == len(reference) == 10
+    np.testing.assert_allclose([s.scale.x for s in spheres], [d for _, d in reference], rtol=1e-9)
+    assert spheres[-1].scale.x > spheres[0].scale.x  # the spread grows over the horizon
+
+    def cleared(messages: list) -> bool:
+        return bool(messages) and [m.action for m in messages[-1].markers] == [Marker.DELETEALL]
+    probe.wait_for('/twin/predicted_markers', cleared, timeout=3)
+    assert node.process.poll() is None, node.output()
+    assert 'severity 9' in node.output() and 'every point needs 4 positions' in node.output()

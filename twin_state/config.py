@@ -33,6 +33,33 @@ class ScanConfig:
 
 
 @dataclass(frozen=True)
+class VisualizationConfig:
+    """Markers of alarms, health and the predicted trajectory."""
+
+    prediction_timeout: float = field(default=1.0, metadata=describe(
+        'The ghost of the predicted trajectory is cleared this many s after the last prediction.',
+        min=0.01, max=3600.0))
+    ghost_fractions: tuple[float, ...] = field(default=(0.5, 1.0), metadata=describe(
+        'Fractions of the prediction horizon at which a ghost arm is drawn.'))
+    uncertainty_spheres: int = field(default=10, metadata=describe(
+        'Uncertainty spheres along the predicted end-effector path (0 = none).', min=0, max=1000))
+    uncertainty_sigmas: float = field(default=2.0, metadata=describe(
+        'Sphere radius in standard deviations of the end-effector position.', min=0.0, max=10.0))
+    min_sphere_diameter: float = field(default=0.01, metadata=describe(
+        'Smallest uncertainty sphere drawn (m).', min=0.0, max=1.0))
+    text_size: float = field(default=0.04, metadata=describe(
+        'Height of the health labels (m).', min=0.001, max=1.0))
+    text_offset: tuple[float, ...] = field(default=(0.0, 0.3, 0.0), metadata=describe(
+        'Health labels are drawn this far (m, base_link axes) from their joint.'))
+
+    def __post_init__(self) -> None:
+        if len(self.text_offset) != 3:
+            raise ValueError('text_offset needs three values')
+        if not self.ghost_fractions or not all(0.0 <= f <= 1.0 for f in self.ghost_fractions):
+            raise ValueError('ghost_fractions needs values in [0, 1]')
+
+
+@dataclass(frozen=True)
 class StateConfig:
     """Parameters of the twin_state node."""
 
@@ -45,11 +72,12 @@ class StateConfig:
     stale_after: float = field(default=0.5, metadata=describe(
         'Input age (s) above which diagnostics warn.', min=0.001, max=3600.0))
     markers_rate_hz: float = field(default=5.0, metadata=describe(
-        'Rate of twin/markers.', min=0.1, max=100.0))
+        'Rate of twin/markers and at most of twin/predicted_markers.', min=0.1, max=100.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of /diagnostics.', min=0.1, max=50.0))
     history: HistoryConfig = HistoryConfig()
     scan: ScanConfig = ScanConfig()
+    visualization: VisualizationConfig = VisualizationConfig()
 
     def __post_init__(self) -> None:
         if len(self.base_xyz) != 3 or len(self.base_rpy) != 3:

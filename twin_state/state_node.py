@@ -1,4 +1,10 @@
-"""twin_state node: synchronized frames in; joint states, end-effector pose, state, markers out."""
+"""twin_state node: synchronized frames in; joint states, end-effector pose, state, markers out.
+
+Markers (at markers_rate_hz): twin/markers shows the arm coloured by the active anomaly alarms,
+obstacles and health labels from the maintenance schedule; twin/predicted_markers shows the ghost
+of twin/predicted_trajectory (path, ghost arms, uncertainty spheres) and is cleared when
+predictions stop.
+"""
 from __future__ import annotations
 
 import time
@@ -6,21 +12,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimension
+from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
 from twin_bringup.ros_common import declare_config, run, status
-from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
+from twin_state import markers as viz
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
@@ -30,7 +39,7 @@ from twin_state.state import InputSample, TwinState
 FRESH = (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED, SensorSample.QUALITY_HELD)
 
 
-def seconds(stamp: Time) -> float:
+def seconds(stamp: Time | Duration) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
@@ -42,6 +51,26 @@ def to_time(value: float) -> Time:
 def pose_msg(pose: Pose) -> PoseMsg:
     (x, y, z), (qw, qx, qy, qz) = pose.position.tolist(), pose.orientation.tolist()
     return PoseMsg(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=qw, x=qx, y=qy, z=qz))
+
+
+def trajectory(message: JointTrajectory) -> viz.Trajectory:
+    return viz.Trajectory.from_points(
+        seconds(message.header.stamp), list(message.joint_names),
+        [seconds(p.time_from_start) for p in message.points], [list(p.positions) for p in message.points])
+
+
+def marker(header: Header, ns: str, index: int, kind: int, colour: viz.RGBA, width: float
+           ) -> Marker:
+    """An ADD marker with identity pose and all scales ``width`` (line width, sphere diameter)."""
+    out = Marker(header=header, ns=ns, id=index, type=kind, action=Marker.ADD,
+                 color=ColorRGBA(**dict(zip('rgba', colour))))
+    out.scale.x = out.scale.y = out.scale.z = width
+    out.pose.orientation.w = 1.0
+    return out
+
+
+def points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=x, y=y, z=z) for x, y, z in np.reshape(xyz, (-1, 3)).tolist()]
 
 
 def state_msg(state: TwinState, predicted: bool = False, sigma: Sequence[float] = ()
@@ -79,12 +108,27 @@ class StateNode(Node):
         self._frames = 0
         self._rate = (time.monotonic(), 0)  # (window start, frames then)
         self._troubles_reported = 0  # errors + time jumps at the last diagnostics
+        kinematics = self._estimator.kinematics
+        self._segments = viz.segments(kinematics)
+        self._alarms = viz.ActiveAlarms(kinematics.joint_names)
+        self._predictions = viz.PredictionFeed(self._config.visualization.prediction_timeout)
+        self._tasks: list[viz.TaskInfo] | None = None  # None until a maintenance schedule arrives
+        self._rejected: dict[str, str] = {}  # topic → last error since the last diagnostics
         self._joint_states = self.create_publisher(JointState, 'twin/joint_states', 10)
         self._end_effector = self.create_publisher(PoseStamped, 'twin/end_effector_pose', 10)
         self._state = self.create_publisher(TwinStateMsg, 'twin/state', 10)
         self._markers = self.create_publisher(MarkerArray, 'twin/markers', 10)
+        self._predicted_markers = self.create_publisher(MarkerArray, 'twin/predicted_markers', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
+                                 self._on_prediction, 10)
+        self.create_subscription(JointTrajectory, 'twin/predicted_trajectory_std',
+                                 self._on_prediction_std, 10)
+        self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule',
+                                 self._on_schedule, latched)
         self.create_service(GetStateAt, 'twin/get_state_at', self._get_state_at)
         self.create_service(GetHistory, 'twin/get_history', self._get_history)
         self.create_timer(1.0 / self._config.markers_rate_hz, self._publish_markers)
@@ -137,32 +181,105 @@ class StateNode(Node):
             MultiArrayDimension(label='columns', size=len(columns), stride=len(columns))]
         return response
 
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _reject(self, topic: str, error: ValueError) -> None:
+        """Log bad input once per topic, message and diagnostics period; report it there."""
+        if self._rejected.get(topic) != str(error):
+            self.get_logger().warning(f'{topic}: {error}')
+        self._rejected[topic] = str(error)
+
+    def _on_prediction(self, message: JointTrajectory) -> None:
+        try:
+            self._predictions.offer_mean(trajectory(message), self._now())
+        except ValueError as error:
+            self._reject('twin/predicted_trajectory', error)
+
+    def _on_prediction_std(self, message: JointTrajectory) -> None:
+        try:
+            self._predictions.offer_std(trajectory(message))
+        except ValueError as error:
+            self._reject('twin/predicted_trajectory_std', error)
+
+    def _on_anomaly(self, event: AnomalyEvent) -> None:
+        try:
+            self._alarms.update(event.sensor, event.method, event.severity, event.active)
+        except ValueError as error:
+            self._reject('twin/anomalies', error)
+
+    def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
+        try:
+            self._tasks = [viz.TaskInfo(t.component, t.action, t.risk, t.rul, t.rul_low, t.rul_high)
+                           for t in schedule.tasks]
+        except ValueError as error:
+            self._reject('twin/maintenance_schedule', error)
+
     def _publish_markers(self) -> None:
+        self._publish_prediction()
         state = self._estimator.latest
         if state is None:
             return
         header = Header(stamp=to_time(state.stamp), frame_id=BASE_FRAME)
         kinematics = self._estimator.kinematics
         frames = kinematics.transforms(dict(zip(state.robot.joint_names, state.robot.position)))
-        arm = Marker(header=header, ns='arm', id=0, type=Marker.LINE_LIST, action=Marker.ADD,
-                     color=ColorRGBA(r=0.95, g=0.45, b=0.1, a=1.0))
-        arm.scale.x = 0.04
-        arm.pose.orientation.w = 1.0
-        for parent, child in kinematics.edges:
-            arm.points += [Point(**dict(zip('xyz', frames[f][:3, 3].tolist())))
-                           for f in (parent, child)]
+        ends = viz.skeleton(frames, self._segments)
+        arm = marker(header, 'arm', 0, Marker.LINE_LIST, viz.LEVEL_COLOURS[viz.OK], 0.04)
+        arm.points = points(ends)
+        arm.colors = [ColorRGBA(**dict(zip('rgba', c)))
+                      for c in viz.segment_colours(self._segments, self._alarms) for _ in range(2)]
         markers = [Marker(header=header, action=Marker.DELETEALL), arm]
+        halo = viz.outline_colour(self._alarms)
+        if halo is not None:
+            outline = marker(header, 'arm_outline', 0, Marker.LINE_LIST, halo[:3] + (0.35,), 0.09)
+            outline.points = arm.points
+            markers.append(outline)
         for index, obstacle in enumerate(state.environment.obstacles):
-            marker = Marker(header=header, ns='obstacles', id=index, type=Marker.CYLINDER,
-                            action=Marker.ADD, color=ColorRGBA(r=0.2, g=0.5, b=0.8, a=0.6))
-            x, y, z = obstacle.centroid.tolist()
-            marker.pose.position = Point(x=x, y=y, z=z)
-            marker.pose.orientation.w = 1.0
-            diameter = max(2.0 * obstacle.radius, 0.02)
-            marker.scale.x = marker.scale.y = diameter
-            marker.scale.z = 0.1
-            markers.append(marker)
+            cylinder = marker(header, 'obstacles', index, Marker.CYLINDER, (0.2, 0.5, 0.8, 0.6),
+                              max(2.0 * obstacle.radius, 0.02))
+            cylinder.pose.position = points(obstacle.centroid)[0]
+            cylinder.scale.z = 0.1
+            markers.append(cylinder)
+        if self._tasks is not None:
+            visualization = self._config.visualization
+            labels = viz.health_labels(kinematics, frames, self._tasks, visualization.text_offset)
+            for index, label in enumerate(labels):
+                text = marker(header, 'health', index, Marker.TEXT_VIEW_FACING, label.colour,
+                              visualization.text_size)
+                text.pose.position, text.text = points(label.position)[0], label.text
+                markers.append(text)
         self._markers.publish(MarkerArray(markers=markers))
+
+    def _publish_prediction(self) -> None:
+        action, mean, std = self._predictions.poll(self._now())
+        if action == viz.CLEAR:
+            self._predicted_markers.publish(MarkerArray(markers=[Marker(
+                header=Header(stamp=self.get_clock().now().to_msg(), frame_id=BASE_FRAME),
+                action=Marker.DELETEALL)]))
+        if action != viz.DRAW:
+            return
+        visualization = self._config.visualization
+        try:
+            drawn = viz.ghost(self._estimator.kinematics, self._segments, mean, std,
+                              visualization.ghost_fractions, visualization.uncertainty_spheres,
+                              visualization.uncertainty_sigmas, visualization.min_sphere_diameter)
+        except ValueError as error:
+            self._reject('twin/predicted_trajectory', error)
+            return
+        header = Header(stamp=to_time(mean.stamp), frame_id=BASE_FRAME)
+        path = marker(header, 'predicted_path', 0, Marker.LINE_STRIP, (0.1, 0.8, 1.0, 0.9), 0.012)
+        path.points = points(drawn.path)
+        markers = [Marker(header=header, action=Marker.DELETEALL), path]
+        for index, (_, ends) in enumerate(drawn.arms):
+            arm = marker(header, 'ghost_arm', index, Marker.LINE_LIST, (0.6, 0.7, 1.0, 0.3), 0.04)
+            arm.points = points(ends)
+            markers.append(arm)
+        for index, (centre, diameter) in enumerate(drawn.spheres):
+            sphere = marker(header, 'uncertainty', index, Marker.SPHERE, (0.3, 0.6, 1.0, 0.2),
+                            diameter)
+            sphere.pose.position = points(centre)[0]
+            markers.append(sphere)
+        self._predicted_markers.publish(MarkerArray(markers=markers))
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
@@ -183,6 +300,14 @@ class StateNode(Node):
                     'ingest_rate_hz': rate, 'frames': self._frames, 'time_jumps': history.jumps,
                     'late_inserts': history.inserted,
                     **{f'errors.{kind}': count for kind, count in errors.items()}})]
+        age = self._predictions.age(self._now())
+        rejected, self._rejected = self._rejected, {}
+        statuses.append(status(
+            f'{name}: visualization', 'WARN' if rejected else 'OK',
+            '; '.join(f'{topic}: {error}' for topic, error in rejected.items()) or 'markers ok',
+            values={'active_alarms': len(self._alarms),
+                    'prediction_age_s': -1.0 if age is None else age,
+                    'maintenance_tasks': -1 if self._tasks is None else len(self._tasks)}))
         latest = estimator.latest
         if latest is None:
             statuses.append(status(f'{name}: inputs', 'WARN', 'no complete frame yet'))
