@@ -46,6 +46,7 @@ setup(
             'lidar_driver = twin_sensors.lidar_node:main',
             'plc_driver = twin_sensors.plc_node:main',
             'predictor_node = twin_analytics.predictor_node:main',
+            'fleet_node = twin_fleet.fleet_node:main',
             'twin_train = twin_analytics.train_cli:main',
             'twin_eval_predictor = twin_analytics.eval_cli:main',
             'anomaly_node = twin_analytics.anomaly_node:main',

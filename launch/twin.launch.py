@@ -3,10 +3,12 @@
     ros2 launch twin_bringup twin.launch.py            # twin + simulated workcell
     ros2 launch twin_bringup twin.launch.py sim:=false # twin only, against real hardware
     ros2 launch twin_bringup twin.launch.py rviz:=true robot_state_publisher:=true
+    ros2 launch twin_bringup twin.launch.py robots:=3   # a fleet: robot_1..3 and the fleet node
 
 The node list and parameter files come from config/graph.yaml, the same table
 ``twin_launch`` uses; it is validated before any node starts.
 """
+import tempfile
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -30,13 +32,17 @@ def _nodes(context, *args, **kwargs):
     profile = LaunchConfiguration('dds_profile').perform(context)
     environment = [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile)] if profile else []
     table = load_node_table(config_dir)
+    scratch = Path(tempfile.mkdtemp(prefix='twin_launch_'))  # parameter files of namespaced robots
+    entries = table.select(with_sim=_enabled(context, 'sim'),
+                           robots=int(LaunchConfiguration('robots').perform(context)))
     return environment + _visualization(context, config_dir) + [
         Node(package='twin_bringup', executable=entry.executable, name=entry.name,
              namespace=entry.namespace or None,
-             parameters=[str(p) for p in entry.parameter_files(config_dir)],
+             parameters=[str(p) for p in entry.launch_parameter_files(config_dir, scratch)]
+             + ([entry.override_values()] if entry.overrides and not entry.namespace else []),
              remappings=[tuple(r.split(':=', 1)) for r in entry.remappings],
              respawn=True, respawn_delay=RESPAWN_DELAY_S, output='screen', emulate_tty=True)
-        for entry in table.select(with_sim=_enabled(context, 'sim'))
+        for entry in entries
     ]
 
 
@@ -61,6 +67,9 @@ def generate_launch_description():
                               description='Start the simulated workcell as the physical robot.'),
         DeclareLaunchArgument('dds_profile', default_value=str(config_dir / 'fastdds_loopback.xml'),
                               description='Fast DDS profile (default: loopback only); empty = keep yours.'),
+        DeclareLaunchArgument('robots', default_value='1',
+                              description='Number of twins; more than one runs each in namespace '
+                                          'robot_<i> (own simulated cell) plus the fleet node.'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz with config/twin.rviz (needs rviz2).'),
         DeclareLaunchArgument('robot_state_publisher', default_value='false',

@@ -1,15 +1,12 @@
 """Health monitor node: aggregates diagnostics into diagnostics_agg and a heartbeat."""
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
 from twin_bringup.health import LEVEL_ORDER, HealthConfig, HealthTracker
-from twin_bringup.ros_common import declare_config, run, status
-
-LEVEL_NAMES = {DiagnosticStatus.OK: 'OK', DiagnosticStatus.WARN: 'WARN',
-               DiagnosticStatus.ERROR: 'ERROR', DiagnosticStatus.STALE: 'STALE'}
+from twin_bringup.ros_common import LEVEL_NAMES, declare_config, run, status
 
 
 class HealthMonitor(Node):

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -118,7 +119,7 @@ class ManagedNode:
 
     def _say(self, text: str) -> None:
         with self._output_lock:
-            self._output.write(f'[{self.entry.name}] {text}\n')
+            self._output.write(f'[{self.entry.qualified_name.lstrip("/")}] {text}\n')
             self._output.flush()
 
 
@@ -179,6 +180,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='stop everything after this many seconds')
     parser.add_argument('--config-dir', type=Path, default=None,
                         help='directory with graph.yaml and the parameter files')
+    parser.add_argument('--robots', type=int, default=1,
+                        help='number of twins (each with its own simulated cell when --sim); more than '
+                             'one runs each in namespace robot_<i> plus the fleet node (default: 1)')
     return parser.parse_args(argv)
 
 
@@ -186,22 +190,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Validate the node table, start its nodes and supervise them until told to stop."""
     args = parse_args(argv)
     config_dir = args.config_dir or default_config_dir()
-    try:
-        entries = load_node_table(config_dir).select(with_sim=args.sim)
-        commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir)] for e in entries]
-    except ConfigError as error:
-        print(f'twin_launch: configuration error: {error}', file=sys.stderr)
-        return CONFIG_ERROR_EXIT_CODE
+    with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
+        try:
+            entries = load_node_table(config_dir).select(with_sim=args.sim, robots=args.robots)
+            commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
+                        for e in entries]
+        except ConfigError as error:
+            print(f'twin_launch: configuration error: {error}', file=sys.stderr)
+            return CONFIG_ERROR_EXIT_CODE
+        return supervise(entries, commands, node_environment(config_dir), args.duration)
+
+
+def supervise(entries: Sequence[NodeEntry], commands: Sequence[list[str]], env: dict[str, str],
+              duration: float | None) -> int:
+    """Run the nodes until a signal, ``duration`` or a configuration error; return the exit code."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    env, lock = node_environment(config_dir), threading.Lock()
+    lock = threading.Lock()
     nodes = [ManagedNode(e, c, env, sys.stdout, lock) for e, c in zip(entries, commands)]
-    print(f'twin_launch: starting {", ".join(e.name for e in entries)} '
+    print(f'twin_launch: starting {", ".join(e.qualified_name.lstrip("/") for e in entries)} '
           f'(ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")})', flush=True)
     for node in nodes:
         node.start()
-    deadline = None if args.duration is None else time.monotonic() + args.duration
+    deadline = None if duration is None else time.monotonic() + duration
     exit_code = 0
     while not stop.wait(0.1):
         fatal = [code for code in (node.poll() for node in nodes) if code is not None]
@@ -213,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The twin first, then the simulated cell, so that no driver sees its device vanish.
     stop_all([node for node in nodes if node.entry.role != 'sim'])
     stop_all([node for node in nodes if node.entry.role == 'sim'])
-    restarts = {n.entry.name: n.restarts for n in nodes if n.restarts}
+    restarts = {n.entry.qualified_name.lstrip('/'): n.restarts for n in nodes if n.restarts}
     print(f'twin_launch: stopped {len(nodes)} nodes'
           + (f'; restarts: {restarts}' if restarts else ''), flush=True)
     return exit_code

@@ -8,14 +8,14 @@ the key instead of a node silently ignoring it.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from twin_bringup.config import ConfigError, build, describe, ros_parameters
 
-ROLES = ('twin', 'sim')
+ROLES = ('twin', 'sim', 'fleet')
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,95 @@ class NodeEntry:
     namespace: str = ''
     parameters: tuple[str, ...] = ()
     remappings: tuple[str, ...] = ()
-    role: str = field(default='twin', metadata=describe('twin or sim', choices=ROLES))
+    role: str = field(default='twin', metadata=describe('twin, sim or fleet', choices=ROLES))
+    overrides: tuple[str, ...] = field(default=(), metadata=describe(
+        'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
+
+    @property
+    def qualified_name(self) -> str:
+        """``/namespace/name``: unique in the graph."""
+        namespace = self.namespace.strip('/')
+        return f'/{namespace}/{self.name}' if namespace else f'/{self.name}'
+
+    def override_values(self) -> dict[str, object]:
+        """The overrides as typed values (parsed like ``-p name:=value``)."""
+        return {name: yaml.safe_load(value) for name, _, value in (o.partition(':=') for o in self.overrides)}
 
     def parameter_files(self, config_dir: Path) -> list[Path]:
         """Absolute paths of the parameter files (relative ones live in ``config_dir``)."""
         return [config_dir / name for name in self.parameters]
 
-    def ros_arguments(self, config_dir: Path) -> list[str]:
-        """The ``--ros-args`` part of this node's command line."""
+    def merged_parameters(self, config_dir: Path) -> dict:
+        """The node's parameters: its files in order, then the overrides (nested)."""
+        merged: dict = {}
+        for path in self.parameter_files(config_dir):
+            if not path.is_file():
+                raise ConfigError(f'{self.name}: parameter file {path} does not exist')
+            _merge(merged, _nest(ros_parameters(path, self.name)))
+        _merge(merged, _nest(self.override_values()))
+        return merged
+
+    def launch_parameter_files(self, config_dir: Path, scratch: Path) -> list[Path]:
+        """Parameter files to start the node with.
+
+        Parameter files name nodes without a namespace; a namespaced node gets one file in
+        ``scratch`` keyed by its full name, with its overrides merged in.
+        """
+        if not self.namespace:
+            return self.parameter_files(config_dir)
+        path = scratch / f'{self.qualified_name.strip("/").replace("/", "__")}.yaml'
+        path.write_text(yaml.safe_dump({self.qualified_name: {
+            'ros__parameters': self.merged_parameters(config_dir)}}))
+        return [path]
+
+    def ros_arguments(self, config_dir: Path, scratch: Path) -> list[str]:
+        """The ``--ros-args`` part of this node's command line (see :meth:`launch_parameter_files`)."""
         args = ['--ros-args', '-r', f'__node:={self.name}']
         if self.namespace:
-            args += ['-r', f'__ns:={self.namespace}']
-        for path in self.parameter_files(config_dir):
+            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
+        for path in self.launch_parameter_files(config_dir, scratch):
             args += ['--params-file', str(path)]
         for remap in self.remappings:
             args += ['-r', remap]
+        if not self.namespace:
+            for override in self.overrides:
+                args += ['-p', override]
         return args
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """How ``robots:=N`` twins share one machine: namespaces, devices and ports per robot.
+
+    Robot ``index`` (1..N) runs every twin (and simulator) entry in namespace ``namespace``
+    with the ``overrides`` of its node: templates formatted with ``robot`` (the namespace),
+    ``index``, ``device_dir`` and each of ``ports`` shifted by ``index * port_stride``.
+    The ``aggregator`` entry runs once, with parameter ``robots`` = the namespaces.
+    """
+
+    aggregator: NodeEntry
+    namespace: str = field(default='robot_{index}', metadata=describe('Namespace of robot {index}.'))
+    device_dir: str = field(default='/tmp/twin_sim', metadata=describe('Directory of the device links.'))
+    port_stride: int = field(default=10, metadata=describe('Port shift between robots.', min=1, max=1000))
+    ports: dict[str, int] = field(default_factory=dict, metadata=describe('Base ports by name.'))
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict, metadata=describe(
+        'Per node name: parameter name -> value template.'))
+
+    def robot_namespace(self, index: int) -> str:
+        return self.namespace.format(index=index)
+
+    def robot_entry(self, entry: NodeEntry, index: int) -> NodeEntry:
+        """``entry`` as it runs for robot ``index``."""
+        robot = self.robot_namespace(index)
+        fields = {'robot': robot, 'index': index, 'device_dir': self.device_dir,
+                  **{name: port + index * self.port_stride for name, port in self.ports.items()}}
+        overrides = tuple(f'{name}:={template.format(**fields)}'
+                          for name, template in self.overrides.get(entry.name, {}).items())
+        return replace(entry, namespace=robot, overrides=entry.overrides + overrides)
+
+    def aggregator_entry(self, robots: int) -> NodeEntry:
+        names = ', '.join(self.robot_namespace(i) for i in range(1, robots + 1))
+        return replace(self.aggregator, overrides=self.aggregator.overrides + (f'robots:=[{names}]',))
 
 
 @dataclass(frozen=True)
@@ -51,10 +124,22 @@ class NodeTable:
     """All processes of the graph, in start order."""
 
     nodes: tuple[NodeEntry, ...]
+    fleet: Fleet | None = None
 
-    def select(self, with_sim: bool) -> list[NodeEntry]:
-        """The entries to start: the twin's nodes, plus the simulator's when asked."""
-        return [n for n in self.nodes if with_sim or n.role != 'sim']
+    def select(self, with_sim: bool, robots: int = 1) -> list[NodeEntry]:
+        """The entries to start: the twin's nodes, plus the simulator's when asked.
+
+        With ``robots`` > 1, one namespaced copy per robot and the fleet aggregator.
+        """
+        chosen = [n for n in self.nodes if with_sim or n.role != 'sim']
+        if robots == 1:
+            return chosen
+        if robots < 1:
+            raise ConfigError(f'robots must be at least 1, not {robots}')
+        if self.fleet is None:
+            raise ConfigError('robots > 1 needs a "fleet" section in the node table')
+        return [self.fleet.robot_entry(entry, index) for index in range(1, robots + 1)
+                for entry in chosen] + [self.fleet.aggregator_entry(robots)]
 
 
 def load_node_table(config_dir: Path, filename: str = 'graph.yaml') -> NodeTable:
@@ -66,28 +151,24 @@ def load_node_table(config_dir: Path, filename: str = 'graph.yaml') -> NodeTable
         raise ConfigError(f'{path}: cannot read node table: {error.strerror}') from None
     if not isinstance(document, dict) or not isinstance(document.get('nodes'), list):
         raise ConfigError(f'{path}: expected a mapping with a list under "nodes"')
-    if set(document) != {'nodes'}:
-        raise ConfigError(f'{path}: unknown top-level keys {sorted(set(document) - {"nodes"})}')
+    unknown = set(document) - {'nodes', 'fleet'}
+    if unknown:
+        raise ConfigError(f'{path}: unknown top-level keys {sorted(unknown)}')
     table = NodeTable(tuple(build(NodeEntry, entry, f'{path.name}: nodes[{i}]')
-                            for i, entry in enumerate(document['nodes'])))
-    names = [n.namespace + '/' + n.name for n in table.nodes]
+                            for i, entry in enumerate(document['nodes'])),
+                      build(Fleet, document['fleet'], f'{path.name}: fleet') if 'fleet' in document else None)
+    names = [n.qualified_name for n in table.nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f'{path}: node names used twice: {duplicates}')
-    for entry in table.nodes:
+    for entry in table.select(with_sim=True, robots=2 if table.fleet else 1):
         validate_parameters(entry, config_dir)
     return table
 
 
 def validate_parameters(entry: NodeEntry, config_dir: Path) -> object:
     """Check the entry's parameter files against its schema; return the built config."""
-    schema = _schema(entry)
-    merged: dict = {}
-    for path in entry.parameter_files(config_dir):
-        if not path.is_file():
-            raise ConfigError(f'{entry.name}: parameter file {path} does not exist')
-        _merge(merged, _nest(ros_parameters(path, entry.name)))
-    return build(schema, merged, entry.name)
+    return build(_schema(entry), entry.merged_parameters(config_dir), entry.qualified_name)
 
 
 def _schema(entry: NodeEntry) -> type:

@@ -26,6 +26,7 @@ CONFIG_ERROR_EXIT_CODE = 2
 
 LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
           'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
+LEVEL_NAMES = {value: name for name, value in LEVELS.items()}  # DiagnosticStatus.level (bytes) -> name
 
 
 ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,

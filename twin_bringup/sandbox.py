@@ -10,6 +10,8 @@ import yaml
 
 from twin_bringup.paths import config_dir
 
+FLEET_ROBOTS = 8  # robots whose ports an isolated fleet configuration keeps free
+
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A currently free loopback port (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
@@ -19,7 +21,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def isolated_config(directory: Path) -> Path:
-    """A copy of config/ whose simulator, drivers and actuation use private device links and free ports."""
+    """A copy of config/ whose simulator, drivers and actuation (and fleet robots) use private links and free ports."""
     config = directory / 'config'
     shutil.copytree(config_dir(), config)
     imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
@@ -45,4 +47,27 @@ def isolated_config(directory: Path) -> Path:
     edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
     edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
     edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
+    graph = yaml.safe_load((config / 'graph.yaml').read_text())
+    fleet = graph['fleet']
+    fleet['device_dir'] = str(directory / 'dev')
+    fleet['ports'] = {name: free_port_series(fleet['port_stride'], FLEET_ROBOTS) for name in fleet['ports']}
+    (config / 'graph.yaml').write_text(yaml.safe_dump(graph, sort_keys=False))
     return config
+
+
+def free_port_series(stride: int, count: int) -> int:
+    """A base port such that base + i * stride (i = 1..count) are free for TCP and UDP now."""
+    while True:
+        base = free_port() - stride
+        if all(_free(base + i * stride) for i in range(1, count + 1)):
+            return base
+
+
+def _free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(('127.0.0.1', port))
+            except OSError:
+                return False
+    return True

@@ -75,8 +75,12 @@ class PlcServer(ServerThread):
             requests, self._override_requests = self._override_requests, []
         return requests
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the server thread; return once the endpoint accepts connections."""
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server thread; return once the endpoint accepts connections.
+
+        Building the address space takes seconds of CPU; on a loaded machine (a fleet starting
+        at once) far longer, hence the generous ``timeout``.
+        """
         super().start(timeout)
         _log.info("PLC serving %s", self.config.endpoint)
 

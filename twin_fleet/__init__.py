@@ -1,0 +1,1 @@
+"""The fleet: health, alarms and shared maintenance resources across several twins."""

@@ -1,0 +1,115 @@
+"""The fleet's view of its twins and one maintenance plan for the team they share.
+
+Each robot's maintenance planner books its tasks as if the team were its own. The fleet
+merges every robot's tasks and places them again with the shared resources, earliest
+deadline first (:class:`twin_analytics.scheduler.Scheduler`), so one mechanic is never booked
+on two robots at once; ``conflicts`` counts the overlaps the robots' own plans had.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from twin_analytics.scheduler import Booking, Scheduler, Task
+
+LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
+RISKS = ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')
+
+
+@dataclass(frozen=True)
+class RobotTask:
+    """One task of a robot's own schedule (times in seconds on the twins' clock)."""
+
+    component: str
+    action: str
+    risk: str
+    start: float
+    end: float
+    deadline: float
+    rul: float
+    resources: tuple[str, ...]
+
+
+@dataclass
+class RobotView:
+    """What the fleet knows of one robot."""
+
+    level: str = 'STALE'
+    message: str = 'no report yet'
+    reported_at: float = -math.inf
+    alarms: dict[str, str] = field(default_factory=dict)  # sensor/method -> level
+    tasks: tuple[RobotTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class RobotSummary:
+    robot: str
+    level: str
+    message: str
+    active_alarms: int
+    worst_risk: str
+    min_rul: float  # s; inf when no task carries an estimate
+
+
+class Fleet:
+    """Health, alarms and maintenance tasks per robot; the shared maintenance plan."""
+
+    def __init__(self, robots: tuple[str, ...], scheduler: Scheduler, stale_after: float) -> None:
+        if len(set(robots)) != len(robots) or not robots:
+            raise ValueError(f'robots must be distinct namespaces, got {list(robots)}')
+        self.robots = {robot: RobotView() for robot in robots}
+        self._scheduler = scheduler
+        self._stale_after = stale_after
+        self._bookings: list[Booking] = []
+
+    def on_health(self, robot: str, level: str, message: str, now: float) -> None:
+        """The robot's health monitor reported its overall ``level`` at ``now`` (monotonic s)."""
+        view = self.robots[robot]
+        view.level, view.message, view.reported_at = level, message, now
+
+    def on_alarm(self, robot: str, alarm: str, level: str, active: bool) -> None:
+        """An anomaly alarm of the robot rose (``active``) or cleared."""
+        alarms = self.robots[robot].alarms
+        if active:
+            alarms[alarm] = level
+        else:
+            alarms.pop(alarm, None)
+
+    def on_schedule(self, robot: str, tasks: tuple[RobotTask, ...]) -> None:
+        """The robot's planner published a new schedule."""
+        self.robots[robot].tasks = tasks
+
+    def summaries(self, now: float) -> list[RobotSummary]:
+        """Per robot: its level (STALE when silent), active alarms, worst risk and shortest RUL."""
+        out = []
+        for robot, view in self.robots.items():
+            stale = now - view.reported_at > self._stale_after
+            level = 'STALE' if stale else view.level
+            message = f'silent for more than {self._stale_after:g} s' if stale else view.message
+            risks = [t.risk for t in view.tasks if t.risk in RISKS]
+            ruls = [t.rul for t in view.tasks if t.rul > 0.0]
+            alarm_levels = list(view.alarms.values())
+            if 'ERROR' in alarm_levels and level in ('OK', 'WARN'):
+                level = 'ERROR'
+            out.append(RobotSummary(robot, level, message, len(alarm_levels),
+                                    max(risks, key=RISKS.index, default='LOW'), min(ruls, default=math.inf)))
+        return out
+
+    def plan(self, now: float) -> tuple[list[Booking], list[Task]]:
+        """Place every robot's tasks with the shared team; (bookings, unplaced). Components are robot/component."""
+        tasks = [Task(f'{robot}/{t.component}', t.action, t.end - t.start, t.deadline, t.resources, t.risk)
+                 for robot, view in self.robots.items() for t in view.tasks]
+        self._bookings, unplaced = self._scheduler.plan(tasks, now, self._bookings)
+        return self._bookings, unplaced
+
+    def conflicts(self) -> int:
+        """Pairs of tasks of different robots booked on one resource at overlapping times in their own plans."""
+        booked = [(robot, t) for robot, view in self.robots.items() for t in view.tasks]
+        return sum(1 for i, (robot_a, a) in enumerate(booked) for robot_b, b in booked[i + 1:]
+                   if robot_a != robot_b and set(a.resources) & set(b.resources)
+                   and a.start < b.end and b.start < a.end)
+
+
+def worst(levels: list[str]) -> str:
+    """The most severe of diagnostic ``levels`` (OK for none)."""
+    return max(levels, key=LEVELS.index, default='OK')
