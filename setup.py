@@ -59,6 +59,7 @@ setup(
             'actuation_node = twin_control.actuation_node:main',
             'twin_record = twin_bag.recorder_node:main',
             'twin_play = twin_bag.player_node:main',
+            'twin_report = twin_report.cli:main',
         ],
     },
 )

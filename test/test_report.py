@@ -1,0 +1,182 @@
+"""twin_report: a bag with known trajectories, predictions, a fault and alarms becomes a page
+with every section, embedded figures and the numbers the bag was built to produce.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from twin_bag.config import RecorderConfig
+from twin_bag.recorder import Recording
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
+from twin_report.cli import main
+from twin_report.series import (
+    ANOMALIES,
+    DIAGNOSTICS,
+    PREDICTION,
+    SCHEDULE,
+    TOPICS,
+    TRUTH,
+    TRUTH_JOINTS,
+    TWIN_JOINTS,
+)
+
+PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
+JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']
+T0 = 1_767_225_600.0
+SPAN = 8.0  # s of run
+LATENCY = 0.03  # s the twin lags the truth
+OFFSET = 0.01  # rad the twin is off on joint_2
+DRIFT = 0.01  # rad of prediction error per s of horizon, every joint
+FAULT = (2.0, 3.0)  # s: collision:link_3 in the truth's active_faults
+HORIZONS = np.round(np.arange(0.0, 0.51, 0.1), 3)
+
+
+def truth_q(t: float) -> list[float]:
+    """Sines on every joint but joint_2 (held still: its offset then cannot bias the latency)."""
+    return [(0.0 if j == 1 else 0.5) * math.sin(2 * math.pi * 0.2 * t + j) + 0.2 * j
+            for j in range(len(JOINTS))]
+
+
+def twin_q(t: float) -> list[float]:
+    q = truth_q(t - LATENCY)
+    q[1] += OFFSET
+    return q
+
+
+def time_msg(t: float) -> Time:
+    ns = round((T0 + t) * 1e9)
+    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def header(t: float) -> Header:
+    return Header(stamp=time_msg(t), frame_id='base_link')
+
+
+def write_bag(path: Path, predictions: bool = True) -> None:
+    """A run of SPAN s: 100 Hz truth and twin, 10 Hz truth with one fault interval and
+    health, two alarms (one inside the fault), optionally 10 Hz predictions, diagnostics with
+    RUL and one maintenance plan.
+    """
+    topics = [TWIN_JOINTS, TRUTH_JOINTS, TRUTH, ANOMALIES, DIAGNOSTICS, SCHEDULE]
+    topics += [PREDICTION] if predictions else []
+    recording = Recording(RecorderConfig(output=str(path), topics=tuple(topics),
+                                         types=tuple(TOPICS[t] for t in topics),
+                                         qos=('reliable',) * len(topics)), PREFIXES, int(T0 * 1e9))
+    messages: list[tuple[float, str, object]] = []
+    for k in range(int(SPAN * 100)):
+        t = k / 100
+        messages.append((t, TRUTH_JOINTS, JointState(header=header(t), name=JOINTS,
+                                                     position=truth_q(t))))
+        messages.append((t, TWIN_JOINTS, JointState(header=header(t), name=JOINTS,
+                                                    position=twin_q(t))))
+    for k in range(int(SPAN * 10)):
+        t = k / 10
+        faults = ['collision:link_3'] if FAULT[0] <= t < FAULT[1] else []
+        messages.append((t, TRUTH, WorkcellTruth(
+            header=header(t), joint_names=JOINTS, position=truth_q(t),
+            health=[1.0 - 0.01 * t - 0.1 * j for j in range(4)], active_faults=faults)))
+        if predictions and t + HORIZONS[-1] < SPAN:
+            messages.append((t, PREDICTION, JointTrajectory(
+                header=header(t), joint_names=JOINTS, points=[JointTrajectoryPoint(
+                    positions=[q + DRIFT * h for q in twin_q(t + h)],
+                    time_from_start=Duration(sec=0, nanosec=round(h * 1e9))) for h in HORIZONS])))
+    for t, sensor, active in ((2.3, 'encoders.joint_states.joint_3.effort', True),
+                              (2.8, 'encoders.joint_states.joint_3.effort', False),
+                              (6.0, 'imu.data.angular_velocity.y', True),
+                              (6.5, 'imu.data.angular_velocity.y', False)):
+        messages.append((t, ANOMALIES, AnomalyEvent(header=header(t), sensor=sensor, method='residual',
+                                                    score=9.0, threshold=4.0, severity=1, active=active)))
+    for k in range(int(SPAN)):
+        values = {'risk': 'HIGH', 'health': 0.4, 'rul_s': 5400.0 - k, 'rul_low_s': 3600.0,
+                  'rul_high_s': 9000.0}
+        messages.append((k, DIAGNOSTICS, DiagnosticArray(header=header(k), status=[DiagnosticStatus(
+            name='maintenance_planner: joint_2', level=DiagnosticStatus.WARN, message='risk HIGH',
+            values=[KeyValue(key=key, value=str(v)) for key, v in values.items()])])))
+    messages.append((4.0, SCHEDULE, MaintenanceSchedule(header=header(4.0), revision=3, tasks=[
+        MaintenanceTask(component='joint_2', action='replace gearbox', risk='HIGH',
+                        start=time_msg(3600.0), end=time_msg(10800.0), deadline=time_msg(4800.0),
+                        rul=5400.0, rul_low=3600.0, rul_high=9000.0, resources=['mechanic'])])))
+    for t, topic, message in sorted(messages, key=lambda m: m[0]):
+        recording.write(topic, serialize_message(message), round((T0 + t) * 1e9))
+    recording.close()
+
+
+def number(html: str, pattern: str) -> float:
+    """The number captured by ``pattern`` in the page (fails the test when absent)."""
+    match = re.search(pattern, html)
+    assert match, pattern
+    return float(match.group(1))
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Callable[[bool], tuple[int, str, Path]]:
+    def build(predictions: bool) -> tuple[int, str, Path]:
+        write_bag(tmp_path / 'bag', predictions)
+        code = main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'report.html'),
+                     '--images-dir', str(tmp_path / 'images'), '--image-prefix', 'run_'])
+        html = (tmp_path / 'report.html').read_text() if code == 0 else ''
+        return code, html, tmp_path / 'images'
+    return build
+
+
+def test_report_shows_every_section_with_the_bags_numbers(report) -> None:
+    code, html, images = report(True)
+    assert code == 0
+    for anchor in ('summary', 'tracking', 'prediction', 'anomalies', 'health', 'schedule'):
+        assert f'<section id="{anchor}">' in html
+    assert 'No data' not in html
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(embedded) == 5
+    assert all(base64.b64decode(data).startswith(b'\x89PNG') for data in embedded)
+    assert sorted(p.name for p in images.iterdir()) == [
+        f'run_{name}.png' for name in ('anomalies', 'health', 'prediction', 'schedule', 'tracking')]
+    # Fidelity: twin(t) = truth(t − 30 ms), joint_2 off by 10 mrad.
+    assert number(html, r'latency</th><td>([\d.]+) ms') == pytest.approx(LATENCY * 1e3, abs=0.2)
+    assert number(html, r'<td>joint_2</td><td>([\d.]+) mrad') == pytest.approx(OFFSET * 1e3, abs=0.05)
+    assert number(html, r'<td>joint_1</td><td>([\d.]+) mrad') < 0.05
+    # Predictions drift 10 mrad per s of horizon from the twin's future.
+    assert number(html, r'<td>0.5 s</td><td>([\d.]+) mrad') == pytest.approx(DRIFT * 0.5 * 1e3, abs=0.02)
+    assert number(html, r'<td>0.1 s</td><td>([\d.]+) mrad') == pytest.approx(DRIFT * 0.1 * 1e3, abs=0.02)
+    # One alarm inside the collision interval, one outside. The truth names the fault from 2.0
+    # to 2.9 s at 10 Hz: its onset lies after 1.9 s, its end before 3.0 s.
+    assert 'inside / outside fault intervals</th><td>1 / 1</td>' in html
+    assert '<td>collision:link_3</td><td class="num">1.9</td><td class="num">3.0</td>' \
+           '<td class="num">1</td><td>400 ms</td>' in html
+    # Health and RUL from the truth and the planner's diagnostics; the plan's task.
+    assert '<td>joint_2</td><td>0.821</td><td>0.400</td><td>1.50 [1.00, 2.50]</td>' in html
+    assert 'revision 3: 1 tasks, 0 late' in html
+    assert '<td>replace gearbox</td><td>HIGH</td>' in html
+
+
+def test_a_bag_without_predictions_gets_a_no_data_note(report) -> None:
+    code, html, images = report(False)
+    assert code == 0
+    assert f'No data: the run has no {PREDICTION} messages.' in html
+    assert html.count('data:image/png;base64,') == 4
+    assert not (images / 'run_prediction.png').exists()
+    assert '<section id="tracking">' in html and 'latency</th>' in html
+
+
+def test_unreadable_or_empty_input_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / 'missing'), '--out', str(tmp_path / 'r.html')]) == 1
+    assert 'twin_report:' in capsys.readouterr().err
+    Recording(RecorderConfig(output=str(tmp_path / 'empty')), PREFIXES, int(T0 * 1e9)).close()
+    assert main([str(tmp_path / 'empty'), '--out', str(tmp_path / 'r.html')]) == 1
+    assert 'the bag holds no messages' in capsys.readouterr().err
+    assert not (tmp_path / 'r.html').exists()
+    with pytest.raises(SystemExit):
+        main(['--out', str(tmp_path / 'r.html')])  # neither a bag nor --live

@@ -1,0 +1,186 @@
+"""The report's figures as PNG bytes (matplotlib's Agg canvas, no pyplot state). Times on the
+x axes are s since the run's first message.
+"""
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
+
+from twin_report.analysis import HorizonError, Tracking, in_fault
+from twin_report.series import Prediction, Run, Schedule
+from twin_state.fidelity import Trajectory
+
+DPI = 80
+RISK_COLORS = {'LOW': 'tab:green', 'MEDIUM': 'gold', 'HIGH': 'tab:orange', 'CRITICAL': 'tab:red'}
+HOUR = 3600.0
+
+
+def png(figure: Figure) -> bytes:
+    """Render ``figure`` with the Agg canvas."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=DPI, bbox_inches='tight')
+    return buffer.getvalue()
+
+
+def tracking_figure(run: Run, tracking: Tracking) -> bytes:
+    """Per joint: twin and truth positions; last row: the aligned error of every joint."""
+    twin, truth = run.twin, run.truth.reordered(run.twin.joint_names)
+    joints = twin.joint_names
+    figure = Figure(figsize=(11, 1.5 * (len(joints) + 1.5)))
+    axes = figure.subplots(len(joints) + 1, 1, sharex=True)
+    for column, (axis, joint) in enumerate(zip(axes, joints)):
+        axis.plot(truth.stamps - run.start, truth.positions[:, column], color='0.55', lw=2.5,
+                  label='truth')
+        axis.plot(twin.stamps - run.start, twin.positions[:, column], color='tab:blue', lw=1,
+                  label='twin')
+        axis.set_ylabel(f'{joint}\n[rad]')
+    axes[0].legend(loc='upper right', ncol=2, fontsize='small')
+    axes[0].set_title(f'Twin vs ground truth ({run.truth_source}); latency '
+                      f'{tracking.report.latency * 1e3:.1f} ms')
+    for column, joint in enumerate(joints):
+        axes[-1].plot(tracking.stamps - run.start, np.abs(tracking.error[:, column]) * 1e3, lw=0.8,
+                      label=joint)
+    axes[-1].set_yscale('log')
+    axes[-1].set_ylim(bottom=1e-2)
+    axes[-1].set_ylabel('|aligned error|\n[mrad]')
+    axes[-1].set_xlabel('time [s]')
+    axes[-1].legend(loc='upper right', ncol=len(joints), fontsize='small')
+    return png(figure)
+
+
+def _example_window(predictions: Sequence[Prediction], span: float) -> tuple[float, float]:
+    """``span`` s of prediction origins from the middle of the run."""
+    origins = np.array([p.origin for p in predictions])
+    middle = float(np.median(origins))
+    return middle - span / 2, middle + span / 2
+
+
+def prediction_figure(run: Run, errors: Sequence[HorizonError], reference: Trajectory) -> bytes:
+    """Left: RMSE against horizon; right: some predictions over the reference's most moving joint."""
+    figure = Figure(figsize=(11, 3.8))
+    left, right = figure.subplots(1, 2, gridspec_kw={'width_ratios': [1, 1.6]})
+    for error in errors:
+        left.plot(error.horizons, error.rmse * 1e3, marker='.', label=f'vs {error.reference}')
+    left.set_xlabel('horizon [s]')
+    left.set_ylabel('RMSE [mrad]')
+    left.set_title('Prediction error vs horizon')
+    left.grid(alpha=0.3)
+    left.legend(fontsize='small')
+    column = int(np.argmax(np.ptp(reference.positions, axis=0)))
+    joint = reference.joint_names[column]
+    first, last = _example_window(run.predictions, 6.0)
+    shown = (reference.stamps >= first) & (reference.stamps <= last + 1.5)
+    right.plot(reference.stamps[shown] - run.start, reference.positions[shown, column],
+               color='0.4', lw=2.5, label='actual')
+    examples = [p for p in run.predictions if first <= p.origin <= last][::5]
+    for index, example in enumerate(examples):
+        index_in_prediction = example.joint_names.index(joint)
+        right.plot(example.origin + example.horizons - run.start,
+                   example.positions[:, index_in_prediction], color='tab:purple', lw=1,
+                   alpha=0.8, label='predicted' if index == 0 else None)
+        right.plot(example.origin - run.start, example.positions[0, index_in_prediction], '.',
+                   color='tab:purple')
+    right.set_xlabel('time [s]')
+    right.set_ylabel(f'{joint} [rad]')
+    right.set_title(f'Predictions (every 5th) over the actual {joint}')
+    right.legend(fontsize='small')
+    return png(figure)
+
+
+def anomaly_figure(run: Run, grace: float) -> bytes:
+    """One row per sensor: bars from rising to clearing of each of its alarms, over the shaded
+    fault intervals (lighter: the grace period after a fault in which alarms still count as inside).
+    """
+    labels = sorted({a.source for a in run.alarms})
+    figure = Figure(figsize=(11, 1.2 + 0.35 * max(len(labels), 2)))
+    axis = figure.subplots()
+    for fault in run.faults:
+        axis.axvspan(fault.start - run.start, fault.end - run.start, color='tab:red', alpha=0.15)
+        axis.axvspan(fault.end - run.start, fault.end + grace - run.start, color='tab:red',
+                     alpha=0.05)
+        axis.annotate(fault.label, (fault.start - run.start, 0.0), xycoords=('data', 'axes fraction'),
+                      xytext=(2, 3), textcoords='offset points', fontsize='small', color='darkred')
+    for alarm in run.alarms:
+        row = labels.index(alarm.source)
+        end = alarm.end if alarm.end is not None else run.end
+        color = 'tab:red' if in_fault(alarm, run.faults, grace) else 'tab:blue'
+        axis.barh(row, max(end - alarm.start, 0.05), left=alarm.start - run.start, height=0.6,
+                  color=color)
+    counts = Counter(a.source for a in run.alarms)
+    axis.set_yticks(range(len(labels)), [f'{label} ({counts[label]})' for label in labels],
+                    fontsize='small')
+    axis.set_ylim(-0.7, max(len(labels), 1) + 0.2)  # room for the fault labels at the bottom
+    axis.set_xlim(0.0, run.end - run.start)
+    axis.invert_yaxis()
+    axis.set_xlabel('time [s]')
+    axis.set_title('Anomaly alarms (red: inside a fault interval, blue: outside) '
+                   'over ground-truth faults (shaded)', fontsize='medium')
+    return png(figure)
+
+
+def health_figure(run: Run) -> bytes:
+    """Top: ground-truth health and the planner's health estimate; bottom: RUL with its band."""
+    figure = Figure(figsize=(11, 6))
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    colors: dict[str, str] = {}
+
+    def color(component: str) -> str:
+        return colors.setdefault(component, f'C{len(colors)}')
+    if run.health is not None:
+        for column, joint in enumerate(run.health.joint_names):
+            top.plot(run.health.stamps - run.start, run.health.health[:, column], color=color(joint),
+                     label=f'{joint} truth')
+    components = list(dict.fromkeys(s.component for s in run.rul))
+    for component in components:
+        samples = [s for s in run.rul if s.component == component]
+        stamps = np.array([s.stamp for s in samples]) - run.start
+        top.plot(stamps, [s.health for s in samples], '--', color=color(component),
+                 label=f'{component} twin')
+        bottom.plot(stamps, [s.rul / HOUR for s in samples], color=color(component), label=component)
+        for bound in ([s.rul_low for s in samples], [s.rul_high for s in samples]):
+            bottom.plot(stamps, np.array(bound) / HOUR, ':', lw=1, color=color(component))
+    for schedule in run.schedules:
+        for task in schedule.tasks:
+            if task.rul > 0.0:
+                bottom.plot(schedule.stamp - run.start, task.rul / HOUR, 'k^', ms=5)
+    top.set_ylabel('health (1 new, 0 failure)')
+    top.set_title('Health: ground truth (solid) and twin estimate (dashed)')
+    top.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    bottom.set_ylabel('RUL [h]')
+    bottom.set_xlabel('time [s]')
+    bottom.set_title('Twin RUL: median, 10 % and 90 % dotted (diagnostics); ▲ RUL of scheduled tasks')
+    if components:
+        bottom.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    return png(figure)
+
+
+def _date(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def schedule_figure(schedule: Schedule) -> bytes:
+    """A Gantt chart of the plan: bars from start to end by risk, ◆ at each deadline."""
+    tasks = schedule.tasks
+    figure = Figure(figsize=(11, 1.4 + 0.45 * len(tasks)))
+    axis = figure.subplots()
+    for row, task in enumerate(tasks):
+        start, end = _date(task.start), _date(task.end)
+        axis.barh(row, end - start, left=start, height=0.6, color=RISK_COLORS.get(task.risk, 'grey'),
+                  edgecolor='black' if task.late else None)
+        axis.plot(_date(task.deadline), row, 'kD', ms=5)
+    axis.set_yticks(range(len(tasks)), [f'{t.component}: {t.action}' for t in tasks],
+                    fontsize='small')
+    axis.invert_yaxis()
+    axis.xaxis.set_major_formatter(DateFormatter('%m-%d %H:%M'))
+    axis.tick_params(axis='x', labelrotation=20)
+    axis.set_title(f'Maintenance schedule revision {schedule.revision} (UTC; color: risk, '
+                   '◆ deadline, outlined: late)', fontsize='medium')
+    return png(figure)

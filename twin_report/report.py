@@ -1,0 +1,214 @@
+"""A run as one self-contained HTML page: a summary table, then one section per view, each
+with its figure (embedded PNG) and numbers, or a note when the run lacks its topics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from twin_report import figures
+from twin_report.analysis import (
+    HorizonError,
+    Tracking,
+    alarms_inside,
+    detections,
+    horizon_error,
+    in_fault,
+    tracking,
+)
+from twin_report.page import document, image, nodata, note, pairs, section, table
+from twin_report.series import (
+    ANOMALIES,
+    DIAGNOSTICS,
+    PREDICTION,
+    SCHEDULE,
+    TOPICS,
+    TRUTH,
+    TRUTH_JOINTS,
+    TWIN_JOINTS,
+    Run,
+)
+from twin_state.kinematics import ArmKinematics
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    max_lag: float = 0.5  # s, latency search range of the fidelity evaluation
+    grace: float = 2.0  # s after a fault's end in which a rising alarm still counts as inside
+
+
+@dataclass
+class Report:
+    """The page and its figures by name (tracking, prediction, anomalies, health, schedule)."""
+
+    html: str = ''
+    images: dict[str, bytes] = field(default_factory=dict)
+    summary: list[tuple[str, object]] = field(default_factory=list)
+
+
+def utc(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime('%Y-%m-%d %H:%M:%S UTC')
+
+
+def mrad(value: float) -> str:
+    return f'{value * 1e3:.2f} mrad'
+
+
+def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: ReportOptions) -> str:
+    title = ('tracking', 'Twin vs physical joint tracking')
+    if run.twin is None:
+        return section(*title, [nodata(f'the run has no {TWIN_JOINTS} messages.')])
+    if run.truth is None:
+        return section(*title, [nodata(f'the run has neither {TRUTH_JOINTS} nor {TRUTH} messages.')])
+    try:
+        result: Tracking = tracking(run.twin, run.truth, kinematics, options.max_lag)
+    except ValueError as error:
+        return section(*title, [nodata(f'fidelity not computable: {error}.')])
+    fidelity = result.report
+    report.summary += [
+        ('latency (twin behind truth)', f'{fidelity.latency * 1e3:.1f} ms'),
+        ('joint RMSE, aligned (max over joints)', mrad(float(fidelity.joint_rmse.max()))),
+        ('end-effector error mean / p95 / max',
+         f'{fidelity.ee_error_mean * 1e3:.2f} / {fidelity.ee_error_p95 * 1e3:.2f} / '
+         f'{fidelity.ee_error_max * 1e3:.2f} mm')]
+    report.images['tracking'] = figures.tracking_figure(run, result)
+    rows = [(joint, mrad(aligned), mrad(raw)) for joint, aligned, raw in
+            zip(fidelity.joint_names, fidelity.joint_rmse, fidelity.joint_rmse_unaligned)]
+    return section(*title, [
+        note(f'Ground truth: {run.truth_source}. Twin samples compared: {fidelity.samples}; the '
+             f'latency L minimizes the RMSE between twin(t) and truth(t − L) within '
+             f'±{options.max_lag:g} s.'),
+        image(report.images['tracking'], 'twin and truth joint positions and error'),
+        table(('joint', 'RMSE aligned', 'RMSE as is'), rows),
+        pairs([('latency', f'{fidelity.latency * 1e3:.1f} ms'),
+               ('end-effector error mean', f'{fidelity.ee_error_mean * 1e3:.2f} mm'),
+               ('end-effector error p95', f'{fidelity.ee_error_p95 * 1e3:.2f} mm'),
+               ('end-effector error max', f'{fidelity.ee_error_max * 1e3:.2f} mm')])])
+
+
+def _prediction(run: Run, report: Report) -> str:
+    title = ('prediction', 'Prediction vs actual')
+    if not run.predictions:
+        return section(*title, [nodata(f'the run has no {PREDICTION} messages.')])
+    errors: list[HorizonError] = [e for e in (
+        horizon_error(run.predictions, run.twin, 'twin') if run.twin else None,
+        horizon_error(run.predictions, run.truth, 'truth') if run.truth else None) if e]
+    if not errors:
+        return section(*title, [nodata('no predicted point falls inside a recorded twin or truth '
+                                       'trajectory.')])
+    reference = run.twin or run.truth
+    report.images['prediction'] = figures.prediction_figure(run, errors, reference)
+    last = errors[0].horizons[-1]
+    report.summary += [(f'prediction RMSE at {last:g} s vs {e.reference}', mrad(e.at(last)))
+                       for e in errors]
+    marks = sorted({float(h) for h in (0.1, 0.25, 0.5, last) if h <= last})
+    rows = [(f'{h:g} s', *(mrad(e.at(h)) for e in errors)) for h in marks]
+    invalid = sum(not np.isfinite(p.positions).all() for p in run.predictions)
+    if invalid:
+        report.summary.append(('predictions with non-finite positions', invalid))
+    return section(*title, [
+        note(f'{len(run.predictions)} predictions ({invalid} with non-finite positions, left '
+             f'out; compared: {", ".join(f"{e.predictions} vs {e.reference}" for e in errors)}); '
+             'each point is compared with the recorded '
+             'trajectory at origin (header stamp) + time_from_start, at the same stamps '
+             '(the truth comparison therefore includes the twin\'s latency).'),
+        image(report.images['prediction'], 'prediction error against horizon'),
+        table(('horizon', *(f'RMSE vs {e.reference}' for e in errors)), rows)])
+
+
+def _anomalies(run: Run, report: Report, options: ReportOptions) -> str:
+    title = ('anomalies', 'Anomaly timeline against ground-truth faults')
+    recorded = ANOMALIES in run.counts
+    if not recorded and not run.faults:
+        return section(*title, [nodata(f'the run has no {ANOMALIES} messages and no ground-truth '
+                                       'faults.')])
+    inside = alarms_inside(run, options.grace)
+    report.summary += [('ground-truth faults', len(run.faults)),
+                       ('anomaly alarms inside / outside fault intervals',
+                        f'{inside} / {len(run.alarms) - inside}')]
+    parts = [] if recorded else [nodata(f'the run has no {ANOMALIES} messages.')]
+    if TRUTH not in run.counts:
+        parts.append(nodata(f'the run has no {TRUTH} messages: fault intervals unknown.'))
+    report.images['anomalies'] = figures.anomaly_figure(run, options.grace)
+    parts += [
+        note(f'Alarms: {len(run.alarms)}; inside a fault interval (or up to {options.grace:g} s '
+             f'after it): {inside}; outside: {len(run.alarms) - inside}.'),
+        image(report.images['anomalies'], 'anomaly alarms over fault intervals')]
+    if run.faults:
+        parts.append(table(('fault', 'start [s]', 'end [s]', 'alarms', 'first alarm after'), [
+            (d.fault.label, round(d.fault.start - run.start, 2), round(d.fault.end - run.start, 2),
+             d.alarms, '—' if d.delay is None else f'{d.delay * 1e3:.0f} ms')
+            for d in detections(run, options.grace)]))
+    if run.alarms:
+        parts.append(table(('sensor', 'method', 'rise [s]', 'clear [s]', 'severity', 'in fault'), [
+            (a.sensor, a.method, round(a.start - run.start, 2),
+             '—' if a.end is None else round(a.end - run.start, 2), a.severity,
+             'yes' if in_fault(a, run.faults, options.grace) else 'no') for a in run.alarms]))
+    return section(*title, parts)
+
+
+def _health(run: Run, report: Report) -> str:
+    title = ('health', 'Health and remaining useful life')
+    if run.health is None and not run.rul:
+        return section(*title, [nodata(f'the run has neither {TRUTH} health nor maintenance '
+                                       f'planner RUL statuses on {DIAGNOSTICS}.')])
+    report.images['health'] = figures.health_figure(run)
+    parts = [image(report.images['health'], 'health and RUL trends')]
+    if not run.rul:
+        parts.append(nodata(f'no maintenance planner RUL statuses on {DIAGNOSTICS}.'))
+    latest = {s.component: s for s in run.rul}
+    truth = dict(zip(run.health.joint_names, run.health.health[-1])) if run.health else {}
+    rows = [(component, f'{truth[component]:.3f}' if component in truth else '—',
+             f'{latest[component].health:.3f}' if component in latest else '—',
+             f'{latest[component].rul / HOUR:.2f} [{latest[component].rul_low / HOUR:.2f}, '
+             f'{latest[component].rul_high / HOUR:.2f}]' if component in latest else '—')
+            for component in dict.fromkeys([*truth, *latest])]
+    parts.append(table(('component', 'truth health (last)', 'twin health (last)',
+                        'twin RUL [h] median [10 %, 90 %]'), rows))
+    parts.append(note('Truth health: 1 new, 0 at the failure threshold. Twin health: the '
+                      "maintenance planner's health index of its RUL model."))
+    return section(*title, parts)
+
+
+def _schedule(run: Run, report: Report) -> str:
+    title = ('schedule', 'Maintenance schedule')
+    if not run.schedules:
+        return section(*title, [nodata(
+            f'the run has no {SCHEDULE} messages (the plan is latched: record from before the '
+            'maintenance planner starts, or wait for a replan).')])
+    latest = run.schedules[-1]
+    late = sum(task.late for task in latest.tasks)
+    report.summary.append(('maintenance plan', f'revision {latest.revision}: '
+                           f'{len(latest.tasks)} tasks, {late} late'))
+    parts = [note(f'Latest plan: revision {latest.revision}, planned at {utc(latest.stamp)}; '
+                  f'{len(run.schedules)} revisions in the run.')]
+    if not latest.tasks:
+        return section(*title, [*parts, nodata('the latest plan has no tasks.')])
+    report.images['schedule'] = figures.schedule_figure(latest)
+    parts += [image(report.images['schedule'], 'maintenance schedule'),
+              table(('component', 'action', 'risk', 'start', 'end', 'deadline',
+                     'RUL [h] median [10 %, 90 %]', 'resources', 'late'), [
+                  (t.component, t.action, t.risk, utc(t.start), utc(t.end), utc(t.deadline),
+                   f'{t.rul / HOUR:.2f} [{t.rul_low / HOUR:.2f}, {t.rul_high / HOUR:.2f}]'
+                   if t.rul > 0.0 else '—', ', '.join(t.resources), 'yes' if t.late else 'no')
+                  for t in latest.tasks])]
+    if latest.unplaced:
+        parts.append(note(f'Unplaced (no slot in the horizon): {", ".join(latest.unplaced)}.'))
+    return section(*title, parts)
+
+
+def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = ReportOptions()) -> Report:
+    """The page of ``run``: summary first, then the five sections."""
+    report = Report()
+    report.summary += [('source', run.source), ('start', utc(run.start)),
+                       ('duration', f'{run.end - run.start:.1f} s')]
+    report.summary += [(f'messages {topic}', run.counts.get(topic, 'absent')) for topic in TOPICS]
+    sections = [_tracking(run, report, kinematics, options), _prediction(run, report),
+                _anomalies(run, report, options), _health(run, report), _schedule(run, report)]
+    summary = section('summary', 'Summary', [pairs(report.summary)])
+    report.html = document('Digital twin run report', [summary, *sections])
+    return report

@@ -1,0 +1,262 @@
+"""Time series of one run, built from deserialized messages (any objects with the ROS field
+names: rclpy messages or rosbags dataclasses). Times are header stamps in s since the epoch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin_state.fidelity import Trajectory
+
+TWIN_JOINTS = '/twin/joint_states'
+TRUTH_JOINTS = '/workcell_sim/joint_states'
+TRUTH = '/workcell_sim/truth'
+PREDICTION = '/twin/predicted_trajectory'
+ANOMALIES = '/twin/anomalies'
+SCHEDULE = '/twin/maintenance_schedule'
+DIAGNOSTICS = '/diagnostics'
+# Every topic a report reads, with its message type (all recorded reliable).
+TOPICS: dict[str, str] = {
+    TWIN_JOINTS: 'sensor_msgs/msg/JointState',
+    TRUTH_JOINTS: 'sensor_msgs/msg/JointState',
+    TRUTH: 'twin_interfaces/msg/WorkcellTruth',
+    PREDICTION: 'trajectory_msgs/msg/JointTrajectory',
+    ANOMALIES: 'twin_interfaces/msg/AnomalyEvent',
+    SCHEDULE: 'twin_interfaces/msg/MaintenanceSchedule',
+    DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
+}
+PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted trajectory: positions (points × joints) at ``origin + horizons``."""
+
+    origin: float
+    horizons: np.ndarray
+    positions: np.ndarray
+    joint_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An anomaly alarm from its rising to its clearing event (``end`` None: never cleared)."""
+
+    sensor: str
+    method: str
+    severity: int
+    start: float
+    end: float | None
+    score: float
+    threshold: float
+
+    @property
+    def source(self) -> str:
+        """The sensor the score belongs to: the channel without its last field
+        (``encoders.joint_states.joint_3.velocity`` → ``encoders.joint_states.joint_3``).
+        """
+        return self.sensor.rsplit('.', 1)[0]
+
+
+@dataclass(frozen=True)
+class FaultInterval:
+    """A ground-truth fault (``type:target``) active from ``start`` to ``end``."""
+
+    label: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class HealthSeries:
+    """Ground-truth health per joint (1 new, 0 failure threshold), rows at ``stamps``."""
+
+    stamps: np.ndarray
+    health: np.ndarray
+    joint_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RulSample:
+    """The maintenance planner's assessment of one component (diagnostics), RUL in s."""
+
+    component: str
+    stamp: float
+    health: float
+    rul: float
+    rul_low: float
+    rul_high: float
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """One booked maintenance task; times in s since the epoch, RUL in s."""
+
+    component: str
+    action: str
+    risk: str
+    start: float
+    end: float
+    deadline: float
+    rul: float
+    rul_low: float
+    rul_high: float
+    resources: tuple[str, ...]
+    late: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One revision of the maintenance plan."""
+
+    stamp: float
+    revision: int
+    tasks: tuple[ScheduledTask, ...]
+    unplaced: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything a report shows; empty series where the bag lacks the topic."""
+
+    source: str
+    start: float  # s since the epoch, first message
+    end: float
+    counts: Mapping[str, int]  # messages per recorded topic
+    twin: Trajectory | None = None
+    truth: Trajectory | None = None
+    truth_source: str = TRUTH_JOINTS
+    predictions: tuple[Prediction, ...] = ()
+    alarms: tuple[Alarm, ...] = ()
+    faults: tuple[FaultInterval, ...] = ()
+    health: HealthSeries | None = None
+    rul: tuple[RulSample, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+
+
+def seconds(time: object) -> float:
+    """A builtin_interfaces Time or Duration in s."""
+    return time.sec + time.nanosec * 1e-9
+
+
+def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) -> Trajectory | None:
+    """(stamp, names, positions) samples in stamp order, columns like the first sample's names;
+    None with fewer than two distinct stamps.
+    """
+    rows: dict[float, list[float]] = {}
+    names: tuple[str, ...] = ()
+    for stamp, sample_names, positions in sorted(samples, key=lambda s: s[0]):
+        by_name = dict(zip(sample_names, positions))
+        names = names or tuple(sample_names)
+        if all(name in by_name for name in names):
+            rows.setdefault(stamp, [by_name[name] for name in names])
+    if len(rows) < 2:
+        return None
+    return Trajectory(np.array(list(rows)), np.array(list(rows.values()), dtype=float), names)
+
+
+def alarms(events: Iterable[object]) -> tuple[Alarm, ...]:
+    """Pair AnomalyEvents rising and clearing on the same sensor and method, by start time;
+    repeated rising edges and clearings without a rising edge are ignored.
+    """
+    open_alarms: dict[tuple[str, str], object] = {}
+    closed: list[Alarm] = []
+
+    def alarm(event: object, until: float | None) -> Alarm:
+        return Alarm(event.sensor, event.method, int(event.severity), seconds(event.header.stamp),
+                     until, float(event.score), float(event.threshold))
+    for event in sorted(events, key=lambda e: seconds(e.header.stamp)):
+        key = (event.sensor, event.method)
+        if event.active:
+            open_alarms.setdefault(key, event)
+        elif key in open_alarms:
+            closed.append(alarm(open_alarms.pop(key), seconds(event.header.stamp)))
+    closed += [alarm(event, None) for event in open_alarms.values()]
+    return tuple(sorted(closed, key=lambda a: a.start))
+
+
+def fault_intervals(truths: Sequence[object]) -> tuple[FaultInterval, ...]:
+    """Intervals of each label in WorkcellTruth ``active_faults``, as wide as the samples allow:
+    from the message before the first one naming it (the fault began after that one) to the
+    first one that no longer does (or the last message).
+    """
+    ordered = sorted(truths, key=lambda m: seconds(m.header.stamp))
+    active: dict[str, float] = {}
+    intervals: list[FaultInterval] = []
+    previous: float | None = None
+    for message in ordered:
+        stamp, labels = seconds(message.header.stamp), set(message.active_faults)
+        for label in [label for label in active if label not in labels]:
+            intervals.append(FaultInterval(label, active.pop(label), stamp))
+        for label in labels:
+            active.setdefault(label, stamp if previous is None else previous)
+        previous = stamp
+    if ordered:
+        last = seconds(ordered[-1].header.stamp)
+        intervals += [FaultInterval(label, start, last) for label, start in active.items()]
+    return tuple(sorted(intervals, key=lambda f: f.start))
+
+
+def health(truths: Sequence[object]) -> HealthSeries | None:
+    """Ground-truth health per joint from WorkcellTruth messages (None without any)."""
+    rows = [(seconds(m.header.stamp), list(m.health)) for m in truths if len(m.health)]
+    if not rows:
+        return None
+    rows.sort(key=lambda row: row[0])
+    return HealthSeries(np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=float),
+                        tuple(truths[0].joint_names))
+
+
+def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
+    """The planner's per-component statuses carrying an RUL (``rul_s``, ``rul_low_s``, …)."""
+    samples = []
+    for array in arrays:
+        stamp = seconds(array.header.stamp)
+        for entry in array.status:
+            values = {kv.key: kv.value for kv in entry.values}
+            if entry.name.startswith(PLANNER) and 'rul_s' in values:
+                samples.append(RulSample(entry.name[len(PLANNER):], stamp, float(values['health']),
+                                         float(values['rul_s']), float(values['rul_low_s']),
+                                         float(values['rul_high_s'])))
+    return tuple(sorted(samples, key=lambda s: s.stamp))
+
+
+def schedule(message: object) -> Schedule:
+    """A MaintenanceSchedule message as a :class:`Schedule`."""
+    return Schedule(seconds(message.header.stamp), int(message.revision), tuple(
+        ScheduledTask(t.component, t.action, t.risk, seconds(t.start), seconds(t.end),
+                      seconds(t.deadline), float(t.rul), float(t.rul_low), float(t.rul_high),
+                      tuple(t.resources), bool(t.late)) for t in message.tasks),
+        tuple(message.unplaced))
+
+
+def prediction(message: object) -> Prediction | None:
+    """A JointTrajectory as a :class:`Prediction` (None without points)."""
+    if not message.points:
+        return None
+    return Prediction(seconds(message.header.stamp),
+                      np.array([seconds(p.time_from_start) for p in message.points]),
+                      np.array([list(p.positions) for p in message.points], dtype=float),
+                      tuple(message.joint_names))
+
+
+def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
+              messages: Mapping[str, Sequence[object]]) -> Run:
+    """The series of a run from its deserialized messages per topic (see :data:`TOPICS`)."""
+    def joint_samples(topic: str) -> list[tuple[float, Sequence[str], Sequence[float]]]:
+        return [(seconds(m.header.stamp), m.name, m.position) for m in messages.get(topic, ())]
+    truths = messages.get(TRUTH, ())
+    truth, truth_source = trajectory(joint_samples(TRUTH_JOINTS)), TRUTH_JOINTS
+    if truth is None:  # the 10 Hz truth topic when the 100 Hz joint states were not recorded
+        truth, truth_source = trajectory((seconds(m.header.stamp), m.joint_names, m.position)
+                                         for m in truths), TRUTH
+    predictions = (prediction(m) for m in messages.get(PREDICTION, ()))
+    return Run(source=source, start=start, end=end, counts=dict(counts),
+               twin=trajectory(joint_samples(TWIN_JOINTS)), truth=truth, truth_source=truth_source,
+               predictions=tuple(p for p in predictions if p is not None),
+               alarms=alarms(messages.get(ANOMALIES, ())), faults=fault_intervals(truths),
+               health=health(truths), rul=rul_samples(messages.get(DIAGNOSTICS, ())),
+               schedules=tuple(sorted((schedule(m) for m in messages.get(SCHEDULE, ())),
+                                      key=lambda s: (s.stamp, s.revision))))
