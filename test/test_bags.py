@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Temperature
@@ -21,7 +21,7 @@ from harness import REPO
 from twin_bag.config import RecorderConfig
 from twin_bag.player import Playback
 from twin_bag.recorder import Recording
-from twin_interfaces.msg import CommandAudit
+from twin_interfaces.msg import CommandAudit, MaintenanceSchedule
 
 BIN = Path(sys.executable).parent
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
@@ -61,7 +61,7 @@ def test_recording_holds_messages_types_definitions_and_qos(tmp_path: Path) -> N
 def test_playback_keeps_order_and_scaled_spacing_with_filter_and_clock(tmp_path: Path) -> None:
     write_bag(tmp_path / 'bag')
     playback = Playback(tmp_path / 'bag', ['/temp'])
-    assert set(playback.topics) == {'/temp'} and playback.topics['/temp'].sensor_data
+    assert set(playback.topics) == {'/temp'} and playback.topics['/temp'].qos == 'sensor_data'
     published: list[tuple[float, str]] = []
     clock: list[int] = []
     played = playback.run(lambda topic, data: published.append((time.monotonic(), topic)),
@@ -115,6 +115,24 @@ def test_twin_record_writes_what_the_probe_publishes(start_process, probe, tmp_p
         audits = [reader.deserialize(raw, AUDIT).source
                   for _, _, raw in reader.messages([connections['/bag_test/audit']])]
     assert audits == [str(i) for i in range(20)]
+
+
+@pytest.mark.integration
+def test_twin_record_gets_a_latched_message_published_before_it_started(start_process, probe, tmp_path: Path) -> None:
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    plan = probe.node.create_publisher(MaintenanceSchedule, '/bag_test/plan', latched)
+    plan.publish(MaintenanceSchedule(revision=7))
+    recorder = start_process(str(BIN / 'twin_record'), '--out', str(tmp_path / 'bag'), '--duration', '3',
+                             '--topics', '/bag_test/plan:twin_interfaces/msg/MaintenanceSchedule:latched')
+    assert recorder.wait(15.0) == 0, recorder.output()
+    playback = Playback(tmp_path / 'bag')
+    assert playback.topics['/bag_test/plan'].qos == 'latched'  # and replayed latched
+    playback.close()
+    with AnyReader([tmp_path / 'bag']) as reader:
+        (connection,) = reader.connections
+        (revision,) = [reader.deserialize(raw, connection.msgtype).revision
+                       for _, _, raw in reader.messages([connection])]
+    assert revision == 7
 
 
 @pytest.mark.integration

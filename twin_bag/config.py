@@ -1,7 +1,7 @@
 """Parameters of the bag recorder and player, and the QoS a bag records for each topic.
 
 Recorded topics are parallel arrays (entry i of ``topics``, ``types`` and ``qos``), like the
-cloud uploader's; on the command line each is one ``/topic:pkg/msg/Type[:sensor_data]``.
+cloud uploader's; on the command line each is one ``/topic:pkg/msg/Type[:sensor_data|latched]``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from rosbags.interfaces import (
 from twin_bridge.cloud_config import QOS_CHOICES, check_topics
 from twin_bringup.config import describe
 
-SENSOR_DATA = 'sensor_data'
+SENSOR_DATA, LATCHED = 'sensor_data', 'latched'
 RELIABLE_DEPTH = 100
 SENSOR_DEPTH = 5
 _UNSET = QosTime(0, 0)
@@ -71,22 +71,27 @@ class PlayerConfig:
 
 
 def parse_topic(spec: str) -> tuple[str, str, str]:
-    """``/topic:pkg/msg/Type[:sensor_data]`` as (topic, type, qos)."""
+    """``/topic:pkg/msg/Type[:sensor_data|latched]`` as (topic, type, qos)."""
     topic, _, rest = spec.partition(':')
     type_name, _, qos = rest.partition(':')
     if not topic or not type_name:
-        raise ValueError(f'{spec!r} is not like /topic:pkg/msg/Type[:sensor_data]')
+        raise ValueError(f'{spec!r} is not like /topic:pkg/msg/Type[:sensor_data|latched]')
     return topic, type_name, qos or 'reliable'
 
 
 def offered_qos(qos: str) -> Qos:
     """The QoS profile a bag records for a topic subscribed with ``qos``."""
-    sensor = qos == SENSOR_DATA
-    return Qos(QosHistory.KEEP_LAST, SENSOR_DEPTH if sensor else RELIABLE_DEPTH,
+    sensor, latched = qos == SENSOR_DATA, qos == LATCHED
+    return Qos(QosHistory.KEEP_LAST, SENSOR_DEPTH if sensor else 1 if latched else RELIABLE_DEPTH,
                QosReliability.BEST_EFFORT if sensor else QosReliability.RELIABLE,
-               QosDurability.VOLATILE, _UNSET, _UNSET, QosLiveliness.AUTOMATIC, _UNSET, False)
+               QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+               _UNSET, _UNSET, QosLiveliness.AUTOMATIC, _UNSET, False)
 
 
-def is_sensor_data(profiles: list[Qos]) -> bool:
-    """Whether a bag's offered QoS for a topic is best effort (replay it as sensor data)."""
-    return any(p.reliability == QosReliability.BEST_EFFORT for p in profiles)
+def qos_name(profiles: list[Qos]) -> str:
+    """How to replay a topic the bag recorded with these offered QoS profiles."""
+    if any(p.reliability == QosReliability.BEST_EFFORT for p in profiles):
+        return SENSOR_DATA
+    if any(p.durability == QosDurability.TRANSIENT_LOCAL for p in profiles):
+        return LATCHED
+    return 'reliable'

@@ -11,17 +11,17 @@ from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 
-from twin_bag.config import is_sensor_data
+from twin_bag.config import qos_name
 from twin_bridge.spool import NS
 
 
 @dataclass(frozen=True)
 class BagTopic:
-    """A replayed topic: its type and whether it was recorded as sensor data (best effort)."""
+    """A replayed topic: its type and QoS (sensor_data, reliable or latched, as recorded)."""
 
     name: str
     msgtype: str
-    sensor_data: bool
+    qos: str
 
 
 class Playback:
@@ -40,7 +40,7 @@ class Playback:
         self._connections = [c for c in self._reader.connections
                              if not topics or c.topic in topics]
         self.topics = {c.topic: BagTopic(c.topic, c.msgtype,
-                                         is_sensor_data(c.ext.offered_qos_profiles))
+                                         qos_name(c.ext.offered_qos_profiles))
                        for c in self._connections}
 
     def run(self, publish: Callable[[str, bytes], None], rate: float, loop: bool,

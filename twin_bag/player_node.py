@@ -15,7 +15,7 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReaderError
 from rosgraph_msgs.msg import Clock
 
@@ -25,9 +25,8 @@ from twin_bag.player import Playback
 from twin_bridge.payload import message_class
 from twin_bridge.spool import NS
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config
+from twin_bringup.ros_common import declare_config, qos_profile
 
-RELIABLE = QoSProfile(depth=RELIABLE_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
@@ -49,7 +48,7 @@ class Player(Node):
             self._outputs = {
                 topic.name: self.create_publisher(
                     message_class(topic.msgtype), topic.name,
-                    qos_profile_sensor_data if topic.sensor_data else RELIABLE)
+                    qos_profile(topic.qos, RELIABLE_DEPTH))
                 for topic in self._playback.topics.values()}
         except LookupError as error:
             raise ConfigError(f'{self.get_name()}.bag: {error}') from None

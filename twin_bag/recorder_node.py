@@ -17,18 +17,15 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosbags.rosbag2 import WriterError
 from std_msgs.msg import Header
 
 from twin_bag.cli import run_cli
-from twin_bag.config import RELIABLE_DEPTH, SENSOR_DATA, RecorderConfig, parse_topic
+from twin_bag.config import RELIABLE_DEPTH, RecorderConfig, parse_topic
 from twin_bag.recorder import Recording
 from twin_bridge.payload import message_class
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, status
-
-RELIABLE = QoSProfile(depth=RELIABLE_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
+from twin_bringup.ros_common import declare_config, qos_profile, status
 
 
 class Recorder(Node):
@@ -50,7 +47,7 @@ class Recorder(Node):
             raise ConfigError(f'{self.get_name()}.output: {error}') from None
         for topic, cls, qos in zip(config.topics, classes, config.qos):
             self.create_subscription(cls, topic, partial(self._on_message, topic),
-                                     qos_profile_sensor_data if qos == SENSOR_DATA else RELIABLE,
+                                     qos_profile(qos, RELIABLE_DEPTH),
                                      raw=True)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
@@ -92,7 +89,7 @@ def cli_overrides(argv: list[str]) -> dict[str, Any]:
     """Parameters from ``--out DIR --topics /a:pkg/msg/T[:sensor_data] ... --duration S``."""
     parser = argparse.ArgumentParser(prog='twin_record', description=__doc__.splitlines()[0])
     parser.add_argument('--out', help='bag directory to create')
-    parser.add_argument('--topics', nargs='+', metavar='TOPIC:TYPE[:sensor_data]')
+    parser.add_argument('--topics', nargs='+', metavar='TOPIC:TYPE[:sensor_data|latched]')
     parser.add_argument('--duration', type=float, help='seconds to record')
     parser.add_argument('--compression', choices=('zstd', 'none'))
     options = parser.parse_args(argv)

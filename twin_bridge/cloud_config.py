@@ -13,7 +13,7 @@ from twin_bringup.config import describe
 
 DROP_OLDEST = 'drop_oldest'
 DROP_NEWEST = 'drop_newest'
-QOS_CHOICES = ('reliable', 'sensor_data')
+QOS_CHOICES = ('reliable', 'sensor_data', 'latched')  # latched: reliable, transient local
 TYPE_NAME = re.compile(r'^[A-Za-z]\w*/msg/[A-Z]\w*$')
 
 

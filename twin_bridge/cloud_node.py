@@ -10,16 +10,15 @@ from functools import partial
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import Header
 
 from twin_bridge.cloud_config import CloudUploaderConfig
 from twin_bridge.spool import MB, Spool, load_typestore
 from twin_bridge.uploader import Uploader
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import declare_config, qos_profile, run, status
 
-RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE_DEPTH = 1000
 ALERT_HOLD_S = 60.0
 
 
@@ -50,7 +49,7 @@ class CloudUploader(Node):
         for topic, type_name, cls, qos in zip(config.topics, config.types, classes, config.qos):
             self.create_subscription(
                 cls, topic, partial(self._on_message, topic, type_name),
-                RELIABLE if qos == 'reliable' else qos_profile_sensor_data, raw=True)
+                qos_profile(qos, RELIABLE_DEPTH), raw=True)
         self.create_timer(min(1.0, config.spool.segment_max_s / 4.0), self._on_tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self._uploader.start()

@@ -18,6 +18,7 @@ from rclpy.exceptions import (
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from twin_bringup.config import ConfigError, build, flatten, leaf_fields, unflatten
 
@@ -27,6 +28,17 @@ CONFIG_ERROR_EXIT_CODE = 2
 LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
           'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 LEVEL_NAMES = {value: name for name, value in LEVELS.items()}  # DiagnosticStatus.level (bytes) -> name
+
+
+def qos_profile(name: str, depth: int) -> QoSProfile:
+    """The profile named in a topic list: ``sensor_data`` (best effort), ``reliable`` (``depth``) or
+    ``latched`` (reliable, transient local, last message only).
+    """
+    if name == 'sensor_data':
+        return qos_profile_sensor_data
+    if name == 'latched':
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
 ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,

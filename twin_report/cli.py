@@ -21,7 +21,7 @@ from xml.etree.ElementTree import ParseError
 from twin_bringup.paths import config_dir
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
-from twin_report.series import TOPICS
+from twin_report.series import SCHEDULE, TOPICS
 from twin_state.kinematics import ArmKinematics
 
 RECORDER = 'twin_record'
@@ -37,7 +37,7 @@ def record(bag: Path, duration: float) -> None:
     if executable is None:
         raise RuntimeError(f'{RECORDER} not found (source scripts/env.sh)')
     command = [executable, '--out', str(bag), '--duration', f'{duration:g}', '--topics',
-               *(f'{topic}:{msgtype}' for topic, msgtype in TOPICS.items())]
+               *(f'{topic}:{msgtype}' + (':latched' if topic == SCHEDULE else '') for topic, msgtype in TOPICS.items())]
     print(f'twin_report: recording {len(TOPICS)} topics for {duration:g} s into {bag}', file=sys.stderr)
     with subprocess.Popen(command) as recorder:
         try:

@@ -178,8 +178,8 @@ def _schedule(run: Run, report: Report) -> str:
     title = ('schedule', 'Maintenance schedule')
     if not run.schedules:
         return section(*title, [nodata(
-            f'the run has no {SCHEDULE} messages (the plan is latched: record from before the '
-            'maintenance planner starts, or wait for a replan).')])
+            f'the run has no {SCHEDULE} messages (record it as latched: '
+            f'twin_record --topics {SCHEDULE}:twin_interfaces/msg/MaintenanceSchedule:latched).')])
     latest = run.schedules[-1]
     late = sum(task.late for task in latest.tasks)
     report.summary.append(('maintenance plan', f'revision {latest.revision}: '
