@@ -4,6 +4,7 @@
     ros2 launch twin_bringup twin.launch.py sim:=false # twin only, against real hardware
     ros2 launch twin_bringup twin.launch.py rviz:=true robot_state_publisher:=true
     ros2 launch twin_bringup twin.launch.py robots:=3   # a fleet: robot_1..3 and the fleet node
+    ros2 launch twin_bringup twin.launch.py robot_ids:=2  # robot_2 of a fleet spread over machines
 
 The node list and parameter files come from config/graph.yaml, the same table
 ``twin_launch`` uses; it is validated before any node starts.
@@ -33,8 +34,8 @@ def _nodes(context, *args, **kwargs):
     environment = [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile)] if profile else []
     table = load_node_table(config_dir)
     scratch = Path(tempfile.mkdtemp(prefix='twin_launch_'))  # parameter files of namespaced robots
-    entries = table.select(with_sim=_enabled(context, 'sim'),
-                           robots=int(LaunchConfiguration('robots').perform(context)))
+    robot_ids = [int(i) for i in LaunchConfiguration('robot_ids').perform(context).split(',') if i.strip()]
+    entries = table.select(_enabled(context, 'sim'), int(LaunchConfiguration('robots').perform(context)), robot_ids)
     return environment + _visualization(context, config_dir) + [
         Node(package='twin_bringup', executable=entry.executable, name=entry.name,
              namespace=entry.namespace or None,
@@ -70,6 +71,9 @@ def generate_launch_description():
         DeclareLaunchArgument('robots', default_value='1',
                               description='Number of twins; more than one runs each in namespace '
                                           'robot_<i> (own simulated cell) plus the fleet node.'),
+        DeclareLaunchArgument('robot_ids', default_value='',
+                              description='Comma-separated robots of a fleet to run here (namespaced, '
+                                          'no fleet node): one machine of a multi-machine fleet.'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz with config/twin.rviz (needs rviz2).'),
         DeclareLaunchArgument('robot_state_publisher', default_value='false',

@@ -42,6 +42,13 @@ def test_each_robot_gets_a_namespace_and_its_own_devices_and_ports():
                 == sim['channels.plc.endpoint'])
 
 
+def test_one_machine_of_a_spread_fleet_runs_only_its_robots():
+    table = load_node_table(config_dir())
+    entries = table.select(with_sim=False, robot_ids=[2])
+    assert {e.namespace for e in entries} == {'robot_2'} and 'fleet' not in {e.name for e in entries}
+    assert len(entries) == len(table.select(with_sim=False))
+
+
 def test_namespaced_nodes_get_their_parameters_under_their_full_name():
     entry = next(e for e in load_node_table(config_dir()).select(with_sim=True, robots=2)
                  if e.qualified_name == '/robot_2/lidar_driver')
@@ -65,7 +72,7 @@ def test_a_wrong_override_key_or_robot_count_is_a_config_error(tmp_path):
     (config / 'graph.yaml').write_text(yaml.safe_dump(graph))
     with pytest.raises(ConfigError, match=r"/robot_1/lidar_driver.udp.prot: unknown key \(did you mean 'port'"):
         load_node_table(config)
-    with pytest.raises(ConfigError, match='at least 1'):
+    with pytest.raises(ConfigError, match='numbered from 1'):
         load_node_table(config_dir()).select(with_sim=True, robots=0)
 
 

@@ -183,6 +183,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--robots', type=int, default=1,
                         help='number of twins (each with its own simulated cell when --sim); more than '
                              'one runs each in namespace robot_<i> plus the fleet node (default: 1)')
+    parser.add_argument('--robot-ids', type=int, nargs='+', default=[], metavar='I',
+                        help='run only these robots of a fleet (namespace robot_<i>, no fleet node): '
+                             'one machine of a fleet spread over several (docs/fleet.md)')
     return parser.parse_args(argv)
 
 
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir or default_config_dir()
     with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
         try:
-            entries = load_node_table(config_dir).select(with_sim=args.sim, robots=args.robots)
+            entries = load_node_table(config_dir).select(args.sim, args.robots, args.robot_ids)
             commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
                         for e in entries]
         except ConfigError as error:

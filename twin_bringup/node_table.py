@@ -8,6 +8,7 @@ the key instead of a node silently ignoring it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -126,20 +127,23 @@ class NodeTable:
     nodes: tuple[NodeEntry, ...]
     fleet: Fleet | None = None
 
-    def select(self, with_sim: bool, robots: int = 1) -> list[NodeEntry]:
+    def select(self, with_sim: bool, robots: int = 1, robot_ids: Sequence[int] = ()) -> list[NodeEntry]:
         """The entries to start: the twin's nodes, plus the simulator's when asked.
 
-        With ``robots`` > 1, one namespaced copy per robot and the fleet aggregator.
+        With ``robots`` > 1, one namespaced copy per robot and the fleet aggregator. With
+        ``robot_ids``, only those robots of the fleet (namespaced, no aggregator): a fleet
+        spread over several machines.
         """
         chosen = [n for n in self.nodes if with_sim or n.role != 'sim']
-        if robots == 1:
+        if robots == 1 and not robot_ids:
             return chosen
-        if robots < 1:
-            raise ConfigError(f'robots must be at least 1, not {robots}')
+        if robots < 1 or any(i < 1 for i in robot_ids):
+            raise ConfigError(f'robots are numbered from 1: robots={robots}, robot_ids={list(robot_ids)}')
         if self.fleet is None:
-            raise ConfigError('robots > 1 needs a "fleet" section in the node table')
-        return [self.fleet.robot_entry(entry, index) for index in range(1, robots + 1)
-                for entry in chosen] + [self.fleet.aggregator_entry(robots)]
+            raise ConfigError('a fleet needs a "fleet" section in the node table')
+        indices = list(robot_ids) or list(range(1, robots + 1))
+        robot_entries = [self.fleet.robot_entry(entry, index) for index in indices for entry in chosen]
+        return robot_entries if robot_ids else robot_entries + [self.fleet.aggregator_entry(robots)]
 
 
 def load_node_table(config_dir: Path, filename: str = 'graph.yaml') -> NodeTable:
