@@ -7,12 +7,12 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Empty
+from std_msgs.msg import Float64
 
 from harness import isolated_config
 from twin_bringup.node_table import load_node_table
 from twin_bringup.ros_common import status
-from twin_interfaces.msg import MaintenanceSchedule, MaintenanceTask, WorkcellTruth
+from twin_interfaces.msg import CommandAudit, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
 
 pytestmark = pytest.mark.integration
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -61,12 +61,13 @@ def test_fleet_node_books_the_shared_mechanic_once_and_reports_each_robot(start_
     assert fleet.stop() == 0
 
 
-def test_two_twins_run_side_by_side_and_a_stop_reaches_only_its_robot(start_process, probe, tmp_path):
+def test_two_twins_run_side_by_side_and_a_command_reaches_only_its_robot(start_process, probe, tmp_path):
     config = isolated_config(tmp_path)
     entries = load_node_table(config).select(with_sim=True, robots=2)
     for robot in ('robot_1', 'robot_2'):
         probe.subscribe(f'/{robot}/twin/joint_states', JointState)
         probe.subscribe(f'/{robot}/workcell_sim/truth', WorkcellTruth)
+        probe.subscribe(f'/{robot}/twin/actuation/audit', CommandAudit)
     probe.subscribe('/diagnostics', DiagnosticArray)
     launcher = start_process(*LAUNCH, '--config-dir', str(config), '--robots', '2', name='twin_launch')
     for robot in ('robot_1', 'robot_2'):
@@ -78,13 +79,18 @@ def test_two_twins_run_side_by_side_and_a_stop_reaches_only_its_robot(start_proc
                    for r in ('robot_1', 'robot_2'))
     probe.wait_for('/diagnostics', both_reporting, timeout=30)
 
-    stop = probe.node.create_publisher(Empty, '/robot_1/twin/commands/stop', 10)
+    # An operator's speed override for robot 1 reaches robot 1's cell only. (Under load the
+    # watchdogs may stop either cell; the override is sent and obeyed regardless.)
+    override = probe.node.create_publisher(Float64, '/robot_1/twin/commands/speed_override', 10)
 
-    def robot_1_stopped(messages):
-        stop.publish(Empty())
-        return messages[-1].stopped
-    probe.wait_for('/robot_1/workcell_sim/truth', robot_1_stopped, timeout=20)
+    def robot_1_slowed(messages):
+        override.publish(Float64(data=0.6))
+        return abs(messages[-1].speed_override - 0.6) < 1e-9
+    probe.wait_for('/robot_1/workcell_sim/truth', robot_1_slowed, timeout=20)
     probe.sleep(1.0)
-    assert not probe.messages('/robot_2/workcell_sim/truth')[-1].stopped  # the other cell kept working
+    assert probe.messages('/robot_2/workcell_sim/truth')[-1].speed_override == 1.0
+    assert not [a for a in probe.messages('/robot_2/twin/actuation/audit') if a.source == 'operator']
+    assert any(a.source == 'operator' and a.command == 'speed_override' and a.ack_ok
+               for a in probe.messages('/robot_1/twin/actuation/audit'))
     assert launcher.stop() == 0
     assert f'twin_launch: stopped {len(entries)} nodes' in launcher.output()
