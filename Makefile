@@ -35,6 +35,12 @@ analytics-models: setup
 clean:
 	rm -rf build install log out .pytest_cache
 
+# Re-records the reference bags in test/data/bags/ (simulator + drivers live, ~1 min per bag)
+# that test/test_regression_bags.py replays; run it on an otherwise idle machine.
+.PHONY: reference-bags
+reference-bags: setup
+	@$(ENV) python scripts/reference_bags.py
+
 # Regenerates the predictor's shipped model (config/models/predictor, ~100 kB): an identification
 # run of the simulated arm, then a 5-member physics-informed ensemble trained for at most 5 min.
 .PHONY: predictor-model

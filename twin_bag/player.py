@@ -3,6 +3,7 @@ looped, with a callback for the bag time (``/clock``) between messages.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,27 +47,38 @@ class Playback:
     def run(self, publish: Callable[[str, bytes], None], rate: float, loop: bool,
             stop: threading.Event, clock: Callable[[int], None] | None = None,
             clock_period_s: float = 0.01) -> int:
-        """Publish every message at ``start + (stamp - bag start) / rate``; between messages
-        call ``clock(bag time ns)`` every ``clock_period_s``. Returns the number published
-        when the bag ends (never with ``loop``) or ``stop`` is set.
+        """Publish every message at ``start + (stamp - bag start) / rate``; call
+        ``clock(bag time ns)`` every ``clock_period_s`` (with the first message, between
+        messages and with the stamp of a message once a period has passed, so a message runs
+        ahead of the clock by less than a period) and with the last message's stamp.
+        Returns the number published when the bag ends (never with ``loop``) or ``stop`` is set.
         """
         played = 0
         start_ns = self._reader.start_time
+
+        def tick(stamp_ns: int) -> None:
+            nonlocal clocked
+            assert clock is not None
+            clock(stamp_ns)
+            clocked = time.monotonic()
+
         while True:
-            start = time.monotonic()
+            start, clocked, stamp_ns = time.monotonic(), -math.inf, start_ns
             for connection, stamp_ns, data in self._reader.messages(connections=self._connections):
                 due = start + (stamp_ns - start_ns) / NS / rate
                 while (remaining := due - time.monotonic()) > 0:
                     if stop.wait(min(remaining, clock_period_s) if clock else remaining):
                         return played
                     if clock:
-                        clock(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS)))
+                        tick(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS)))
                 if stop.is_set():
                     return played
-                if clock:
-                    clock(stamp_ns)
+                if clock and time.monotonic() - clocked >= clock_period_s:
+                    tick(stamp_ns)
                 publish(connection.topic, bytes(data))
                 played += 1
+            if clock:
+                tick(stamp_ns)
             if not loop:
                 return played
 

@@ -44,10 +44,12 @@ class SyncNode(Node):
         self._last_received = list(self._received)
         self._frames = self._last_frames = 0
         self._skews: deque[float] = deque(maxlen=SKEW_HISTORY)
+        self._timeline_period_ns = int(NS / config.output_rate_hz)
+        self._last_grid_ns: int | None = None
         self._timeline = Timeline(
             [TimelineInput(mode, int(timeout * NS))
              for mode, timeout in zip(config.modes, config.timeouts)],
-            period_ns=int(NS / config.output_rate_hz), delay_ns=int(config.delay * NS),
+            period_ns=self._timeline_period_ns, delay_ns=int(config.delay * NS),
             window_ns=int(config.buffer_window * NS),
             future_tolerance_ns=int(config.future_tolerance * NS))
         self._policy = ApproximateTimePolicy(
@@ -74,9 +76,23 @@ class SyncNode(Node):
             self._policy.add(index, sample.stamp_ns, sample)
 
     def _on_tick(self) -> None:
-        frame = self._timeline.next_frame(self._now_ns())
-        if frame is not None:
-            self._publish(frame)
+        """Publish the frame of every grid time since the previous tick.
+
+        A tick can come late by several periods (a clock that steps, like /clock from a bag
+        replay, or a starved process); the frames in between are still due, as far back as
+        samples are buffered.
+        """
+        period = self._timeline_period_ns
+        delay = int(self._config.delay * NS)
+        latest = (self._now_ns() - delay) // period * period
+        first = latest if self._last_grid_ns is None else max(
+            self._last_grid_ns + period,
+            latest - int(self._config.buffer_window * NS) // period * period)
+        for grid_ns in range(first, latest + 1, period):
+            frame = self._timeline.next_frame(grid_ns + delay)
+            if frame is not None:
+                self._publish(frame)
+        self._last_grid_ns = latest if self._last_grid_ns is None else max(latest, self._last_grid_ns)
 
     def _on_set(self, matched: tuple[Entry, ...]) -> None:
         samples: list[Sample] = [sample for _, sample in matched]
