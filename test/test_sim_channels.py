@@ -229,6 +229,26 @@ def test_runner_as_fast_as_possible_emits_on_simulated_time(tmp_path: Path) -> N
     assert not (tmp_path / "imu").exists() and not (tmp_path / "enc").exists()
 
 
+def test_devices_clock_keeps_to_real_time_when_a_starved_simulation_skips_ahead(tmp_path: Path) -> None:
+    workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=3)
+    config = ChannelsConfig(imu=ImuChannel(enabled=False), encoders=EncoderChannel(enabled=False),
+                            lidar=LidarChannel(enabled=False), command=CommandChannel(enabled=False),
+                            plc=PlcChannel(enabled=False))
+    runner = SimRunner(workcell, config, speed=1.0, max_lag=0.1)
+    offsets = []  # wall time the run maps the current instant to, minus the devices' clock
+
+    def sample() -> None:
+        offsets.append(runner.wall_time_of(workcell.time) - workcell.device_time())
+        if len(offsets) == 5:
+            time.sleep(0.3)  # the simulation thread is starved for 0.3 s
+    runner.every(0.05, sample)
+    runner.run(duration=1.0)
+    assert runner.stats()["resyncs"] == 1
+    # The run re-anchored simulated time ~0.3 s later on the wall clock; the devices' clock moved
+    # with it, so a driver mapping device time to wall time sees no clock step.
+    assert np.ptp(offsets) < 1e-3, offsets
+
+
 # --------------------------------------------------------------------------- the running cell
 
 

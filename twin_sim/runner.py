@@ -173,6 +173,7 @@ class SimRunner:
                     _log.warning("simulation %.3f s behind the wall clock; skipping ahead", lag)
                     wall_origin, sim_origin = now, next_due
                     self._pacing = (time.time(), sim_origin)
+                    workcell.skip_clock(lag * self.speed)
                     self._stats["resyncs"] += 1
                 self._note_lag(lag)
             steps = math.ceil((next_due - workcell.time) / timestep - STEP_TOLERANCE)

@@ -94,6 +94,7 @@ class Workcell:
         self._imu_fault_bias = np.zeros(6)
         self._cooling = np.ones(len(self.joint_names))
         self._step_count = 0
+        self._clock_skip = 0.0  # s the devices' clocks ran on while the simulation could not
         self._steps_to_control = 0
         self._control_dt = settings.control_period_steps * settings.timestep
         self._last_slow_update = 0.0
@@ -111,7 +112,14 @@ class Workcell:
 
     def device_time(self) -> float:
         """The devices' own clock: offset and drifting against simulated time."""
-        return self.time * (1.0 + self.settings.device_clock_drift_ppm * 1e-6) + self.settings.device_clock_offset
+        elapsed = self.time + self._clock_skip
+        return elapsed * (1.0 + self.settings.device_clock_drift_ppm * 1e-6) + self.settings.device_clock_offset
+
+    def skip_clock(self, seconds: float) -> None:
+        """The simulation fell ``seconds`` behind real time and was re-anchored there: real
+        device clocks would have kept running, so the devices' clock moves on by as much.
+        """
+        self._clock_skip += seconds
 
     def step(self, n: int = 1) -> None:
         """Advance ``n`` physics steps (the controller runs every ``control_period_steps``)."""
