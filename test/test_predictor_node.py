@@ -37,7 +37,7 @@ def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_p
     node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
                          '-p', f'model:={tiny_model}', '-p', f'horizon:={HORIZON}', '-p', f'step:={STEP}',
                          '-p', 'rate_hz:=20.0', '-p', 'refine.period:=0.5', '-p', 'refine.min_samples:=10',
-                         '-p', 'refine.steps:=2', name='predictor')
+                         '-p', 'refine.steps:=2', '-p', 'refine.enabled:=true', name='predictor')
     deadline = time.monotonic() + 20.0
     while publisher.get_subscription_count() == 0:
         assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
