@@ -6,6 +6,7 @@ column (1 = anomalous). Examples::
     twin_anomaly fit --data normal.csv --model models/anomaly --urdf config/arm.urdf
     twin_anomaly score --data run.csv --model models/anomaly --out scores.csv
     twin_anomaly evaluate --data faults.csv --model models/anomaly --label-column label
+    twin_anomaly frames --bag run1 --out frames.csv   # twin/synced_frame of a twin_record bag
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 
 from twin_analytics.anomaly import METHODS, AnomalyModel, DetectorSettings, OnlineDetector, range_alarms
-from twin_analytics.channels import Series, read_csv
+from twin_analytics.bag_frames import bag_series
+from twin_analytics.channels import Series, read_csv, write_csv
 from twin_analytics.metrics import EventScores, event_scores
 from twin_state.kinematics import ArmKinematics
 
@@ -96,6 +98,18 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _frames(arguments: argparse.Namespace) -> int:
+    try:
+        series = bag_series(arguments.bag)
+    except ValueError as error:
+        print(f'twin_anomaly: {error}')
+        return 1
+    write_csv(arguments.out, series)
+    faulty = 'no truth' if series.labels is None else f'{int(series.labels.sum())} labelled faulty'
+    print(f'{len(series.time)} frames x {len(series.names)} channels ({faulty}) into {arguments.out}')
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option in ('window', 'gap', 'target_far', 'margin', 'debounce', 'clear', 'seed'):
         value = getattr(defaults, option)
         fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value)
+    frames = commands.add_parser('frames', help='CSV of the synchronized frames in a twin_record bag')
+    frames.set_defaults(handler=_frames)
+    frames.add_argument('--bag', type=Path, required=True)
+    frames.add_argument('--out', type=Path, required=True)
     commands.choices['score'].add_argument('--out', type=Path, required=True)
     commands.choices['score'].add_argument('--batch', type=int, default=0, help='frames per block (0: all)')
     commands.choices['evaluate'].add_argument('--tolerance', type=float, default=0.0,

@@ -109,3 +109,13 @@ def _numeric(cells: Iterable[str]) -> bool:
             return False
         seen = True
     return seen
+
+
+def write_csv(path: str | Path, series: Series, label_column: str = 'label') -> None:
+    """``series`` as a CSV :func:`read_csv` reads back (time, channels, labels if any)."""
+    with open(path, 'w', newline='', encoding='utf-8') as stream:
+        writer = csv.writer(stream)
+        writer.writerow(['time', *series.names, *([label_column] if series.labels is not None else [])])
+        for i, stamp in enumerate(series.time):
+            label = [int(series.labels[i])] if series.labels is not None else []
+            writer.writerow([f'{stamp:.6f}', *(f'{v:.7g}' for v in series.values[i]), *label])
