@@ -25,6 +25,8 @@ from twin_analytics.channels import Series, read_csv, write_csv
 from twin_analytics.metrics import EventScores, event_scores
 from twin_state.kinematics import ArmKinematics
 
+FIT_OPTIONS = ('window', 'gap', 'target_far', 'margin', 'min_run', 'debounce', 'clear', 'seed')
+
 
 def detect(model: AnomalyModel, series: Series, batch: int = 0) -> np.ndarray:
     """Alarm state per frame and score, fed in blocks of ``batch`` frames (0: one block)."""
@@ -62,11 +64,15 @@ def _load(arguments: argparse.Namespace, model: AnomalyModel | None = None) -> S
 
 def _fit(arguments: argparse.Namespace) -> int:
     series = _load(arguments)
+    for extra in arguments.data_also:
+        more = read_csv(extra, arguments.time_column, arguments.label_column, series.names)
+        series = Series(np.concatenate([series.time, more.time]), series.names,
+                        np.vstack([series.values, more.values]),
+                        None if series.labels is None else np.concatenate([series.labels, more.labels]))
     if series.labels is not None:
         series = series.rows(series.labels == 0)
-    settings = DetectorSettings(methods=tuple(arguments.methods.split(',')), window=arguments.window,
-                                target_far=arguments.target_far, margin=arguments.margin,
-                                debounce=arguments.debounce, clear=arguments.clear, seed=arguments.seed)
+    settings = DetectorSettings(methods=tuple(arguments.methods.split(',')),
+                                **{option: getattr(arguments, option) for option in FIT_OPTIONS})
     started = time.perf_counter()
     kinematics = ArmKinematics.from_urdf(arguments.urdf) if arguments.urdf else None
     model = AnomalyModel.fit(series, settings, kinematics)
@@ -124,10 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help='0/1 column (fit: labelled rows are left out)')
     fit = commands.choices['fit']
     fit.add_argument('--columns', help='comma-separated sensor columns (default: every numeric one)')
+    fit.add_argument('--data-also', type=Path, nargs='*', default=[], metavar='CSV',
+                     help='more normal data (same columns), e.g. frames recorded through the live data path')
     fit.add_argument('--methods', default=','.join(METHODS))
     fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
     defaults = DetectorSettings()
-    for option in ('window', 'gap', 'target_far', 'margin', 'debounce', 'clear', 'seed'):
+    for option in FIT_OPTIONS:
         value = getattr(defaults, option)
         fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value)
     frames = commands.add_parser('frames', help='CSV of the synchronized frames in a twin_record bag')
