@@ -29,7 +29,7 @@ analytics-models: setup
 		--out out/analytics/rtf_train --health-window 60
 	@$(ENV) twin_anomaly fit --data out/analytics/nominal_train/frames.csv --label-column label \
 		--model config/models/anomaly --urdf config/arm.urdf
-	@$(ENV) twin_rul train --data out/analytics/rtf_train/health.csv --features vibration,friction_power \
+	@$(ENV) twin_rul train --data out/analytics/rtf_train/health.csv --features vibration \
 		--model config/models/rul.json
 
 clean:

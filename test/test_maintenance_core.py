@@ -26,29 +26,77 @@ def test_two_point_baseline_and_nasa_score_asymmetry():
     assert nasa_score(np.array([110.0]), np.array([100.0])) > nasa_score(np.array([90.0]), np.array([100.0]))
 
 
-def test_rul_model_learns_a_health_index_from_training_units():
-    rng = np.random.default_rng(1)
-    units, rows, rul = [], [], []
-    for unit, (life, start) in enumerate([(100, 0.0), (150, 0.1), (80, 0.3)]):
+def wearing_units(rng, gains=(1.0, 1.5, 0.7), lives=(100, 150, 80), starts=(0.0, 0.1, 0.3)):
+    """Units whose wear grows linearly to 1 at failure; the vibration indicator's gain differs per unit."""
+    units, rows, wear = [], [], []
+    for unit, (gain, life, start) in enumerate(zip(gains, lives, starts)):
         t = np.arange(0.0, life)
-        wear = start + (1.0 - start) * t / life
-        rows.append(np.column_stack((3.0 * wear + rng.normal(0, 0.05, t.size), rng.normal(0, 1, t.size))))
-        units += [unit] * t.size
-        rul.append(life - t)
-    model = RulModel.fit(('vibration', 'noise'), np.array(units), np.vstack(rows), np.concatenate(rul), cap=120.0)
+        level = start + (1.0 - start) * t / life
+        rows.append(np.column_stack((gain * 3.0 * level + rng.normal(0, 0.02, t.size), rng.normal(0, 1, t.size))))
+        units += [f'unit_{unit}'] * t.size
+        wear.append(level)
+    return np.array(units), np.vstack(rows), np.concatenate(wear)
+
+
+def test_rul_model_anchors_the_index_on_the_wear_state_per_unit():
+    rng = np.random.default_rng(1)
+    units, values, wear = wearing_units(rng)
+    model = RulModel.fit(('vibration', 'noise'), units, values, wear, window=40.0)
     assert abs(model.weights[1]) > 10 * abs(model.weights[2])  # the informative feature dominates
-    t = np.arange(0.0, 70.0)
-    wear = 0.2 + 0.8 * t / 100.0  # a new unit failing at t = 100
-    values = np.column_stack((3.0 * wear + rng.normal(0, 0.05, t.size), rng.normal(0, 1, t.size)))
-    estimate = model.estimate(t, model.health(values))
-    assert estimate.median == pytest.approx(31.0, abs=10.0)
+    assert model.index_std < 0.05
+    for unit, gain in (('unit_0', 1.0), ('unit_1', 1.5), ('unit_2', 0.7)):  # new ~ 1, failing ~ 0 on every unit
+        index = model.health(np.array([[0.0, 0.0], [gain * 3.0, 0.0]]), unit)
+        assert index == pytest.approx([1.0, 0.0], abs=3 * model.index_std)
+    pooled = model.health(np.array([[0.0, 0.0], [3.0 * 1.5, 0.0]]))  # an unseen unit: the pooled index
+    assert pooled[0] > 0.8 and pooled[1] < 0.2
+    assert np.isnan(model.health(np.array([[np.nan, 0.0]]), 'unit_0')).all()
 
 
-def test_risk_levels_follow_the_pessimistic_rul():
-    horizons = (10.0, 50.0, 100.0)
-    assert risk_level(RulEstimate(30.0, 5.0, 60.0, 0.2), horizons) == 'CRITICAL'
-    assert risk_level(RulEstimate(80.0, 40.0, 120.0, 0.5), horizons) == 'HIGH'
-    assert risk_level(RulEstimate(500.0, 300.0, 900.0, 0.9), horizons) == 'LOW'
+def test_rul_follows_the_units_own_time_scale_and_is_beyond_the_horizon_without_decline():
+    rng = np.random.default_rng(2)
+    model = RulModel.fit(('vibration', 'noise'), *wearing_units(rng), window=40000.0)
+    t = np.arange(0.0, 70.0) * 1000.0  # wear 1000 times slower than in training: fails at t = 100000
+    level = 0.2 + 0.8 * t / 100000.0
+    values = np.column_stack((3.0 * level + rng.normal(0, 0.02, t.size), rng.normal(0, 1, t.size)))
+    estimate = model.estimate(t, model.health(values, 'unit_0'))
+    assert estimate.median == pytest.approx(31000.0, rel=0.15)
+    assert estimate.low < 31000.0 < estimate.high
+    steady = np.column_stack((np.full(30, 0.3) + rng.normal(0, 0.02, 30), rng.normal(0, 1, 30)))
+    healthy = model.estimate(np.arange(30.0), model.health(steady, 'unit_0'))
+    assert healthy.median == healthy.low == np.inf and healthy.health == pytest.approx(0.9, abs=0.05)
+    assert risk_level(healthy, (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)) == 'LOW'
+    with pytest.raises(ValueError, match='no finite health'):
+        model.estimate(np.arange(3.0), np.full(3, np.nan))
+
+
+def test_rul_model_files_round_trip_and_old_formats_are_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    model = RulModel.fit(('vibration', 'noise'), *wearing_units(rng), window=40.0)
+    model.save(tmp_path / 'rul.json')
+    loaded = RulModel.load(tmp_path / 'rul.json')
+    assert loaded.calibration == model.calibration and np.allclose(loaded.weights, model.weights)
+    (tmp_path / 'old.json').write_text('{"features": ["vibration"], "cap": 3235.0, "window": 808.75, '
+                                       '"mean": [0.0], "std": [1.0], "weights": [0.4, -0.1], "ridge": 0.001}')
+    with pytest.raises(ValueError, match='retrain'):
+        RulModel.load(tmp_path / 'old.json')
+
+
+def test_trend_interval_includes_the_uncertainty_of_where_failure_reads():
+    rng = np.random.default_rng(4)
+    time = np.arange(0.0, 60.0)
+    health = 1.0 - time / 100.0 + rng.normal(0, 0.01, time.size)
+    narrow, wide = trend_rul(time, health), trend_rul(time, health, threshold_std=0.05)
+    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
+    assert wide.median == pytest.approx(narrow.median, rel=0.1)
+
+
+def test_risk_levels_follow_the_pessimistic_rul_and_the_health_level():
+    horizons, levels = (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)
+    assert risk_level(RulEstimate(30.0, 5.0, 60.0, 0.5), horizons, levels) == 'CRITICAL'
+    assert risk_level(RulEstimate(80.0, 40.0, 120.0, 0.5), horizons, levels) == 'HIGH'
+    assert risk_level(RulEstimate(500.0, 300.0, 900.0, 0.9), horizons, levels) == 'LOW'
+    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.05), horizons, levels) == 'CRITICAL'
+    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.3), horizons, levels) == 'MEDIUM'
 
 
 def test_health_windows_measure_vibration_and_dropouts():

@@ -218,15 +218,14 @@ def test_alarm_on_the_faulty_channel_within_the_fault_interval(replays, name: st
                     f'{[(e.sensor, round(replay.seconds(e.header.stamp), 2)) for e in replay.alarms]}')
 
 
-@pytest.mark.parametrize('name', [
-    *names('maintenance_alert', True),
-    *(pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=(
-        'the shipped RUL model (config/models/rul.json, fitted on run_to_failure with 40000x wear, '
-        'cap 3235 s) rates a new arm at health 0.1-0.3: pessimistic RUL < 900 s, CRITICAL')))
-      for n in names('maintenance_alert', False))])
+@pytest.mark.parametrize('name', names('maintenance_alert'))
 def test_maintenance_alert_only_for_a_worn_arm(replays, name: str) -> None:
+    """Gearbox and motor alerts (joint_<i>, joint_<i>_motor). Sensor components are rated on data
+    availability, which a replay starved of CPU can dent whatever the arm's wear.
+    """
     replay = replays(name)
-    scheduled = {(t.component, t.risk) for s in replay.schedules for t in s.tasks if t.risk in ALERTS}
+    scheduled = {(t.component, t.risk) for s in replay.schedules for t in s.tasks
+                 if t.risk in ALERTS and t.component.startswith('joint_')}
     diagnosed = {s.name for array in replay.diagnostics for s in array.status
-                 if s.name.startswith('maintenance_planner:') and s.message.split()[-1] in ALERTS}
+                 if s.name.startswith('maintenance_planner: joint_') and s.message.split()[-1] in ALERTS}
     assert bool(scheduled or diagnosed) == replay.entry['expect']['maintenance_alert'], (scheduled, diagnosed)

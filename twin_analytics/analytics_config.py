@@ -28,6 +28,11 @@ class RiskConfig:
         'CRITICAL when the pessimistic (10 %) RUL is below this many s.', min=0.0))
     high: float = field(default=1800.0, metadata=describe('HIGH below this RUL (s).', min=0.0))
     medium: float = field(default=3600.0, metadata=describe('MEDIUM below this RUL (s).', min=0.0))
+    critical_health: float = field(default=0.1, metadata=describe(
+        'CRITICAL also when the health index (1 new .. 0 failed) is at or below this.', min=0.0, max=1.0))
+    high_health: float = field(default=0.25, metadata=describe('HIGH at or below this health index.', min=0.0, max=1.0))
+    medium_health: float = field(default=0.4, metadata=describe('MEDIUM at or below this health index.',
+                                                                min=0.0, max=1.0))
 
 
 @dataclass(frozen=True)

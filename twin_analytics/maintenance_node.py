@@ -17,7 +17,7 @@ from twin_analytics.analytics_config import MaintenanceConfig
 from twin_analytics.anomaly_node import stamp
 from twin_analytics.channels import frame_values, stack_rows
 from twin_analytics.health import HealthRow, HealthWindows, joint_channels, motor_health
-from twin_analytics.rul import RulEstimate, RulModel, risk_level
+from twin_analytics.rul import RISK_LEVELS, RulEstimate, RulModel, risk_level
 from twin_analytics.scheduler import DAY, Booking, Scheduler, Task
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
@@ -38,7 +38,10 @@ class MaintenanceNode(Node):
         path = config_dir() / config.rul_model
         if not path.is_file():
             raise ConfigError(f'maintenance_planner.rul_model: no model at {path} (train one with `twin_rul train`)')
-        self._rul = RulModel.load(path)
+        try:
+            self._rul = RulModel.load(path)
+        except ValueError as error:
+            raise ConfigError(f'maintenance_planner.rul_model: {error}') from error
         arm = read_arm_description(config.urdf or config_dir() / 'arm.urdf')
         limits = dict(zip(arm.joint_names, arm.effort))
         unknown = set(config.joints) - set(limits)
@@ -94,6 +97,7 @@ class MaintenanceNode(Node):
     def _assess(self, now: float) -> None:
         config = self._config
         horizons = (config.risk.critical, config.risk.high, config.risk.medium)
+        levels = (config.risk.critical_health, config.risk.high_health, config.risk.medium_health)
         tasks = {}
         for component, history in self._history.items():
             latest = history[-1].values
@@ -107,12 +111,15 @@ class MaintenanceNode(Node):
                 continue
             times = np.array([row.time for row in history])
             values = np.array([[row.values[f] for f in self._rul.features] for row in history])
-            estimate = self._rul.estimate(times, self._rul.health(values))
-            risk = risk_level(estimate, horizons)
-            self._assessment[component] = (risk, estimate.health, estimate)
-            if risk != 'LOW':
-                tasks[component] = Task(component, 'replace gearbox', config.gearbox_duration,
-                                        now + estimate.low - config.safety_margin, config.mechanical_resources, risk)
+            health = self._rul.health(values, component)
+            if np.isfinite(health).any():  # indicators need the joint to move within a window
+                estimate = self._rul.estimate(times, health)
+                risk = risk_level(estimate, horizons, levels)
+                self._assessment[component] = (risk, estimate.health, estimate)
+                if risk != 'LOW':  # a low index alone: due within its rating's horizon
+                    due = min(estimate.low, horizons[RISK_LEVELS[::-1].index(risk)])
+                    tasks[component] = Task(component, 'replace gearbox', config.gearbox_duration,
+                                            now + due - config.safety_margin, config.mechanical_resources, risk)
             motor = motor_health(latest['temperature'], config.ambient_temperature, config.temperature_limit)
             motor_risk = 'HIGH' if motor < 0.2 else 'MEDIUM' if motor < 0.4 else 'LOW'
             self._assessment[f'{component}_motor'] = (motor_risk, motor, None)

@@ -6,7 +6,8 @@ PLC's motor temperatures (10 Hz) held between updates and NaN once older than th
 synchronizer's timeouts (``config/sync.yaml``). Writes ``frames.csv`` (time, channels,
 ``label`` 1 while a fault is active, ``fault``) plus the simulator's ``truth.csv`` (1 Hz) and
 ``faults.json``; ``--health-window`` also writes ``health.csv``, the joints' health
-indicators in long format (unit = joint) with the true remaining life until health 0.
+indicators in long format (unit = joint) with the true wear state at the window's end and the
+remaining life until health 0.
 
 Example::
 
@@ -98,23 +99,25 @@ def record(workcell: Workcell, duration: float, out: Path, rate: float = 100.0) 
 
 
 def health_table(out: Path, window: float) -> Path:
-    """``health.csv`` from ``frames.csv`` and ``truth.csv`` in ``out``: unit, time, indicators, rul."""
+    """``health.csv`` from ``frames.csv`` and ``truth.csv`` in ``out``: unit, time, indicators, wear, rul."""
     arm = read_arm_description(default_urdf())
     frames = read_csv(out / 'frames.csv', label_column='label')
-    truth = read_csv(out / 'truth.csv', columns=[f'health_{j}' for j in arm.joint_names])
+    truth = read_csv(out / 'truth.csv', columns=[f'{k}_{j}' for k in ('health', 'wear') for j in arm.joint_names])
     joints = [joint_channels(j, float(limit)) for j, limit in zip(arm.joint_names, arm.effort)]
     rows = HealthWindows(frames.names, joints, {}, window).update(frames.time, frames.values)
-    failure = {}
+    failure, wear = {}, {}
     for column, joint in enumerate(arm.joint_names):
+        wear[joint] = truth.values[:, len(arm.joint_names) + column]
         failed = np.flatnonzero(truth.values[:, column] <= 0.0)
         failure[joint] = truth.time[failed[0]] if failed.size else math.nan
     path = out / 'health.csv'
     with open(path, 'w', newline='') as stream:
         writer = csv.writer(stream)
-        writer.writerow(['unit', 'time', *rows[0].values, 'rul'])
+        writer.writerow(['unit', 'time', *rows[0].values, 'wear', 'rul'])
         for row in rows:
             rul = failure[row.component] - row.time
             writer.writerow([row.component, f'{row.time:.3f}', *(f'{v:.7g}' for v in row.values.values()),
+                             f'{np.interp(row.time, truth.time, wear[row.component]):.5f}',
                              f'{rul:.3f}' if rul >= 0 else ''])
     return path
 
