@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import yaml
-from bench_e2e import Recorder, graph_cpu
+from bench_e2e import Recorder
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 
@@ -55,26 +55,38 @@ def measure(robots: int, warmup: float, duration: float) -> dict[str, float]:
         [sys.executable, '-m', 'twin_bringup.launcher', '--config-dir', str(config), '--robots', str(robots)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        time.sleep(warmup)
+        time.sleep(warmup * robots)  # every robot's nodes start at once on the same cores
         parent = psutil.Process(launcher.pid)
         cpu_before, wall_before = graph_cpu(parent), time.monotonic()
         recorder.recording = True
         time.sleep(duration)
         recorder.recording = False
         cpu_after, elapsed = graph_cpu(parent), time.monotonic() - wall_before
-        processes = len(parent.children())
+        processes = len(cpu_after)
     finally:
         os.killpg(launcher.pid, 2)
         launcher.wait(timeout=60)
         recorder.close()
     latencies = np.concatenate([np.asarray(recorder.latencies[t]) - delay for t in topics]) * 1e3
     rates = [len(recorder.latencies[t]) / elapsed for t in topics]
-    cores = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
+    cores = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after) / elapsed
     restarts = log_restarts(workdir / 'launch.log')
     return {'robots': robots, 'processes': processes, 'cores': cores, 'min_rate': min(rates),
             'p50': float(np.percentile(latencies, 50)) if latencies.size else float('nan'),
             'p99': float(np.percentile(latencies, 99)) if latencies.size else float('nan'),
             'restarts': restarts, 'load': os.getloadavg()[0]}
+
+
+def graph_cpu(launcher: psutil.Process) -> dict[int, float]:
+    """CPU seconds used so far by each node process, by pid (robots share executable names)."""
+    usage = {}
+    for child in launcher.children():
+        try:
+            times = child.cpu_times()
+            usage[child.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return usage
 
 
 def log_restarts(path: Path) -> int:
@@ -84,12 +96,12 @@ def log_restarts(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--robots', type=int, nargs='+', default=[1, 2, 3])
-    parser.add_argument('--warmup', type=float, default=20.0)
+    parser.add_argument('--warmup', type=float, default=20.0, help='s per robot before recording')
     parser.add_argument('--duration', type=float, default=20.0)
     args = parser.parse_args()
     results = [measure(n, args.warmup, args.duration) for n in args.robots]
     base = results[0]
-    print(f'{os.cpu_count()} cores; {args.duration:.0f} s recorded after {args.warmup:.0f} s warm-up per fleet; '
+    print(f'{os.cpu_count()} cores; {args.duration:.0f} s recorded after {args.warmup:.0f} s warm-up per robot; '
           f'latency = /twin/joint_states receive time - stamp - timeline delay, pooled over robots')
     print(f'{"robots":>6s} {"procs":>6s} {"cores":>6s} {"x base":>7s} {"cores/robot":>11s} '
           f'{"min Hz":>7s} {"p50 ms":>7s} {"p99 ms":>7s} {"restarts":>8s} {"load":>5s}')
