@@ -1,14 +1,19 @@
-"""Anomaly core on synthetic series: calibrated false alarms, detection delay, hysteresis."""
+"""Anomaly core on synthetic series: calibrated false alarms, detection delay, hysteresis, and the
+vectorised scoring against its definitions (also on the shipped model)."""
 import dataclasses
 
 import numpy as np
 import pytest
+import torch
+from sklearn.ensemble import IsolationForest
 
 from harness import CONFIG_DIR
-from twin_analytics.anomaly import AnomalyModel, DetectorSettings, OnlineDetector
+from twin_analytics import anomaly
+from twin_analytics.anomaly import ZSCORE_CLIP, AnomalyModel, DetectorSettings, OnlineDetector
 from twin_analytics.anomaly_cli import detect
 from twin_analytics.channels import Series, channel_name
-from twin_analytics.features import FeatureStream, run_lengths
+from twin_analytics.features import FeatureStream, prediction_weights, run_lengths
+from twin_analytics.forest import CompiledForest
 from twin_analytics.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
 from twin_analytics.metrics import event_scores
 from twin_state.kinematics import ArmKinematics
@@ -181,3 +186,135 @@ def test_a_channel_that_has_not_started_is_not_missing():
     rest = stream.update(column[8:])
     assert first.missing.ravel().tolist() == [0] * 8
     assert rest.missing.ravel().tolist() == [0, 0, 0, 0, 0, 1, 2, 3]
+
+
+# Equivalence of the vectorised scoring with the scores and alarms straight from their definitions.
+
+SHIPPED_MODEL = CONFIG_DIR / 'models' / 'anomaly'
+
+
+def reference_forest_scores(forest: CompiledForest, rows: np.ndarray) -> np.ndarray:
+    """IsolationForest score: every row walks each saved tree from its root to a leaf."""
+    total = np.zeros(len(rows))
+    for t in range(len(forest.feature)):
+        node = np.zeros(len(rows), dtype=np.int64)
+        while (internal := forest.feature[t, node] >= 0).any():
+            value = rows[np.arange(len(rows)), np.maximum(forest.feature[t, node], 0)]
+            child = np.where(value <= forest.threshold[t, node], forest.left[t, node], forest.right[t, node])
+            total += internal
+            node = np.where(internal, child, node)
+        total += forest.leaf_term[t, node]
+    return -(2.0 ** (-total / len(forest.feature) / forest.normaliser))
+
+
+def reference_runs(mask: np.ndarray) -> np.ndarray:
+    """Consecutive True rows ending at each row, counted row by row."""
+    runs = np.zeros(mask.shape)
+    for i in range(len(mask)):
+        runs[i] = np.where(mask[i], (runs[i - 1] if i else 0) + 1, 0)
+    return runs
+
+
+def reference_raw_scores(model: AnomalyModel, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every score of :meth:`AnomalyModel.raw_scores` frame by frame / tree by tree."""
+    settings = model.settings
+    history = np.vstack((np.full((settings.window + settings.gap, len(model.names)), np.nan), values))
+    weights = prediction_weights(settings.window, settings.gap)
+    residual = values - np.array([weights @ history[i:i + settings.window] for i in range(len(values))])
+    previous = history[settings.window + settings.gap - 1:-1]
+    started = np.logical_or.accumulate(~np.isnan(values), axis=0)
+    kinematic = np.abs(model.kinematic(values) - model.kinematic_center) / model.kinematic_scale
+    columns = [np.nan_to_num(np.abs(residual - model.residual_center) / model.residual_scale),
+               np.nan_to_num(np.abs(values - model.center) / model.scale), reference_runs(values == previous),
+               reference_runs(np.isnan(values) & started), np.nan_to_num(kinematic)]
+    standardized = np.clip(np.nan_to_num((values - model.center) / model.scale), -ZSCORE_CLIP, ZSCORE_CLIP)
+    columns.append(-reference_forest_scores(model.iforest, standardized)[:, None])
+    with torch.no_grad():
+        data = torch.tensor(standardized, dtype=torch.float32)
+        errors = ((model.autoencoder.network(data) - data) ** 2).numpy().astype(float)
+    return np.column_stack(columns + [errors.mean(axis=1)]), errors.argmax(axis=1)
+
+
+def reference_alarms(model: AnomalyModel, raw: np.ndarray) -> np.ndarray:
+    """Per frame: an alarm rises after ``debounce`` frames above threshold, clears after ``clear`` below."""
+    settings = model.settings
+    ratio = raw / model.thresholds
+    above, below = np.zeros(raw.shape[1]), np.zeros(raw.shape[1])
+    alarms = np.zeros(raw.shape, dtype=bool)
+    for i in range(len(raw)):
+        above = np.where(ratio[i] > 1.0, above + 1, 0)
+        below = np.where(ratio[i] < settings.clear_ratio, below + 1, 0)
+        alarms[i] = (above >= settings.debounce) | (alarms[i - 1] if i else False) & (below < settings.clear)
+    return alarms
+
+
+def excursions(model: AnomalyModel, frames: int, seed: int) -> np.ndarray:
+    """Smooth signals around the model's normal levels, then a burst of noise on every channel,
+    a step, a dropout, a stuck channel and a channel repeating every other frame.
+    """
+    rng = np.random.default_rng(seed)
+    k = len(model.names)
+    t = np.arange(frames)[:, None] / RATE
+    wave = np.sin(2 * np.pi * t / rng.uniform(2.0, 20.0, k) + rng.uniform(0, 2 * np.pi, k))
+    values = model.center + model.scale * (wave + rng.normal(0, 0.05, (frames, k)))
+    values[1000:1100] += model.scale * rng.normal(0, 8, (100, k))
+    values[2500:, 1] += 10 * model.scale[1]
+    values[3000:3150, 2] = np.nan
+    values[3500:3800, 3] = values[3500, 3]
+    values[4000:4400:2, 4] = values[3999, 4]
+    return values
+
+
+@pytest.fixture(scope='module')
+def fitted_model() -> AnomalyModel:
+    settings = DetectorSettings(iforest_trees=20, iforest_samples=128, autoencoder_epochs=2, max_fit_rows=4000)
+    return AnomalyModel.fit(arm_motion(60, 13), settings, ARM)
+
+
+def test_run_lengths_equal_a_frame_by_frame_count():
+    mask = np.random.default_rng(14).random((500, 6)) < np.linspace(0.1, 0.99, 6)
+    carry = np.arange(6.0)
+    expected = reference_runs(mask) + np.where(np.logical_and.accumulate(mask, axis=0), carry, 0)
+    assert np.array_equal(run_lengths(mask, carry), expected)
+
+
+def test_compiled_forest_equals_scikit_learn_and_the_tree_walk():
+    rng = np.random.default_rng(15)
+    train = rng.normal(size=(2000, 5)).astype(np.float32)
+    forest = IsolationForest(n_estimators=30, max_samples=200, random_state=0).fit(train)
+    compiled = CompiledForest.from_sklearn(forest)
+    rows = np.vstack((rng.normal(0, 2, (3000, 5)).astype(np.float32), train[:100])).astype(float)
+    np.testing.assert_allclose(compiled.score_samples(rows), forest.score_samples(rows), rtol=0, atol=1e-12)
+    shipped = CompiledForest.load(SHIPPED_MODEL / 'iforest.npz')
+    rows = rng.normal(0, 3, (3000, shipped.feature.max() + 1))
+    ties, trees = rng.integers(0, len(rows), 500), rng.integers(0, len(shipped.feature), 500)
+    rows[ties, shipped.feature[trees, 0]] = shipped.threshold[trees, 0]  # exactly at a root split
+    expected = reference_forest_scores(shipped, rows)
+    np.testing.assert_allclose(shipped.score_samples(rows), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(shipped.score_samples(rows, chunk=7), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(shipped.score_samples(rows[:1]), expected[:1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('source', ['shipped', 'fitted'])
+def test_scores_and_alarms_equal_the_reference(source, fitted_model, monkeypatch):
+    model = AnomalyModel.load(SHIPPED_MODEL) if source == 'shipped' else fitted_model
+    values = excursions(model, 5000, 16)
+    time = np.arange(len(values)) / RATE
+    raw, worst = model.raw_scores(FeatureStream(len(model.names), model.settings.window, model.settings.gap), values)
+    expected_raw, expected_worst = reference_raw_scores(model, values)
+    np.testing.assert_allclose(raw, expected_raw, rtol=1e-9, atol=1e-9)
+    assert np.array_equal(worst, expected_worst)
+    expected = reference_alarms(model, expected_raw)
+    changes = expected != np.vstack((np.zeros(expected.shape[1], bool), expected[:-1]))
+    assert changes[expected].any() and changes[~expected].any()  # alarms rise and clear
+    monkeypatch.setattr(anomaly, 'BLOCK', 1030)  # block boundaries inside the burst, dropout and repeats
+    alarms, events = OnlineDetector(model).process(time, values)
+    assert np.array_equal(alarms, expected)
+    names = model.score_names
+    transitions = [(time[i], names[j], bool(expected[i, j])) for i, j in zip(*np.nonzero(changes))]
+    assert [(e.stamp, f'{e.sensor}/{e.method}', e.active) for e in events] == transitions
+    np.testing.assert_allclose([e.score for e in events], expected_raw[changes], rtol=1e-9)
+    streamed = OnlineDetector(model)  # in micro-batches, as live
+    parts = [streamed.process(time[i:i + 3], values[i:i + 3]) for i in range(0, len(time), 3)]
+    assert np.array_equal(np.vstack([a for a, _ in parts]), expected)
+    assert [(e.stamp, f'{e.sensor}/{e.method}', e.active) for _, more in parts for e in more] == transitions

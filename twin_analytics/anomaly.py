@@ -39,6 +39,7 @@ METHODS = ('robust', 'iforest', 'autoencoder')
 PER_SENSOR = ('residual', 'level', 'flat', 'missing')
 MULTIVARIATE = 'multivariate'
 ZSCORE_CLIP = 20.0  # standardized inputs of the multivariate models are clipped to ±this
+BLOCK = 4096  # frames an OnlineDetector scores at once
 
 
 @dataclass(frozen=True)
@@ -150,29 +151,37 @@ class AnomalyModel:
 
     def standardize(self, values: np.ndarray) -> np.ndarray:
         """Robust z-scores of the values, NaN as 0, clipped (the multivariate models' input)."""
-        z = (values - self.center) / self.scale
-        return np.clip(np.nan_to_num(z, nan=0.0), -ZSCORE_CLIP, ZSCORE_CLIP)
+        z = np.subtract(values, self.center)
+        np.divide(z, self.scale, out=z)
+        np.clip(z, -ZSCORE_CLIP, ZSCORE_CLIP, out=z)
+        np.copyto(z, 0.0, where=np.isnan(z))
+        return z
 
     def raw_scores(self, stream: FeatureStream, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw scores (n, scores) and the index of each frame's worst-reconstructed channel."""
-        columns = []
+        values = np.asarray(values, dtype=float)
+        k = len(self.names)
+        robust = 'robust' in self.settings.methods
+        column = (4 * k + (len(self.kinematic.channels) if self.kinematic else 0)) * robust
+        raw = np.empty((len(values), column + (self.iforest is not None) + (self.autoencoder is not None)))
         worst = np.zeros(len(values), dtype=np.int64)
-        if 'robust' in self.settings.methods:
+        if robust:
             features = stream.update(values)
-            residual = np.abs(features.residual - self.residual_center) / self.residual_scale
-            level = np.abs(values - self.center) / self.scale
-            columns += [np.nan_to_num(residual), np.nan_to_num(level), features.flat, features.missing]
+            raw[:, :k] = _deviation(features.residual, self.residual_center, self.residual_scale)
+            raw[:, k:2 * k] = _deviation(values, self.center, self.scale)
+            raw[:, 2 * k:3 * k] = features.flat
+            raw[:, 3 * k:4 * k] = features.missing
             if self.kinematic is not None:
-                kinematic = np.abs(self.kinematic(values) - self.kinematic_center) / self.kinematic_scale
-                columns.append(np.nan_to_num(kinematic))
+                raw[:, 4 * k:column] = _deviation(self.kinematic(values), self.kinematic_center, self.kinematic_scale)
         standardized = self.standardize(values) if self.iforest or self.autoencoder else None
         if self.iforest is not None:
-            columns.append(-self.iforest.score_samples(standardized)[:, None])
+            raw[:, column] = -self.iforest.score_samples(standardized)
+            column += 1
         if self.autoencoder is not None:
             errors = self.autoencoder.errors(standardized)
             worst = errors.argmax(axis=1)
-            columns.append(errors.mean(axis=1)[:, None])
-        return np.column_stack(columns).astype(float), worst
+            raw[:, column] = errors.mean(axis=1, dtype=float)
+        return raw, worst
 
     def save(self, directory: str | Path) -> None:
         """``model.json`` (statistics, kinematics, thresholds), ``iforest.npz`` and ``autoencoder.pt``."""
@@ -215,30 +224,48 @@ class OnlineDetector:
         settings = model.settings
         self._stream = FeatureStream(len(model.names), settings.window, settings.gap)
         count = len(model.score_names)
-        self._above = np.zeros(count, dtype=np.int64)
-        self._below = np.zeros(count, dtype=np.int64)
+        self._above = np.zeros(count)
+        self._below = np.zeros(count)
         self.active = np.zeros(count, dtype=bool)
         self._sensor, self._method = zip(*(name.rsplit('/', 1) for name in model.score_names))
 
     def process(self, time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[AnomalyEvent]]:
-        """Alarm state per frame and score (n, scores) and the events raised or cleared."""
-        raw, worst = self.model.raw_scores(self._stream, np.atleast_2d(values))
-        ratio = raw / self.model.thresholds
-        alarms = self._hysteresis(ratio)
-        previous = np.vstack((self.active, alarms[:-1]))
-        events = [self._event(float(time[i]), j, bool(alarms[i, j]), raw[i, j], int(worst[i]))
-                  for i, j in zip(*np.nonzero(alarms != previous))]
-        self.active = alarms[-1].copy()
+        """Alarm state per frame and score (n, scores) and the events raised or cleared.
+
+        Long inputs are scored in blocks of ``BLOCK`` frames (the same results: every stage
+        carries its state across blocks) so that the intermediate arrays stay in cache.
+        """
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        if values.shape[1] != len(self.model.names) or len(time) != len(values):
+            raise ValueError(f'anomaly detector: expected {len(time)} frames x {len(self.model.names)} channels, '
+                             f'got values of shape {values.shape}')
+        alarms = np.empty((len(values), len(self.active)), dtype=bool)
+        events: list[AnomalyEvent] = []
+        for start in range(0, len(values), BLOCK):
+            block = slice(start, start + BLOCK)
+            alarms[block] = self._process_block(time[block], values[block], events)
         return alarms, events
 
-    def _hysteresis(self, ratio: np.ndarray) -> np.ndarray:
-        """Debounced alarm states; scores that stay below threshold and are not in alarm
-        (nearly all, nearly always) only update their below-threshold run.
+    def _process_block(self, time: np.ndarray, values: np.ndarray, events: list[AnomalyEvent]) -> np.ndarray:
+        """Alarm states of one block; appends its events to ``events``."""
+        raw, worst = self.model.raw_scores(self._stream, values)
+        alarms, hot = self._hysteresis(raw / self.model.thresholds)
+        hot = np.flatnonzero(hot)  # only these scores can change state
+        changed = alarms[:, hot] != np.vstack((self.active[hot], alarms[:-1, hot]))
+        events += [self._event(float(time[i]), hot[h], bool(alarms[i, hot[h]]), raw[i, hot[h]], int(worst[i]))
+                   for i, h in zip(*np.nonzero(changed))]
+        self.active = alarms[-1].copy()
+        return alarms
+
+    def _hysteresis(self, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Debounced alarm states and which scores are hot (above threshold in the block or in
+        alarm); the others (nearly all, nearly always) stay off and only update their
+        below-threshold run.
         """
         settings = self.model.settings
         alarms = np.zeros(ratio.shape, dtype=bool)
         below = ratio < settings.clear_ratio
-        hot = (ratio > 1.0).any(axis=0) | self.active
+        hot = (np.fmax.reduce(ratio, axis=0) > 1.0) | self.active
         cold = ~hot
         trailing = np.argmin(below[::-1, cold], axis=0)
         all_below = below[:, cold].all(axis=0)
@@ -252,7 +279,7 @@ class OnlineDetector:
             last_off = np.maximum.accumulate(np.where(below_run >= settings.clear, index, 0), axis=0)
             alarms[:, hot] = np.where((last_on == 0) & (last_off == 0), self.active[hot], last_on > last_off)
             self._above[hot], self._below[hot] = above[-1], below_run[-1]
-        return alarms
+        return alarms, hot
 
     def _event(self, stamp: float, j: int, active: bool, score: float, worst: int) -> AnomalyEvent:
         threshold = float(self.model.thresholds[j])
@@ -269,6 +296,15 @@ def range_alarms(model: AnomalyModel, values: np.ndarray) -> np.ndarray:
     """The fixed-threshold baseline: any channel outside its normal [min, max], per frame."""
     with np.errstate(invalid='ignore'):
         return ((values < model.low) | (values > model.high)).any(axis=1)
+
+
+def _deviation(values: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(|values − center| / scale)`` in one buffer."""
+    z = np.subtract(values, center)
+    np.abs(z, out=z)
+    np.divide(z, scale, out=z)
+    np.fmax(z, 0.0, out=z)  # NaN → 0
+    return np.fmin(z, np.finfo(float).max, out=z)  # inf → the largest float
 
 
 def _robust_scale(deviation: np.ndarray) -> np.ndarray:

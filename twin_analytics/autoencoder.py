@@ -38,10 +38,10 @@ class Autoencoder:
         return loss.item()
 
     def errors(self, inputs: np.ndarray) -> np.ndarray:
-        """Squared reconstruction error per row and input (n, k)."""
+        """Squared reconstruction error per row and input (n, k), in float32 (the network's precision)."""
         with torch.inference_mode():
-            data = torch.as_tensor(inputs, dtype=torch.float32)
-            return ((self.network(data) - data) ** 2).numpy().astype(float)
+            data = torch.from_numpy(np.asarray(inputs, dtype=np.float32))
+            return self.network(data).sub_(data).square_().numpy()
 
     def save(self, path: Path) -> None:
         torch.save({'shape': self.shape, 'state': self.network.state_dict()}, path)

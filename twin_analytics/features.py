@@ -13,10 +13,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 
 def run_lengths(mask: np.ndarray, carry: np.ndarray) -> np.ndarray:
-    """Consecutive True rows ending at each row of ``mask`` (n, k); ``carry`` continues a run."""
-    index = np.arange(1, len(mask) + 1)[:, None]
-    last_false = np.maximum.accumulate(np.where(mask, 0, index), axis=0)
-    return np.where(last_false == 0, index + carry, index - last_false)
+    """Consecutive True rows ending at each row of ``mask`` (n, k), as floats; ``carry`` continues
+    a run (it started ``carry`` rows before the first).
+    """
+    index = np.arange(1.0, len(mask) + 1)[:, None]
+    last_false = np.empty((len(mask) + 1, mask.shape[1]))  # row of the last False; row 0 = −carry
+    last_false[0] = -np.asarray(carry)
+    np.copyto(last_false[1:], index)
+    np.copyto(last_false[1:], -np.inf, where=mask)
+    np.maximum.accumulate(last_false, axis=0, out=last_false)
+    return index - last_false[1:]
 
 
 def prediction_weights(window: int, gap: int = 0) -> np.ndarray:
@@ -30,7 +36,7 @@ def prediction_weights(window: int, gap: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Features:
-    """Per frame and channel: prediction residual, flat-run and missing-run lengths (frames).
+    """Per frame and channel: prediction residual, flat-run and missing-run lengths (frames, as floats).
 
     A channel's missing run starts counting once it has delivered a value: an input that has
     not started yet is not a dropout.
@@ -48,8 +54,8 @@ class FeatureStream:
         self.window = window
         self._weights = prediction_weights(window, gap)
         self._history = np.full((window + gap, n_channels), np.nan)
-        self._flat = np.zeros(n_channels, dtype=np.int64)
-        self._missing = np.zeros(n_channels, dtype=np.int64)
+        self._flat = np.zeros(n_channels)
+        self._missing = np.zeros(n_channels)
         self._seen = np.zeros(n_channels, dtype=bool)
 
     def update(self, values: np.ndarray) -> Features:

@@ -3,6 +3,10 @@
 scikit-learn's ``score_samples`` costs milliseconds per call whatever the row count (one job
 per tree); here a call costs a few array operations per tree level, so single frames and
 micro-batches are cheap and the model saves as plain arrays. Scores equal scikit-learn's.
+
+For scoring, each tree is unrolled into a complete binary tree of ``depth`` levels (a leaf above
+the last level repeats itself below it): a row then descends all trees together with one gather
+of split feature and threshold per level and the child slot computed, not looked up.
 """
 from __future__ import annotations
 
@@ -23,17 +27,33 @@ def average_path_length(n: np.ndarray) -> np.ndarray:
 
 
 class CompiledForest:
-    """Trees as padded node arrays: feature (−1 at leaves), threshold, children, leaf path term."""
+    """Trees as padded node arrays (the saved form): feature (−1 at leaves), threshold, children,
+    leaf path term; scored through their complete-tree unrolling.
+    """
 
     def __init__(self, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray, right: np.ndarray,
                  leaf_term: np.ndarray, depth: int, normaliser: float) -> None:
         self.feature, self.threshold, self.left, self.right = feature, threshold, left, right
         self.leaf_term, self.depth, self.normaliser = leaf_term, depth, normaliser
-        trees, size = feature.shape
-        offset = (np.arange(trees) * size)[:, None]
-        self._roots = offset.ravel()
-        self._flat = (feature.ravel(), threshold.ravel(), (left + offset).ravel(), (right + offset).ravel(),
-                      leaf_term.ravel())
+        self._levels, self._path = self._unroll()
+
+    def _unroll(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """Per level, the split feature and threshold of each tree's ``2**level`` slots (tree-major,
+        flat), and the path length (splits + leaf term) at each final slot. Slot ``s`` of a level
+        has children ``2s`` (value above the threshold) and ``2s + 1`` (at or below it).
+        """
+        trees = np.arange(len(self.feature))[:, None]
+        node = np.zeros((len(trees), 1), dtype=np.int64)
+        splits = np.zeros(node.shape)
+        levels = []
+        for _ in range(self.depth):
+            split = self.feature[trees, node]
+            leaf = split < 0
+            levels.append((np.maximum(split, 0).ravel(), self.threshold[trees, node].ravel()))
+            children = (np.where(leaf, node, self.right[trees, node]), np.where(leaf, node, self.left[trees, node]))
+            node = np.stack(children, axis=2).reshape(len(trees), -1)
+            splits = np.repeat(splits + ~leaf, 2, axis=1)
+        return levels, (splits + self.leaf_term[trees, node]).ravel()
 
     @classmethod
     def from_sklearn(cls, forest: IsolationForest) -> CompiledForest:
@@ -57,21 +77,23 @@ class CompiledForest:
         return cls(feature, threshold, left, right, leaf_term, depth,
                    float(average_path_length(forest.max_samples_)))
 
-    def score_samples(self, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """scikit-learn's ``IsolationForest.score_samples`` (higher = more normal)."""
+    def score_samples(self, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """scikit-learn's ``IsolationForest.score_samples`` (higher = more normal) of rows (n, features)."""
         rows = np.asarray(rows, dtype=float)
-        feature, threshold, left, right, leaf_term = self._flat
+        if rows.ndim != 2:
+            raise ValueError(f'isolation forest: rows must be (n, features), got shape {rows.shape}')
+        trees = np.arange(len(self.feature))
         scores = np.empty(len(rows))
         for start in range(0, len(rows), chunk):
-            block = rows[start:start + chunk]
-            node = np.broadcast_to(self._roots, (len(block), len(self._roots)))
-            path = np.zeros(node.shape)
-            for _ in range(self.depth):
-                split = feature.take(node)
-                path += split >= 0
-                value = np.take_along_axis(block, np.maximum(split, 0), axis=1)
-                node = np.where(value <= threshold.take(node), left.take(node), right.take(node))
-            mean_depth = (path + leaf_term.take(node)).mean(axis=1)
+            block = np.ascontiguousarray(rows[start:start + chunk])
+            values = block.ravel()
+            row_start = np.arange(0, block.size, block.shape[1])[:, None]
+            slot = np.tile(trees, (len(block), 1))
+            for feature, threshold in self._levels:
+                at_or_below = values.take(feature.take(slot) + row_start) <= threshold.take(slot)
+                slot <<= 1
+                slot += at_or_below
+            mean_depth = self._path.take(slot).mean(axis=1)
             scores[start:start + chunk] = -(2.0 ** (-mean_depth / self.normaliser))
         return scores
 
