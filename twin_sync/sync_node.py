@@ -76,16 +76,19 @@ class SyncNode(Node):
             self._policy.add(index, sample.stamp_ns, sample)
 
     def _on_tick(self) -> None:
-        """Publish the frame of every grid time since the previous tick.
+        """Publish the frame of the latest grid time and, on sim time, of the ones since the last tick.
 
-        A tick can come late by several periods (a clock that steps, like /clock from a bag
-        replay, or a starved process); the frames in between are still due, as far back as
-        samples are buffered.
+        On sim time (/clock from a bag replay) the clock steps, so a tick comes late by design;
+        the player published the samples before the clock reached them, so the frames in
+        between are due and complete (as far back as samples are buffered). On the wall clock a
+        late tick means a starved process whose samples are still queued: frames computed now
+        for the grid times it missed would look stale, so they are skipped.
         """
         period = self._timeline_period_ns
         delay = int(self._config.delay * NS)
         latest = (self._now_ns() - delay) // period * period
-        first = latest if self._last_grid_ns is None else max(
+        sim_time = self.get_parameter('use_sim_time').value
+        first = latest if self._last_grid_ns is None or not sim_time else max(
             self._last_grid_ns + period,
             latest - int(self._config.buffer_window * NS) // period * period)
         for grid_ns in range(first, latest + 1, period):
