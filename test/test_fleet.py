@@ -6,17 +6,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin_analytics.scheduler import HOUR, Calendar, Scheduler
+from twin_analytics.scheduler import HOUR, Calendar, PlannedTask, Scheduler
 from twin_bringup.config import ConfigError
 from twin_bringup.node_table import load_node_table
 from twin_bringup.paths import config_dir
-from twin_fleet.fleet import Fleet, RobotTask
+from twin_fleet.fleet import Fleet
 
 MONDAY_8H = 4 * 86400.0 + 8 * HOUR  # 1970-01-05 08:00 UTC
 
 
 def task(component, start, hours=2.0, deadline=MONDAY_8H + 48 * HOUR, risk='HIGH', rul=3 * 86400.0):
-    return RobotTask(component, 'replace gearbox', risk, start, start + hours * HOUR, deadline, rul, ('mechanic',))
+    return PlannedTask(component, 'replace gearbox', risk, start, start + hours * HOUR, deadline, rul,
+                       resources=('mechanic',))
 
 
 def fleet(robots=('robot_1', 'robot_2')):

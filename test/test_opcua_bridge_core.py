@@ -14,9 +14,10 @@ from asyncua.crypto import cert_gen
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
 from twin_bridge.opcua_server import TwinServer, password_entry
-from twin_bridge.opcua_space import Task, TwinAddressSpace
+from twin_bridge.opcua_space import TwinAddressSpace
 from twin_bringup.config import ConfigError, build
 from twin_bringup.sandbox import free_port
 from twin_sensors.opcua_client import OpcUaConfig, OpcUaSubscriber
@@ -123,8 +124,8 @@ def test_values_update_with_source_timestamps(secure: Any) -> None:
                    **space.state(stamp, False, 7, 0.5, False, 0.8)}, stamp)
     server.update(space.health([(0, '/twin/sync', 'ok'), (1, '/twin/imu', 'late'), (1, '/twin/lidar', 'slow')]))
     server.update(space.alert('joint_2.velocity', 'residual', 1, 'residual 4.2 > 3.0', True))
-    server.update(space.maintenance(3, [Task('joint_2', 'replace gearbox', 'HIGH', stamp, stamp + 600.0,
-                                             stamp + 3600.0, 7200.0)], ['imu']))
+    server.update(space.maintenance(3, [PlannedTask('joint_2', 'replace gearbox', 'HIGH', stamp, stamp + 600.0,
+                                                    stamp + 3600.0, 7200.0)], ['imu']))
     time.sleep(0.1)
 
     async def work(client: Client, index: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ when keeping them makes tasks late, a fresh plan is taken if it has fewer late t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from twin_bringup.config import describe
 
@@ -130,3 +131,34 @@ class Scheduler:
     def _reserve(task: Task, start: float, busy: dict[str, list[tuple[float, float]]]) -> None:
         for name in task.resources:
             busy[name].append((start, start + task.duration))
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """A ``builtin_interfaces`` Time or Duration (rclpy or bag message) in s."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """One task of a published plan (``twin_interfaces/MaintenanceTask``): times in s since the
+    epoch, the median RUL and its 80 % interval in s (0 when the task has no estimate).
+    """
+
+    component: str = ''
+    action: str = ''
+    risk: str = ''
+    start: float = 0.0
+    end: float = 0.0
+    deadline: float = 0.0
+    rul: float = 0.0
+    rul_low: float = 0.0
+    rul_high: float = 0.0
+    resources: tuple[str, ...] = ()
+    late: bool = False
+
+    @classmethod
+    def from_message(cls, task: Any) -> PlannedTask:
+        """From a ``MaintenanceTask`` message (rclpy or read from a bag)."""
+        return cls(task.component, task.action, task.risk, stamp_seconds(task.start), stamp_seconds(task.end),
+                   stamp_seconds(task.deadline), float(task.rul), float(task.rul_low), float(task.rul_high),
+                   tuple(task.resources), bool(task.late))

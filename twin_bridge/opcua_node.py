@@ -17,9 +17,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import JointState, Temperature
 from std_msgs.msg import Float64, Header
 
+from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
-from twin_bridge.opcua_space import Task
 from twin_bringup.config import ConfigError
 from twin_bringup.ros_common import declare_config, run, status
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
@@ -93,8 +93,7 @@ class OpcUaBridge(Node):
 
     def _on_schedule(self, message: MaintenanceSchedule) -> None:
         assert self._server is not None
-        tasks = [Task(t.component, t.action, t.risk, seconds(t.start), seconds(t.end), seconds(t.deadline), t.rul)
-                 for t in message.tasks]
+        tasks = [PlannedTask.from_message(t) for t in message.tasks]
         self._server.update(self._server.space.maintenance(message.revision, tasks, message.unplaced),
                             seconds(message.header.stamp))
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from asyncua import ua
 
+from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import ServerConfig
 from twin_bringup.opcua import engineering_units
 
@@ -53,19 +54,6 @@ class Variable:
     @property
     def node_id(self) -> str:
         return '/'.join(self.path)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One booked maintenance task; times in s since the epoch, ``rul`` in s."""
-
-    component: str
-    action: str
-    risk: str
-    start: float
-    end: float
-    deadline: float
-    rul: float
 
 
 def to_datetime(seconds: float) -> datetime:
@@ -173,12 +161,12 @@ class TwinAddressSpace:
                 'Twin/Alerts/LastEvent': event, 'Twin/Alerts/LastSeverity': int(severity)}
 
     @staticmethod
-    def maintenance(revision: int, tasks: Sequence[Task], unplaced: Sequence[str]) -> dict[str, object]:
+    def maintenance(revision: int, tasks: Sequence[PlannedTask], unplaced: Sequence[str]) -> dict[str, object]:
         """Twin/Maintenance from a schedule (tasks in start order)."""
         lines = [f'{t.component}: {t.action} [{t.risk}] {to_datetime(t.start):%Y-%m-%dT%H:%M:%SZ}'
                  f'..{to_datetime(t.end):%H:%M:%SZ}, deadline {to_datetime(t.deadline):%Y-%m-%dT%H:%M:%SZ}'
                  for t in tasks]
-        first = tasks[0] if tasks else Task('', '', '', 0.0, 0.0, 0.0, 0.0)
+        first = tasks[0] if tasks else PlannedTask()
         return {'Twin/Maintenance/Revision': int(revision), 'Twin/Maintenance/Tasks': lines,
                 'Twin/Maintenance/Unplaced': list(unplaced), 'Twin/Maintenance/NextComponent': first.component,
                 'Twin/Maintenance/NextAction': first.action, 'Twin/Maintenance/NextRisk': first.risk,

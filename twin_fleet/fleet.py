@@ -10,24 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from twin_analytics.scheduler import Booking, Scheduler, Task
+from twin_analytics.scheduler import Booking, PlannedTask, Scheduler, Task
 
 LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
 RISKS = ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')
-
-
-@dataclass(frozen=True)
-class RobotTask:
-    """One task of a robot's own schedule (times in seconds on the twins' clock)."""
-
-    component: str
-    action: str
-    risk: str
-    start: float
-    end: float
-    deadline: float
-    rul: float
-    resources: tuple[str, ...]
 
 
 @dataclass
@@ -38,7 +24,7 @@ class RobotView:
     message: str = 'no report yet'
     reported_at: float = -math.inf
     alarms: dict[str, str] = field(default_factory=dict)  # sensor/method -> level
-    tasks: tuple[RobotTask, ...] = ()
+    tasks: tuple[PlannedTask, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +61,7 @@ class Fleet:
         else:
             alarms.pop(alarm, None)
 
-    def on_schedule(self, robot: str, tasks: tuple[RobotTask, ...]) -> None:
+    def on_schedule(self, robot: str, tasks: tuple[PlannedTask, ...]) -> None:
         """The robot's planner published a new schedule."""
         self.robots[robot].tasks = tasks
 

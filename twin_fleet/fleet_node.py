@@ -17,29 +17,20 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
-from twin_analytics.scheduler import DAY, Scheduler
+from twin_analytics.scheduler import DAY, PlannedTask, Scheduler
 from twin_bringup.config import ConfigError
 from twin_bringup.ros_common import LEVEL_NAMES, declare_config, run, status
 from twin_fleet.config import FleetConfig
-from twin_fleet.fleet import LEVELS, Fleet, RobotTask, worst
+from twin_fleet.fleet import LEVELS, Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def to_time(value: float) -> Time:
     nanoseconds = int(round(max(value, 0.0) * 1e9))
     return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
-def robot_tasks(schedule: MaintenanceSchedule) -> tuple[RobotTask, ...]:
-    return tuple(RobotTask(t.component, t.action, t.risk, seconds(t.start), seconds(t.end), seconds(t.deadline),
-                           t.rul, tuple(t.resources)) for t in schedule.tasks)
 
 
 class FleetNode(Node):
@@ -53,7 +44,6 @@ class FleetNode(Node):
             self._fleet = Fleet(config.robots, scheduler, config.stale_after)
         except ValueError as error:
             raise ConfigError(f'fleet.robots: {error}') from None
-        self._ruls: dict[str, dict[str, tuple[float, float, float]]] = {}
         self._schedule = MaintenanceSchedule()
         self._schedule_publisher = self.create_publisher(MaintenanceSchedule, 'fleet/maintenance_schedule', LATCHED)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
@@ -76,8 +66,7 @@ class FleetNode(Node):
         self._fleet.on_alarm(robot, f'{event.sensor}/{event.method}', LEVELS[min(event.severity, 3)], event.active)
 
     def _on_schedule(self, robot: str, schedule: MaintenanceSchedule) -> None:
-        self._fleet.on_schedule(robot, robot_tasks(schedule))
-        self._ruls[robot] = {t.component: (t.rul, t.rul_low, t.rul_high) for t in schedule.tasks}
+        self._fleet.on_schedule(robot, tuple(PlannedTask.from_message(t) for t in schedule.tasks))
 
     def _tick(self) -> None:
         now = self.get_clock().now()
@@ -85,11 +74,11 @@ class FleetNode(Node):
         tasks = []
         for booking in bookings:
             robot, _, component = booking.task.component.partition('/')
-            rul, rul_low, rul_high = self._ruls.get(robot, {}).get(component, (0.0, 0.0, 0.0))
+            own = next((t for t in self._fleet.robots[robot].tasks if t.component == component), PlannedTask())
             tasks.append(MaintenanceTask(
                 component=booking.task.component, action=booking.task.action, risk=booking.task.risk,
                 start=to_time(booking.start), end=to_time(booking.end), deadline=to_time(booking.task.deadline),
-                rul=rul, rul_low=rul_low, rul_high=rul_high, resources=list(booking.task.resources),
+                rul=own.rul, rul_low=own.rul_low, rul_high=own.rul_high, resources=list(booking.task.resources),
                 late=booking.late))
         if [(t.component, t.start, t.end) for t in tasks] != [(t.component, t.start, t.end)
                                                               for t in self._schedule.tasks]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin_analytics.scheduler import PlannedTask
+from twin_analytics.scheduler import stamp_seconds as seconds
 from twin_state.fidelity import Trajectory
 
 TWIN_JOINTS = '/twin/joint_states'
@@ -91,29 +93,12 @@ class RulSample:
 
 
 @dataclass(frozen=True)
-class ScheduledTask:
-    """One booked maintenance task; times in s since the epoch, RUL in s."""
-
-    component: str
-    action: str
-    risk: str
-    start: float
-    end: float
-    deadline: float
-    rul: float
-    rul_low: float
-    rul_high: float
-    resources: tuple[str, ...]
-    late: bool
-
-
-@dataclass(frozen=True)
 class Schedule:
     """One revision of the maintenance plan."""
 
     stamp: float
     revision: int
-    tasks: tuple[ScheduledTask, ...]
+    tasks: tuple[PlannedTask, ...]
     unplaced: tuple[str, ...]
 
 
@@ -134,11 +119,6 @@ class Run:
     health: HealthSeries | None = None
     rul: tuple[RulSample, ...] = ()
     schedules: tuple[Schedule, ...] = ()
-
-
-def seconds(time: object) -> float:
-    """A builtin_interfaces Time or Duration in s."""
-    return time.sec + time.nanosec * 1e-9
 
 
 def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) -> Trajectory | None:
@@ -226,9 +206,7 @@ def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
 def schedule(message: object) -> Schedule:
     """A MaintenanceSchedule message as a :class:`Schedule`."""
     return Schedule(seconds(message.header.stamp), int(message.revision), tuple(
-        ScheduledTask(t.component, t.action, t.risk, seconds(t.start), seconds(t.end),
-                      seconds(t.deadline), float(t.rul), float(t.rul_low), float(t.rul_high),
-                      tuple(t.resources), bool(t.late)) for t in message.tasks),
+        PlannedTask.from_message(t) for t in message.tasks),
         tuple(message.unplaced))
 
 
