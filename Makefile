@@ -20,15 +20,17 @@ degradation-plot: setup
 	@$(ENV) twin_sim_generate --scenario config/scenarios/wear_and_faults.yaml \
 		--duration 14400 --out out/wear_run --plot docs/degradation.png
 
-# Sensor-level simulator data (1 h nominal, run to failure) and the analytics models fitted
-# on it into config/models/ (about 10 minutes).
+# Sensor-level simulator data (1 h nominal, run to failure) plus ~5 min of frames recorded
+# through the live data path (scripts/live_frames.py: the drivers' and synchronizer's timing and
+# quantization), and the analytics models fitted on them into config/models/ (about 20 minutes).
 analytics-models: setup
 	@$(ENV) python -m twin_analytics.sim_frames --scenario nominal --duration 3600 --seed 1 \
 		--out out/analytics/nominal_train
 	@$(ENV) python -m twin_analytics.sim_frames --scenario run_to_failure --duration 4800 --seed 4 \
 		--out out/analytics/rtf_train --health-window 60
+	@test -f out/analytics/live/fit.csv || $(ENV) python scripts/live_frames.py --out out/analytics/live
 	@$(ENV) twin_anomaly fit --data out/analytics/nominal_train/frames.csv --label-column label \
-		--model config/models/anomaly --urdf config/arm.urdf
+		--data-also out/analytics/live/fit.csv --model config/models/anomaly --urdf config/arm.urdf
 	@$(ENV) twin_rul train --data out/analytics/rtf_train/health.csv --features vibration \
 		--model config/models/rul.json
 

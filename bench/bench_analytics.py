@@ -6,7 +6,7 @@ nominal runs (fit / false alarms), ``fault_suite`` (one fault of every type) and
 it had in the normal fit data, per frame, no debounce. RUL baseline: the line through the
 first and last point of the same health-index window. RUL in minutes (the NASA score's
 constants are in time units). Run: ``python bench/bench_analytics.py [--data out/analytics]
-[--repeat 3] [--scoring-only]``.
+[--repeat 3] [--scoring-only] [--model config/models/anomaly] [--live frames.csv]``.
 """
 from __future__ import annotations
 
@@ -70,11 +70,15 @@ def scoring_time(model: AnomalyModel, series: Series, repeat: int) -> float:
     return min(times)
 
 
-def anomaly(data: Path, repeat: int, scoring_only: bool) -> None:
-    train = read_csv(ensure(data, 'nominal_train') / 'frames.csv', label_column='label')
-    started = time.perf_counter()
-    model = AnomalyModel.fit(train, kinematics=ArmKinematics.from_urdf(default_urdf()))
-    print(f'fit: {len(train.time)} frames x {len(train.names)} channels in {time.perf_counter() - started:.1f} s')
+def anomaly(data: Path, repeat: int, scoring_only: bool, saved: Path | None, live: Path | None) -> None:
+    if saved is None:
+        train = read_csv(ensure(data, 'nominal_train') / 'frames.csv', label_column='label')
+        started = time.perf_counter()
+        model = AnomalyModel.fit(train, kinematics=ArmKinematics.from_urdf(default_urdf()))
+        print(f'fit: {len(train.time)} frames x {len(train.names)} channels in {time.perf_counter() - started:.1f} s')
+    else:
+        model = AnomalyModel.load(saved)
+        print(f'model: {saved}')
     nominal = read_csv(ensure(data, 'nominal_test') / 'frames.csv', label_column='label', columns=model.names)
     print(f'batch scoring of {len(nominal.time)} frames (best of {repeat}):')
     for method in model.settings.methods:
@@ -101,6 +105,14 @@ def anomaly(data: Path, repeat: int, scoring_only: bool) -> None:
     for name, alarm in groups.items():
         scores = event_scores(nominal.time, nominal.labels, alarm)
         print(f'  {name:12s} {scores.false_alarms:5d} false alarms, pointwise FAR {scores.pointwise_far:.2e}')
+
+    if live is not None:
+        frames = read_csv(live, label_column='label', columns=model.names)
+        groups = method_alarms(model, detect(model, frames))
+        print(f'\nfalse alarms over {(frames.time[-1] - frames.time[0]) / 60:.1f} min of frames recorded through '
+              f'the live data path ({live}):')
+        for name, alarm in groups.items():
+            print(f'  {name:12s} {event_scores(frames.time, frames.labels, alarm).false_alarms:5d} false alarms')
 
     suite = ensure(data, 'fault_suite')
     series = read_csv(suite / 'frames.csv', label_column='label', columns=model.names)
@@ -146,11 +158,15 @@ def main() -> int:
     parser.add_argument('--data', type=Path, default=Path('out/analytics'))
     parser.add_argument('--repeat', type=int, default=3, help='runs per scoring measurement (the best counts)')
     parser.add_argument('--scoring-only', action='store_true', help='only fit and time the anomaly scoring')
+    parser.add_argument('--model', type=Path, help='evaluate this saved model (e.g. config/models/anomaly) '
+                                                   'instead of fitting one on nominal_train')
+    parser.add_argument('--live', type=Path, help='also count false alarms on these normal frames (CSV of '
+                                                  '`twin_anomaly frames`, recorded through the live data path)')
     arguments = parser.parse_args()
     if arguments.repeat < 1:
         parser.error('--repeat must be at least 1')
     torch.set_num_threads(1)
-    anomaly(arguments.data, arguments.repeat, arguments.scoring_only)
+    anomaly(arguments.data, arguments.repeat, arguments.scoring_only, arguments.model, arguments.live)
     if not arguments.scoring_only:
         rul(arguments.data)
     return 0

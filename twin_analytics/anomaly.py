@@ -51,7 +51,9 @@ class DetectorSettings:
     gap: int = 5  # frames between the prediction's window and the predicted frame
     target_far: float = 1e-4  # fraction of normal frames above each raw threshold
     margin: float = 1.5  # threshold = margin × calibrated quantile
-    min_run: int = 5  # frames: least flat/missing threshold
+    # frames: least flat/missing threshold; 0.25 s at 100 frames/s rides out the late samples a
+    # loaded live data path holds or drops, and still finds a dropout or stuck sensor within 0.3 s
+    min_run: int = 25
     debounce: int = 3  # frames above threshold before an alarm rises
     clear: int = 200  # frames below clear_ratio × threshold before it clears
     clear_ratio: float = 0.8  # above 1 / margin: normal peaks let an alarm clear

@@ -1,0 +1,68 @@
+"""Record synchronized frames through the live data path for fitting the anomaly detector.
+
+Runs the simulated cell and the whole twin (``twin_launch`` on a private copy of config/,
+loopback DDS, the caller's ``ROS_DOMAIN_ID``), records ``/twin/synced_frame`` and the
+simulator's truth with ``twin_record`` after a warm-up, and writes ``frames.csv``
+(``twin_anomaly frames``) split in time into ``fit.csv`` (first two thirds, for
+``twin_anomaly fit --data-also``) and ``held.csv`` (the rest, for
+``bench/bench_analytics.py --live``).
+
+    python scripts/live_frames.py --duration 330 --out out/analytics/live
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from twin_analytics.anomaly_cli import main as twin_anomaly
+from twin_bringup.launcher import node_environment
+from twin_bringup.sandbox import isolated_config
+
+BIN = Path(sys.executable).parent
+TOPICS = ('/twin/synced_frame:twin_interfaces/msg/SyncedFrame', '/workcell_sim/truth:twin_interfaces/msg/WorkcellTruth')
+
+
+def split(frames: Path, fit: Path, held: Path, fraction: float = 2 / 3) -> None:
+    header, *rows = frames.read_text().splitlines()
+    cut = int(len(rows) * fraction)
+    fit.write_text('\n'.join([header, *rows[:cut]]) + '\n')
+    held.write_text('\n'.join([header, *rows[cut:]]) + '\n')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--duration', type=float, default=330.0, help='s of frames to record')
+    parser.add_argument('--warmup', type=float, default=40.0, help='s after start before recording')
+    parser.add_argument('--out', type=Path, default=Path('out/analytics/live'))
+    arguments = parser.parse_args()
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    bag = arguments.out / 'bag'
+    if bag.exists():
+        parser.error(f'{bag} exists: remove it to record again')
+    work = Path(tempfile.mkdtemp(prefix='live_frames_'))
+    config = isolated_config(work)
+    env = node_environment(config)
+    with open(arguments.out / 'launch.log', 'w') as log:
+        launcher = subprocess.Popen(
+            [str(BIN / 'twin_launch'), '--config-dir', str(config), '--duration',
+             str(arguments.warmup + arguments.duration + 30.0)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(arguments.warmup)
+            subprocess.run([str(BIN / 'twin_record'), '--out', str(bag), '--duration', str(arguments.duration),
+                            '--compression', 'zstd', '--topics', *TOPICS], env=env, check=True)
+        finally:
+            launcher.terminate()
+            launcher.wait(timeout=60)
+    frames = arguments.out / 'frames.csv'
+    code = twin_anomaly(['frames', '--bag', str(bag), '--out', str(frames)])
+    if code == 0:
+        split(frames, arguments.out / 'fit.csv', arguments.out / 'held.csv')
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
