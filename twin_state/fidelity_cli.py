@@ -22,8 +22,10 @@ TRUTH = 'workcell_sim/truth'
 TRUTH_JOINT_STATES = 'workcell_sim/joint_states'
 
 
-def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
-    """Twin and truth joint trajectories received during ``duration`` s."""
+def record(duration: float, truth_topic: str, settle: float = 1.0) -> tuple[Trajectory, Trajectory]:
+    """Twin and truth joint trajectories received during ``duration`` s, from ``settle`` s after
+    start (discovery and this process's own start-up load a small machine while they last).
+    """
     import rclpy
     from sensor_msgs.msg import JointState
 
@@ -34,18 +36,19 @@ def record(duration: float, truth_topic: str) -> tuple[Trajectory, Trajectory]:
     twin: list[tuple[float, list[str], list[float]]] = []
     truth: list[tuple[float, list[str], list[float]]] = []
 
-    def stamp(message: JointState | WorkcellTruth) -> float:
-        return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+    start = time.monotonic() + settle
 
-    node.create_subscription(JointState, 'twin/joint_states', lambda m: twin.append(
-        (stamp(m), list(m.name), list(m.position))), 100)
+    def keep(samples: list, message: JointState | WorkcellTruth, names: list[str]) -> None:
+        if time.monotonic() >= start:
+            stamp = message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+            samples.append((stamp, list(names), list(message.position)))
+
+    node.create_subscription(JointState, 'twin/joint_states', lambda m: keep(twin, m, m.name), 100)
     if truth_topic == TRUTH:
-        node.create_subscription(WorkcellTruth, TRUTH, lambda m: truth.append(
-            (stamp(m), list(m.joint_names), list(m.position))), 100)
+        node.create_subscription(WorkcellTruth, TRUTH, lambda m: keep(truth, m, m.joint_names), 100)
     else:
-        node.create_subscription(JointState, truth_topic, lambda m: truth.append(
-            (stamp(m), list(m.name), list(m.position))), 100)
-    deadline = time.monotonic() + duration
+        node.create_subscription(JointState, truth_topic, lambda m: keep(truth, m, m.name), 100)
+    deadline = start + duration
     try:
         while time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)
