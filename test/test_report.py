@@ -151,6 +151,9 @@ def test_report_shows_every_section_with_the_bags_numbers(report) -> None:
     # Predictions drift 10 mrad per s of horizon from the twin's future.
     assert number(html, r'<td>0.5 s</td><td>([\d.]+) mrad') == pytest.approx(DRIFT * 0.5 * 1e3, abs=0.02)
     assert number(html, r'<td>0.1 s</td><td>([\d.]+) mrad') == pytest.approx(DRIFT * 0.1 * 1e3, abs=0.02)
+    # The baseline that holds the position at the origin: the sines move far more in 0.5 s.
+    assert 'RMSE vs twin, baseline: position held' in html
+    assert number(html, r'<td>0.5 s</td>(?:<td>[\d.]+ mrad</td>){2}<td>([\d.]+) mrad') > 50.0
     # One alarm inside the collision interval, one outside. The truth names the fault from 2.0
     # to 2.9 s at 10 Hz: its onset lies after 1.9 s, its end before 3.0 s.
     assert 'inside / outside fault intervals</th><td>1 / 1</td>' in html

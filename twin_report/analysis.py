@@ -75,6 +75,15 @@ def horizon_error(predictions: Sequence[Prediction], reference: Trajectory,
                         np.array([np.sqrt(np.mean(squared[k])) for k in keys]), used)
 
 
+def hold_baseline(predictions: Sequence[Prediction], reference: Trajectory) -> list[Prediction]:
+    """The same predictions made by holding the reference's position at each origin: the floor
+    a predictor has to beat to be worth running.
+    """
+    inside = [p for p in predictions if reference.stamps[0] <= p.origin <= reference.stamps[-1]]
+    return [Prediction(p.origin, p.horizons, np.tile(reference.reordered(p.joint_names).at(np.array([p.origin])),
+                                                     (len(p.horizons), 1)), p.joint_names) for p in inside]
+
+
 def in_fault(alarm: Alarm, faults: Sequence[FaultInterval], grace: float) -> bool:
     """Whether ``alarm`` rose during a fault interval or up to ``grace`` s after it ended."""
     return any(f.start <= alarm.start <= f.end + grace for f in faults)

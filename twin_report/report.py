@@ -14,6 +14,7 @@ from twin_report.analysis import (
     Tracking,
     alarms_inside,
     detections,
+    hold_baseline,
     horizon_error,
     in_fault,
     tracking,
@@ -33,6 +34,7 @@ from twin_report.series import (
 from twin_state.kinematics import ArmKinematics
 
 HOUR = 3600.0
+HELD = 'twin, baseline: position held'
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def _prediction(run: Run, report: Report) -> str:
         return section(*title, [nodata(f'the run has no {PREDICTION} messages.')])
     errors: list[HorizonError] = [e for e in (
         horizon_error(run.predictions, run.twin, 'twin') if run.twin else None,
-        horizon_error(run.predictions, run.truth, 'truth') if run.truth else None) if e]
+        horizon_error(run.predictions, run.truth, 'truth') if run.truth else None,
+        horizon_error(hold_baseline(run.predictions, run.twin), run.twin, HELD) if run.twin else None) if e]
     if not errors:
         return section(*title, [nodata('no predicted point falls inside a recorded twin or truth '
                                        'trajectory.')])
@@ -115,7 +118,8 @@ def _prediction(run: Run, report: Report) -> str:
              f'out; compared: {", ".join(f"{e.predictions} vs {e.reference}" for e in errors)}); '
              'each point is compared with the recorded '
              'trajectory at origin (header stamp) + time_from_start, at the same stamps '
-             '(the truth comparison therefore includes the twin\'s latency).'),
+             '(the truth comparison therefore includes the twin\'s latency). The baseline '
+             'predicts that the arm stays where the twin was at the origin.'),
         image(report.images['prediction'], 'prediction error against horizon'),
         table(('horizon', *(f'RMSE vs {e.reference}' for e in errors)), rows)])
 
