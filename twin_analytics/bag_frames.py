@@ -11,15 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from twin_analytics.channels import Series, frame_values, stack_rows
+from twin_analytics.channels import Series, frame_values, stack_rows, stamp_seconds
 from twin_bag.reading import read_topics
 
 FRAMES, TRUTH = '/twin/synced_frame', '/workcell_sim/truth'
 TYPES = {FRAMES: 'twin_interfaces/msg/SyncedFrame', TRUTH: 'twin_interfaces/msg/WorkcellTruth'}
-
-
-def seconds(stamp: object) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9  # type: ignore[attr-defined]
 
 
 def bag_series(path: Path) -> Series:
@@ -34,7 +30,7 @@ def bag_series(path: Path) -> Series:
     truth = contents.messages.get(TRUTH)
     labels = None
     if truth:
-        truth_time = np.array([seconds(m.header.stamp) for m in truth])  # type: ignore[attr-defined]
+        truth_time = np.array([stamp_seconds(m.header.stamp) for m in truth])  # type: ignore[attr-defined]
         faulty = np.array([bool(m.active_faults) for m in truth])  # type: ignore[attr-defined]
         latest = np.searchsorted(truth_time, time, side='right') - 1
         labels = np.where(latest >= 0, faulty[np.maximum(latest, 0)], False).astype(np.int8)

@@ -27,9 +27,14 @@ def channel_name(topic: str, name: str) -> str:
     return '.'.join(segments + [name])
 
 
+def stamp_seconds(stamp: Any) -> float:
+    """A ``builtin_interfaces`` Time or Duration (rclpy or bag message) in s."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
     """(stamp in s, channel -> value) of a ``twin_interfaces/SyncedFrame``."""
-    stamp = frame.header.stamp.sec + frame.header.stamp.nanosec * 1e-9
+    stamp = stamp_seconds(frame.header.stamp)
     values: dict[str, float] = {}
     for sample in frame.samples:
         stale = sample.quality in STALE_QUALITIES

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from twin_analytics.channels import stamp_seconds
 from twin_bringup.config import describe
 
 DAY, HOUR = 86400.0, 3600.0
@@ -131,11 +132,6 @@ class Scheduler:
     def _reserve(task: Task, start: float, busy: dict[str, list[tuple[float, float]]]) -> None:
         for name in task.resources:
             busy[name].append((start, start + task.duration))
-
-
-def stamp_seconds(stamp: Any) -> float:
-    """A ``builtin_interfaces`` Time or Duration (rclpy or bag message) in s."""
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys.store import Typestore
 
-NS = 1_000_000_000
+from twin_bridge.spool import NS
 
 
 def deserialize(typestore: Typestore, raw: bytes | memoryview, msgtype: str) -> object:

@@ -24,13 +24,9 @@ from twin_fleet.config import FleetConfig
 from twin_fleet.fleet import LEVELS, Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
+from twin_state.state_node import to_time
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def to_time(value: float) -> Time:
-    nanoseconds = int(round(max(value, 0.0) * 1e9))
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 class FleetNode(Node):
@@ -77,7 +73,8 @@ class FleetNode(Node):
             own = next((t for t in self._fleet.robots[robot].tasks if t.component == component), PlannedTask())
             tasks.append(MaintenanceTask(
                 component=booking.task.component, action=booking.task.action, risk=booking.task.risk,
-                start=to_time(booking.start), end=to_time(booking.end), deadline=to_time(booking.task.deadline),
+                start=to_time(booking.start), end=to_time(booking.end),
+                deadline=to_time(max(booking.task.deadline, 0.0)),
                 rul=own.rul, rul_low=own.rul_low, rul_high=own.rul_high, resources=list(booking.task.resources),
                 late=booking.late))
         if [(t.component, t.start, t.end) for t in tasks] != [(t.component, t.start, t.end)
