@@ -104,13 +104,15 @@ def set_imu_rate(config: Path, rate_hz: float) -> None:
         (config / filename).write_text(yaml.safe_dump(document))
 
 
-def graph_cpu(launcher: psutil.Process) -> dict[str, float]:
-    """CPU seconds used so far by each node process (named by its executable)."""
+def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
+    """CPU seconds used so far by each node process, keyed by (executable, pid): robots of a
+    fleet run the same executables.
+    """
     usage = {}
     for child in launcher.children():
         try:
             times = child.cpu_times()
-            usage[Path(child.cmdline()[1]).name] = times.user + times.system
+            usage[(Path(child.cmdline()[1]).name, child.pid)] = times.user + times.system
         except (psutil.NoSuchProcess, IndexError):
             continue
     return usage
@@ -175,8 +177,8 @@ def main() -> None:
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed))
     print(f'{"node":34s} {"cores":>8s}')
-    for name in sorted(cpu_after):
-        print(f'{name:34s} {(cpu_after[name] - cpu_before.get(name, 0.0)) / elapsed:8.3f}')
+    for key in sorted(cpu_after):
+        print(f'{key[0]:34s} {(cpu_after[key] - cpu_before.get(key, 0.0)) / elapsed:8.3f}')
     total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
     print(f'{"total":34s} {total:8.3f}')
 

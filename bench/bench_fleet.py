@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import yaml
-from bench_e2e import Recorder
+from bench_e2e import Recorder, graph_cpu
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 
@@ -69,24 +69,12 @@ def measure(robots: int, warmup: float, duration: float) -> dict[str, float]:
         recorder.close()
     latencies = np.concatenate([np.asarray(recorder.latencies[t]) - delay for t in topics]) * 1e3
     rates = [len(recorder.latencies[t]) / elapsed for t in topics]
-    cores = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after) / elapsed
+    cores = sum(cpu_after[key] - cpu_before.get(key, 0.0) for key in cpu_after) / elapsed
     restarts = log_restarts(workdir / 'launch.log')
     return {'robots': robots, 'processes': processes, 'cores': cores, 'min_rate': min(rates),
             'p50': float(np.percentile(latencies, 50)) if latencies.size else float('nan'),
             'p99': float(np.percentile(latencies, 99)) if latencies.size else float('nan'),
             'restarts': restarts, 'load': os.getloadavg()[0]}
-
-
-def graph_cpu(launcher: psutil.Process) -> dict[int, float]:
-    """CPU seconds used so far by each node process, by pid (robots share executable names)."""
-    usage = {}
-    for child in launcher.children():
-        try:
-            times = child.cpu_times()
-            usage[child.pid] = times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return usage
 
 
 def log_restarts(path: Path) -> int:
