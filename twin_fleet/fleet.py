@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from twin_analytics.rul import RISK_LEVELS
 from twin_analytics.scheduler import Booking, PlannedTask, Scheduler, Task
-
-LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
-RISKS = ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')
+from twin_bringup.health import LEVEL_ORDER
 
 
 @dataclass
@@ -72,13 +71,13 @@ class Fleet:
             stale = now - view.reported_at > self._stale_after
             level = 'STALE' if stale else view.level
             message = f'silent for more than {self._stale_after:g} s' if stale else view.message
-            risks = [t.risk for t in view.tasks if t.risk in RISKS]
+            risks = [t.risk for t in view.tasks if t.risk in RISK_LEVELS]
             ruls = [t.rul for t in view.tasks if t.rul > 0.0]
             alarm_levels = list(view.alarms.values())
             if 'ERROR' in alarm_levels and level in ('OK', 'WARN'):
                 level = 'ERROR'
             out.append(RobotSummary(robot, level, message, len(alarm_levels),
-                                    max(risks, key=RISKS.index, default='LOW'), min(ruls, default=math.inf)))
+                                    max(risks, key=RISK_LEVELS.index, default='LOW'), min(ruls, default=math.inf)))
         return out
 
     def plan(self, now: float) -> tuple[list[Booking], list[Task]]:
@@ -98,4 +97,4 @@ class Fleet:
 
 def worst(levels: list[str]) -> str:
     """The most severe of diagnostic ``levels`` (OK for none)."""
-    return max(levels, key=LEVELS.index, default='OK')
+    return max(levels, key=LEVEL_ORDER.index, default='OK')

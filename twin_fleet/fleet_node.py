@@ -19,9 +19,10 @@ from std_msgs.msg import Header
 
 from twin_analytics.scheduler import DAY, PlannedTask, Scheduler
 from twin_bringup.config import ConfigError
+from twin_bringup.health import LEVEL_ORDER
 from twin_bringup.ros_common import LEVEL_NAMES, declare_config, run, status
 from twin_fleet.config import FleetConfig
-from twin_fleet.fleet import LEVELS, Fleet, worst
+from twin_fleet.fleet import Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 from twin_state.state_node import to_time
@@ -59,7 +60,7 @@ class FleetNode(Node):
                 self._fleet.on_health(robot, LEVEL_NAMES.get(entry.level, 'ERROR'), entry.message, time.monotonic())
 
     def _on_anomaly(self, robot: str, event: AnomalyEvent) -> None:
-        self._fleet.on_alarm(robot, f'{event.sensor}/{event.method}', LEVELS[min(event.severity, 3)], event.active)
+        self._fleet.on_alarm(robot, f'{event.sensor}/{event.method}', LEVEL_ORDER[min(event.severity, 3)], event.active)
 
     def _on_schedule(self, robot: str, schedule: MaintenanceSchedule) -> None:
         self._fleet.on_schedule(robot, tuple(PlannedTask.from_message(t) for t in schedule.tasks))
@@ -97,7 +98,7 @@ class FleetNode(Node):
                                    'revision': self._schedule.revision, 'unplaced': len(self._schedule.unplaced),
                                    'conflicts_in_robot_plans': self._fleet.conflicts()}))
         statuses.append(status('fleet: robots', worst(levels),
-                               ', '.join(f'{level} {levels.count(level)}' for level in LEVELS if level in levels)))
+                               ', '.join(f'{level} {levels.count(level)}' for level in LEVEL_ORDER if level in levels)))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=statuses))
 
     def _get_schedule(self, _request: GetSchedule.Request, response: GetSchedule.Response) -> GetSchedule.Response:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin_analytics.rul import RISK_LEVELS
 from twin_bringup.urdf import MOVABLE
 from twin_state.kinematics import BASE_FRAME, END_EFFECTOR, ArmKinematics
 
@@ -17,7 +18,6 @@ RGBA = tuple[float, float, float, float]
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels used by AnomalyEvent.severity
 LEVEL_COLOURS: dict[int, RGBA] = {OK: (0.2, 0.8, 0.2, 1.0), WARN: (1.0, 0.85, 0.0, 1.0),
                                   ERROR: (0.9, 0.1, 0.1, 1.0)}
-RISKS = ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')
 RISK_COLOURS: dict[str, RGBA] = {'LOW': (0.2, 0.8, 0.2, 1.0), 'MEDIUM': (1.0, 0.85, 0.0, 1.0),
                                  'HIGH': (1.0, 0.5, 0.0, 1.0), 'CRITICAL': (0.9, 0.1, 0.1, 1.0)}
 DRAW, CLEAR = 'draw', 'clear'
@@ -247,7 +247,7 @@ class TaskInfo:
     rul_high: float
 
     def __post_init__(self) -> None:
-        if self.risk not in RISKS:
+        if self.risk not in RISK_LEVELS:
             raise ValueError(f'maintenance task {self.component!r}: unknown risk {self.risk!r}')
 
 
@@ -292,14 +292,14 @@ def health_labels(kinematics: ArmKinematics, frames: Mapping[str, np.ndarray],
     for name, child in by_joint.items():
         own = [t for t in tasks if t.component in (name, f'{name}_motor')]
         lines = [task_line(t, name if t.component == name else f'{name} motor') for t in own]
-        risk = max((t.risk for t in own), key=RISKS.index, default='LOW')
+        risk = max((t.risk for t in own), key=RISK_LEVELS.index, default='LOW')
         labels.append(Label(frames[child][:3, 3] + shift, '\n'.join(lines) or f'{name} LOW risk',
                             RISK_COLOURS[risk]))
     for task in tasks:
         if not any(task.component in (name, f'{name}_motor') for name in by_joint):
             others.append(task)
     if others:
-        risk = max((t.risk for t in others), key=RISKS.index)
+        risk = max((t.risk for t in others), key=RISK_LEVELS.index)
         labels.append(Label(frames[BASE_FRAME][:3, 3] + shift,
                             '\n'.join(task_line(t, t.component) for t in others), RISK_COLOURS[risk]))
     return labels
