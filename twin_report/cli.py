@@ -10,14 +10,13 @@ records the report's topics with ``twin_record`` for ``--duration`` s (the graph
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
+from twin_bringup.launcher import resolve_executable
 from twin_bringup.paths import config_dir
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
@@ -30,13 +29,9 @@ RECORDER_GRACE_S = 30.0  # beyond --duration, for the recorder to start and fini
 
 def record(bag: Path, duration: float) -> None:
     """Record the report's topics into ``bag`` for ``duration`` s with ``twin_record``;
-    ``RuntimeError`` if the recorder fails.
+    ``ValueError`` if it is not installed, ``RuntimeError`` if it fails.
     """
-    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get('PATH', '')])
-    executable = shutil.which(RECORDER, path=search)
-    if executable is None:
-        raise RuntimeError(f'{RECORDER} not found (source scripts/env.sh)')
-    command = [executable, '--out', str(bag), '--duration', f'{duration:g}', '--topics',
+    command = [resolve_executable(RECORDER), '--out', str(bag), '--duration', f'{duration:g}', '--topics',
                *(f'{topic}:{msgtype}' + (':latched' if topic == SCHEDULE else '') for topic, msgtype in TOPICS.items())]
     print(f'twin_report: recording {len(TOPICS)} topics for {duration:g} s into {bag}', file=sys.stderr)
     with subprocess.Popen(command) as recorder:
