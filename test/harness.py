@@ -58,6 +58,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
     return condition()
 
 
+def statuses(arrays: Sequence[Any], prefix: str) -> dict[str, Any]:
+    """The last DiagnosticStatus of each name starting with ``prefix`` in ``arrays``."""
+    return {s.name: s for array in arrays for s in array.status if s.name.startswith(prefix)}
+
+
 def read_serial(link: Path, seconds: float) -> bytes:
     """Read everything a device sends during ``seconds`` (in_waiting-sized reads keep up at 1 kHz)."""
     chunks = []

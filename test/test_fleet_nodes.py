@@ -9,7 +9,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
-from harness import isolated_config
+from harness import isolated_config, statuses
 from twin_bringup.node_table import load_node_table
 from twin_bringup.ros_common import status
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
@@ -17,10 +17,6 @@ from twin_interfaces.msg import CommandAudit, MaintenanceSchedule, MaintenanceTa
 pytestmark = pytest.mark.integration
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
-
-
-def fleet_statuses(messages):
-    return {s.name: s for m in messages for s in m.status if s.name.startswith('fleet: ')}
 
 
 def mechanic_task(component, deadline_days):
@@ -52,11 +48,11 @@ def test_fleet_node_books_the_shared_mechanic_once_and_reports_each_robot(start_
 
     def reported(messages):
         health.publish(DiagnosticArray(status=[status('health_monitor: heartbeat', 'OK', 'all fresh')]))
-        seen = fleet_statuses(messages[-3:])
+        seen = statuses(messages[-3:], 'fleet: ')
         return seen.get('fleet: robot_1') is not None and seen['fleet: robot_1'].level == DiagnosticStatus.OK
-    statuses = fleet_statuses(probe.wait_for('/diagnostics', reported, timeout=20)[-3:])
-    assert statuses['fleet: robot_2'].level == DiagnosticStatus.STALE  # it never reported
-    values = {kv.key: kv.value for kv in statuses['fleet: maintenance'].values}
+    latest = statuses(probe.wait_for('/diagnostics', reported, timeout=20)[-3:], 'fleet: ')
+    assert latest['fleet: robot_2'].level == DiagnosticStatus.STALE  # it never reported
+    values = {kv.key: kv.value for kv in latest['fleet: maintenance'].values}
     assert values['conflicts_in_robot_plans'] == '1'
     assert fleet.stop() == 0
 
@@ -74,7 +70,7 @@ def test_two_twins_run_side_by_side_and_a_command_reaches_only_its_robot(start_p
         probe.wait_for(f'/{robot}/twin/joint_states', lambda m: len(m) > 100, timeout=90)
 
     def both_reporting(messages):
-        seen = fleet_statuses(messages[-2:])
+        seen = statuses(messages[-2:], 'fleet: ')
         return all(seen.get(f'fleet: {r}') is not None and seen[f'fleet: {r}'].level != DiagnosticStatus.STALE
                    for r in ('robot_1', 'robot_2'))
     probe.wait_for('/diagnostics', both_reporting, timeout=30)

@@ -8,7 +8,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
 
-from harness import isolated_config, read_serial
+from harness import isolated_config, read_serial, statuses
 from twin_bringup.node_table import load_node_table
 from twin_interfaces.msg import Fault, SyncedFrame, WorkcellTruth
 from twin_interfaces.srv import InjectFault
@@ -36,10 +36,6 @@ def kept_real_time(probe, truth_topic, stamps, tolerance=0.05, margin=0.5):
     delay = np.array(probe.arrivals(truth_topic)) - described
     late = described[delay - delay.min() > tolerance]
     return ~(np.abs(stamps[:, None] - late[None, :]) < margin).any(axis=1)
-
-
-def statuses(messages, prefix):
-    return {s.name: s for m in messages for s in m.status if s.name.startswith(prefix)}
 
 
 def call(probe, service, request, timeout=10.0):
