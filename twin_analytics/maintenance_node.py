@@ -10,7 +10,6 @@ from collections import defaultdict, deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
 from twin_analytics.analytics_config import MaintenanceConfig
@@ -21,7 +20,7 @@ from twin_analytics.rul import RISK_LEVELS, RulEstimate, RulModel, risk_level
 from twin_analytics.scheduler import DAY, Booking, Scheduler, Task
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import LATCHED, declare_config, run, status
 from twin_bringup.urdf import read_arm_description
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, SyncedFrame
 from twin_interfaces.srv import GetSchedule
@@ -61,8 +60,7 @@ class MaintenanceNode(Node):
         self._tasks: dict[str, Task] = {}
         self._bookings: list[Booking] = []
         self._schedule = MaintenanceSchedule()
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._schedule_publisher = self.create_publisher(MaintenanceSchedule, 'twin/maintenance_schedule', latched)
+        self._schedule_publisher = self.create_publisher(MaintenanceSchedule, 'twin/maintenance_schedule', LATCHED)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)

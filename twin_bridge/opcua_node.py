@@ -13,7 +13,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState, Temperature
 from std_msgs.msg import Float64, Header
 
@@ -21,13 +21,11 @@ from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import LATCHED, declare_config, run, status
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
 from twin_sensors.opcua_client import OpcUaSubscriber
 from twin_state.state_node import seconds, to_time
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _level(value: bytes | int) -> int:

@@ -30,6 +30,10 @@ LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
 LEVEL_NAMES = {value: name for name, value in LEVELS.items()}  # DiagnosticStatus.level (bytes) -> name
 
 
+# Latched configuration and plans: reliable, transient local, the last message only.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def qos_profile(name: str, depth: int) -> QoSProfile:
     """The profile named in a topic list: ``sensor_data`` (best effort), ``reliable`` (``depth``) or
     ``latched`` (reliable, transient local, last message only).
@@ -37,7 +41,7 @@ def qos_profile(name: str, depth: int) -> QoSProfile:
     if name == 'sensor_data':
         return qos_profile_sensor_data
     if name == 'latched':
-        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return LATCHED
     return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 

@@ -8,13 +8,12 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64, Header
 
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import LATCHED, declare_config, run, status
 from twin_bringup.urdf import read_arm_description
 from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
@@ -44,7 +43,6 @@ class ActuationNode(Node):
         self._link.open()
         self._audit = self.create_publisher(CommandAudit, 'twin/actuation/audit', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         arbiter = self._arbiter
         self.create_subscription(TwinState, 'twin/state', self._on_state, 10)
         self.create_subscription(Float64, 'twin/commands/speed_override',
@@ -54,7 +52,7 @@ class ActuationNode(Node):
         self.create_subscription(Empty, 'twin/commands/resume',
                                  lambda _: self._handle(arbiter.operator_resume(time.monotonic())), 10)
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
-        self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule', self._on_schedule, latched)
+        self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule', self._on_schedule, LATCHED)
         self.create_subscription(JointState, 'twin/corrections/joint_positions', self._on_correction, 10)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)

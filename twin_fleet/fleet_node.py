@@ -14,20 +14,17 @@ from functools import partial
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
 from twin_analytics.scheduler import DAY, PlannedTask, Scheduler
 from twin_bringup.config import ConfigError
 from twin_bringup.health import LEVEL_ORDER
-from twin_bringup.ros_common import LEVEL_NAMES, declare_config, run, status
+from twin_bringup.ros_common import LATCHED, LEVEL_NAMES, declare_config, run, status
 from twin_fleet.config import FleetConfig
 from twin_fleet.fleet import Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 from twin_state.state_node import to_time
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class FleetNode(Node):

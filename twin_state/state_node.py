@@ -17,7 +17,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
@@ -25,7 +24,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import LATCHED, declare_config, run, status
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
@@ -126,9 +125,8 @@ class StateNode(Node):
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory_std',
                                  self._on_prediction_std, 10)
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule',
-                                 self._on_schedule, latched)
+                                 self._on_schedule, LATCHED)
         self.create_service(GetStateAt, 'twin/get_state_at', self._get_state_at)
         self.create_service(GetHistory, 'twin/get_history', self._get_history)
         self.create_timer(1.0 / self._config.markers_rate_hz, self._publish_markers)
