@@ -299,6 +299,17 @@ def test_next_frame_is_on_the_grid_once_per_grid_time():
     assert timeline.next_frame(now_ns=95 * MS).stamp_ns == 60 * MS
 
 
+def test_catching_up_gives_every_grid_time_since_the_last_frame_within_the_window():
+    timeline = make_timeline(TimelineInput(HOLD, S), window=50 * MS)
+    assert [f.stamp_ns for f in timeline.next_frames(now_ns=57 * MS, catch_up=True)] == [20 * MS]
+    assert [f.stamp_ns for f in timeline.next_frames(now_ns=95 * MS, catch_up=True)] == [
+        30 * MS, 40 * MS, 50 * MS, 60 * MS]
+    assert timeline.next_frames(now_ns=99 * MS, catch_up=True) == []
+    # a long step: no further back than the window
+    assert [f.stamp_ns for f in timeline.next_frames(now_ns=230 * MS, catch_up=True)] == [
+        150 * MS, 160 * MS, 170 * MS, 180 * MS, 190 * MS, 200 * MS]
+
+
 # --- adapters and config ---------------------------------------------------------------------
 
 def convert(type_name, message):

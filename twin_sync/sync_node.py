@@ -44,12 +44,10 @@ class SyncNode(Node):
         self._last_received = list(self._received)
         self._frames = self._last_frames = 0
         self._skews: deque[float] = deque(maxlen=SKEW_HISTORY)
-        self._timeline_period_ns = int(NS / config.output_rate_hz)
-        self._last_grid_ns: int | None = None
         self._timeline = Timeline(
             [TimelineInput(mode, int(timeout * NS))
              for mode, timeout in zip(config.modes, config.timeouts)],
-            period_ns=self._timeline_period_ns, delay_ns=int(config.delay * NS),
+            period_ns=int(NS / config.output_rate_hz), delay_ns=int(config.delay * NS),
             window_ns=int(config.buffer_window * NS),
             future_tolerance_ns=int(config.future_tolerance * NS))
         self._policy = ApproximateTimePolicy(
@@ -84,18 +82,9 @@ class SyncNode(Node):
         late tick means a starved process whose samples are still queued: frames computed now
         for the grid times it missed would look stale, so they are skipped.
         """
-        period = self._timeline_period_ns
-        delay = int(self._config.delay * NS)
-        latest = (self._now_ns() - delay) // period * period
         sim_time = self.get_parameter('use_sim_time').value
-        first = latest if self._last_grid_ns is None or not sim_time else max(
-            self._last_grid_ns + period,
-            latest - int(self._config.buffer_window * NS) // period * period)
-        for grid_ns in range(first, latest + 1, period):
-            frame = self._timeline.next_frame(grid_ns + delay)
-            if frame is not None:
-                self._publish(frame)
-        self._last_grid_ns = latest if self._last_grid_ns is None else max(latest, self._last_grid_ns)
+        for frame in self._timeline.next_frames(self._now_ns(), catch_up=sim_time):
+            self._publish(frame)
 
     def _on_set(self, matched: tuple[Entry, ...]) -> None:
         samples: list[Sample] = [sample for _, sample in matched]

@@ -88,6 +88,7 @@ class Timeline:
         self._buffers = [_Buffer(window_ns, capacity) for _ in inputs]
         self._period = period_ns
         self._delay = delay_ns
+        self._window = window_ns
         self._tolerance = future_tolerance_ns
         self._last_frame: int | None = None
 
@@ -105,11 +106,21 @@ class Timeline:
 
     def next_frame(self, now_ns: int) -> Frame | None:
         """The frame at the latest grid time not after ``now_ns - delay``, once per grid time."""
-        stamp = (now_ns - self._delay) // self._period * self._period
-        if self._last_frame is not None and stamp <= self._last_frame:
-            return None
-        self._last_frame = stamp
-        return self.frame(stamp)
+        frames = self.next_frames(now_ns)
+        return frames[-1] if frames else None
+
+    def next_frames(self, now_ns: int, catch_up: bool = False) -> list[Frame]:
+        """Like :meth:`next_frame`; with ``catch_up`` also the frames of the grid times since the
+        last frame (as far back as the buffer window), for a clock that advances in steps.
+        """
+        latest = (now_ns - self._delay) // self._period * self._period
+        if self._last_frame is not None and latest <= self._last_frame:
+            return []
+        first = latest
+        if catch_up and self._last_frame is not None:
+            first = max(self._last_frame + self._period, latest - self._window // self._period * self._period)
+        self._last_frame = latest
+        return [self.frame(stamp) for stamp in range(first, latest + 1, self._period)]
 
     def frame(self, t_ns: int) -> Frame:
         """Every input at time ``t_ns``."""
