@@ -13,8 +13,13 @@ setup:
 demo: setup
 	@bash scripts/demo.sh $(DURATION)
 
+# colcon test runs the whole pytest suite (test/, with the reference bags) the way a ROS 2 install
+# does; colcon test-result prints the counts and fails on any failed test. PYTEST_ARGS are passed
+# on (each prefixed with a space, as colcon asks for arguments that look like options).
 test: setup
-	@$(ENV) python -m pytest $(PYTEST_ARGS)
+	@$(ENV) colcon test --event-handlers console_direct+ \
+		$(if $(PYTEST_ARGS),--pytest-args $(foreach a,$(PYTEST_ARGS),' $(a)')); \
+		status=$$?; colcon test-result --verbose && exit $$status
 
 degradation-plot: setup
 	@$(ENV) twin_sim_generate --scenario config/scenarios/wear_and_faults.yaml \

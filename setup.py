@@ -27,6 +27,7 @@ setup(
         *config_files(),
     ],
     install_requires=['setuptools'],
+    extras_require={'test': ['pytest']},
     zip_safe=True,
     maintainer='ros2-digital-twin maintainers',
     maintainer_email='maintainers@ros2-digital-twin.org',

@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import REPO, NodeProcess  # noqa: E402
+from harness import NodeProcess  # noqa: E402
 from mqtt_fixtures import Mosquitto, bridge_params  # noqa: E402
 
 Arrivals = list[tuple[int, int]]  # (sequence number, latency ns)
@@ -103,7 +103,7 @@ class BridgeLoop:
             'mqtt_to_ros': {'mqtt_topics': ['bench/loop'], 'ros_topics': ['/bench/out'],
                             'types': ['std_msgs/msg/Header'], 'qos': [1], 'payloads': [payload], 'limits': ['']},
             'ros_queue_depth': depth})
-        self.bridge = NodeProcess([str(REPO / '.venv/bin/mqtt_bridge'), '--ros-args', '--params-file', str(params)],
+        self.bridge = NodeProcess(['mqtt_bridge', '--ros-args', '--params-file', str(params)],
                                   dict(os.environ), directory / f'bridge_{payload}.log')
         qos = QoSProfile(depth=depth)
         self.publisher = self.node.create_publisher(Header, '/bench/in', qos)

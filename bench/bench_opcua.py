@@ -37,7 +37,7 @@ from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer, PlcState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import REPO, NodeProcess  # noqa: E402
+from harness import NodeProcess  # noqa: E402
 
 logging.getLogger('asyncua').setLevel(logging.ERROR)
 TWIN_NAMESPACE = 'urn:ros2-digital-twin:twin'
@@ -126,7 +126,7 @@ opcua_bridge:
               kinds: [float64]}}
     history: {{enabled: false}}
 """)
-    bridge = NodeProcess([str(REPO / '.venv/bin/opcua_bridge'), '--ros-args', '--params-file', str(params)],
+    bridge = NodeProcess(['opcua_bridge', '--ros-args', '--params-file', str(params)],
                          dict(os.environ), directory / 'bridge.log')
     context = rclpy.Context()
     rclpy.init(context=context)

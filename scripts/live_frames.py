@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from twin_analytics.anomaly_cli import main as twin_anomaly
-from twin_bringup.launcher import node_environment
+from twin_bringup.launcher import node_environment, resolve_executable
 from twin_bringup.sandbox import isolated_config
 
-BIN = Path(sys.executable).parent
 TOPICS = ('/twin/synced_frame:twin_interfaces/msg/SyncedFrame', '/workcell_sim/truth:twin_interfaces/msg/WorkcellTruth')
 
 
@@ -48,11 +46,11 @@ def main() -> int:
     env = node_environment(config)
     with open(arguments.out / 'launch.log', 'w') as log:
         launcher = subprocess.Popen(
-            [str(BIN / 'twin_launch'), '--config-dir', str(config), '--duration',
+            [resolve_executable('twin_launch'), '--config-dir', str(config), '--duration',
              str(arguments.warmup + arguments.duration + 30.0)], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             time.sleep(arguments.warmup)
-            subprocess.run([str(BIN / 'twin_record'), '--out', str(bag), '--duration', str(arguments.duration),
+            subprocess.run([resolve_executable('twin_record'), '--out', str(bag), '--duration', str(arguments.duration),
                             '--compression', 'zstd', '--topics', *TOPICS], env=env, check=True)
         finally:
             launcher.terminate()

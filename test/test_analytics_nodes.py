@@ -1,5 +1,4 @@
 """anomaly_node and maintenance_node over DDS, fed synthetic SyncedFrames in their own time."""
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from twin_analytics.rul import RulModel
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.srv import GetSchedule
 
-BIN = Path(sys.executable).parent
 RATE = 100.0
 JOINT = 'joint_1'
 NAMES = [f'{JOINT}.position', f'{JOINT}.velocity', f'{JOINT}.effort']
@@ -100,8 +98,8 @@ maintenance_planner:
     probe.subscribe('/twin/anomalies', AnomalyEvent)
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     probe.subscribe('/twin/maintenance_schedule', MaintenanceSchedule, latched)
-    start_process(str(BIN / 'anomaly_node'), *parameters)
-    start_process(str(BIN / 'maintenance_node'), *parameters)
+    start_process('anomaly_node', *parameters)
+    start_process('maintenance_node', *parameters)
     frames = FramePublisher(probe.node)
     try:
         probe.wait_for('/twin/maintenance_schedule', lambda m: len(m) >= 1, timeout=30)

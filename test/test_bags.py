@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from twin_bag.player import Playback
 from twin_bag.recorder import Recording
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule
 
-BIN = Path(sys.executable).parent
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
 TEMPERATURE, AUDIT = 'sensor_msgs/msg/Temperature', 'twin_interfaces/msg/CommandAudit'
 T0 = 1_767_225_600_000_000_000
@@ -94,7 +92,7 @@ def test_twin_record_writes_what_the_probe_publishes(start_process, probe, tmp_p
     temperature = probe.node.create_publisher(Temperature, '/bag_test/temp', qos_profile_sensor_data)
     audit = probe.node.create_publisher(CommandAudit, '/bag_test/audit', 10)
     recorder = start_process(
-        str(BIN / 'twin_record'), '--out', str(tmp_path / 'bag'), '--duration', '4', '--topics',
+        'twin_record', '--out', str(tmp_path / 'bag'), '--duration', '4', '--topics',
         f'/bag_test/temp:{TEMPERATURE}:sensor_data', f'/bag_test/audit:{AUDIT}')
     deadline = time.monotonic() + 10.0
     while temperature.get_subscription_count() < 1 or audit.get_subscription_count() < 1:
@@ -122,7 +120,7 @@ def test_twin_record_gets_a_latched_message_published_before_it_started(start_pr
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     plan = probe.node.create_publisher(MaintenanceSchedule, '/bag_test/plan', latched)
     plan.publish(MaintenanceSchedule(revision=7))
-    recorder = start_process(str(BIN / 'twin_record'), '--out', str(tmp_path / 'bag'), '--duration', '3',
+    recorder = start_process('twin_record', '--out', str(tmp_path / 'bag'), '--duration', '3',
                              '--topics', '/bag_test/plan:twin_interfaces/msg/MaintenanceSchedule:latched')
     assert recorder.wait(15.0) == 0, recorder.output()
     playback = Playback(tmp_path / 'bag')
@@ -141,7 +139,7 @@ def test_twin_play_replays_at_rate_with_filter_and_clock(start_process, probe, t
     probe.subscribe('/temp', Temperature, qos_profile_sensor_data)
     probe.subscribe('/audit', CommandAudit)
     probe.subscribe('/clock', Clock, qos_profile_sensor_data)
-    player = start_process(str(BIN / 'twin_play'), str(tmp_path / 'bag'), '--rate', '2.0',
+    player = start_process('twin_play', str(tmp_path / 'bag'), '--rate', '2.0',
                            '--topics', '/temp', '--clock', '--delay', '1.5')
     assert player.wait(20.0) == 0, player.output()
     arrivals = probe.arrivals('/temp')

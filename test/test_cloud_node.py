@@ -6,7 +6,6 @@ import collections
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from twin_bringup.launcher import clean_stale_shared_memory
 
 pytestmark = pytest.mark.integration
 
-CLOUD_UPLOADER = str(Path(sys.executable).parent / 'cloud_uploader')
+CLOUD_UPLOADER = 'cloud_uploader'
 BUCKET = 'twin-test'
 TOPICS = {'/test/temperature': Temperature, '/test/joint_states': JointState}
 

@@ -26,7 +26,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"
-BIN = REPO / ".venv" / "bin"
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4"]
 
 
@@ -39,7 +38,7 @@ def free_port(kind: int) -> int:
 def driver(name: str, **parameters: object) -> list[str]:
     """Command line of a driver with its params file and overrides."""
     overrides = [arg for key, value in parameters.items() for arg in ("-p", f"{key}:={value}")]
-    return [str(BIN / name), "--ros-args", "--params-file", str(CONFIG / f"{name}.yaml"), *overrides]
+    return [name, "--ros-args", "--params-file", str(CONFIG / f"{name}.yaml"), *overrides]
 
 
 def diagnostics_of(probe, name: str) -> dict[str, str]:

@@ -13,12 +13,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Empty, Float64, Header
 
-from harness import REPO
 from mqtt_fixtures import bridge_params, make_certificates
 
 pytestmark = pytest.mark.integration
 
-BRIDGE = str(REPO / '.venv' / 'bin' / 'mqtt_bridge')
+BRIDGE = 'mqtt_bridge'
 # Header messages ROS -> MQTT -> ROS as JSON and as CDR, plus the default command inputs.
 LOOP = {
     'ros_to_mqtt': {'ros_topics': ['/test/in', '/test/cdr_in'], 'types': ['std_msgs/msg/Header'] * 2,

@@ -3,7 +3,6 @@ setpoints reach a real PLC server, and the bridge resubscribes after the PLC res
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from twin_sim.plc import NAMESPACE, PlcServer, PlcState
 
 pytestmark = pytest.mark.integration
 
-OPCUA_BRIDGE = str(Path(sys.executable).parent / 'opcua_bridge')
+OPCUA_BRIDGE = 'opcua_bridge'
 TWIN_NAMESPACE = 'urn:ros2-digital-twin:twin'
 AXES = 'DeviceSet/cell_1/MotionDevices/arm/Axes'
 

@@ -4,7 +4,6 @@ maintenance processes running on the bag's time (``use_sim_time``), and the outc
 against the bag's ground truth and its manifest entry."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 BAGS = REPO / 'test' / 'data' / 'bags'
 MANIFEST = yaml.safe_load((BAGS / 'manifest.yaml').read_text())['bags']
 RATE = 1.0  # replay speed (at 2.0 the four nodes drop frames on a 2-core machine); nodes follow /clock
@@ -119,7 +117,7 @@ def replay(entry: dict[str, Any], env: dict[str, str], directory: Path) -> Repla
         for executable, name, params in NODES:
             overrides = ('-p', f'window:={MAINTENANCE_WINDOW_S}') if name == 'maintenance_planner' else ()
             processes.append(NodeProcess(
-                [str(BIN / executable), '--ros-args', '-r', f'__node:={name}', '--params-file',
+                [executable, '--ros-args', '-r', f'__node:={name}', '--params-file',
                  str(CONFIG_DIR / params), '-p', 'use_sim_time:=true', *overrides],
                 env, directory / f'{name}.log'))
         graph = probe.node
@@ -127,7 +125,7 @@ def replay(entry: dict[str, Any], env: dict[str, str], directory: Path) -> Repla
                          and graph.count_subscribers('/imu/data') >= 1
                          and graph.count_publishers('/twin/joint_states') >= 1, timeout=60.0)
         assert ready, '\n'.join(p.output()[-2000:] for p in processes)
-        player = NodeProcess([str(BIN / 'twin_play'), str(BAGS / entry['bag']), '--clock', '--rate',
+        player = NodeProcess(['twin_play', str(BAGS / entry['bag']), '--clock', '--rate',
                               str(RATE), '--delay', '0.5', '--topics', *DRIVER_TOPICS],
                              env, directory / 'twin_play.log')
         processes.append(player)

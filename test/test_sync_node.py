@@ -1,8 +1,6 @@
 """sync_node over DDS: interpolated frames at the configured rate; a dead input turns STALE."""
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -11,7 +9,7 @@ from sensor_msgs.msg import Imu, JointState, LaserScan
 
 from twin_interfaces.msg import SensorSample, SyncedFrame
 
-SYNC_NODE = str(Path(sys.executable).parent / 'sync_node')
+SYNC_NODE = 'sync_node'
 PARAMETERS = """\
 twin_sync:
   ros__parameters:
