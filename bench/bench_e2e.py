@@ -138,7 +138,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
     config = isolated_config(workdir)
     set_imu_rate(config, args.imu_rate)
-    env = node_environment(config)
+    env = node_environment(str(config / 'fastdds_loopback.xml'))
     env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
     delay = yaml.safe_load((config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']

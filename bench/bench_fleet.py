@@ -41,7 +41,7 @@ def measure(robots: int, warmup: float, duration: float) -> dict[str, float]:
     domain = random.randint(1, 101)
     workdir = Path(tempfile.mkdtemp(prefix=f'bench_fleet_{robots}_'))
     config = isolated_config(workdir)
-    env = node_environment(config)
+    env = node_environment(str(config / 'fastdds_loopback.xml'))
     env.update(ROS_DOMAIN_ID=str(domain), ROS_LOG_DIR=str(workdir / 'ros_log'))
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
     delay = yaml.safe_load((config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']

@@ -10,7 +10,7 @@ set +u  # the generated setup scripts read unset variables
 source "$ROOT/scripts/env.sh"
 set -u
 
-twin_launch --sim --duration "$DURATION" &
+twin_launch --sim --dds-profile "$FASTDDS_DEFAULT_PROFILES_FILE" --duration "$DURATION" &
 launcher=$!
 trap 'kill -INT $launcher 2>/dev/null || true; wait $launcher' INT TERM
 if [ "$DURATION" -gt $((WARMUP + 5)) ]; then

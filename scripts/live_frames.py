@@ -43,7 +43,7 @@ def main() -> int:
         parser.error(f'{bag} exists: remove it to record again')
     work = Path(tempfile.mkdtemp(prefix='live_frames_'))
     config = isolated_config(work)
-    env = node_environment(config)
+    env = node_environment(str(config / 'fastdds_loopback.xml'))
     with open(arguments.out / 'launch.log', 'w') as log:
         launcher = subprocess.Popen(
             [resolve_executable('twin_launch'), '--config-dir', str(config), '--duration',

@@ -59,7 +59,8 @@ def test_namespaced_nodes_get_their_parameters_under_their_full_name():
         document = yaml.safe_load(path.read_text())
     assert args[:6] == ['--ros-args', '-r', '__node:=lidar_driver', '-r', '__ns:=/robot_2', '--params-file']
     parameters = document['/robot_2/lidar_driver']['ros__parameters']
-    assert parameters['udp']['port'] == 7522 and parameters['frame_id'] == 'laser'  # file + override
+    assert parameters['udp'] == {'host': '127.0.0.1', 'port': 7522}  # the file, then the port override
+    assert parameters['frame_id'] == 'robot_2/laser' and parameters['timestamps']['mode'] == 'device'
 
 
 def test_a_wrong_override_key_or_robot_count_is_a_config_error(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
-from twin_bringup.launcher import Backoff
+from twin_bringup.restart import Backoff, restart_delay
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
 HEALTH_MONITOR = {'executable': 'health_monitor', 'name': 'health_monitor',
@@ -23,6 +23,14 @@ def test_backoff_doubles_caps_and_resets():
     backoff = Backoff(initial=0.5, maximum=2.0, stable_after=10.0)
     assert [backoff.delay(ran_for=1.0) for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
     assert backoff.delay(ran_for=11.0) == 0.5
+
+
+def test_a_configuration_error_is_never_restarted_a_crash_always_is():
+    backoff = Backoff(initial=0.5)
+    assert restart_delay(2, ran_for=0.1, backoff=backoff) is None
+    assert restart_delay(1, ran_for=0.1, backoff=backoff) == 0.5
+    assert restart_delay(-9, ran_for=0.1, backoff=backoff) == 1.0
+    assert restart_delay(0, ran_for=0.1, backoff=backoff) == 2.0
 
 
 @pytest.mark.integration

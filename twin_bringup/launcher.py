@@ -17,41 +17,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from twin_bringup.config import ConfigError
 from twin_bringup.node_table import NodeEntry, load_node_table
 from twin_bringup.paths import config_dir as default_config_dir
-from twin_bringup.ros_common import CONFIG_ERROR_EXIT_CODE
+from twin_bringup.restart import CONFIG_ERROR_EXIT_CODE, Backoff, restart_delay
+from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
+
+Launched = NodeEntry | ExternalNode  # what the launcher starts: twin nodes and visualization helpers
 
 SHUTDOWN_GRACE_S = 10.0
-
-
-@dataclass
-class Backoff:
-    """Restart delays that double per crash and reset after a stable run."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    stable_after: float = 30.0
-
-    def __post_init__(self) -> None:
-        self._next = self.initial
-
-    def delay(self, ran_for: float) -> float:
-        """The wait before restarting a process that ran ``ran_for`` seconds."""
-        if ran_for >= self.stable_after:
-            self._next = self.initial
-        delay, self._next = self._next, min(self._next * 2.0, self.maximum)
-        return delay
 
 
 class ManagedNode:
     """One node process: started, watched, restarted, stopped."""
 
-    def __init__(self, entry: NodeEntry, command: list[str], env: dict[str, str],
+    def __init__(self, entry: Launched, command: list[str], env: dict[str, str],
                  output: IO[str], output_lock: threading.Lock) -> None:
         self.entry = entry
         self.restarts = 0
@@ -84,12 +67,12 @@ class ManagedNode:
         code = self._process.poll() if self._process else None
         if code is None:
             return None
-        if code == CONFIG_ERROR_EXIT_CODE:
-            self._say(f'exited with a configuration error (code {code}); not restarting')
-            return code
         if code < 0:
             clean_stale_shared_memory()
-        delay = self._backoff.delay(now - self._started_at)
+        delay = restart_delay(code, now - self._started_at, self._backoff)
+        if delay is None:
+            self._say(f'exited with a configuration error (code {code}); not restarting')
+            return code
         self._say(f'exited with code {code}; restarting in {delay:.1f} s')
         self._restart_at = now + delay
         return None
@@ -136,23 +119,23 @@ def clean_stale_shared_memory() -> None:
                        stderr=subprocess.DEVNULL, timeout=30, check=False)
 
 
-def resolve_executable(name: str) -> str:
-    """Find a console script: the venv's bin, PATH, then ``<prefix>/lib/twin_bringup``."""
+def resolve_executable(name: str, package: str = 'twin_bringup') -> str:
+    """Find an executable: the venv's bin, PATH, then ``<prefix>/lib/<package>`` (``ros2 run``)."""
     search = [str(Path(sys.executable).parent), os.environ.get('PATH', '')]
-    search += [str(Path(p) / 'lib' / 'twin_bringup')
+    search += [str(Path(p) / 'lib' / package)
                for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     found = shutil.which(name, path=os.pathsep.join(search))
     if found is None:
-        raise ConfigError(f'executable {name!r} not found (is the package installed?)')
+        raise ConfigError(f'executable {name!r} of package {package} not found (is it installed?)')
     return found
 
 
-def node_environment(config_dir: Path) -> dict[str, str]:
-    """The environment for node processes: loopback-only DDS unless the caller chose a profile."""
+def node_environment(dds_profile: str | None) -> dict[str, str]:
+    """The environment for node processes, with ``dds_profile`` as the Fast DDS profile if given."""
     env = dict(os.environ)
     env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
-    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_dir / 'fastdds_loopback.xml'))
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if dds_profile:
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = dds_profile
     env['PYTHONUNBUFFERED'] = '1'
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
     return env
@@ -186,6 +169,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--robot-ids', type=int, nargs='+', default=[], metavar='I',
                         help='run only these robots of a fleet (namespace robot_<i>, no fleet node): '
                              'one machine of a fleet spread over several (docs/fleet.md)')
+    parser.add_argument('--dds-profile', default=None, metavar='XML',
+                        help='Fast DDS profile for every node (default: the environment\'s own; '
+                             'config/fastdds_loopback.xml keeps everything on this machine, '
+                             'docs/network.md shows one for a cell network)')
+    parser.add_argument('--robot-state-publisher', action='store_true',
+                        help='publish each robot\'s URDF and TF from its twin/joint_states '
+                             '(needs robot_state_publisher, and tf2_ros for a fleet)')
+    parser.add_argument('--rviz', action='store_true',
+                        help='start RViz on the twin (needs rviz2; implies --robot-state-publisher)')
     return parser.parse_args(argv)
 
 
@@ -195,16 +187,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir or default_config_dir()
     with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
         try:
-            entries = load_node_table(config_dir).select(args.sim, args.robots, args.robot_ids)
+            entries: list[Launched] = load_node_table(config_dir, with_sim=args.sim).select(
+                args.sim, args.robots, args.robot_ids)
             commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
                         for e in entries]
+            if args.rviz or args.robot_state_publisher:
+                extra = visualization_nodes(config_dir, robot_namespaces(entries), args.rviz, Path(scratch))
+                commands += [n.command(resolve_executable(n.executable, n.package), Path(scratch))
+                             for n in extra]
+                entries += extra
         except ConfigError as error:
             print(f'twin_launch: configuration error: {error}', file=sys.stderr)
             return CONFIG_ERROR_EXIT_CODE
-        return supervise(entries, commands, node_environment(config_dir), args.duration)
+        return supervise(entries, commands, node_environment(args.dds_profile), args.duration)
 
 
-def supervise(entries: Sequence[NodeEntry], commands: Sequence[list[str]], env: dict[str, str],
+def supervise(entries: Sequence[Launched], commands: Sequence[list[str]], env: dict[str, str],
               duration: float | None) -> int:
     """Run the nodes until a signal, ``duration`` or a configuration error; return the exit code."""
     stop = threading.Event()

@@ -146,8 +146,12 @@ class NodeTable:
         return robot_entries if robot_ids else robot_entries + [self.fleet.aggregator_entry(robots)]
 
 
-def load_node_table(config_dir: Path, filename: str = 'graph.yaml') -> NodeTable:
-    """Read and fully validate the node table and the parameter files it names."""
+def load_node_table(config_dir: Path, filename: str = 'graph.yaml', with_sim: bool = True) -> NodeTable:
+    """Read and fully validate the node table and the parameter files it names.
+
+    Without ``with_sim`` the simulator's entries are not validated, so their schema (and the
+    physics engine it imports) is never loaded where the twin runs against a real cell.
+    """
     path = config_dir / filename
     try:
         document = yaml.safe_load(path.read_text())
@@ -165,7 +169,7 @@ def load_node_table(config_dir: Path, filename: str = 'graph.yaml') -> NodeTable
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f'{path}: node names used twice: {duplicates}')
-    for entry in table.select(with_sim=True, robots=2 if table.fleet else 1):
+    for entry in table.select(with_sim, robots=2 if table.fleet else 1):
         validate_parameters(entry, config_dir)
     return table
 

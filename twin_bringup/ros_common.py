@@ -21,9 +21,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from twin_bringup.config import ConfigError, build, flatten, leaf_fields, unflatten
+from twin_bringup.restart import CONFIG_ERROR_EXIT_CODE
 
 T = TypeVar('T')
-CONFIG_ERROR_EXIT_CODE = 2
 
 LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
           'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}

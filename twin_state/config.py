@@ -65,6 +65,8 @@ class StateConfig:
 
     urdf: str = field(default='', metadata=describe('Robot description; empty = config/arm.urdf.'))
     end_effector: str = field(default='tool0', metadata=describe('End-effector frame of the URDF.'))
+    frame_prefix: str = field(default='', metadata=describe(
+        "Prefix of the frame ids the node publishes ('robot_1/' in a fleet, as robot_state_publisher's)."))
     base_xyz: tuple[float, ...] = field(default=(0.0, 0.0, 0.0), metadata=describe(
         'Position of base_link in world (m).'))
     base_rpy: tuple[float, ...] = field(default=(0.0, 0.0, 0.0), metadata=describe(

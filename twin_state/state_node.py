@@ -72,11 +72,11 @@ def points(xyz: np.ndarray) -> list[Point]:
     return [Point(x=x, y=y, z=z) for x, y, z in np.reshape(xyz, (-1, 3)).tolist()]
 
 
-def state_msg(state: TwinState, predicted: bool = False, sigma: Sequence[float] = ()
+def state_msg(state: TwinState, base_frame: str, predicted: bool = False, sigma: Sequence[float] = ()
               ) -> TwinStateMsg:
     robot, process = state.robot, state.process
     return TwinStateMsg(
-        header=Header(stamp=to_time(state.stamp), frame_id=BASE_FRAME), predicted=predicted,
+        header=Header(stamp=to_time(state.stamp), frame_id=base_frame), predicted=predicted,
         joint_names=list(robot.joint_names), position=robot.position.tolist(),
         velocity=robot.velocity.tolist(), acceleration=robot.acceleration.tolist(),
         effort=robot.effort.tolist(), load=robot.load.tolist(),
@@ -100,6 +100,7 @@ class StateNode(Node):
     def __init__(self) -> None:
         super().__init__('twin_state')
         self._config = declare_config(self, StateConfig)
+        self._base_frame = self._config.frame_prefix + BASE_FRAME
         urdf = Path(self._config.urdf) if self._config.urdf else config_dir() / 'arm.urdf'
         if not urdf.is_file():
             raise ConfigError(f'{self.get_name()}.urdf: no such file: {urdf}')
@@ -139,14 +140,14 @@ class StateNode(Node):
         state = self._estimator.ingest(seconds(frame.header.stamp), samples)
         if state is None:
             return
-        header = Header(stamp=frame.header.stamp, frame_id=BASE_FRAME)
+        header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)
         robot = state.robot
         self._joint_states.publish(JointState(
             header=header, name=list(robot.joint_names), position=robot.position.tolist(),
             velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
         self._end_effector.publish(PoseStamped(header=header,
                                                pose=pose_msg(robot.end_effector_pose)))
-        self._state.publish(state_msg(state))
+        self._state.publish(state_msg(state, self._base_frame))
 
     def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
                       ) -> GetStateAt.Response:
@@ -157,7 +158,7 @@ class StateNode(Node):
             return response
         response.success = True
         response.message = 'predicted' if found.predicted else 'interpolated'
-        response.state = state_msg(found.state, found.predicted, found.sigma)
+        response.state = state_msg(found.state, self._base_frame, found.predicted, found.sigma)
         return response
 
     def _get_history(self, request: GetHistory.Request, response: GetHistory.Response
@@ -218,7 +219,7 @@ class StateNode(Node):
         state = self._estimator.latest
         if state is None:
             return
-        header = Header(stamp=to_time(state.stamp), frame_id=BASE_FRAME)
+        header = Header(stamp=to_time(state.stamp), frame_id=self._base_frame)
         kinematics = self._estimator.kinematics
         frames = kinematics.transforms(dict(zip(state.robot.joint_names, state.robot.position)))
         ends = viz.skeleton(frames, self._segments)
@@ -252,7 +253,7 @@ class StateNode(Node):
         action, mean, std = self._predictions.poll(self._now())
         if action == viz.CLEAR:
             self._predicted_markers.publish(MarkerArray(markers=[Marker(
-                header=Header(stamp=self.get_clock().now().to_msg(), frame_id=BASE_FRAME),
+                header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self._base_frame),
                 action=Marker.DELETEALL)]))
         if action != viz.DRAW:
             return
@@ -264,7 +265,7 @@ class StateNode(Node):
         except ValueError as error:
             self._reject('twin/predicted_trajectory', error)
             return
-        header = Header(stamp=to_time(mean.stamp), frame_id=BASE_FRAME)
+        header = Header(stamp=to_time(mean.stamp), frame_id=self._base_frame)
         path = marker(header, 'predicted_path', 0, Marker.LINE_STRIP, (0.1, 0.8, 1.0, 0.9), 0.012)
         path.points = points(drawn.path)
         markers = [Marker(header=header, action=Marker.DELETEALL), path]
