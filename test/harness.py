@@ -205,7 +205,7 @@ class S3Server:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server and wait until it answers signed S3 requests."""
-        command = [str(Path(sys.executable).parent / 'weed'), 'mini',
+        command = [resolve_executable('weed'), 'mini',
                    f'-dir={self.directory / "data"}', '-ip=127.0.0.1', '-ip.bind=127.0.0.1',
                    '-master.telemetry=false', '-webdav=false', '-admin.ui=false',
                    '-s3.port.iceberg=0', '-s3.port.lance=0',
