@@ -11,11 +11,12 @@ The node list, parameter files, visualization helpers and restart policy are the
 ``twin_launch`` uses (twin_bringup.node_table, .visualization, .restart): a crashed node is
 restarted with backoff, a node that exits with a configuration error (code 2) stops the launch.
 """
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
@@ -26,7 +27,7 @@ from launch.actions import (
     SetEnvironmentVariable,
     TimerAction,
 )
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -56,9 +57,9 @@ def _external_node(node: ExternalNode) -> Node:
                 remappings=list(node.remappings), output='screen')
 
 
-def _supervised(make_node, label: str) -> list:
+def _supervised(make_node, label: str, backoff: Backoff | None = None) -> list:
     """The node and a handler that restarts it after a crash, never after a configuration error."""
-    backoff = Backoff()
+    backoff = backoff or Backoff()  # one Backoff per node, kept across restarts
     node = make_node()
     started = time.monotonic()
 
@@ -71,7 +72,7 @@ def _supervised(make_node, label: str) -> list:
                                 'stopping the launch'),
                     EmitEvent(event=Shutdown(reason=f'{label}: configuration error'))]
         return [LogInfo(msg=f'[{label}] exited with code {event.returncode}; restarting in {delay:.1f} s'),
-                TimerAction(period=delay, actions=_supervised(make_node, label))]
+                TimerAction(period=delay, actions=_supervised(make_node, label, backoff))]
 
     return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit))]
 
@@ -85,12 +86,14 @@ def _graph(context, *args, **kwargs):
     robot_ids = [int(i) for i in LaunchConfiguration('robot_ids').perform(context).split(',') if i.strip()]
     robots = int(LaunchConfiguration('robots').perform(context))
     entries = load_node_table(config_dir, with_sim=with_sim).select(with_sim, robots, robot_ids)
-    actions = list(environment)
+    actions = list(environment) + [RegisterEventHandler(OnShutdown(
+        on_shutdown=lambda *_: shutil.rmtree(scratch, ignore_errors=True)))]
     for entry in entries:
         actions += _supervised(lambda e=entry: _twin_node(e, config_dir, scratch), entry.qualified_name)
     rviz = _enabled(context, 'rviz')
     if rviz or _enabled(context, 'robot_state_publisher'):
         for node in visualization_nodes(config_dir, robot_namespaces(entries), rviz, scratch):
+            get_package_prefix(node.package)  # PackageNotFoundError here, before any node starts
             actions.append(_external_node(node))
     return actions
 
