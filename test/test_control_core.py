@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 from pathlib import Path
 
@@ -317,6 +318,19 @@ def test_a_newer_command_of_the_same_kind_supersedes_an_unacked_one(server, work
         link.close()
 
 
-def test_the_config_keeps_the_link_on_loopback():
-    with pytest.raises(ConfigError, match='host must be in 127.0.0.0/8'):
-        build(ActuationConfig, {'link': {'host': '10.0.0.1'}}, 'actuation')
+@pytest.mark.parametrize('host', ['192.168.10.21', '10.200.0.2', 'cell-7.plant.example', 'localhost'])
+def test_the_link_reaches_a_cell_on_the_network(host):
+    assert build(ActuationConfig, {'link': {'host': host}}, 'actuation').link.host == host
+
+
+@pytest.mark.parametrize('host, message', [
+    ('192.168.10.300', "host '192.168.10.300' is not a valid IPv4 address"),
+    ('192.168.10.21:7600', 'without scheme or port'),
+    ('udp://cell-7', 'without scheme or port'),
+    ('cell 7', 'host must be an IP address or a host name'),
+    ('', 'empty value'),
+    ('fd00::7', 'IPv4 address or a host name'),
+])
+def test_the_config_rejects_a_malformed_link_host(host, message):
+    with pytest.raises(ConfigError, match=f'^actuation.link: .*{re.escape(message)}'):
+        build(ActuationConfig, {'link': {'host': host}}, 'actuation')

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -189,14 +190,36 @@ def test_command_server_acks_and_rejects() -> None:
     assert (server.accepted, server.rejected) == (2, 3)
 
 
-@pytest.mark.parametrize("host", ["10.0.0.5", "0.0.0.0", "example.com", "::1"])
-def test_channels_accept_loopback_addresses_only(host: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("host", ["192.168.10.20", "10.200.0.2", "0.0.0.0", "twin-edge.plant.example"])
+def test_channels_accept_addresses_on_the_network(host: str) -> None:
+    """The simulator is a stand-in device: it may run on another machine than the twin."""
+    assert LidarChannel(host=host).host == host
+    assert CommandChannel(host=host).host == host
+    assert PlcChannel(endpoint=f"opc.tcp://{host}:4840/twin/plc").endpoint == f"opc.tcp://{host}:4840/twin/plc"
+
+
+@pytest.mark.parametrize("host, message", [
+    ("10.0.0.256", "host '10.0.0.256' is not a valid IPv4 address"),
+    ("10.0.0.5:7502", "without scheme or port"),
+    ("twin edge", "host must be an IP address or a host name"),
+    ("::1", "the socket is IPv4"),
+])
+def test_udp_channels_reject_malformed_hosts(host: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
         LidarChannel(host=host)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(message)):
         CommandChannel(host=host)
-    with pytest.raises(ValueError):
-        PlcChannel(endpoint=f"opc.tcp://{host}:4840/twin/plc")
+
+
+@pytest.mark.parametrize("endpoint, message", [
+    ("opc.tcp://10.0.0.5/twin/plc", "the port is missing"),
+    ("opc.tcp://10.0.0.5:70000/twin/plc", "the port must be a number in 1..65535"),
+    ("http://10.0.0.5:4840/twin/plc", "endpoint must look like opc.tcp://<host>:<port>/<path>"),
+    ("opc.tcp://10.0.0.500:4840/twin/plc", "host '10.0.0.500' is not a valid IPv4 address"),
+])
+def test_plc_channel_rejects_malformed_endpoints(endpoint: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PlcChannel(endpoint=endpoint)
 
 
 def test_channels_config_builds_from_yaml_mapping() -> None:
@@ -208,8 +231,9 @@ def test_channels_config_builds_from_yaml_mapping() -> None:
         build(ChannelsConfig, {"imu": {"rate": 200.0}}, "channels")
     with pytest.raises(ConfigError, match="channels.gps: unknown key"):
         build(ChannelsConfig, {"gps": {}}, "channels")
-    with pytest.raises(ConfigError, match=r"channels.lidar: host must be in 127.0.0.0/8"):
-        build(ChannelsConfig, {"lidar": {"host": "10.0.0.1"}}, "channels")
+    with pytest.raises(ConfigError, match=r"channels.lidar: host '10.0.0.1.2' is not a valid IPv4 address"):
+        build(ChannelsConfig, {"lidar": {"host": "10.0.0.1.2"}}, "channels")
+    assert build(ChannelsConfig, {"lidar": {"host": "10.0.0.1"}}, "channels").lidar.host == "10.0.0.1"
 
 
 def test_runner_as_fast_as_possible_emits_on_simulated_time(tmp_path: Path) -> None:

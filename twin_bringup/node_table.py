@@ -169,7 +169,8 @@ def load_node_table(config_dir: Path, filename: str = 'graph.yaml', with_sim: bo
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f'{path}: node names used twice: {duplicates}')
-    for entry in table.select(with_sim, robots=2 if table.fleet else 1):
+    fleet = table.select(with_sim, robots=2) if table.fleet else []
+    for entry in table.select(with_sim) + fleet:  # one robot as the files say, and as a fleet
         validate_parameters(entry, config_dir)
     return table
 

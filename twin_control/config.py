@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_bringup.config import describe
-from twin_bringup.network import require_loopback
+from twin_bringup.network import check_host
 
 
 @dataclass(frozen=True)
 class LinkConfig:
-    host: str = field(default='127.0.0.1', metadata=describe("The cell's command channel address (loopback)."))
+    host: str = field(default='127.0.0.1', metadata=describe(
+        "The cell's command channel: IPv4 address or host name."))
     port: int = field(default=7600, metadata=describe("The cell's command channel UDP port.", min=1, max=65535))
     ack_timeout: float = field(default=0.1, metadata=describe(
         'Seconds to wait for an ack before sending the same datagram again.', min=0.001, max=10.0))
@@ -17,7 +18,7 @@ class LinkConfig:
                                                        min=1, max=100))
 
     def __post_init__(self) -> None:
-        require_loopback(self.host)
+        check_host(self.host, ipv4_only=True)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif
 
 from twin_bringup.config import describe
+from twin_bringup.network import check_opcua_endpoint
 from twin_sensors.readers import Backoff, StateCallback
 
 ValuesCallback = Callable[[Mapping[str, Any], int], None]
@@ -37,12 +38,16 @@ logging.getLogger('asyncua.client.ua_session').setLevel(logging.CRITICAL)
 class OpcUaConfig:
     """An OPC UA server and how to subscribe to it."""
 
-    endpoint: str = field(default='opc.tcp://127.0.0.1:4840/twin/plc', metadata=describe('Server endpoint URL.'))
+    endpoint: str = field(default='opc.tcp://127.0.0.1:4840/twin/plc', metadata=describe(
+        'Server endpoint URL, opc.tcp://<host>:<port>/<path>.'))
     namespace: str = field(default='urn:ros2-digital-twin:workcell', metadata=describe(
         'Namespace URI of the subscribed variables.'))
     publishing_interval: float = field(default=0.05, metadata=describe(
         'Subscription publishing (and sampling) interval, s.', min=0.0, max=60.0))
     timeout: float = field(default=4.0, metadata=describe('Request timeout, s.', min=0.1, max=60.0))
+
+    def __post_init__(self) -> None:
+        check_opcua_endpoint(self.endpoint)
 
 
 class OpcUaSubscriber:

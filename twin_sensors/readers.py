@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import serial
 
 from twin_bringup.config import describe
-from twin_bringup.network import require_loopback
+from twin_bringup.network import check_host
 
 DataCallback = Callable[[bytes, int], None]
 StateCallback = Callable[[bool, str], None]
@@ -138,13 +138,14 @@ class SerialReader(ReaderThread):
 
 @dataclass(frozen=True)
 class UdpConfig:
-    """A UDP socket bound on the loopback interface."""
+    """A bound UDP socket: the device sends its datagrams to this address and port."""
 
-    host: str = field(default='127.0.0.1', metadata=describe('Loopback address to bind.'))
+    host: str = field(default='127.0.0.1', metadata=describe(
+        'Local IPv4 address to bind (the interface facing the device; 0.0.0.0: all).'))
     port: int = field(default=7502, metadata=describe('UDP port to bind.', min=1, max=65535))
 
     def __post_init__(self) -> None:
-        require_loopback(self.host)
+        check_host(self.host, ipv4_only=True)
 
 
 class UdpReader(ReaderThread):

@@ -8,12 +8,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from twin_bringup.config import describe
-from twin_bringup.network import UdpEndpoint, require_loopback
+from twin_bringup.network import UdpEndpoint, check_host, check_opcua_endpoint
 from twin_sensors.wire import (
     MAX_DATAGRAM,
     Ack,
@@ -73,36 +72,34 @@ class EncoderChannel:
 @dataclass(frozen=True)
 class LidarChannel:
     enabled: bool = field(default=True, metadata=describe('send lidar scans'))
-    host: str = field(default="127.0.0.1", metadata=describe("destination of the scan datagrams (loopback)"))
+    host: str = field(default="127.0.0.1",
+                      metadata=describe("destination of the scan datagrams (the lidar driver's address)"))
     port: int = field(default=7502, metadata=describe("destination UDP port", min=1, max=65535))
     rate_hz: float = field(default=20.0, metadata=describe("scans per simulated second", **RATE))
 
     def __post_init__(self) -> None:
-        require_loopback(self.host)
+        check_host(self.host, ipv4_only=True)
 
 
 @dataclass(frozen=True)
 class CommandChannel:
     enabled: bool = field(default=True, metadata=describe('accept commands from the twin'))
-    host: str = field(default="127.0.0.1", metadata=describe("address the command socket binds (loopback)"))
+    host: str = field(default="127.0.0.1", metadata=describe("address the command socket binds (0.0.0.0: all)"))
     port: int = field(default=7600, metadata=describe("UDP port for command datagrams (0: any free)", **PORT))
 
     def __post_init__(self) -> None:
-        require_loopback(self.host)
+        check_host(self.host, ipv4_only=True)
 
 
 @dataclass(frozen=True)
 class PlcChannel:
     enabled: bool = field(default=True, metadata=describe('serve the cell PLC over OPC UA'))
     endpoint: str = field(default="opc.tcp://127.0.0.1:4840/twin/plc",
-                          metadata=describe("OPC UA endpoint of the cell PLC (loopback)"))
+                          metadata=describe("OPC UA endpoint of the cell PLC; the host is the bind address"))
     publish_rate_hz: float = field(default=10.0, metadata=describe("PLC variable update rate", **RATE))
 
     def __post_init__(self) -> None:
-        url = urlsplit(self.endpoint)
-        if url.scheme != "opc.tcp" or url.hostname is None or url.port is None:
-            raise ValueError(f"endpoint must look like opc.tcp://127.0.0.1:4840/path, got {self.endpoint!r}")
-        require_loopback(url.hostname)
+        check_opcua_endpoint(self.endpoint)
 
 
 @dataclass(frozen=True)

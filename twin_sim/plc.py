@@ -49,7 +49,7 @@ class PlcState:
 
 
 class PlcServer(ServerThread):
-    """OPC UA server of the cell PLC, bound to a loopback endpoint."""
+    """OPC UA server of the cell PLC, bound to the host of its endpoint."""
 
     def __init__(self, config: PlcChannel, joint_names: Sequence[str]) -> None:
         super().__init__("plc-opcua", 1.0 / config.publish_rate_hz)
