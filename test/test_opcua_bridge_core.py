@@ -10,41 +10,22 @@ from typing import Any
 
 import pytest
 from asyncua import Client, ua
-from asyncua.crypto import cert_gen
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from opcua_fixtures import connect as connect_secure
+from opcua_fixtures import make_certificates
 from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
-from twin_bridge.opcua_server import TwinServer, password_entry
-from twin_bridge.opcua_space import TwinAddressSpace
+from twin_bridge.opcua_server import TwinServer
+from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command
 from twin_bringup.config import ConfigError, build
 from twin_bringup.sandbox import free_port
 from twin_sensors.opcua_client import OpcUaConfig, OpcUaSubscriber
 from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer
 
-CLIENT_URI = 'urn:test:scada'
 ARM = ('DeviceSet', 'cell_1', 'MotionDevices', 'arm')
-
-
-def make_certificates(directory: Path, server_uri: str) -> dict[str, Path]:
-    """Server, trusted client and untrusted client certificates (DER) and keys (PEM)."""
-    (directory / 'trusted').mkdir(parents=True)
-    files = {'server_cert': directory / 'server.der', 'server_key': directory / 'server.pem',
-             'client_cert': directory / 'trusted' / 'scada.der', 'client_key': directory / 'scada.pem',
-             'stranger_cert': directory / 'stranger.der', 'stranger_key': directory / 'stranger.pem'}
-
-    async def generate() -> None:
-        for name, uri, use in (('server', server_uri, ExtendedKeyUsageOID.SERVER_AUTH),
-                               ('client', CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH),
-                               ('stranger', CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH)):
-            await cert_gen.setup_self_signed_certificate(files[f'{name}_key'], files[f'{name}_cert'], uri,
-                                                         'localhost', [use], {})
-    asyncio.run(generate())
-    files['users'] = directory / 'users'
-    files['users'].write_text(password_entry('scada', 's3cret') + '\n')
-    return files
+CONTROLLER = 'DeviceSet/cell_1/Controllers/controller/ParameterSet'
+SETPOINT = f'{CONTROLLER}/SpeedOverrideSetpoint'
 
 
 class History:
@@ -58,6 +39,13 @@ class History:
         return [1000.0, 1000.5, 1001.0], [0.1, 0.2, 0.3]
 
 
+class Requests(list):
+    """A CommandSink recording (speed override, user) pairs."""
+
+    def __call__(self, value: float, user: str) -> None:
+        self.append((value, user))
+
+
 @pytest.fixture(scope='module')
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TwinServer, dict[str, Path], History]]:
     config = ServerConfig(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin')
@@ -66,21 +54,14 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TwinServe
         'certificate': str(files['server_cert']), 'private_key': str(files['server_key']),
         'trust_dir': str(files['server_cert'].parent / 'trusted'), 'users_file': str(files['users'])}}, 'server')
     history = History()
-    server = TwinServer(config, history)
+    server = TwinServer(config, history, Requests())
     server.start()
     yield server, files, history
     server.stop()
 
 
 async def connect(server: TwinServer, files: dict[str, Path], who: str = 'client', password: str = 's3cret') -> Client:
-    client = Client(server.config.endpoint, timeout=5)
-    client.application_uri = CLIENT_URI
-    await client.set_security(SecurityPolicyBasic256Sha256, str(files[f'{who}_cert']), str(files[f'{who}_key']),
-                              server_certificate=str(files['server_cert']))
-    client.set_user('scada')
-    client.set_password(password)
-    await client.connect()
-    return client
+    return await connect_secure(server.config.endpoint, files, who, password)
 
 
 def run_client(server: TwinServer, files: dict[str, Path], work: Any) -> Any:
@@ -190,16 +171,21 @@ def test_only_the_encrypted_endpoint_is_offered(secure: Any) -> None:
     assert [t.TokenType for t in offered[0].UserIdentityTokens] == [ua.UserTokenType.UserName]
 
 
-def test_config_rejects_insecure_remote_endpoints_and_bad_setpoint_maps() -> None:
-    with pytest.raises(ConfigError, match='127.0.0.0/8'):
+def test_config_rejects_insecure_remote_endpoints_and_bad_plc_maps() -> None:
+    with pytest.raises(ConfigError, match="anonymous, unencrypted server may only listen on .* not '10.0.0.5'"):
         build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin', 'security': {'enabled': False}}, 'server')
     build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin'}, 'server')  # secured: any host
+    build(ServerConfig, {'endpoint': 'opc.tcp://localhost:4841/twin', 'security': {'enabled': False}}, 'server')
+    with pytest.raises(ConfigError, match='server: endpoint must look like opc.tcp://<host>:<port>/<path>'):
+        build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5/twin'}, 'server')
+    client = build(ClientConfig, {'opcua': {'endpoint': 'opc.tcp://plc-3.cell.example:4840/plc'}}, 'client')
+    assert client.opcua.endpoint == 'opc.tcp://plc-3.cell.example:4840/plc'  # the PLC may be on the network
+    with pytest.raises(ConfigError, match="client.opcua: endpoint 'opc.tcp://plc 3:4840/plc': host must be"):
+        build(ClientConfig, {'opcua': {'endpoint': 'opc.tcp://plc 3:4840/plc'}}, 'client')
     with pytest.raises(ConfigError, match='same length'):
-        build(ClientConfig, {'setpoint_topics': ['/a'], 'setpoint_variables': []}, 'client')
-    client = ClientConfig(setpoint_topics=('/a',), setpoint_variables=('Workcell.SpeedOverride',),
-                          setpoint_min=(0.0,), setpoint_max=(1.0,))
-    assert client.setpoint_error(0, 0.5) == ''
-    assert 'outside' in client.setpoint_error(0, 1.5) and 'outside' in client.setpoint_error(0, float('nan'))
+        build(ClientConfig, {'variables': ['Workcell.SpeedOverride'], 'topics': []}, 'client')
+    with pytest.raises(ConfigError, match='unknown key'):  # no topic may be written to the PLC
+        build(ClientConfig, {'setpoint_topics': ['twin/commands/speed_override']}, 'client')
 
 
 def test_alerts_track_active_anomalies() -> None:
@@ -229,3 +215,76 @@ def test_subscriber_writes_setpoints_and_gets_the_server_status() -> None:
     finally:
         subscriber.stop()
         plc.stop()
+
+
+def test_setpoint_writes_of_logged_in_users_become_speed_override_requests(secure: Any) -> None:
+    server, files, _ = secure
+    requests: Requests = server.speed_override
+    before = server.stats()
+
+    async def work(client: Client, index: int) -> dict[str, Any]:
+        setpoint = client.get_node(ua.NodeId(SETPOINT, index))
+        refused = {}
+        for name, values in (('above', [150.0]), ('below', [-0.5]), ('nan', [float('nan')]),
+                             ('float', [ua.Variant(50.0, ua.VariantType.Float)]),
+                             ('one bad in a request', [30.0, 101.0])):
+            try:
+                await client.write_values([setpoint] * len(values), values)
+            except ua.UaStatusCodeError as error:
+                refused[name] = type(error).__name__
+        await setpoint.write_value(42.5)
+        await setpoint.write_value(0.0)
+        try:
+            await client.get_node(ua.NodeId(f'{CONTROLLER}/SpeedOverride', index)).write_value(10.0)
+        except ua.UaStatusCodeError as error:
+            refused['actual'] = type(error).__name__
+        return {'refused': refused, 'value': await setpoint.read_value(),
+                'range': await (await setpoint.get_child(f'{index}:EURange')).read_value(),
+                'unit': await (await setpoint.get_child(f'{index}:EngineeringUnits')).read_value()}
+
+    found = run_client(server, files, work)
+    assert found['refused'] == {'above': 'BadOutOfRange', 'below': 'BadOutOfRange', 'nan': 'BadOutOfRange',
+                                'float': 'BadTypeMismatch', 'one bad in a request': 'BadOutOfRange',
+                                'actual': 'BadUserAccessDenied'}  # the cell's own value is read-only
+    assert requests[-2:] == [(0.425, 'scada'), (0.0, 'scada')]  # in the order written, as 0..1
+    assert 0.3 not in [value for value, _ in requests]  # a refused request writes nothing of it
+    assert found['value'] == 0.0
+    assert (found['range'].Low, found['range'].High) == (0.0, 100.0) and found['unit'].DisplayName.Text == '%'
+    after = server.stats()
+    assert (after.commands - before.commands, after.rejected_commands - before.rejected_commands) == (2, 5)
+    assert 'SpeedOverrideSetpoint 101.0 % outside [0, 100] %' in after.last_error
+
+
+def test_anonymous_sessions_may_not_command_the_cell() -> None:
+    requests = Requests()
+    server = TwinServer(ServerConfig(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin',
+                                     security=SecurityConfig(enabled=False)), None, requests)
+    server.start()
+
+    async def write() -> None:
+        async with Client(server.config.endpoint, timeout=5) as client:
+            index = await client.get_namespace_index(server.config.namespace)
+            await client.get_node(ua.NodeId(SETPOINT, index)).write_value(50.0)
+
+    try:
+        with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+            asyncio.run(write())
+        assert requests == [] and server.stats().rejected_commands == 1
+    finally:
+        server.stop()
+
+
+def test_speed_override_setpoints_are_percent_doubles_and_optional() -> None:
+    config = ServerConfig(security=SecurityConfig(enabled=False))
+    assert SETPOINT not in TwinAddressSpace(config).variables  # no command sink: a read-only server
+    space = TwinAddressSpace(config, commands=True)
+    assert space.variables[SETPOINT].writable and space.speed_override_setpoint == SETPOINT
+    assert [speed_override_command(ua.Variant(v, ua.VariantType.Double)) for v in (0.0, 20.0, 100.0)] == [0.0, 0.2, 1.0]
+    for bad in (100.5, -1e-9, float('inf'), float('nan')):
+        with pytest.raises(ValueError, match='outside'):
+            speed_override_command(ua.Variant(bad, ua.VariantType.Double))
+    for bad in (None, ua.Variant(True, ua.VariantType.Boolean), ua.Variant(50, ua.VariantType.Int32)):
+        with pytest.raises(TypeError, match='Double'):
+            speed_override_command(bad)
+    assert space.operator_request(0.35) == {SETPOINT: 35.0}
+    assert space.operator_request(1.5) == {} and TwinAddressSpace(config).operator_request(0.5) == {}

@@ -6,22 +6,13 @@ because ROS parameters cannot hold lists of structures.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from twin_bringup.config import describe
-from twin_bringup.network import require_loopback
+from twin_bringup.network import check_opcua_endpoint, is_loopback
 from twin_sensors.opcua_client import OpcUaConfig
 
 KINDS = ('float64', 'temperature')
-
-
-def _check_endpoint(endpoint: str) -> str:
-    url = urlsplit(endpoint)
-    if url.scheme != 'opc.tcp' or url.hostname is None or url.port is None:
-        raise ValueError(f'endpoint must look like opc.tcp://127.0.0.1:4841/twin, got {endpoint!r}')
-    return url.hostname
 
 
 @dataclass(frozen=True)
@@ -30,7 +21,7 @@ class SecurityConfig:
 
     enabled: bool = field(default=True, metadata=describe(
         'Offer only Basic256Sha256 Sign&Encrypt with user names; false: no security, anonymous '
-        '(allowed on loopback endpoints only).'))
+        '(then only on a loopback endpoint, so that no other machine connects anonymously).'))
     certificate: str = field(default='~/.ros/twin_opcua/server_cert.der', metadata=describe(
         'Server application certificate (DER or PEM); its URI SAN is the application URI.'))
     private_key: str = field(default='~/.ros/twin_opcua/server_key.pem', metadata=describe(
@@ -62,16 +53,21 @@ class ServerConfig:
     security: SecurityConfig = SecurityConfig()
 
     def __post_init__(self) -> None:
-        host = _check_endpoint(self.endpoint)
-        if not self.security.enabled:
-            require_loopback(host)
+        host = check_opcua_endpoint(self.endpoint)
+        if not self.security.enabled and not is_loopback(host):
+            raise ValueError(f'security.enabled is false: an anonymous, unencrypted server may only listen on '
+                             f'127.0.0.1, ::1 or localhost, not {host!r}; enable security to serve the network')
         if not self.joint_names:
             raise ValueError('joint_names must not be empty')
 
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """The bridge as a client of the cell PLC: subscribed variables to topics, topics to setpoints."""
+    """The bridge as a client of the cell PLC: subscribed variables to topics (read only).
+
+    There is deliberately no topic-to-PLC write path: commands reach the cell only through the
+    actuation node (its arbitration, limits and audit), over the cell's command channel.
+    """
 
     enabled: bool = field(default=False, metadata=describe('Connect to the PLC.'))
     opcua: OpcUaConfig = OpcUaConfig()
@@ -81,34 +77,13 @@ class ClientConfig:
     kinds: tuple[str, ...] = field(default=(), metadata=describe(
         'Message of each topic: float64 (std_msgs/Float64) or temperature (sensor_msgs/Temperature, '
         'stamped, frame_id = variable).'))
-    setpoint_topics: tuple[str, ...] = field(default=(), metadata=describe(
-        'std_msgs/Float64 topics whose values are written to the PLC.'))
-    setpoint_variables: tuple[str, ...] = field(default=(), metadata=describe(
-        'PLC variable written from each setpoint topic.'))
-    setpoint_min: tuple[float, ...] = field(default=(), metadata=describe(
-        'Lowest accepted value of each setpoint; lower values are rejected, never clamped.'))
-    setpoint_max: tuple[float, ...] = field(default=(), metadata=describe('Highest accepted value of each setpoint.'))
 
     def __post_init__(self) -> None:
         if not len(self.variables) == len(self.topics) == len(self.kinds):
             raise ValueError('variables, topics and kinds must have the same length')
-        if not len(self.setpoint_topics) == len(self.setpoint_variables) == len(self.setpoint_min) \
-                == len(self.setpoint_max):
-            raise ValueError('setpoint_topics, setpoint_variables, setpoint_min and setpoint_max '
-                             'must have the same length')
         for kind in self.kinds:
             if kind not in KINDS:
                 raise ValueError(f'kinds: {kind!r} is not one of {list(KINDS)}')
-        for low, high in zip(self.setpoint_min, self.setpoint_max):
-            if not low <= high:
-                raise ValueError(f'setpoint_min {low} is above setpoint_max {high}')
-
-    def setpoint_error(self, index: int, value: float) -> str:
-        """Why ``value`` may not be written to setpoint ``index`` ('' if it may)."""
-        low, high = self.setpoint_min[index], self.setpoint_max[index]
-        if not math.isfinite(value) or not low <= value <= high:
-            return f'{self.setpoint_variables[index]}: {value} outside [{low}, {high}]'
-        return ''
 
 
 @dataclass(frozen=True)
@@ -121,6 +96,10 @@ class TopicsConfig:
     anomalies: str = field(default='twin/anomalies', metadata=describe('twin_interfaces/AnomalyEvent.'))
     maintenance_schedule: str = field(default='twin/maintenance_schedule', metadata=describe(
         'twin_interfaces/MaintenanceSchedule (transient-local).'))
+    speed_override: str = field(default='twin/commands/speed_override', metadata=describe(
+        'std_msgs/Float64 (0..1) published for each accepted write of the controller\'s '
+        'SpeedOverrideSetpoint (%): an operator request for the actuation node to arbitrate and ramp. '
+        '"" leaves the setpoint out (a read-only server).'))
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,11 @@
 """opcua_bridge node: serves the twin over OPC UA (state, health, alerts, maintenance; HistoryRead
-from twin/get_history) and, as a client of the cell PLC, publishes PLC variables and writes
-setpoints from topics.
+from twin/get_history; SpeedOverrideSetpoint writes published as operator requests to the
+actuation node) and, as a client of the cell PLC, publishes PLC variables.
 """
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
-from functools import partial
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -33,14 +30,11 @@ def _level(value: bytes | int) -> int:
 
 
 class OpcUaBridge(Node):
-    """Twin topics into the OPC UA server; PLC variables to topics and setpoints to the PLC."""
+    """Twin topics into the OPC UA server and its setpoint writes to the actuation node; PLC variables to topics."""
 
     def __init__(self) -> None:
         super().__init__('opcua_bridge')
         self.config = config = declare_config(self, OpcUaBridgeConfig)
-        self._lock = threading.Lock()
-        self._writes_ok = self._writes_rejected = 0
-        self._last_error = ''
         self._plc_state = 'not connected yet'
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self._server: TwinServer | None = None
@@ -59,7 +53,11 @@ class OpcUaBridge(Node):
         if config.history.enabled:
             self._history_client = self.create_client(GetHistory, config.history.service)
             history = self._read_history
-        self._server = server = TwinServer(config.server, history)
+        speed_override = None
+        if config.topics.speed_override:
+            self._requests = self.create_publisher(Float64, config.topics.speed_override, 10)
+            speed_override = self._request_speed_override
+        self._server = server = TwinServer(config.server, history, speed_override)
         try:
             server.start()
         except (OSError, ValueError) as error:  # busy port, unreadable certificate, key or users file
@@ -73,11 +71,18 @@ class OpcUaBridge(Node):
                 space.health([(_level(s.level), s.name, s.message) for s in m.status])), 10),
             (topics.anomalies, AnomalyEvent, lambda m: server.update(
                 space.alert(m.sensor, m.method, m.severity, m.description, m.active), seconds(m.header.stamp)), 10),
-            (topics.maintenance_schedule, MaintenanceSchedule, self._on_schedule, LATCHED)]
+            (topics.maintenance_schedule, MaintenanceSchedule, self._on_schedule, LATCHED),
+            # every operator request (from OPC UA, MQTT, ...) shows in SpeedOverrideSetpoint
+            (topics.speed_override, Float64, lambda m: server.update(space.operator_request(m.data)), 10)]
         for topic, msg_type, callback, qos in handlers:
             if topic:
                 self.create_subscription(msg_type, topic, callback, qos)
         self.get_logger().info(f'serving the twin at {config.server.endpoint}')
+
+    def _request_speed_override(self, value: float, user: str) -> None:
+        """An accepted SpeedOverrideSetpoint write, as an operator request (server thread)."""
+        self._requests.publish(Float64(data=value))
+        self.get_logger().info(f'OPC UA user {user!r} requests speed override {value:g}')
 
     def _on_state(self, message: TwinState) -> None:
         assert self._server is not None
@@ -115,8 +120,6 @@ class OpcUaBridge(Node):
             variable: (self.create_publisher(Temperature, topic, qos_profile_sensor_data), True)
             if kind == 'temperature' else (self.create_publisher(Float64, topic, LATCHED), False)
             for variable, topic, kind in zip(client.variables, client.topics, client.kinds)}
-        for index, topic in enumerate(client.setpoint_topics):
-            self.create_subscription(Float64, topic, partial(self._on_setpoint, index), 10)
         self._plc = OpcUaSubscriber(client.opcua, client.variables, self._on_plc_values, self._on_plc_state,
                                     lambda: self.get_clock().now().nanoseconds)
         self._plc.start()
@@ -141,29 +144,6 @@ class OpcUaBridge(Node):
         else:
             self.get_logger().warning(detail)
 
-    def _on_setpoint(self, index: int, message: Float64) -> None:
-        assert self._plc is not None
-        error = self.config.client.setpoint_error(index, message.data)
-        if error:
-            self._write_done(f'rejected setpoint {error}')
-            return
-        self._plc.write(self.config.client.setpoint_variables[index], message.data).add_done_callback(
-            partial(self._on_written, self.config.client.setpoint_variables[index]))
-
-    def _on_written(self, variable: str, future: Future[None]) -> None:
-        error = future.exception()
-        self._write_done(f'write {variable}: {error or type(error).__name__}' if error else '')
-
-    def _write_done(self, error: str) -> None:
-        with self._lock:
-            if error:
-                self._writes_rejected += 1
-                self._last_error = error
-            else:
-                self._writes_ok += 1
-        if error:
-            self.get_logger().warning(error)
-
     # ----------------------------------------------------------------- health
 
     def _publish_diagnostics(self) -> None:
@@ -176,15 +156,12 @@ class OpcUaBridge(Node):
                 f'serving {self.config.server.endpoint}' if stats.running else 'server stopped',
                 values={'clients': stats.clients, 'writes': stats.writes,
                         'security': 'Basic256Sha256 Sign&Encrypt' if self.config.server.security.enabled else 'none',
+                        'commands': stats.commands, 'rejected_commands': stats.rejected_commands,
                         'last_error': stats.last_error}))
         if self._plc is not None:
-            with self._lock:
-                ok, rejected, last_error = self._writes_ok, self._writes_rejected, self._last_error
             statuses.append(status(
                 f'{name}: plc client', 'OK' if self._plc.connected else 'ERROR', self._plc_state,
-                hardware_id=self.config.client.opcua.endpoint,
-                values={'connected': bool(self._plc.connected), 'writes_ok': ok, 'writes_rejected': rejected,
-                        'last_error': last_error}))
+                hardware_id=self.config.client.opcua.endpoint, values={'connected': bool(self._plc.connected)}))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                   status=statuses))
 

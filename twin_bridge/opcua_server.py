@@ -8,6 +8,13 @@ session is refused with BadCertificateUntrusted.
 ``update`` is thread-safe and never blocks on the network; the server loop writes the latest
 values at ``write_rate_hz``. HistoryRead of ActualPosition variables is answered by a
 :data:`HistorySource` (the twin state node's history, through the node shell).
+
+Commands: with a :data:`CommandSink` the controller offers a writable SpeedOverrideSetpoint (%).
+Only sessions of a logged-in user may write it (anonymous ones get BadUserAccessDenied); a write
+that is not a finite Double within 0..100 % gets BadTypeMismatch or BadOutOfRange. Such a Write
+request is refused as a whole, nothing in it is written, and the refusal is counted. Accepted
+values go to the sink as 0..1, in the order written: the node shell publishes them as operator
+requests to the actuation node, which alone decides what the cell is told.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
@@ -32,7 +40,7 @@ from asyncua.server.history import HistoryStorageInterface
 from asyncua.server.user_managers import UserManager
 
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
-from twin_bridge.opcua_space import TwinAddressSpace, to_datetime, to_seconds
+from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command, to_datetime, to_seconds
 from twin_bringup.opcua import ServerThread
 
 _log = logging.getLogger(__name__)
@@ -43,6 +51,9 @@ logging.getLogger('asyncuagds.validate').setLevel(logging.CRITICAL)
 
 HistorySource = Callable[[str, float, float, int], tuple[Sequence[float], Sequence[float]]]
 """(path e.g. joint_1.position, start s, end s (inf: newest), max samples (0: all)) -> (stamps s, values)."""
+CommandSink = Callable[[float, str], None]
+"""Takes an accepted speed override request (0..1) and the user who wrote it; called on the server
+loop, must not block."""
 PBKDF2_ROUNDS = 100_000
 
 
@@ -109,20 +120,24 @@ class ServerStats:
     clients: int
     writes: int
     last_error: str
+    commands: int = 0  # setpoint writes accepted and handed to the command sink
+    rejected_commands: int = 0  # setpoint writes refused with a Bad status code
 
 
 class TwinServer(ServerThread):
     """OPC UA server of the twin (one thread, one asyncio loop)."""
 
-    def __init__(self, config: ServerConfig, history: HistorySource | None = None) -> None:
+    def __init__(self, config: ServerConfig, history: HistorySource | None = None,
+                 speed_override: CommandSink | None = None) -> None:
         super().__init__('twin-opcua', 1.0 / config.write_rate_hz)
-        self.config, self.history = config, history
-        self.space = TwinAddressSpace(config)
+        self.config, self.history, self.speed_override = config, history, speed_override
+        self.space = TwinAddressSpace(config, commands=speed_override is not None)
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[object, datetime | None]] = {}
         self._ids: dict[str, ua.NodeId] = {}
         self._clients = 0
         self._writes = 0
+        self._commands = self._rejected_commands = 0
         self._last_error = ''
         self._running = False
 
@@ -134,7 +149,8 @@ class TwinServer(ServerThread):
 
     def stats(self) -> ServerStats:
         with self._lock:
-            return ServerStats(self._running, self._clients, self._writes, self._last_error)
+            return ServerStats(self._running, self._clients, self._writes, self._last_error,
+                               self._commands, self._rejected_commands)
 
     def stop(self, timeout: float = 5.0) -> None:
         super().stop(timeout)
@@ -161,6 +177,8 @@ class TwinServer(ServerThread):
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
             server.set_identity_tokens([ua.AnonymousIdentityToken])
         await self._build_address_space(server)
+        if self.speed_override is not None:
+            server.subscribe_server_callback(CallbackType.PreWrite, self._take_commands)
         await server.start()
         self._running = True
         _log.info('twin OPC UA server at %s (security %s)', self.config.endpoint,
@@ -196,6 +214,10 @@ class TwinServer(ServerThread):
                                              ua.Variant(variable.initial, variable.variant))
             if variable.unit is not None:
                 await node.add_property(index, 'EngineeringUnits', variable.unit)
+            if variable.limits is not None:
+                await node.add_property(index, 'EURange', ua.Range(*variable.limits))
+            if variable.writable:
+                await node.set_writable()
             if variable.history and self.history is not None:
                 await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(True))
                 await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
@@ -204,6 +226,40 @@ class TwinServer(ServerThread):
             self._ids[key] = node.nodeid
         if self.history is not None:
             server.iserver.history_manager.set_storage(_ServiceHistory(self.history, history_paths, self._error))
+
+    def _take_commands(self, event: ServerItemCallback, _service: object) -> None:
+        """PreWrite: check every setpoint write of a client's request, then hand them to the sink.
+
+        Raising refuses the whole request with that status code before anything is written.
+        """
+        setpoint = self._ids.get(self.space.speed_override_setpoint)
+        items = [item for item in event.request_params.NodesToWrite
+                 if item.NodeId == setpoint and item.AttributeId == ua.AttributeIds.Value]
+        if not items or not event.is_external:
+            return
+        commands: list[float] = []
+        for item in items:
+            try:
+                if not _logged_in(event.user):
+                    raise PermissionError('SpeedOverrideSetpoint: anonymous sessions may not command the cell')
+                commands.append(speed_override_command(item.Value.Value))
+            except (PermissionError, TypeError, ValueError) as error:
+                self._refuse(str(error))
+                raise _STATUS[type(error)] from None
+        assert self.speed_override is not None
+        for command in commands:
+            try:
+                self.speed_override(command, event.user.name)
+            except Exception as error:  # e.g. the node shutting down; the client must not believe it went through
+                self._refuse(f'SpeedOverrideSetpoint: cannot forward {command:g}: {error}')
+                raise ua.uaerrors.BadInternalError from None
+            with self._lock:
+                self._commands += 1
+
+    def _refuse(self, message: str) -> None:
+        self._error(message)
+        with self._lock:
+            self._rejected_commands += 1
 
     async def _tick(self, server: Server) -> None:
         with self._lock:
@@ -221,6 +277,16 @@ class TwinServer(ServerThread):
             written += 1
         with self._lock:
             self._writes += written
+
+
+_STATUS: dict[type[Exception], type[ua.UaStatusCodeError]] = {
+    PermissionError: ua.uaerrors.BadUserAccessDenied, TypeError: ua.uaerrors.BadTypeMismatch,
+    ValueError: ua.uaerrors.BadOutOfRange}
+
+
+def _logged_in(user: User | None) -> bool:
+    """A session of a user from the users file (anonymous sessions have no name)."""
+    return user is not None and user.role in (UserRole.User, UserRole.Admin) and bool(user.name)
 
 
 def _path(name: str) -> Path:

@@ -7,15 +7,21 @@ NodeIds are strings, the browse path from Objects joined by '/', in the configur
         ActualPosition rad (HistoryRead), ActualSpeed rad/s, ActualAcceleration rad/s², ActualTorque N·m
     DeviceSet/<device>/MotionDevices/<arm>/PowerTrains/<joint>/Motor/ParameterSet/
         MotorTemperature °C, EffectiveLoadRate %
-    DeviceSet/<device>/Controllers/<controller>/ParameterSet/SpeedOverride %
+    DeviceSet/<device>/Controllers/<controller>/ParameterSet/
+        SpeedOverride % (the cell's), SpeedOverrideSetpoint % (writable, with a command sink)
     Twin/State/{Time, Predicted, TaskId, TaskProgress, Stopped}
     Twin/Health/{Level, Message, Warnings, Errors}           (diagnostic levels: 0 OK .. 3 STALE)
     Twin/Alerts/{ActiveCount, Active[], LastEvent, LastSeverity}
     Twin/Maintenance/{Revision, Tasks[], Unplaced[], NextComponent, NextAction, NextRisk,
                       NextStart, NextDeadline, NextRul s}
+
+SpeedOverride and SpeedOverrideSetpoint are in % like the Robotics companion specification's
+SpeedOverride; the twin's topics carry 0..1. A setpoint write asks for a speed override: it is a
+request to the actuation node, which arbitrates and ramps it, never a value sent to the cell.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +41,7 @@ DEGREE_CELSIUS = engineering_units('CEL', '°C', 'degree Celsius')
 PERCENT = engineering_units('P1', '%', 'percent')
 SECOND = engineering_units('SEC', 's', 'second')
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SPEED_OVERRIDE_RANGE = (0.0, 100.0)  # % of programmed speed
 
 AXIS = {'ActualPosition': RADIAN, 'ActualSpeed': RADIAN_PER_SECOND,
         'ActualAcceleration': RADIAN_PER_SECOND_SQUARED, 'ActualTorque': NEWTON_METRE}
@@ -43,17 +50,37 @@ MOTOR = {'MotorTemperature': DEGREE_CELSIUS, 'EffectiveLoadRate': PERCENT}
 
 @dataclass(frozen=True)
 class Variable:
-    """One variable; ``history`` is its GetHistory path ('' when it has no HistoryRead)."""
+    """One variable; ``history`` is its GetHistory path ('' when it has no HistoryRead).
+
+    ``writable`` variables accept client writes; ``limits`` (low, high) is their EURange.
+    """
 
     path: tuple[str, ...]
     variant: ua.VariantType
     initial: object
     unit: ua.EUInformation | None = None
     history: str = ''
+    writable: bool = False
+    limits: tuple[float, float] | None = None
 
     @property
     def node_id(self) -> str:
         return '/'.join(self.path)
+
+
+def speed_override_command(value: ua.Variant | None) -> float:
+    """The speed override (0..1) that a SpeedOverrideSetpoint write of ``value`` (%) asks for.
+
+    Raises TypeError unless ``value`` is a Double, ValueError unless it is finite and within
+    :data:`SPEED_OVERRIDE_RANGE`.
+    """
+    if value is None or value.VariantType != V.Double or not isinstance(value.Value, float):
+        given = 'nothing' if value is None else value.VariantType.name
+        raise TypeError(f'SpeedOverrideSetpoint takes a Double (%), got {given}')
+    low, high = SPEED_OVERRIDE_RANGE
+    if not (math.isfinite(value.Value) and low <= value.Value <= high):
+        raise ValueError(f'SpeedOverrideSetpoint {value.Value} % outside [{low:g}, {high:g}] %')
+    return value.Value / 100.0
 
 
 def to_datetime(seconds: float) -> datetime:
@@ -72,11 +99,18 @@ def to_seconds(moment: datetime | None) -> float:
 class TwinAddressSpace:
     """The variables of one twin and conversions to ``{node_id: value}`` updates."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, commands: bool = False) -> None:
+        """``commands``: offer the writable SpeedOverrideSetpoint (else the space is read-only)."""
         self.joint_names = config.joint_names
         self._arm = ('DeviceSet', config.device, 'MotionDevices', config.motion_device)
         self._controller = ('DeviceSet', config.device, 'Controllers', config.controller, 'ParameterSet')
         variables = [Variable((*self._controller, 'SpeedOverride'), V.Double, 0.0, PERCENT)]
+        self.speed_override_setpoint = ''
+        if commands:  # 100 %: no operator request yet, the actuation node's default
+            setpoint = Variable((*self._controller, 'SpeedOverrideSetpoint'), V.Double, 100.0, PERCENT,
+                                writable=True, limits=SPEED_OVERRIDE_RANGE)
+            self.speed_override_setpoint = setpoint.node_id
+            variables.append(setpoint)
         for joint in self.joint_names:
             variables += [Variable(self._axis(joint, name), V.Double, 0.0, unit,
                                    f'{joint}.position' if name == 'ActualPosition' else '')
@@ -137,6 +171,15 @@ class TwinAddressSpace:
                 'Twin/State/TaskId': int(task_id), 'Twin/State/TaskProgress': float(task_progress),
                 'Twin/State/Stopped': bool(stopped),
                 '/'.join((*self._controller, 'SpeedOverride')): 100.0 * float(speed_override)}
+
+    def operator_request(self, speed_override: float) -> dict[str, object]:
+        """SpeedOverrideSetpoint after an operator speed override request (0..1, from any client).
+
+        Nothing when the space has no setpoint or the request is invalid (the actuation node refuses it).
+        """
+        if not self.speed_override_setpoint or not (math.isfinite(speed_override) and 0.0 <= speed_override <= 1.0):
+            return {}
+        return {self.speed_override_setpoint: 100.0 * float(speed_override)}
 
     @staticmethod
     def health(statuses: Sequence[tuple[int, str, str]]) -> dict[str, object]:
