@@ -170,9 +170,9 @@ class SimRunner:
                     continue
                 lag = max(0.0, now - wall_due)
                 if lag > self.max_lag:
-                    _log.warning("simulation %.3f s behind the wall clock; skipping ahead", lag)
                     wall_origin, sim_origin = now, next_due
-                    self._pacing = (time.time(), sim_origin)
+                    self._pacing = (time.time() - (time.monotonic() - now), sim_origin)  # epoch of ``now``
+                    _log.warning("simulation %.3f s behind the wall clock; skipping ahead", lag)
                     workcell.skip_clock(lag * self.speed)
                     self._stats["resyncs"] += 1
                 self._note_lag(lag)
