@@ -61,6 +61,7 @@ setup(
             'twin_record = twin_bag.recorder_node:main',
             'twin_play = twin_bag.player_node:main',
             'twin_report = twin_report.cli:main',
+            'twin_dead_letters = twin_bringup.dead_letters:main',
         ],
     },
 )

@@ -11,6 +11,8 @@ from concurrent.futures import Future
 
 from asyncua import Server, ua
 
+from twin_bringup.workers import Workers
+
 _log = logging.getLogger(__name__)
 
 UNECE_NAMESPACE = 'http://www.opcfoundation.org/UA/units/un/cefact'
@@ -23,13 +25,20 @@ def engineering_units(code: str, symbol: str, description: str) -> ua.EUInformat
 
 
 class ServerThread(ABC):
-    """An asyncua server on its own loop in a daemon thread; ``_tick`` runs every ``period`` s."""
+    """An asyncua server on its own loop in a supervised worker; ``_tick`` runs every ``period`` s.
 
-    def __init__(self, name: str, period: float) -> None:
+    If ``_tick`` raises, the server stops, the failure goes to the :class:`Workers` (reported) and
+    the worker starts the server again after a backoff.
+    """
+
+    def __init__(self, name: str, period: float, workers: Workers | None = None) -> None:
         self.name, self.period = name, period
+        self.workers = workers or Workers()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._stop = threading.Event()
+        self._ready: Future[None] = Future()
 
     @abstractmethod
     async def _start_server(self) -> Server:
@@ -40,14 +49,12 @@ class ServerThread(ABC):
         """Periodic work on the server loop, e.g. writing the latest values."""
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server thread; return once the endpoint accepts connections."""
+        """Start the server worker; return once the endpoint accepts connections."""
         if self._thread is not None:
             raise RuntimeError(f'{self.name} already started')
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run_thread, args=(ready,), name=self.name, daemon=True)
-        self._thread.start()
+        self._thread = self.workers.spawn(self.name, self._run, self._stop)
         try:
-            ready.result(timeout)
+            self._ready.result(timeout)
         except BaseException:
             self.stop()
             raise
@@ -57,24 +64,29 @@ class ServerThread(ABC):
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._stop.set()
         if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+            try:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:  # the loop has ended (the worker is between runs)
+                pass
         thread.join(timeout)
         if thread.is_alive():
             _log.error('%s thread did not stop within %.1f s', self.name, timeout)
 
-    def _run_thread(self, ready: Future[None]) -> None:
-        try:
-            asyncio.run(self._serve(ready))
-        except Exception:
-            _log.exception('%s failed', self.name)
+    def _run(self) -> None:
+        if self._ready.done():  # a restart: nobody waits for this run's start
+            self._ready = Future()
+        asyncio.run(self._serve(self._ready))
+        if not self._stop.is_set() and self._ready.exception() is not None:
+            raise self._ready.exception()
 
     async def _serve(self, ready: Future[None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         try:
             server = await self._start_server()
-        except Exception as error:  # reported by start()
+        except Exception as error:  # reported by start() (first run) or by the worker (restarts)
             ready.set_exception(error)
             return
         try:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import (
@@ -19,9 +19,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Header
 
 from twin_bringup.config import ConfigError, build, flatten, leaf_fields, unflatten
 from twin_bringup.restart import CONFIG_ERROR_EXIT_CODE
+from twin_bringup.workers import WorkerFailure, Workers
 
 T = TypeVar('T')
 
@@ -72,6 +74,35 @@ def status(name: str, level: str, message: str, hardware_id: str = '',
     return DiagnosticStatus(
         level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
         values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+
+
+def supervised_workers(node: Node, period: float = 1.0) -> Workers:
+    """The node's :class:`Workers`, on ``diagnostics`` as ``<node>: workers``.
+
+    A worker failure is logged with its traceback and published as ERROR at once; the status
+    is published every ``period`` s as well (watched library threads are revived then).
+    """
+    publisher = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
+    workers = Workers()
+
+    def publish() -> None:
+        workers.poll()
+        level, message, values = workers.health()
+        try:
+            publisher.publish(DiagnosticArray(header=Header(stamp=node.get_clock().now().to_msg()), status=[
+                status(f'{node.get_name()}: workers', level, message, node.get_name(), values)]))
+        except Exception:  # a worker failing during shutdown: nothing left to tell
+            if node.context.ok():
+                raise
+
+    def on_failure(failure: WorkerFailure) -> None:
+        node.get_logger().error(f'worker {failure.worker} failed, restarting: {failure.error}\n'
+                                f'{failure.traceback}')
+        publish()
+
+    workers.on_failure = on_failure
+    node.create_timer(period, publish)
+    return workers
 
 
 def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
