@@ -29,6 +29,7 @@ def ros_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG_DIR / 'fastdds_loopback.xml'),
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
         'ROS_LOG_DIR': str(tmp_path_factory.mktemp('ros_log')),
+        'TWIN_DEAD_LETTERS': str(tmp_path_factory.mktemp('dead_letters')),
         'PYTHONUNBUFFERED': '1',
     }
     os.environ.update(overrides)  # for the in-process probe too

@@ -42,8 +42,9 @@ def driver(name: str, **parameters: object) -> list[str]:
 
 
 def diagnostics_of(probe, name: str) -> dict[str, str]:
-    """Key/values of the latest status whose name starts with ``name``."""
-    statuses = [s for m in probe.messages("/diagnostics") for s in m.status if s.name.startswith(name)]
+    """Key/values of the latest device status whose name starts with ``name`` (not its workers')."""
+    statuses = [s for m in probe.messages("/diagnostics") for s in m.status
+                if s.name.startswith(name) and not s.name.endswith(": workers")]
     return {kv.key: kv.value for kv in statuses[-1].values} | {"_level": statuses[-1].level,
                                                                  "_name": statuses[-1].name}
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from paho.mqtt.enums import CallbackAPIVersion
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Empty, Float64, Header
 
 from mqtt_fixtures import bridge_params, make_certificates
+from twin_bringup.dead_letters import DeadLetters
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def start_bridge(start_process, tmp_path: Path, port: int, name: str = 'mqtt_bri
 
 def bridge_status(probe) -> dict[str, str]:
     """Key/values (and level) of the bridge's latest diagnostics status."""
-    statuses = [s for m in probe.messages('/diagnostics') for s in m.status if s.name.startswith('mqtt_bridge')]
+    statuses = [s for m in probe.messages('/diagnostics') for s in m.status if s.name.startswith('mqtt_bridge: mqtt')]
     assert statuses, 'no mqtt_bridge diagnostics yet'
     return {kv.key: kv.value for kv in statuses[-1].values} | {'_level': statuses[-1].level,
                                                                 '_message': statuses[-1].message}
@@ -48,7 +49,8 @@ def bridge_status(probe) -> dict[str, str]:
 def wait_status(probe, predicate, timeout: float = 15.0) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        statuses = [s for m in probe.messages('/diagnostics') for s in m.status if s.name.startswith('mqtt_bridge')]
+        statuses = [s for m in probe.messages('/diagnostics') for s in m.status
+                    if s.name.startswith('mqtt_bridge: mqtt')]
         if statuses and predicate(bridge_status(probe)):
             return bridge_status(probe)
         time.sleep(0.1)
@@ -120,6 +122,36 @@ def test_round_trip_status_and_command_validation(mosquitto, start_process, prob
     while peer.received[-1][1] != b'offline' and time.monotonic() < deadline:
         time.sleep(0.05)
     assert peer.received[-1][:2] == ('twin/status', b'offline')
+    peer.close()
+
+
+def test_a_poison_message_is_acknowledged_dead_lettered_and_never_stops_the_link(
+        mosquitto, start_process, probe, tmp_path: Path, ros_env: dict[str, str]) -> None:
+    broker = mosquitto()
+    probe.subscribe('/twin/commands/speed_override', Float64)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    bridge = start_bridge(start_process, tmp_path, broker.port)
+    wait_status(probe, lambda v: v['connected'] == 'True')
+    peer = MqttPeer(broker.port)
+    poisons = {'not_json': b'{"data": ' + b'1' * 5000 + b'}', 'too_deep': b'[' * 100_000 + b']' * 100_000,
+               'non_finite': b'{"data": 1e400}'}
+    for payload in poisons.values():
+        peer.publish('plant/commands/speed_override', payload)
+    peer.publish('plant/commands/speed_override', b'{"data": 0.5}')
+    probe.wait_for('/twin/commands/speed_override', lambda m: [x.data for x in m] == [0.5], 10.0)
+    values = wait_status(probe, lambda v: all(v.get(f'invalid.{reason}') == '1' for reason in poisons))
+    assert values['_level'] == DiagnosticStatus.WARN and values['connected'] == 'True'
+    letters = DeadLetters.for_node('/mqtt_bridge', Path(ros_env['TWIN_DEAD_LETTERS'])).recent()
+    assert sorted(letter.reason for letter in letters) == sorted(poisons)
+    assert {letter.payload for letter in letters} <= {p[:64 * 1024] for p in poisons.values()}
+
+    # Acknowledged: a restarted bridge (same client id, persistent session) gets none of them again.
+    assert bridge.stop() == 0
+    start_bridge(start_process, tmp_path, broker.port)
+    wait_status(probe, lambda v: v['connected'] == 'True' and v['received'] == '0')  # the new process
+    peer.publish('plant/commands/speed_override', b'{"data": 0.25}')
+    probe.wait_for('/twin/commands/speed_override', lambda m: [x.data for x in m] == [0.5, 0.25], 10.0)
+    assert wait_status(probe, lambda v: v['received'] == '1')['invalid_inbound'] == '0'
     peer.close()
 
 

@@ -21,6 +21,8 @@ from twin_bridge.mqtt_core import MqttBridge
 from twin_bridge.outbox import Outbox, SeenIds, open_store
 from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json, to_dict
 from twin_bringup.config import ConfigError, build
+from twin_bringup.dead_letters import DeadLetters
+from twin_bringup.workers import Workers
 from twin_interfaces.msg import TwinState
 
 
@@ -149,6 +151,21 @@ def loop_config(port: int, directory: Path, capacity: int = 1000) -> MqttBridgeC
                         'qos': [1], 'payloads': ['json'], 'limits': ['']}}, 'core_test')
 
 
+class Core:
+    """A bridge core with its own workers and dead-letter store, stopped like the node stops it."""
+
+    def __init__(self, config: MqttBridgeConfig, collector: Collector, directory: Path) -> None:
+        self.workers = Workers()
+        self.dead_letters = DeadLetters(directory / f'dead-{id(self)}.sqlite')
+        self.bridge = MqttBridge(config, collector.deliver, deserialize_message, collector.on_state,
+                                 self.workers, self.dead_letters)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.workers.stop()
+        self.dead_letters.close()
+
+
 def wait_connected(bridge: MqttBridge, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not bridge.link.stats.connected:
@@ -160,20 +177,20 @@ def test_outbox_survives_a_core_restart_and_duplicates_are_dropped(mosquitto, tm
     broker = mosquitto()
     broker.stop()  # down: everything stays in the outbox
     collector = Collector()
-    first = MqttBridge(loop_config(broker.port, tmp_path), collector.deliver, deserialize_message,
-                       collector.on_state)
+    first_core = Core(loop_config(broker.port, tmp_path), collector, tmp_path)
+    first = first_core.bridge
     first.start()
     for i in range(50):
         first.send(0, Header(frame_id=str(i)))
     time.sleep(0.3)
-    first.stop()
+    first_core.stop()
     assert first.outbox.depth == 50 and not collector.messages
     assert sum(not connected for connected, _ in collector.states) == 1  # one error, not one per retry
     assert 'cannot connect' in collector.states[0][1] and 'refused' in collector.states[0][1].lower()
 
     broker.start()
-    second = MqttBridge(loop_config(broker.port, tmp_path), collector.deliver, deserialize_message,
-                        collector.on_state)
+    second_core = Core(loop_config(broker.port, tmp_path), collector, tmp_path)
+    second = second_core.bridge
     second.start()
     try:
         collector.wait(50)
@@ -196,16 +213,19 @@ def test_outbox_survives_a_core_restart_and_duplicates_are_dropped(mosquitto, tm
         assert (second.stats.duplicates, second.stats.invalid) == (2, 1)
         level, _, values = second.health()
         assert level == 'WARN' and values['invalid_inbound'] == 1 and values['connected']
+        assert values['invalid.schema'] == 1
+        (letter,) = second.dead_letters.recent()
+        assert (letter.source, letter.reason, letter.payload) == ('mqtt test/loop', 'schema', b'{"frame_id": 1}')
     finally:
-        second.stop()
+        second_core.stop()
 
 
 def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Path) -> None:
     broker = mosquitto()
     broker.stop()
     collector = Collector()
-    bridge = MqttBridge(loop_config(broker.port, tmp_path, capacity=10), collector.deliver,
-                        deserialize_message, collector.on_state)
+    core = Core(loop_config(broker.port, tmp_path, capacity=10), collector, tmp_path)
+    bridge = core.bridge
     for i in range(25):
         bridge.send(0, Header(frame_id=str(i)))
     assert (bridge.outbox.depth, bridge.outbox.dropped) == (10, 15)
@@ -219,5 +239,5 @@ def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Pat
         wait_connected(bridge)
         assert bridge.health()[0] == 'OK'
     finally:
-        bridge.stop()
+        core.stop()
 

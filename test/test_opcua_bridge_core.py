@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from twin_bridge.opcua_server import TwinServer
 from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command
 from twin_bringup.config import ConfigError, build
 from twin_bringup.sandbox import free_port
-from twin_sensors.opcua_client import OpcUaConfig, OpcUaSubscriber
 from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer
 
@@ -198,22 +196,21 @@ def test_alerts_track_active_anomalies() -> None:
     assert values['Twin/Alerts/LastEvent'] == 'cleared imu (flat): recovered'
 
 
-def test_subscriber_writes_setpoints_and_gets_the_server_status() -> None:
+def test_the_plc_validates_speed_override_writes_of_its_clients() -> None:
     plc = PlcServer(PlcChannel(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'), ['joint_1'])
     plc.start()
-    connected: Future[None] = Future()
-    subscriber = OpcUaSubscriber(OpcUaConfig(endpoint=plc.config.endpoint, namespace=NAMESPACE), [],
-                                 lambda values, stamp: None,
-                                 lambda up, detail: up and not connected.done() and connected.set_result(None))
-    subscriber.start()
+
+    async def write(value: float) -> None:
+        async with Client(plc.config.endpoint, timeout=5.0) as client:
+            index = await client.get_namespace_index(NAMESPACE)
+            await client.get_node(ua.NodeId('Workcell.SpeedOverride', index)).write_value(
+                ua.DataValue(ua.Variant(value, ua.VariantType.Double)))
     try:
-        connected.result(10.0)
-        subscriber.write('Workcell.SpeedOverride', 0.4).result(5.0)
+        asyncio.run(write(0.4))
         with pytest.raises(ua.uaerrors.BadOutOfRange):
-            subscriber.write('Workcell.SpeedOverride', 1.4).result(5.0)
+            asyncio.run(write(1.4))
         assert plc.take_speed_override_requests() == [0.4]
     finally:
-        subscriber.stop()
         plc.stop()
 
 

@@ -165,14 +165,27 @@ def test_serial_reader_waits_for_the_port_and_survives_unplug_replug(tmp_path: P
 @given(st.binary(max_size=600), st.integers(0, 599))
 def test_encoder_stream_never_raises_on_corrupted_bytes(noise: bytes, cut: int) -> None:
     stats = DriverStats()
-    stream = EncoderStream(EncoderConfig(joint_names=("a",)), stats)
-    good = encode_frame(MsgType.ENCODERS, 1, encode_encoder_payload(1.0, 1000, np.ones(1), np.ones(1), np.ones(1)))
+    stream = EncoderStream(EncoderConfig(joint_names=("a", "b")), stats)
+    good = encode_frame(MsgType.ENCODERS, 1, encode_encoder_payload(1.0, 1000, np.ones(2), np.ones(2), np.ones(2)))
     wrong_joints = encode_frame(MsgType.ENCODERS, 2, encode_encoder_payload(
-        1.0, 1000, np.ones(2), np.ones(2), np.ones(2)))
+        1.0, 1000, np.ones(1), np.ones(1), np.ones(1)))
     data = noise[:cut] + good + noise[cut:] + wrong_joints
     samples = [s for i in range(0, len(data), 7) for s in stream.feed(data[i:i + 7])]
     assert len(samples) >= 1 and stats.errors["joint_count"] == 1
     assert stats.messages == len(samples)
+    assert all(np.isfinite(s.velocities).all() and np.isfinite(s.efforts).all() for s in samples)
+
+
+def test_a_corrupt_length_field_does_not_hold_back_the_frames_behind_it() -> None:
+    stats = DriverStats()
+    stream = EncoderStream(EncoderConfig(joint_names=("a", "b")), stats)
+    frames = [encode_frame(MsgType.ENCODERS, seq, encode_encoder_payload(
+        seq * 0.002, 1000, np.ones(2), np.ones(2), np.ones(2))) for seq in range(1, 6)]
+    corrupt = bytearray(frames[0])
+    corrupt[5:7] = (3000).to_bytes(2, "little")  # the header's length field, now far beyond a 2-joint frame
+    out = stream.feed(bytes(corrupt) + b"".join(frames[1:]))
+    assert [round(s.device_time / 0.002) for s in out] == [2, 3, 4, 5]  # at once, not after 3 kB more
+    assert stream.decoder.bad_headers == 1
 
 
 # --------------------------------------------------------------------------- lidar datagrams

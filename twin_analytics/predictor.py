@@ -18,6 +18,7 @@ from twin_analytics.dynamics import DynamicsModel
 from twin_analytics.registry import PredictionCache
 from twin_analytics.rollout import rollout
 from twin_analytics.training import Samples, fit
+from twin_bringup.workers import Workers
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,22 @@ class Refiner:
     """Background thread: periodically fine-tunes a copy of the model on the buffer and swaps it in."""
 
     def __init__(self, predictor: Predictor, buffer: ReplayBuffer, period: float, steps: int,
-                 min_samples: int, learning_rate: float) -> None:
+                 min_samples: int, learning_rate: float, workers: Workers | None = None) -> None:
         self.predictor, self.buffer = predictor, buffer
         self.period, self.steps, self.min_samples, self.learning_rate = period, steps, min_samples, learning_rate
         self.last_loss = float('nan')
         self.refinements = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name='predictor-refiner', daemon=True)
+        self._workers = workers or Workers()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = self._workers.spawn('predictor refiner', self._run, self._stop)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def refine_once(self) -> bool:
         if len(self.buffer) < self.min_samples:

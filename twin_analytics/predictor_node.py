@@ -23,7 +23,7 @@ from twin_analytics.predictor_config import PredictorConfig
 from twin_analytics.registry import PredictionCache, load
 from twin_bringup.config import ConfigError
 from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.ros_common import declare_config, run, status, supervised_workers
 
 DEFAULT_MODEL = 'models/predictor'
 
@@ -53,8 +53,9 @@ class PredictorNode(Node):
         self._predictor = Predictor(model, self._metadata['version'], config.step,
                                     max(1, round(config.horizon / config.step)), PredictionCache(config.cache_size))
         self._buffer = ReplayBuffer(config.refine.buffer, config.refine.max_gap)
+        self._workers = supervised_workers(self)
         self._refiner = Refiner(self._predictor, self._buffer, config.refine.period, config.refine.steps,
-                                config.refine.min_samples, config.refine.learning_rate)
+                                config.refine.min_samples, config.refine.learning_rate, self._workers)
         self._latest: tuple[JointState, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._last_prediction: Prediction | None = None
         self._order_error = ''
@@ -70,6 +71,7 @@ class PredictorNode(Node):
     def destroy_node(self) -> None:
         if self._config.refine.enabled:
             self._refiner.stop()
+        self._workers.stop()
         super().destroy_node()
 
     def _on_joint_state(self, msg: JointState) -> None:

@@ -16,7 +16,7 @@ from twin_bridge.cloud_config import CloudUploaderConfig
 from twin_bridge.spool import MB, Spool, load_typestore
 from twin_bridge.uploader import Uploader
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, qos_profile, run, status
+from twin_bringup.ros_common import declare_config, qos_profile, run, status, supervised_workers
 
 RELIABLE_DEPTH = 1000
 ALERT_HOLD_S = 60.0
@@ -41,7 +41,8 @@ class CloudUploader(Node):
         except (KeyError, ImportError, AttributeError) as error:
             raise ConfigError(f'{self.get_name()}.types: {error}') from None
         self._spool = Spool(config.spool, typestore, on_finalized=self._on_finalized)
-        self._uploader = Uploader(self._spool, config.s3, config.robot)
+        self._workers = supervised_workers(self)
+        self._uploader = Uploader(self._spool, config.s3, config.robot, self._workers)
         self._policy_hits = 0
         self._alert_until = 0.0
         self._logged_error = ''
@@ -109,6 +110,7 @@ class CloudUploader(Node):
         """Finalize the open segment and stop the upload thread; pending segments stay."""
         self._spool.close()
         self._uploader.stop()
+        self._workers.stop()
         super().destroy_node()
 
 

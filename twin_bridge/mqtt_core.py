@@ -31,6 +31,8 @@ from twin_bridge.mqtt_config import BrokerConfig, ClientConfig, MqttBridgeConfig
 from twin_bridge.outbox import Outbox, SeenIds, open_store
 from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json, message_class
 from twin_bringup.config import ConfigError
+from twin_bringup.dead_letters import DeadLetters
+from twin_bringup.workers import Workers
 
 StateCallback = Callable[[bool, str], None]
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)
@@ -55,8 +57,9 @@ class MqttLink:
 
     def __init__(self, broker: BrokerConfig, client: ClientConfig, outbox: Outbox,
                  subscriptions: list[tuple[str, int]], on_message: Callable[[str, bytes], None],
-                 on_state: StateCallback) -> None:
+                 on_state: StateCallback, workers: Workers) -> None:
         self.broker, self.config, self.outbox = broker, client, outbox
+        self._workers = workers
         self.stats = LinkStats()
         self.status_topic = f'{client.status_prefix}/status'
         self._subscriptions = subscriptions
@@ -71,8 +74,8 @@ class MqttLink:
         self._volatile_ids = itertools.count()
         self._boot = secrets.token_hex(6)
         self._stopping = False
+        self._network_runs = 0
         self._client = self._make_client()
-        self._sender = threading.Thread(target=self._send_loop, name='mqtt-sender', daemon=True)
 
     def start(self) -> None:
         properties = None
@@ -83,19 +86,33 @@ class MqttLink:
                                        clean_start=self.config.clean_start, properties=properties)
         else:
             self._client.connect_async(self.broker.host, self.broker.port, self.config.keepalive)
-        self._client.loop_start()
-        self._sender.start()
+        self._workers.spawn('mqtt network', self._network_loop)
+        self._workers.spawn('mqtt sender', self._send_loop)
 
     def stop(self) -> None:
-        """Publish the retained "offline" status, disconnect and join both threads."""
+        """Publish the retained "offline" status, disconnect and let both workers end."""
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self._sender.join()
         if self.stats.connected:
             self._client.publish(self.status_topic, 'offline', qos=1, retain=True).wait_for_publish(2.0)
         self._client.disconnect()
-        self._client.loop_stop()
+
+    def _network_loop(self) -> None:
+        """Run paho's network loop (connects, reconnects with backoff); returns after :meth:`stop`.
+
+        Restarted after a failure, it starts from a new connection: the old socket may hold a
+        half-read packet.
+        """
+        if self._network_runs:
+            try:
+                self._client.reconnect()
+            except OSError:
+                pass  # not reachable now: the loop below retries with backoff
+        self._network_runs += 1
+        self._client.loop_forever(retry_first_connection=True)
+        if not self._stopping:
+            raise RuntimeError('the network loop ended while the link is running')
 
     def publish(self, topic: str, qos: int, retain: bool, payload_for: Callable[[str], bytes]) -> None:
         """Queue a message; QoS 1/2 is stored in the outbox before this returns."""
@@ -239,7 +256,7 @@ class MqttLink:
                 or (not self.stats.connected and bool(self._volatile)))
 
     def _send_loop(self) -> None:
-        while True:
+        while not self._workers.stopping.is_set():
             with self._wake:
                 self._wake.wait_for(self._ready)
                 if self._stopping:
@@ -294,7 +311,8 @@ class MqttBridge:
     """
 
     def __init__(self, config: MqttBridgeConfig, deliver: Callable[[int, Any], None],
-                 deserialize: Callable[[bytes, type], Any], on_state: StateCallback) -> None:
+                 deserialize: Callable[[bytes, type], Any], on_state: StateCallback,
+                 workers: Workers, dead_letters: DeadLetters) -> None:
         self.config = config
         self.outbound = config.ros_to_mqtt.mappings()
         self.inbound = config.mqtt_to_ros.mappings()
@@ -305,12 +323,13 @@ class MqttBridge:
         self.stats = InboundStats()
         self._deliver = deliver
         self._deserialize = deserialize
+        self.dead_letters = dead_letters
         self._reported = (0, 0, 0)  # outbox drops, broker rejections, invalid at the last report
         store = open_store(Path(config.outbox.directory).expanduser() / f'{config.client.client_id}.sqlite')
         self.outbox = Outbox(store, config.outbox.capacity)
         self.seen = SeenIds(store, config.outbox.dedup_window)
         self.link = MqttLink(config.broker, config.client, self.outbox,
-                             [(m.mqtt_topic, m.qos) for m in self.inbound], self._on_mqtt, on_state)
+                             [(m.mqtt_topic, m.qos) for m in self.inbound], self._on_mqtt, on_state, workers)
 
     def start(self) -> None:
         self.link.start()
@@ -327,18 +346,31 @@ class MqttBridge:
                           lambda message_id: encode(message, message_id, stamp))
 
     def _on_mqtt(self, topic: str, payload: bytes) -> None:
+        """Handle one inbound message; nothing it contains can raise into paho's loop.
+
+        A payload that cannot be processed is counted and dead-lettered; returning normally
+        lets paho acknowledge it, so the broker never redelivers a poison message.
+        """
+        try:
+            self._handle(topic, payload)
+        except PayloadError as error:
+            self._reject(topic, payload, error.reason, str(error))
+        except Exception as error:  # delivery failed: the message is kept as a dead letter
+            self._reject(topic, payload, 'delivery_failed', f'{type(error).__name__}: {error}')
+
+    def _reject(self, topic: str, payload: bytes, reason: str, error: str) -> None:
+        self.stats.invalid += 1
+        self.stats.last_invalid = f'{topic}: {error}'[:300]
+        self.dead_letters.add(f'mqtt {topic}', reason, error, payload)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
         index = next((i for i, mapping in enumerate(self.inbound)
                       if mqtt.topic_matches_sub(mapping.mqtt_topic, topic)), None)
         if index is None:
             return
         mapping, schema = self.inbound[index], self.schemas[index]
-        try:
-            inbound = (schema.decode_json(payload) if mapping.payload == 'json'
-                       else schema.decode_cdr(payload, self._deserialize))
-        except PayloadError as error:
-            self.stats.invalid += 1
-            self.stats.last_invalid = f'{topic}: {error}'
-            return
+        inbound = (schema.decode_json(payload) if mapping.payload == 'json'
+                   else schema.decode_cdr(payload, self._deserialize))
         if inbound.message_id is not None and inbound.message_id in self.seen:
             self.stats.duplicates += 1
             return
@@ -375,5 +407,6 @@ class MqttBridge:
                   'reconnects': max(0, link.connects - 1), 'connect_failures': link.failures,
                   'received': self.stats.delivered, 'duplicates': self.stats.duplicates,
                   'invalid_inbound': self.stats.invalid, 'last_invalid': self.stats.last_invalid,
+                  **{f'invalid.{reason}': n for reason, n in sorted(self.dead_letters.counts.items())},
                   'latency_ms': round(self.stats.latency_ms, 3), 'last_error': link.last_error}
         return level, message, values

@@ -13,7 +13,8 @@ from twin_bridge.mqtt_config import MqttBridgeConfig
 from twin_bridge.mqtt_core import MqttBridge
 from twin_bridge.payload import message_class
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, run, status
+from twin_bringup.dead_letters import DeadLetters
+from twin_bringup.ros_common import declare_config, run, status, supervised_workers
 
 
 class MqttBridgeNode(Node):
@@ -23,7 +24,10 @@ class MqttBridgeNode(Node):
         super().__init__('mqtt_bridge')
         self.config = declare_config(self, MqttBridgeConfig)
         depth = self.config.ros_queue_depth
-        self._core = MqttBridge(self.config, self._deliver, deserialize_message, self._on_state)
+        self._workers = supervised_workers(self)
+        self._dead_letters = DeadLetters.for_node(self.get_fully_qualified_name())
+        self._core = MqttBridge(self.config, self._deliver, deserialize_message, self._on_state,
+                                self._workers, self._dead_letters)
         self._publishers = [self.create_publisher(_type(m.type_name), m.ros_topic, depth)
                             for m in self._core.inbound]
         for index, mapping in enumerate(self._core.outbound):
@@ -37,11 +41,8 @@ class MqttBridgeNode(Node):
 
     def _deliver(self, index: int, message: Any) -> None:
         """Publish a validated inbound message (paho's thread); a racing shutdown is not an error."""
-        try:
+        if self.context.ok():
             self._publishers[index].publish(message)
-        except Exception:
-            if self.context.ok():
-                raise
 
     def _on_state(self, connected: bool, detail: str) -> None:
         if connected:  # rclpy wants one severity per logging call site
@@ -57,6 +58,8 @@ class MqttBridgeNode(Node):
 
     def destroy_node(self) -> None:
         self._core.stop()
+        self._workers.stop()
+        self._dead_letters.close()
         super().destroy_node()
 
 

@@ -18,7 +18,7 @@ from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import LATCHED, declare_config, run, status
+from twin_bringup.ros_common import LATCHED, declare_config, run, status, supervised_workers
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
 from twin_sensors.opcua_client import OpcUaSubscriber
@@ -37,6 +37,7 @@ class OpcUaBridge(Node):
         self.config = config = declare_config(self, OpcUaBridgeConfig)
         self._plc_state = 'not connected yet'
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self._workers = supervised_workers(self)
         self._server: TwinServer | None = None
         self._plc: OpcUaSubscriber | None = None
         if config.server.enabled:
@@ -57,7 +58,7 @@ class OpcUaBridge(Node):
         if config.topics.speed_override:
             self._requests = self.create_publisher(Float64, config.topics.speed_override, 10)
             speed_override = self._request_speed_override
-        self._server = server = TwinServer(config.server, history, speed_override)
+        self._server = server = TwinServer(config.server, history, speed_override, self._workers)
         try:
             server.start()
         except (OSError, ValueError) as error:  # busy port, unreadable certificate, key or users file
@@ -121,7 +122,7 @@ class OpcUaBridge(Node):
             if kind == 'temperature' else (self.create_publisher(Float64, topic, LATCHED), False)
             for variable, topic, kind in zip(client.variables, client.topics, client.kinds)}
         self._plc = OpcUaSubscriber(client.opcua, client.variables, self._on_plc_values, self._on_plc_state,
-                                    lambda: self.get_clock().now().nanoseconds)
+                                    lambda: self.get_clock().now().nanoseconds, self._workers)
         self._plc.start()
 
     def _on_plc_values(self, changes: Mapping[str, Any], receive_ns: int) -> None:
@@ -171,6 +172,7 @@ class OpcUaBridge(Node):
             self._plc.stop()
         if self._server is not None:
             self._server.stop()
+        self._workers.stop()
         super().destroy_node()
 
 

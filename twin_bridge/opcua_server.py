@@ -42,6 +42,7 @@ from asyncua.server.user_managers import UserManager
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
 from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command, to_datetime, to_seconds
 from twin_bringup.opcua import ServerThread
+from twin_bringup.workers import Workers
 
 _log = logging.getLogger(__name__)
 for _name in ('asyncua', 'asyncua.server', 'asyncua.common'):
@@ -128,8 +129,8 @@ class TwinServer(ServerThread):
     """OPC UA server of the twin (one thread, one asyncio loop)."""
 
     def __init__(self, config: ServerConfig, history: HistorySource | None = None,
-                 speed_override: CommandSink | None = None) -> None:
-        super().__init__('twin-opcua', 1.0 / config.write_rate_hz)
+                 speed_override: CommandSink | None = None, workers: Workers | None = None) -> None:
+        super().__init__('twin-opcua', 1.0 / config.write_rate_hz, workers)
         self.config, self.history, self.speed_override = config, history, speed_override
         self.space = TwinAddressSpace(config, commands=speed_override is not None)
         self._lock = threading.Lock()

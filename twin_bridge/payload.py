@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,11 @@ FLOATS = ('float', 'double', 'long double')
 
 
 class PayloadError(ValueError):
-    """An inbound payload is not a valid message for its mapping."""
+    """An inbound payload is not a valid message for its mapping; ``reason`` names the kind."""
+
+    def __init__(self, message: str, reason: str = 'schema') -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +90,12 @@ class Schema:
     def decode_json(self, payload: bytes) -> Inbound:
         try:
             data = json.loads(payload, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError, PayloadError) as error:
-            raise PayloadError(f'not JSON: {error}') from None
+        except PayloadError:
+            raise
+        except RecursionError:
+            raise PayloadError('not JSON: nested too deeply', 'too_deep') from None
+        except ValueError as error:  # bad UTF-8, bad JSON, an integer of thousands of digits
+            raise PayloadError(f'not JSON: {str(error)[:200]}', 'not_json') from None
         if not isinstance(data, dict):
             raise PayloadError(f'expected a JSON object, got {type(data).__name__}')
         message_id, stamp_ns = data.pop(ID_KEY, None), data.pop(STAMP_KEY, None)
@@ -98,14 +107,14 @@ class Schema:
 
     def decode_cdr(self, payload: bytes, deserialize: Callable[[bytes, type], Any]) -> Inbound:
         if not payload.startswith(CDR_MAGIC) or len(payload) < len(CDR_MAGIC) + CDR_HEADER.size:
-            raise PayloadError('not a framed CDR payload')
+            raise PayloadError('not a framed CDR payload', 'not_cdr')
         stamp_ns, id_length = CDR_HEADER.unpack_from(payload, len(CDR_MAGIC))
         start = len(CDR_MAGIC) + CDR_HEADER.size
         try:
             message_id = payload[start:start + id_length].decode()
             message = deserialize(payload[start + id_length:], self.cls)
         except Exception as error:  # the deserializer's own error types
-            raise PayloadError(f'CDR: {error}') from None
+            raise PayloadError(f'CDR: {error}', 'not_cdr') from None
         return Inbound(self._build(self.cls, to_dict(message), ''), message_id or None, stamp_ns)
 
     def _build(self, cls: type, data: dict[str, Any], where: str) -> Any:
@@ -151,8 +160,10 @@ class Schema:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PayloadError(f'{path}: expected a number, got {_show(value)}')
         bounds = self.limits.get(path.replace('[]', ''))
+        if typename in FLOATS and not _finite(value):
+            raise PayloadError(f'{path}: {_show(value)} is not a finite number', 'non_finite')
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
-            raise PayloadError(f'{path}: {value} is outside [{bounds[0]}, {bounds[1]}]')
+            raise PayloadError(f'{path}: {value} is outside [{bounds[0]}, {bounds[1]}]', 'out_of_limits')
         if typename in FLOATS:
             return float(value)
         low, high = INTEGER_RANGES[typename]
@@ -187,8 +198,15 @@ def _is_numeric_path(cls: type, parts: list[str]) -> bool:
             and kind.typename not in ('boolean', 'octet'))
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
 def _reject_constant(name: str) -> Any:
-    raise PayloadError(f'{name} is not a number')
+    raise PayloadError(f'{name} is not a finite number', 'non_finite')
 
 
 def _show(value: Any) -> str:

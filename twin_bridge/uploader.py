@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from twin_bridge.cloud_config import S3Config
 from twin_bridge.spool import MB, Spool, segment_start
+from twin_bringup.workers import Workers
 
 AUTH_ERRORS = {'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken',
                'InvalidToken', 'NoSuchBucket', 'AllAccessDisabled'}
@@ -82,8 +83,9 @@ class UploadStats:
 class Uploader:
     """Uploads ``spool``'s finalized segments from a daemon thread; ``notify()`` wakes it."""
 
-    def __init__(self, spool: Spool, config: S3Config, robot: str) -> None:
+    def __init__(self, spool: Spool, config: S3Config, robot: str, workers: Workers | None = None) -> None:
         self._spool = spool
+        self._workers = workers or Workers()
         self._config = config
         self._robot = robot
         self._client: Any = None
@@ -94,11 +96,11 @@ class Uploader:
         self._last_error = ''
         self._failing = self._needs_operator = False
         self._retry_at = 0.0
-        self._thread = threading.Thread(target=self._run, name='s3_uploader', daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the upload thread."""
-        self._thread.start()
+        """Start the upload worker."""
+        self._thread = self._workers.spawn('s3 uploader', self._run, self._stop)
 
     def notify(self) -> None:
         """A segment was finalized: upload it without waiting for the next poll."""
@@ -108,7 +110,8 @@ class Uploader:
         """Stop after the upload in flight (bounded by the request timeout)."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def stats(self) -> UploadStats:
         """Current counters."""

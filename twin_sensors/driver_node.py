@@ -9,7 +9,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
-from twin_bringup.ros_common import declare_config, status
+from twin_bringup.ros_common import declare_config, status, supervised_workers
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper
 
@@ -41,6 +41,7 @@ class DriverNode(Node):
         self.stamper = Stamper(self.config.timestamps)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
+        self.workers = supervised_workers(self, DIAGNOSTICS_PERIOD)
 
     def attach(self, reader: Source, source: str) -> None:
         """Start ``reader`` (named ``source`` in logs and diagnostics); it stops with the node."""
@@ -82,6 +83,7 @@ class DriverNode(Node):
         """Stop the reader thread before the node goes away."""
         if self._reader is not None:
             self._reader.stop()
+        self.workers.stop()
         super().destroy_node()
 
     def _publish_diagnostics(self) -> None:

@@ -19,7 +19,8 @@ class EncoderDriver(DriverNode):
         self._stream = EncoderStream(self.config, self.stats)
         self._names = list(self.config.joint_names)
         self._publisher = self.create_publisher(JointState, 'encoders/joint_states', qos_profile_sensor_data)
-        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
+        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns,
+                                 self.workers),
                     self.config.serial.port)
 
     def restart_stream(self) -> None:

@@ -7,7 +7,14 @@ from twin_bringup.config import describe
 from twin_sensors.readers import SerialConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig
-from twin_sensors.wire import EncoderSample, FrameDecoder, MsgType, WireError, decode_encoder_payload
+from twin_sensors.wire import (
+    EncoderSample,
+    FrameDecoder,
+    MsgType,
+    WireError,
+    decode_encoder_payload,
+    encoder_payload_size,
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class EncoderStream:
     def __init__(self, config: EncoderConfig, stats: DriverStats) -> None:
         self.joints = len(config.joint_names)
         self.stats = stats
-        self.decoder = FrameDecoder(known_types=(MsgType.ENCODERS,))
+        # A length field beyond this frame's size is corrupt: resynchronise at once rather than
+        # wait for kilobytes of later frames to fill a bogus payload.
+        self.decoder = FrameDecoder(known_types=(MsgType.ENCODERS,), max_payload=encoder_payload_size(self.joints))
 
     def restart(self) -> None:
         """The source was reopened: drop the incomplete frame."""

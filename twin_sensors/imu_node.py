@@ -22,7 +22,8 @@ class ImuDriver(DriverNode):
         self._message.linear_acceleration_covariance = self._stream.accel_covariance
         self._message.angular_velocity_covariance = self._stream.gyro_covariance
         self._publisher = self.create_publisher(Imu, 'imu/data', qos_profile_sensor_data)
-        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns),
+        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns,
+                                 self.workers),
                     self.config.serial.port)
 
     def restart_stream(self) -> None:

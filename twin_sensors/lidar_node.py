@@ -20,7 +20,7 @@ class LidarDriver(DriverNode):
         super().__init__('lidar_driver', LidarConfig)
         self._stream = LidarStream(self.stats)
         self._publisher = self.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
-        reader = UdpReader(self.config.udp, self._on_data, self.on_state, self.now_ns)
+        reader = UdpReader(self.config.udp, self._on_data, self.on_state, self.now_ns, self.workers)
         self.attach(reader, reader.source)
 
     def _on_data(self, datagram: bytes, receive_ns: int) -> None:

@@ -3,8 +3,8 @@
 Variables are named by the string part of their NodeId in one namespace URI (the index is
 looked up on every connection, since a restarted server may renumber it). Changes arriving in
 one publish response are delivered together as ``on_values({name: value or None}, receive_ns)``;
-None marks a value with a bad status (e.g. a failed sensor). ``write`` sets a Double variable
-over the same session.
+None marks a value with a bad status (e.g. a failed sensor). The asyncio loop runs in a supervised
+worker: an error in a callback on it ends the loop, is reported, and the worker starts it anew.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from asyncua.common.subscription import DataChangeNotif
 
 from twin_bringup.config import describe
 from twin_bringup.network import check_opcua_endpoint
+from twin_bringup.workers import Workers
 from twin_sensors.readers import Backoff, StateCallback
 
 ValuesCallback = Callable[[Mapping[str, Any], int], None]
@@ -54,9 +54,13 @@ class OpcUaSubscriber:
     """Keeps one subscription to ``names`` alive; all asyncua work happens in its own thread."""
 
     def __init__(self, config: OpcUaConfig, names: Sequence[str], on_values: ValuesCallback,
-                 on_state: StateCallback, clock: Callable[[], int] = time.time_ns) -> None:
+                 on_state: StateCallback, clock: Callable[[], int] = time.time_ns,
+                 workers: Workers | None = None) -> None:
         self.config, self.names = config, tuple(names)
         self.on_values, self.on_state, self.clock = on_values, on_state, clock
+        self.workers = workers or Workers()
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
         self.connected: bool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -66,31 +70,29 @@ class OpcUaSubscriber:
         self._session_client: tuple[Client, int] | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name='opcua')
-        self._thread.start()
+        self._thread = self.workers.spawn(f'opcua {self.config.endpoint}', lambda: asyncio.run(self._main()),
+                                          self._stop)
         self._started.wait(5.0)
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
         if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+            try:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:  # the loop has ended (being restarted): the stop event suffices
+                pass
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-    def write(self, name: str, value: float) -> Future[None]:
-        """Write Double ``value`` to variable ``name`` (thread-safe).
-
-        The future fails with the server's status (e.g. BadOutOfRange), or with ConnectionError
-        while not connected.
-        """
-        if self._loop is None:
-            raise RuntimeError('subscriber not started')
-        return asyncio.run_coroutine_threadsafe(self._write(name, value), self._loop)
 
     # ----------------------------------------------------------------- asyncua thread
 
     async def _main(self) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._failure = None
+        self._loop.set_exception_handler(self._on_loop_error)
+        if self._stop.is_set():
+            return
         self._started.set()
         backoff = Backoff()
         while not self._stopping.is_set():
@@ -99,8 +101,16 @@ class OpcUaSubscriber:
                 backoff.reset()
             except Exception as error:  # any failure of one session leads to a reconnect, never a crash
                 self._set_state(False, f'{self.config.endpoint}: {error or type(error).__name__}')
+            if self._failure is not None:  # our own code failed: the worker reports and restarts
+                raise self._failure
             if not self._stopping.is_set():
                 await self._sleep(backoff.next())
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An exception in a callback on the loop (e.g. ``on_values``): end the loop with it."""
+        self._failure = context.get('exception') or RuntimeError(context.get('message', 'loop error'))
+        assert self._stopping is not None
+        self._stopping.set()
 
     async def _session(self) -> None:
         client = Client(self.config.endpoint, timeout=self.config.timeout)
@@ -134,13 +144,6 @@ class OpcUaSubscriber:
                 await asyncio.wait_for(client.disconnect(), 1.0)
             except Exception:  # the connection may already be gone; nothing left to release
                 pass
-
-    async def _write(self, name: str, value: float) -> None:
-        if self._session_client is None:
-            raise ConnectionError(f'{self.config.endpoint}: not connected')
-        client, index = self._session_client
-        await client.get_node(ua.NodeId(name, index)).write_value(
-            ua.DataValue(ua.Variant(float(value), ua.VariantType.Double)))
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stopping is not None

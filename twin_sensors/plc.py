@@ -1,6 +1,7 @@
 """PLC driver core: the cell PLC's OPC UA variables to per-motor temperatures and a cell status."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,18 +64,34 @@ class PlcView:
         return [*self.joints, *self.cell_variables, DEVICE_TIME]
 
     def apply(self, changes: Mapping[str, Any]) -> PlcUpdate:
-        self.latest.update(changes)
+        """Fold a change batch in; values that are not finite numbers are counted, never used."""
+        checked = {name: self._checked(name, value) for name, value in changes.items()}
+        self.latest.update(checked)
         temperatures = {}
         for variable, joint in self.joints.items():
             if variable not in changes:
                 continue
             if changes[variable] is None:
                 self.stats.error('sensor_failure', f'{joint} motor temperature has a bad status')
-            else:
-                temperatures[joint] = float(changes[variable])
+            elif checked[variable] is not None:
+                temperatures[joint] = checked[variable]
         self.stats.messages += len(temperatures)
         cell_changed = any(name in changes for name in self.cell_variables)
         return PlcUpdate(temperatures, self._cell() if cell_changed else None, self.latest.get(DEVICE_TIME))
+
+    def _checked(self, name: str, value: Any) -> float | None:
+        """``value`` as a finite float; None (counted) for a bad status, a non-number or NaN/inf."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, (int, float)):
+            self.stats.error('wrong_type', f'{name} is {type(value).__name__} {str(value)[:40]!r}, not a number')
+            return None
+        if not math.isfinite(value):
+            self.stats.error('non_finite', f'{name} is {value}')
+            return None
+        return float(value)
 
     def _cell(self) -> CellValues | None:
         values = [self.latest.get(name) for name in self.cell_variables]

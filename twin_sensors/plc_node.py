@@ -25,7 +25,7 @@ class PlcDriver(DriverNode):
             for joint in self.config.joint_names}
         self._status = self.create_publisher(CellStatus, 'cell/status', 10)
         self.attach(OpcUaSubscriber(self.config.opcua, self._view.variables, self._on_values,
-                                    self.on_state, self.now_ns), self.config.opcua.endpoint)
+                                    self.on_state, self.now_ns, self.workers), self.config.opcua.endpoint)
 
     def _on_values(self, changes: Mapping[str, Any], receive_ns: int) -> None:
         update = self._view.apply(changes)

@@ -17,6 +17,7 @@ import serial
 
 from twin_bringup.config import describe
 from twin_bringup.network import check_host
+from twin_bringup.workers import Workers
 
 DataCallback = Callable[[bytes, int], None]
 StateCallback = Callable[[bool, str], None]
@@ -43,9 +44,11 @@ class ReaderThread(ABC):
     """Opens a source, reads it in a thread until ``stop``, reopens it with backoff after failures."""
 
     def __init__(self, on_data: DataCallback, on_state: StateCallback,
-                 clock: Callable[[], int] = time.time_ns, backoff: Backoff | None = None) -> None:
+                 clock: Callable[[], int] = time.time_ns, backoff: Backoff | None = None,
+                 workers: Workers | None = None) -> None:
         self.on_data, self.on_state, self.clock = on_data, on_state, clock
         self.backoff = backoff or Backoff()
+        self.workers = workers or Workers()
         self.connected: bool | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,8 +69,8 @@ class ReaderThread(ABC):
     def _close(self) -> None: ...
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f'reader {self.source}')
-        self._thread.start()
+        """Read in a supervised worker: an error in ``on_data`` restarts the reader, reported."""
+        self._thread = self.workers.spawn(f'reader {self.source}', self._run, self._stop)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
@@ -97,6 +100,9 @@ class ReaderThread(ABC):
                         self.on_data(chunk, self.clock())
             except (OSError, serial.SerialException) as error:
                 self._set_state(False, f'lost {self.source}: {error}')
+            except Exception as error:  # the worker restarts the reader: until then no data flows
+                self._set_state(False, f'reader failed: {type(error).__name__}: {error}')
+                raise
             finally:
                 self._close()
 
@@ -113,8 +119,8 @@ class SerialReader(ReaderThread):
     """Reads whatever bytes are waiting (at least one, with a short timeout): keeps up with kHz line rates."""
 
     def __init__(self, config: SerialConfig, on_data: DataCallback, on_state: StateCallback,
-                 clock: Callable[[], int] = time.time_ns) -> None:
-        super().__init__(on_data, on_state, clock)
+                 clock: Callable[[], int] = time.time_ns, workers: Workers | None = None) -> None:
+        super().__init__(on_data, on_state, clock, workers=workers)
         self.config = config
         self._port: serial.Serial | None = None
 
@@ -152,8 +158,8 @@ class UdpReader(ReaderThread):
     """Receives one datagram per chunk; a busy port is retried like a missing serial device."""
 
     def __init__(self, config: UdpConfig, on_data: DataCallback, on_state: StateCallback,
-                 clock: Callable[[], int] = time.time_ns) -> None:
-        super().__init__(on_data, on_state, clock)
+                 clock: Callable[[], int] = time.time_ns, workers: Workers | None = None) -> None:
+        super().__init__(on_data, on_state, clock, workers=workers)
         self.config = config
         self._socket: socket.socket | None = None
 

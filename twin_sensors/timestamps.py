@@ -83,7 +83,12 @@ class ClockEstimator:
         self._bin_min: tuple[float, float] | None = None
 
     def add(self, device_time: float, receive_time: float) -> None:
-        """Feed one pair; a device clock that jumps back restarts the estimate."""
+        """Feed one pair; a device clock that jumps back restarts the estimate.
+
+        Both times must be finite (the decoders reject anything else): ``ValueError`` otherwise.
+        """
+        if not (math.isfinite(device_time) and math.isfinite(receive_time)):
+            raise ValueError(f'non-finite clock pair ({device_time}, {receive_time})')
         if device_time < self._last_device:
             if self._last_device - device_time <= self.reset_threshold:
                 self.out_of_order += 1

@@ -58,7 +58,10 @@ def format_imu_line(reading: Sequence[float], device_time: float) -> bytes:
 
 def _parse_number(field: str, index: int) -> float:
     if _NUMBER.fullmatch(field):
-        return float(field)
+        value = float(field)
+        if math.isfinite(value):
+            return value
+        raise WireError("non_finite", f"field {index} is {field[:32]!r}, beyond the float range")
     try:
         special = float(field)
     except ValueError:
@@ -282,14 +285,24 @@ def encode_encoder_payload(device_time: float, counts_per_rev: int, positions: n
     return _ENCODER_HEAD.pack(device_time, counts_per_rev, joints) + records.tobytes()
 
 
+def encoder_payload_size(joints: int) -> int:
+    """Bytes of an encoder payload for ``joints`` joints (the decoder's bound on frame length)."""
+    return _ENCODER_HEAD.size + joints * _ENCODER_JOINT.itemsize
+
+
 def decode_encoder_payload(payload: bytes) -> EncoderSample:
-    """Decode an ``MsgType.ENCODERS`` payload; raise ``WireError`` (reason ``payload``) if malformed."""
+    """Decode an ``MsgType.ENCODERS`` payload; raise ``WireError`` (reason ``payload``, or
+    ``non_finite`` for a NaN/inf time, velocity or effort) if malformed.
+    """
     if len(payload) < _ENCODER_HEAD.size:
         raise WireError("payload", f"encoder payload of {len(payload)} bytes is shorter than its header")
     device_time, counts_per_rev, joints = _ENCODER_HEAD.unpack_from(payload)
     if len(payload) != _ENCODER_HEAD.size + joints * _ENCODER_JOINT.itemsize or counts_per_rev == 0:
         raise WireError("payload", f"encoder payload of {len(payload)} bytes does not hold {joints} joints")
     records = np.frombuffer(payload, dtype=_ENCODER_JOINT, offset=_ENCODER_HEAD.size)
+    if not (math.isfinite(device_time) and np.isfinite(records["velocity"]).all()
+            and np.isfinite(records["effort"]).all()):
+        raise WireError("non_finite", "encoder frame holds a NaN or infinite time, velocity or effort")
     return EncoderSample(
         device_time=device_time,
         counts_per_rev=counts_per_rev,
@@ -339,12 +352,16 @@ def encode_lidar_payload(scan: LidarScan) -> bytes:
 
 
 def decode_lidar_payload(payload: bytes) -> LidarScan:
-    """Decode an ``MsgType.LIDAR`` payload; raise ``WireError`` (reason ``payload``) if malformed."""
+    """Decode an ``MsgType.LIDAR`` payload; raise ``WireError`` (reason ``payload``, or ``non_finite``
+    for a NaN/inf header field) if malformed. Ranges are finite or REP 117's ±inf, never NaN.
+    """
     if len(payload) < _LIDAR_HEAD.size:
         raise WireError("payload", f"lidar payload of {len(payload)} bytes is shorter than its header")
     *head, beams = _LIDAR_HEAD.unpack_from(payload)
     if len(payload) != _LIDAR_HEAD.size + 2 * beams:
         raise WireError("payload", f"lidar payload of {len(payload)} bytes does not hold {beams} beams")
+    if not all(map(math.isfinite, head)):
+        raise WireError("non_finite", "lidar frame holds a NaN or infinite time, angle or range limit")
     millimetres = np.frombuffer(payload, dtype="<u2", offset=_LIDAR_HEAD.size)
     ranges = millimetres.astype(np.float32) / np.float32(1000.0)
     ranges[millimetres == NO_RETURN_MM] = np.inf
