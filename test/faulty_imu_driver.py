@@ -1,0 +1,22 @@
+"""imu_driver whose data handler raises once the stream holds b'fault': a stand-in for any bug in
+a reader thread, to show that the node reports it at once and recovers.
+"""
+import sys
+
+from twin_bringup.ros_common import run
+from twin_sensors.imu_node import ImuDriver
+
+
+class FaultyImuDriver(ImuDriver):
+    _recent = b''  # the last bytes read: a reader may split the marker over two chunks
+
+    def _on_data(self, chunk: bytes, receive_ns: int) -> None:
+        self._recent = (self._recent + chunk)[-16:]
+        if b'fault' in self._recent:
+            self._recent = b''
+            raise RuntimeError('injected fault')
+        super()._on_data(chunk, receive_ns)
+
+
+if __name__ == '__main__':
+    sys.exit(run(FaultyImuDriver, 'imu_driver'))
