@@ -18,6 +18,7 @@ from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_bringup.config import ConfigError
+from twin_bringup.dead_letters import DeadLetters
 from twin_bringup.ros_common import LATCHED, declare_config, run, status, supervised_workers
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
@@ -58,7 +59,9 @@ class OpcUaBridge(Node):
         if config.topics.speed_override:
             self._requests = self.create_publisher(Float64, config.topics.speed_override, 10)
             speed_override = self._request_speed_override
-        self._server = server = TwinServer(config.server, history, speed_override, self._workers)
+        self._dead_letters = DeadLetters.for_node(self.get_fully_qualified_name())
+        self._server = server = TwinServer(config.server, history, speed_override, self._workers,
+                                           self._dead_letters)
         try:
             server.start()
         except (OSError, ValueError) as error:  # busy port, unreadable certificate, key or users file
@@ -172,6 +175,7 @@ class OpcUaBridge(Node):
             self._plc.stop()
         if self._server is not None:
             self._server.stop()
+            self._dead_letters.close()
         self._workers.stop()
         super().destroy_node()
 

@@ -41,6 +41,7 @@ from asyncua.server.user_managers import UserManager
 
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
 from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command, to_datetime, to_seconds
+from twin_bringup.dead_letters import DeadLetters
 from twin_bringup.opcua import ServerThread
 from twin_bringup.workers import Workers
 
@@ -129,8 +130,10 @@ class TwinServer(ServerThread):
     """OPC UA server of the twin (one thread, one asyncio loop)."""
 
     def __init__(self, config: ServerConfig, history: HistorySource | None = None,
-                 speed_override: CommandSink | None = None, workers: Workers | None = None) -> None:
+                 speed_override: CommandSink | None = None, workers: Workers | None = None,
+                 dead_letters: DeadLetters | None = None) -> None:
         super().__init__('twin-opcua', 1.0 / config.write_rate_hz, workers)
+        self.dead_letters = dead_letters
         self.config, self.history, self.speed_override = config, history, speed_override
         self.space = TwinAddressSpace(config, commands=speed_override is not None)
         self._lock = threading.Lock()
@@ -245,22 +248,24 @@ class TwinServer(ServerThread):
                     raise PermissionError('SpeedOverrideSetpoint: anonymous sessions may not command the cell')
                 commands.append(speed_override_command(item.Value.Value))
             except (PermissionError, TypeError, ValueError) as error:
-                self._refuse(str(error))
+                self._refuse(_REASON[type(error)], str(error), item.Value.Value)
                 raise _STATUS[type(error)] from None
         assert self.speed_override is not None
         for command in commands:
             try:
                 self.speed_override(command, event.user.name)
             except Exception as error:  # e.g. the node shutting down; the client must not believe it went through
-                self._refuse(f'SpeedOverrideSetpoint: cannot forward {command:g}: {error}')
+                self._refuse('forward_failed', f'SpeedOverrideSetpoint: cannot forward {command:g}: {error}', command)
                 raise ua.uaerrors.BadInternalError from None
             with self._lock:
                 self._commands += 1
 
-    def _refuse(self, message: str) -> None:
+    def _refuse(self, reason: str, message: str, value: object) -> None:
         self._error(message)
         with self._lock:
             self._rejected_commands += 1
+        if self.dead_letters is not None:
+            self.dead_letters.add('opcua SpeedOverrideSetpoint', reason, message, repr(value)[:1000])
 
     async def _tick(self, server: Server) -> None:
         with self._lock:
@@ -283,6 +288,7 @@ class TwinServer(ServerThread):
 _STATUS: dict[type[Exception], type[ua.UaStatusCodeError]] = {
     PermissionError: ua.uaerrors.BadUserAccessDenied, TypeError: ua.uaerrors.BadTypeMismatch,
     ValueError: ua.uaerrors.BadOutOfRange}
+_REASON = {PermissionError: 'not_logged_in', TypeError: 'wrong_type', ValueError: 'out_of_range'}
 
 
 def _logged_in(user: User | None) -> bool:

@@ -9,6 +9,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
+from twin_bringup.dead_letters import DeadLetters
 from twin_bringup.ros_common import declare_config, status, supervised_workers
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper
@@ -37,15 +38,15 @@ class DriverNode(Node):
     def __init__(self, name: str, config_type: type[C]) -> None:
         super().__init__(name)
         self.config: Any = declare_config(self, config_type)
-        self.stats = DriverStats()
+        self.stats = DriverStats(dead_letters=DeadLetters.for_node(self.get_fully_qualified_name()), source=name)
         self.stamper = Stamper(self.config.timestamps)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
         self.workers = supervised_workers(self, DIAGNOSTICS_PERIOD)
 
     def attach(self, reader: Source, source: str) -> None:
-        """Start ``reader`` (named ``source`` in logs and diagnostics); it stops with the node."""
-        self.source = source
+        """Start ``reader`` (named ``source`` in logs, diagnostics and dead letters); it stops with the node."""
+        self.source = self.stats.source = source
         self._reader = reader
         reader.start()
 
@@ -84,6 +85,8 @@ class DriverNode(Node):
         if self._reader is not None:
             self._reader.stop()
         self.workers.stop()
+        if self.stats.dead_letters is not None:
+            self.stats.dead_letters.close()
         super().destroy_node()
 
     def _publish_diagnostics(self) -> None:

@@ -51,7 +51,7 @@ class EncoderStream:
             try:
                 sample = decode_encoder_payload(frame.payload)
             except WireError as error:
-                self.stats.error(error.reason, str(error))
+                self.stats.error(error.reason, str(error), payload=frame.payload)
                 continue
             if len(sample.positions) != self.joints:
                 self.stats.error('joint_count', f'frame has {len(sample.positions)} joints, expected {self.joints}')

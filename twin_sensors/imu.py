@@ -90,7 +90,7 @@ class ImuStream:
             try:
                 sample = parse_imu_line(line)
             except WireError as error:
-                self.stats.error(error.reason, str(error))
+                self.stats.error(error.reason, str(error), payload=line)
                 continue
             raw = np.array(sample.accel + sample.gyro)
             readings.append(ImuReading(self.matrix @ (raw - self.bias), sample.device_time))

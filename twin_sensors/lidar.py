@@ -32,8 +32,8 @@ class LidarStream:
             try:
                 scans.append(decode_lidar_payload(frame.payload))
             except WireError as error:
-                self.stats.error(error.reason, str(error))
+                self.stats.error(error.reason, str(error), payload=frame.payload)
         if self.decoder.discard_partial():
-            self.stats.error('truncated', 'datagram ends inside a frame')
+            self.stats.error('truncated', 'datagram ends inside a frame', payload=datagram)
         self.stats.messages += len(scans)
         return scans

@@ -86,10 +86,11 @@ class PlcView:
         if isinstance(value, bool):
             return float(value)
         if not isinstance(value, (int, float)):
-            self.stats.error('wrong_type', f'{name} is {type(value).__name__} {str(value)[:40]!r}, not a number')
+            self.stats.error('wrong_type', f'{name} is {type(value).__name__} {str(value)[:40]!r}, not a number',
+                             payload=repr(value)[:1000])
             return None
         if not math.isfinite(value):
-            self.stats.error('non_finite', f'{name} is {value}')
+            self.stats.error('non_finite', f'{name} is {value}', payload=repr(value))
             return None
         return float(value)
 

@@ -6,14 +6,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from twin_bringup.dead_letters import DeadLetters
 from twin_sensors.wire import FrameDecoder
 
 
 class DriverStats:
     """Updated by the reader thread, read by the diagnostics timer (single writer per field)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, dead_letters: DeadLetters | None = None,
+                 source: str = '') -> None:
         self.clock = clock
+        self.dead_letters = dead_letters
+        self.source = source  # names the input in dead letters
         self.connected = False
         self.connects = 0
         self.messages = 0
@@ -33,10 +37,12 @@ class DriverStats:
         else:
             self.last_error = detail
 
-    def error(self, reason: str, detail: str, count: int = 1) -> None:
-        """Count ``count`` dropped inputs under ``reason``."""
+    def error(self, reason: str, detail: str, count: int = 1, payload: bytes | str = b'') -> None:
+        """Count ``count`` dropped inputs under ``reason``; keep ``payload`` as a dead letter."""
         self.errors[reason] += count
         self.last_error = detail
+        if self.dead_letters is not None:
+            self.dead_letters.add(self.source, reason, detail, payload)
 
     def rate(self) -> float:
         """Messages per second since the previous call."""
