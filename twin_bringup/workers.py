@@ -9,6 +9,7 @@ Threads that a library starts itself (paho's network loop) are watched with :met
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin_bringup.restart import Backoff
+
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Workers:
 
     def __init__(self, on_failure: Callable[[WorkerFailure], None] | None = None,
                  recovered_after: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.on_failure = on_failure or (lambda failure: None)
+        self.on_failure = on_failure or _log_failure
         self.recovered_after = recovered_after
         self._clock = clock
         self._workers: dict[str, _Worker] = {}
@@ -137,3 +141,8 @@ class Workers:
             self.on_failure(WorkerFailure(worker.name, worker.last_error, trace))
         except Exception:  # reporting must never take the supervisor down: say it on stderr
             traceback.print_exc()
+
+
+def _log_failure(failure: WorkerFailure) -> None:
+    """The report of workers nobody else watches: never silent."""
+    _log.error('worker %s failed, restarting: %s\n%s', failure.worker, failure.error, failure.traceback)
