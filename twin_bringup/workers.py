@@ -19,7 +19,6 @@ from typing import Any
 
 from twin_bringup.restart import Backoff
 
-
 _log = logging.getLogger(__name__)
 
 
