@@ -52,18 +52,6 @@ def test_a_worker_that_returns_while_running_counts_as_failed_and_stop_ends_all(
     workers.stop(timeout=2.0)
 
 
-def test_a_watched_library_thread_is_revived():
-    alive = threading.Event()
-    revived: list[bool] = []
-    workers = Workers()
-    workers.watch('network', alive.is_set, lambda: (revived.append(True), alive.set()))
-    workers.poll()
-    assert revived == [True] and workers.health()[0] == 'ERROR'
-    workers.poll()
-    assert revived == [True]
-    workers.stop()
-
-
 def test_dead_letters_count_everything_and_keep_a_bounded_sample(tmp_path: Path):
     now = [10_000_000_000]
     store = DeadLetters(tmp_path / 'node.sqlite', capacity=5, per_second=3, clock=lambda: now[0])

@@ -80,13 +80,12 @@ def supervised_workers(node: Node, period: float = 1.0) -> Workers:
     """The node's :class:`Workers`, on ``diagnostics`` as ``<node>: workers``.
 
     A worker failure is logged with its traceback and published as ERROR at once; the status
-    is published every ``period`` s as well (watched library threads are revived then).
+    is published every ``period`` s as well.
     """
     publisher = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
     workers = Workers()
 
     def publish() -> None:
-        workers.poll()
         level, message, values = workers.health()
         try:
             publisher.publish(DiagnosticArray(header=Header(stamp=node.get_clock().now().to_msg()), status=[

@@ -5,7 +5,6 @@ through one :class:`Workers`. A worker whose function raises anything is not los
 failure (worker, exception, traceback) goes to ``on_failure`` right away, the worker restarts
 after a backoff (:class:`twin_bringup.restart.Backoff`, the launchers' policy), and
 :meth:`Workers.health` reports ERROR until it has run again for ``recovered_after`` seconds.
-Threads that a library starts itself (paho's network loop) are watched with :meth:`watch`.
 """
 from __future__ import annotations
 
@@ -34,8 +33,6 @@ class _Worker:
     name: str
     target: Callable[[], None]
     stop: threading.Event | None = None  # the worker's own stop request, besides the node's
-    alive: Callable[[], bool] | None = None  # watched library thread: is it running?
-    revive: Callable[[], None] | None = None
     thread: threading.Thread | None = None
     failures: int = 0
     last_error: str = ''
@@ -69,11 +66,6 @@ class Workers:
         worker.thread.start()
         return worker.thread
 
-    def watch(self, name: str, alive: Callable[[], bool], revive: Callable[[], None]) -> None:
-        """Watch a thread started by a library; :meth:`poll` revives it when ``alive()`` is false."""
-        with self._lock:
-            self._workers[name] = _Worker(name, target=lambda: None, alive=alive, revive=revive)
-
     @property
     def stopping(self) -> threading.Event:
         return self._stopping
@@ -81,17 +73,6 @@ class Workers:
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` unless stopping; True if the workers are stopping."""
         return self._stopping.wait(seconds)
-
-    def poll(self) -> None:
-        """Revive watched threads that died (call it periodically, e.g. from the diagnostics)."""
-        for worker in list(self._workers.values()):
-            if worker.alive is None or self._stopping.is_set() or worker.alive():
-                continue
-            self._failed(worker, RuntimeError(f'{worker.name} thread is not running'), '')
-            try:
-                worker.revive()
-            except Exception as error:  # reported again at the next poll
-                worker.last_error = f'cannot restart: {type(error).__name__}: {error}'
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask every worker to stop and join the threads this object started."""
