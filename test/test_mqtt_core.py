@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, Twist
 from paho.mqtt.enums import CallbackAPIVersion
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import Imu, JointState
+from sensor_msgs.msg import Imu, JointState, LaserScan
 from std_msgs.msg import Empty, Float64, Header
 
 from twin_bridge.mqtt_config import MqttBridgeConfig, parse_limits
@@ -241,3 +241,10 @@ def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Pat
     finally:
         core.stop()
 
+
+
+def test_outbound_json_is_strict_json_with_null_for_what_json_cannot_carry() -> None:
+    payload = encode_json(LaserScan(ranges=[1.5, float('inf'), float('-inf'), float('nan')], range_max=float('nan')),
+                          'id/1', 7)
+    document = json.loads(payload, parse_constant=lambda name: pytest.fail(f'{name} in outbound JSON'))
+    assert document['ranges'] == [1.5, None, None, None] and document['range_max'] is None

@@ -58,15 +58,18 @@ def message_class(type_name: str) -> type:
         raise LookupError(f'message type {type_name} is not installed') from None
 
 
-def to_dict(message: Any) -> dict[str, Any]:
-    """A message as plain JSON-able values (nested messages as objects, arrays as lists)."""
-    return {name: _plain(getattr(message, name), kind)
+def to_dict(message: Any, json_safe: bool = False) -> dict[str, Any]:
+    """A message as plain values (nested messages as objects, arrays as lists).
+
+    ``json_safe``: NaN and ±inf, which JSON cannot carry, become null.
+    """
+    return {name: _plain(getattr(message, name), kind, json_safe)
             for name, kind in zip(message.get_fields_and_field_types(), message.SLOT_TYPES)}
 
 
 def encode_json(message: Any, message_id: str, stamp_ns: int) -> bytes:
-    return json.dumps({**to_dict(message), ID_KEY: message_id, STAMP_KEY: stamp_ns},
-                      separators=(',', ':')).encode()
+    return json.dumps({**to_dict(message, json_safe=True), ID_KEY: message_id, STAMP_KEY: stamp_ns},
+                      separators=(',', ':'), allow_nan=False).encode()
 
 
 def encode_cdr(serialized: bytes, message_id: str, stamp_ns: int) -> bytes:
@@ -172,18 +175,23 @@ class Schema:
         return bytes([value]) if typename == 'octet' else value
 
 
-def _plain(value: Any, kind: Any) -> Any:
+def _plain(value: Any, kind: Any, json_safe: bool) -> Any:
     if isinstance(kind, idl.AbstractNestedType):
         item_kind = kind.value_type
         if isinstance(item_kind, idl.NamespacedType):
-            return [to_dict(item) for item in value]
+            return [to_dict(item, json_safe) for item in value]
         if isinstance(item_kind, idl.BasicType) and item_kind.typename == 'octet':
             return [item[0] for item in value]
-        return value.tolist() if hasattr(value, 'tolist') else list(value)
+        items = value.tolist() if hasattr(value, 'tolist') else list(value)
+        if json_safe and isinstance(item_kind, idl.BasicType) and item_kind.typename in FLOATS:
+            return [item if math.isfinite(item) else None for item in items]
+        return items
     if isinstance(kind, idl.NamespacedType):
-        return to_dict(value)
+        return to_dict(value, json_safe)
     if isinstance(kind, idl.BasicType) and kind.typename == 'octet':
         return value[0]
+    if json_safe and isinstance(kind, idl.BasicType) and kind.typename in FLOATS and not math.isfinite(value):
+        return None
     return value
 
 
