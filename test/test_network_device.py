@@ -329,7 +329,8 @@ def driver(name: str, **parameters: object) -> list[str]:
 
 def latest_status(probe, prefix: str) -> dict[str, str]:
     """Key/values of the latest diagnostic status named ``prefix``..."""
-    found = statuses(probe.messages('/diagnostics'), prefix)
+    found = {name: status for name, status in statuses(probe.messages('/diagnostics'), prefix).items()
+             if not name.endswith(': workers')}
     if not found:
         return {}
     (name, status), = found.items()
