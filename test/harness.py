@@ -1,7 +1,6 @@
 """Test harness: node processes on an isolated DDS domain and an in-process topic probe."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -23,28 +22,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
 from twin_bringup.launcher import clean_stale_shared_memory, resolve_executable
+from twin_bringup.lifetime import stale_fastdds_segments  # noqa: F401 (the fixtures' leak check)
 from twin_bringup.sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / 'config'
-
-
-def stale_fastdds_segments() -> set[str]:
-    """Fast DDS segments in /dev/shm whose lock no living process holds (left behind)."""
-    stale = set()
-    for lock in Path('/dev/shm').glob('fastdds_*_el'):
-        try:
-            descriptor = os.open(lock, os.O_RDWR)
-        except FileNotFoundError:  # removed by its owner meanwhile
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            stale.add(lock.name.removesuffix('_el'))
-        except BlockingIOError:
-            pass  # held by a running participant
-        finally:
-            os.close(descriptor)
-    return stale
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

@@ -1,17 +1,30 @@
-"""twin_launch: validation before start, prefixed output, respawn, clean shutdown."""
+"""twin_launch: validation before start, prefixed output, respawn, clean shutdown, leftovers."""
+import fcntl
+import os
+import pty
+import secrets
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import psutil
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
+from twin_bringup.lifetime import remove_stale_fastdds_segments, remove_stale_links, stale_fastdds_segments
 from twin_bringup.restart import Backoff, restart_delay
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
 HEALTH_MONITOR = {'executable': 'health_monitor', 'name': 'health_monitor',
                   'parameters': ['health.yaml'], 'config': 'twin_bringup.health:HealthConfig'}
+
+
+def nodes_of(launcher_pid):
+    """The launcher's node processes (not its watchdog)."""
+    return [p for p in psutil.Process(launcher_pid).children() if 'twin_bringup.lifetime' not in p.cmdline()]
 
 
 def heartbeats(messages):
@@ -39,7 +52,7 @@ def test_respawns_a_killed_node_and_stops_cleanly(start_process, probe, tmp_path
     probe.subscribe('/diagnostics', DiagnosticArray)
     launcher = start_process(*LAUNCH, '--config-dir', str(config), name='twin_launch')
     probe.wait_for('/diagnostics', lambda m: len(heartbeats(m)) >= 2, timeout=20)
-    (child,) = psutil.Process(launcher.process.pid).children()
+    (child,) = nodes_of(launcher.process.pid)
     child.send_signal(signal.SIGKILL)
     before = len(probe.messages('/diagnostics'))
     # A fresh process counts its beats from 1 again.
@@ -61,3 +74,63 @@ def test_broken_parameter_file_stops_before_anything_starts(start_process, tmp_p
     assert ("health_monitor.stale_aftr: unknown key (did you mean 'stale_after'?)"
             in launcher.output())
     assert 'starting' not in launcher.output()
+
+
+def fake_segment(directory, name, age=60.0):
+    """Files of a Fast DDS segment (or port) whose lock nobody holds, last touched ``age`` s ago."""
+    files = [directory / name, directory / f'{name}_el']
+    if name.startswith('fastdds_port'):
+        files.append(directory / f'sem.{name}_mutex')
+    for path in files:
+        path.write_bytes(b'\0' * 64)
+        os.utime(path, (time.time() - age,) * 2)
+    return files
+
+
+def test_stale_shared_memory_is_removed_and_segments_in_use_are_kept(tmp_path):
+    stale = fake_segment(tmp_path, f'fastdds_{secrets.token_hex(8)}')
+    port = fake_segment(tmp_path, 'fastdds_port17411')
+    young = fake_segment(tmp_path, f'fastdds_{secrets.token_hex(8)}', age=0.0)
+    held = fake_segment(tmp_path, f'fastdds_{secrets.token_hex(8)}')
+    other = tmp_path / 'not_fastdds_el'
+    other.write_bytes(b'')
+    with open(held[1], 'rb') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a running participant does
+        assert stale_fastdds_segments(directory=tmp_path) == {stale[0].name, port[0].name, young[0].name}
+        removed, failures = remove_stale_fastdds_segments(min_age=5.0, directory=tmp_path)
+    assert removed == {stale[0].name, port[0].name} and failures == []
+    assert not any(path.exists() for path in stale + port)
+    assert all(path.exists() for path in young + held) and other.exists()
+
+
+def test_shared_memory_cleanup_needs_no_tool_on_the_path():
+    """The cleanup used to run ``fastdds shm clean`` with the PATH's python3, which may lack psutil."""
+    files = fake_segment(Path('/dev/shm'), f'fastdds_{secrets.token_hex(8)}')
+    try:
+        env = {'PATH': '/usr/bin:/bin', 'HOME': os.environ.get('HOME', '/tmp')}
+        result = subprocess.run([sys.executable, '-c', 'from twin_bringup.launcher import '
+                                 'clean_stale_shared_memory as clean; print(clean())'],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stderr == '', result.stderr
+        assert not any(path.exists() for path in files)
+    finally:
+        for path in files:
+            path.unlink(missing_ok=True)
+
+
+def test_only_device_links_to_vanished_ptys_are_removed(tmp_path):
+    live_master, live_slave = pty.openpty()
+    gone_master, gone_slave = pty.openpty()
+    live, gone = tmp_path / 'imu', tmp_path / 'encoders'
+    live.symlink_to(os.ttyname(live_slave))
+    gone.symlink_to(os.ttyname(gone_slave))
+    gone_device = os.ttyname(gone_slave)
+    for descriptor in (gone_master, gone_slave):
+        os.close(descriptor)  # the pty disappears, as when its simulator was killed
+    try:
+        assert remove_stale_links([live, gone, tmp_path / 'absent']) == [
+            f'removed stale device link {gone} (its device {gone_device} is gone)']
+        assert live.is_symlink() and not gone.is_symlink()
+    finally:
+        os.close(live_master)
+        os.close(live_slave)

@@ -3,7 +3,9 @@
 Each node runs as its own process with ``--ros-args``; output lines are prefixed
 with the node name; a node that crashes is restarted with exponential backoff;
 Ctrl-C / SIGTERM (or ``--duration``) stops every node in order: SIGINT, then
-SIGTERM, then SIGKILL for any that will not exit.
+SIGTERM, then SIGKILL for any that will not exit. The nodes die with the launcher
+even when it is killed, and a launch refuses to start beside another on the same
+ROS_DOMAIN_ID or on ports in use (twin_bringup.lifetime).
 """
 from __future__ import annotations
 
@@ -16,11 +18,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from twin_bringup.config import ConfigError
+from twin_bringup.lifetime import (
+    DomainLock,
+    LaunchRefused,
+    SimulatorResources,
+    Watchdog,
+    check_ports_free,
+    parent_death_signal,
+    remove_stale_fastdds_segments,
+    remove_stale_links,
+    simulator_resources,
+)
 from twin_bringup.node_table import NodeEntry, load_node_table
 from twin_bringup.paths import config_dir as default_config_dir
 from twin_bringup.restart import CONFIG_ERROR_EXIT_CODE, Backoff, restart_delay
@@ -35,23 +48,34 @@ class ManagedNode:
     """One node process: started, watched, restarted, stopped."""
 
     def __init__(self, entry: Launched, command: list[str], env: dict[str, str],
-                 output: IO[str], output_lock: threading.Lock) -> None:
+                 output: IO[str], output_lock: threading.Lock,
+                 on_start: Callable[[int, str], None] | None = None) -> None:
         self.entry = entry
         self.restarts = 0
         self._command = command
         self._env = env
         self._output = output
         self._output_lock = output_lock
+        self._on_start = on_start
         self._backoff = Backoff()
         self._process: subprocess.Popen[str] | None = None
         self._started_at = 0.0
         self._restart_at: float | None = None
 
     def start(self) -> None:
-        """Spawn the process in its own session, with a thread relaying its output."""
+        """Spawn the process in its own session, with a thread relaying its output.
+
+        The process gets SIGTERM when the launcher dies. The kernel sends it when the thread that
+        forked the process ends, so starts (and restarts, from :meth:`poll`) happen on the main thread.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError('nodes are started from the main thread (their parent-death signal)')
         self._process = subprocess.Popen(
             self._command, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True)
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True,
+            preexec_fn=parent_death_signal())
+        if self._on_start is not None:
+            self._on_start(self._process.pid, self.entry.qualified_name.lstrip('/'))
         self._started_at = time.monotonic()
         self._restart_at = None
         threading.Thread(target=self._relay, args=(self._process,), daemon=True).start()
@@ -106,17 +130,19 @@ class ManagedNode:
             self._output.flush()
 
 
-def clean_stale_shared_memory() -> None:
-    """Remove Fast DDS shared memory left by killed processes (``fastdds shm clean``).
+def clean_stale_shared_memory() -> int:
+    """Remove Fast DDS shared memory left by killed processes; return the segments removed.
 
-    Fast DDS keeps a per-participant segment in /dev/shm that only a clean exit removes; the
-    tool deletes just the segments whose lock no living process holds.
+    Fast DDS keeps per-participant segments in /dev/shm that only a clean exit removes; like
+    ``fastdds shm clean``, only those whose lock no living process holds are deleted. A file that
+    cannot be removed is reported on stderr (one line).
     """
-    tool = shutil.which('fastdds', path=os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
-    if tool is not None:
-        subprocess.run([tool, 'shm', 'clean'], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+    removed, failures = remove_stale_fastdds_segments()
+    if failures:
+        more = f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''
+        print(f'twin_launch: cannot remove stale Fast DDS shared memory: {failures[0]}{more}',
+              file=sys.stderr, flush=True)
+    return len(removed)
 
 
 def resolve_executable(name: str, package: str = 'twin_bringup') -> str:
@@ -196,20 +222,58 @@ def main(argv: Sequence[str] | None = None) -> int:
                 commands += [n.command(resolve_executable(n.executable, n.package), Path(scratch))
                              for n in extra]
                 entries += extra
+            simulator = simulator_resources(entries, config_dir)
         except ConfigError as error:
             print(f'twin_launch: configuration error: {error}', file=sys.stderr)
             return CONFIG_ERROR_EXIT_CODE
-        return supervise(entries, commands, node_environment(args.dds_profile), args.duration)
+        env = node_environment(args.dds_profile)
+        try:
+            lock = claim(env.get('ROS_DOMAIN_ID', '0'), simulator)
+        except LaunchRefused as refusal:
+            print(f'twin_launch: {refusal}', file=sys.stderr)
+            return CONFIG_ERROR_EXIT_CODE
+        clean_leftovers(simulator)
+        watchdog = Watchdog(lock, simulator.links, Path(scratch), SHUTDOWN_GRACE_S)
+        try:
+            return supervise(entries, commands, env, args.duration, watchdog.watch)
+        finally:
+            watchdog.close()
+            lock.close()
+
+
+def claim(domain: str, simulator: SimulatorResources) -> DomainLock:
+    """Lock the domain for this launcher and check the simulator's ports; raise LaunchRefused if taken."""
+    lock = DomainLock(domain)
+    try:
+        lock.acquire()
+        check_ports_free(simulator.endpoints)
+    except LaunchRefused:
+        lock.close()
+        raise
+    return lock
+
+
+def clean_leftovers(simulator: SimulatorResources) -> None:
+    """Remove what killed processes left: device links to vanished ptys, Fast DDS shared memory."""
+    for message in remove_stale_links(simulator.links):
+        print(f'twin_launch: {message}', flush=True)
+    removed = clean_stale_shared_memory()
+    if removed:
+        print(f'twin_launch: removed {removed} stale Fast DDS shared-memory segments '
+              '(left by killed processes)', flush=True)
 
 
 def supervise(entries: Sequence[Launched], commands: Sequence[list[str]], env: dict[str, str],
-              duration: float | None) -> int:
-    """Run the nodes until a signal, ``duration`` or a configuration error; return the exit code."""
+              duration: float | None, on_start: Callable[[int, str], None] | None = None) -> int:
+    """Run the nodes until a signal, ``duration`` or a configuration error; return the exit code.
+
+    ``on_start(pid, name)`` is called for every process started (restarts included).
+    """
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     lock = threading.Lock()
-    nodes = [ManagedNode(e, c, env, sys.stdout, lock) for e, c in zip(entries, commands)]
+    nodes = [ManagedNode(e, c, env, sys.stdout, lock, on_start) for e, c in zip(entries, commands)]
     print(f'twin_launch: starting {", ".join(e.qualified_name.lstrip("/") for e in entries)} '
           f'(ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")})', flush=True)
     for node in nodes:
