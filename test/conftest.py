@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from harness import CONFIG_DIR, NodeProcess, S3Server, TopicProbe, stale_fastdds_segments
 
@@ -73,3 +76,19 @@ def s3_server(tmp_path: Path) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def make_node(ros_env: dict[str, str]) -> Iterator:
+    """Create in-process nodes named ``typed`` with parameter overrides; destroyed at teardown."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes: list[Node] = []
+
+    def make(*overrides: Parameter) -> Node:
+        nodes.append(rclpy.create_node('typed', context=context, parameter_overrides=list(overrides)))
+        return nodes[-1]
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    context.try_shutdown()

@@ -169,10 +169,13 @@ def test_only_the_encrypted_endpoint_is_offered(secure: Any) -> None:
     assert [t.TokenType for t in offered[0].UserIdentityTokens] == [ua.UserTokenType.UserName]
 
 
-def test_config_rejects_insecure_remote_endpoints_and_bad_plc_maps() -> None:
+def test_config_rejects_insecure_remote_endpoints_and_bad_plc_maps(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="anonymous, unencrypted server may only listen on .* not '10.0.0.5'"):
         build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin', 'security': {'enabled': False}}, 'server')
-    build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin'}, 'server')  # secured: any host
+    security = {key: str(tmp_path / key) for key in ('certificate', 'private_key', 'trust_dir', 'users_file')}
+    for path in security.values():  # a secured server needs its files
+        Path(path).touch()
+    build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5:4841/twin', 'security': security}, 'server')  # any host
     build(ServerConfig, {'endpoint': 'opc.tcp://localhost:4841/twin', 'security': {'enabled': False}}, 'server')
     with pytest.raises(ConfigError, match='server: endpoint must look like opc.tcp://<host>:<port>/<path>'):
         build(ServerConfig, {'endpoint': 'opc.tcp://10.0.0.5/twin'}, 'server')

@@ -20,22 +20,6 @@ class Settings:
     channel: Channel = Channel()
 
 
-@pytest.fixture
-def make_node(ros_env):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    nodes = []
-
-    def make(*overrides: Parameter):
-        node = rclpy.create_node('typed', context=context, parameter_overrides=list(overrides))
-        nodes.append(node)
-        return node
-    yield make
-    for node in nodes:
-        node.destroy_node()
-    context.try_shutdown()
-
-
 def test_declares_typed_read_only_parameters_with_overrides(make_node):
     node = make_node(Parameter('channel.rate_hz', value=250.0), Parameter('names', value=['a', 'b']))
     assert declare_config(node, Settings) == Settings(('a', 'b'), Channel(250.0))

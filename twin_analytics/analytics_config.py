@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_analytics.scheduler import Calendar
 from twin_bringup.config import describe
+from twin_bringup.paths import config_dir
 
 JOINTS = ('joint_1', 'joint_2', 'joint_3', 'joint_4')
 
@@ -20,6 +22,9 @@ class AnomalyConfig:
         min=1, max=1000))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of /diagnostics.', min=0.1, max=10.0))
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'model': config_dir() / self.model / 'model.json'}
 
 
 @dataclass(frozen=True)
@@ -73,3 +78,9 @@ class MaintenanceConfig:
     replan_change: float = field(default=0.2, metadata=describe(
         'Relative change of a deadline that triggers replanning.', min=0.0, max=10.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe('Rate of /diagnostics.', min=0.1, max=10.0))
+
+    def required_paths(self) -> dict[str, Path]:
+        paths = {'rul_model': config_dir() / self.rul_model}
+        if self.urdf:
+            paths['urdf'] = Path(self.urdf)
+        return paths

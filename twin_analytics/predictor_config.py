@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_bringup.config import describe
 
@@ -35,3 +36,6 @@ class PredictorConfig:
                                                                       min=0.01, max=100.0))
     cache_size: int = field(default=256, metadata=describe('Cached predictions.', min=1, max=1_000_000))
     refine: RefineConfig = RefineConfig()
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'model': Path(self.model) / 'metadata.json'} if self.model else {}

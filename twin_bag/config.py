@@ -6,6 +6,7 @@ cloud uploader's; on the command line each is one ``/topic:pkg/msg/Type[:sensor_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rosbags.interfaces import (
     Qos,
@@ -68,6 +69,9 @@ class PlayerConfig:
     delay_s: float = field(default=1.0, metadata=describe(
         'Wait before the first message (lets subscribers discover the publishers), s.',
         min=0.0, max=60.0))
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'bag': Path(self.bag).expanduser()} if self.bag else {}
 
 
 def parse_topic(spec: str) -> tuple[str, str, str]:

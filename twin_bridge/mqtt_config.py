@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_bringup.config import describe
 
@@ -28,6 +29,12 @@ class TlsConfig:
     alpn: str = field(default='', metadata=describe(
         'ALPN protocol, e.g. x-amzn-mqtt-ca for AWS IoT Core on port 443; empty: none.'))
 
+    def required_paths(self) -> dict[str, Path]:
+        if not self.enabled:
+            return {}
+        files = {'ca_file': self.ca_file, 'cert_file': self.cert_file, 'key_file': self.key_file}
+        return {key: Path(name) for key, name in files.items() if name}
+
 
 @dataclass(frozen=True)
 class BrokerConfig:
@@ -39,6 +46,9 @@ class BrokerConfig:
     password_file: str = field(default='', metadata=describe(
         'File whose first line is the password (kept out of parameters and logs); empty: none.'))
     tls: TlsConfig = field(default_factory=TlsConfig)
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'password_file': Path(self.password_file).expanduser()} if self.password_file else {}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ because ROS parameters cannot hold lists of structures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_bringup.config import describe
 from twin_bringup.network import check_opcua_endpoint, is_loopback
@@ -51,6 +52,14 @@ class ServerConfig:
     write_rate_hz: float = field(default=50.0, metadata=describe(
         'Rate at which the latest twin values are written to the address space.', min=0.1, max=1000.0))
     security: SecurityConfig = SecurityConfig()
+
+    def required_paths(self) -> dict[str, Path]:
+        if not (self.enabled and self.security.enabled):
+            return {}
+        security = self.security
+        return {f'security.{key}': Path(name).expanduser() for key, name in (
+            ('certificate', security.certificate), ('private_key', security.private_key),
+            ('trust_dir', security.trust_dir), ('users_file', security.users_file))}
 
     def __post_init__(self) -> None:
         host = check_opcua_endpoint(self.endpoint)

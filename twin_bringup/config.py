@@ -5,6 +5,11 @@ documentation and bounds in ``metadata`` (``description``, ``min``, ``max``,
 ``choices``). Building a tree from a mapping rejects unknown keys, wrong types
 and out-of-range values with a :class:`ConfigError` naming the offending key,
 the same way for the launchers' pre-flight check and for the nodes.
+
+A dataclass that names files it needs defines ``required_paths()``: the paths that
+must exist, by (dotted) key. :func:`build` reports a missing one as
+``<where>.<key>: file not found: <path>``, so a wrong path stops a launch before any
+node starts. Files a node creates itself (outboxes, spools, bags) are not listed.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,9 +55,28 @@ def build(cls: type[T], mapping: Mapping[str, Any] | None, where: str) -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f'{_join(where, name)}: required key is missing')
     try:
-        return cls(**values)
+        instance = cls(**values)
     except ValueError as error:  # a cross-field check in the dataclass's __post_init__
         raise ConfigError(f'{where}: {error}') from None
+    _check_required_paths(instance, where)
+    return instance
+
+
+def unknown_parameter(where: str, name: str, known: Iterable[str]) -> ConfigError:
+    """The error for the dotted parameter ``name`` that none of the dotted names ``known`` is.
+
+    Worded as :func:`build` words an unknown key of a mapping: the first unknown part of the
+    name, with the closest key of its section.
+    """
+    names = set(known)
+    section, _, key = name.rpartition('.')
+    prefix = f'{section}.' if section else ''
+    siblings = {other[len(prefix):].split('.')[0] for other in names if other.startswith(prefix)}
+    if section and not siblings:
+        if section in names:
+            return ConfigError(f"{_join(where, name)}: unknown key ('{section}' is a value, not a section)")
+        return unknown_parameter(where, section, names)  # the section itself is unknown
+    return ConfigError(f'{_join(where, name)}: unknown key{_suggest(key, siblings)}')
 
 
 def flatten(instance: Any, prefix: str = '') -> dict[str, Scalar | list[Any]]:
@@ -166,11 +190,20 @@ def _check_bounds(value: Any, metadata: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f'{where}: {value!r} is not one of {list(metadata["choices"])}')
 
 
+def _check_required_paths(instance: Any, where: str) -> None:
+    required = getattr(instance, 'required_paths', None)
+    if required is None:
+        return
+    for key, path in required().items():
+        if not Path(path).exists():
+            raise ConfigError(f'{_join(where, key)}: file not found: {path}')
+
+
 def _join(where: str, key: str) -> str:
     return f'{where}.{key}' if where else str(key)
 
 
-def _suggest(key: Any, known: Mapping[str, Any]) -> str:
+def _suggest(key: Any, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(key), list(known), n=1)
     if close:
         return f" (did you mean '{close[0]}'?)"

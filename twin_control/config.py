@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_bringup.config import describe
 from twin_bringup.network import check_host
@@ -32,6 +33,9 @@ class LimitsConfig:
         'Commands sent per second at most (stops are never delayed).', min=0.1, max=1000.0))
     max_speed_step: float = field(default=0.25, metadata=describe(
         'Largest speed override increase per command (reductions apply at once).', min=0.01, max=1.0))
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'urdf': Path(self.urdf)} if self.urdf else {}
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class WorkcellSimConfig:
     physics: SimSettings = SimSettings()
     channels: ChannelsConfig = ChannelsConfig()
 
+    def required_paths(self) -> dict[str, Path]:
+        return {'urdf': resolve(self.urdf), 'scenario': resolve(self.scenario)}
+
 
 def resolve(path: str) -> Path:
     """A config path: absolute as given, relative to config/ otherwise."""

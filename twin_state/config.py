@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twin_bringup.config import describe
 
@@ -80,6 +81,9 @@ class StateConfig:
     history: HistoryConfig = HistoryConfig()
     scan: ScanConfig = ScanConfig()
     visualization: VisualizationConfig = VisualizationConfig()
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'urdf': Path(self.urdf)} if self.urdf else {}
 
     def __post_init__(self) -> None:
         if len(self.base_xyz) != 3 or len(self.base_rpy) != 3:
