@@ -29,9 +29,9 @@ degradation-plot: setup
 # through the live data path (scripts/live_frames.py: the drivers' and synchronizer's timing and
 # quantization), and the analytics models fitted on them into config/models/ (about 20 minutes).
 analytics-models: setup
-	@$(ENV) python -m twin_analytics.sim_frames --scenario nominal --duration 3600 --seed 1 \
+	@$(ENV) python -m twin_maintenance.sim_frames --scenario nominal --duration 3600 --seed 1 \
 		--out out/analytics/nominal_train
-	@$(ENV) python -m twin_analytics.sim_frames --scenario run_to_failure --duration 4800 --seed 4 \
+	@$(ENV) python -m twin_maintenance.sim_frames --scenario run_to_failure --duration 4800 --seed 4 \
 		--out out/analytics/rtf_train --health-window 60
 	@test -f out/analytics/live/fit.csv || $(ENV) python scripts/live_frames.py --out out/analytics/live
 	@$(ENV) twin_anomaly fit --data out/analytics/nominal_train/frames.csv --label-column label \

@@ -1,6 +1,6 @@
 """Anomaly detection and RUL on simulated sensor-level data, against plain baselines.
 
-Data (generated into ``--data`` when absent, with ``twin_analytics.sim_frames``): two 1 h
+Data (generated into ``--data`` when absent, with ``twin_maintenance.sim_frames``): two 1 h
 nominal runs (fit / false alarms), ``fault_suite`` (one fault of every type) and two
 ``run_to_failure`` runs (RUL train / test). Anomaly baseline: any channel outside the range
 it had in the normal fit data, per frame, no debounce. RUL baseline: the line through the
@@ -19,19 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from twin_analytics.anomaly import AnomalyModel, OnlineDetector, range_alarms
-from twin_analytics.anomaly_cli import detect, method_alarms
-from twin_analytics.channels import Series, read_csv
-from twin_analytics.metrics import event_scores
-from twin_analytics.rul import RulModel
-from twin_analytics.rul_cli import default_window, read_table
-from twin_analytics.rul_cli import evaluate as evaluate_rul
-from twin_analytics.sim_frames import health_table, record
+from twin_anomaly.anomaly import AnomalyModel, OnlineDetector, range_alarms
+from twin_anomaly.anomaly_cli import detect, method_alarms
+from twin_anomaly.metrics import event_scores
+from twin_core.channels import Series, read_csv
+from twin_core.kinematics import ArmKinematics
+from twin_maintenance.rul import RulModel
+from twin_maintenance.rul_cli import default_window, read_table
+from twin_maintenance.rul_cli import evaluate as evaluate_rul
+from twin_maintenance.sim_frames import health_table, record
 from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
-from twin_state.kinematics import ArmKinematics
 
 RUNS = {'nominal_train': ('nominal', 3600, 1), 'nominal_test': ('nominal', 3600, 2),
         'fault_suite': ('fault_suite', 2250, 3), 'rtf_train': ('run_to_failure', 4800, 4),

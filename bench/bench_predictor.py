@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from twin_analytics.analytic import AnalyticArm
-from twin_analytics.dynamics import DynamicsModel
-from twin_analytics.evaluation import Model, evaluate, table
-from twin_analytics.joint_data import JointData, load_truth
-from twin_analytics.registry import create, save
-from twin_analytics.rollout import euler_step
-from twin_analytics.training import fit, samples_from, validation_loss
+from twin_predictor.analytic import AnalyticArm
+from twin_predictor.dynamics import DynamicsModel
+from twin_predictor.evaluation import Model, evaluate, table
+from twin_predictor.joint_data import JointData, load_truth
+from twin_predictor.registry import create, save
+from twin_predictor.rollout import euler_step
+from twin_predictor.training import fit, samples_from, validation_loss
 from twin_sim.generate import run
 from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario

@@ -26,8 +26,9 @@ from rosbags.highlevel import AnyReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from harness import S3Server  # noqa: E402
+from twin_bag.writer import load_typestore  # noqa: E402
 from twin_bridge.cloud_config import S3Config, SpoolConfig  # noqa: E402
-from twin_bridge.spool import MB, Spool, load_typestore  # noqa: E402
+from twin_bridge.spool import MB, Spool  # noqa: E402
 from twin_bridge.uploader import Uploader  # noqa: E402
 
 BUCKET = 'bench'

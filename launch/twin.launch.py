@@ -33,8 +33,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from twin_bringup.node_table import NodeEntry, load_node_table
-from twin_bringup.restart import Backoff, restart_delay
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
+from twin_core.restart import Backoff, restart_delay
 
 
 def _enabled(context, name: str) -> bool:

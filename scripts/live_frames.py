@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from twin_analytics.anomaly_cli import main as twin_anomaly
-from twin_bringup.launcher import node_environment, resolve_executable
+from twin_anomaly.anomaly_cli import main as twin_anomaly
+from twin_bringup.launcher import node_environment
 from twin_bringup.sandbox import isolated_config
+from twin_core.paths import resolve_executable
 
 TOPICS = ('/twin/synced_frame:twin_interfaces/msg/SyncedFrame', '/workcell_sim/truth:twin_interfaces/msg/WorkcellTruth')
 

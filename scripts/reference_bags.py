@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 from rosbags.highlevel import AnyReader
 
-from twin_bringup.launcher import clean_stale_shared_memory, resolve_executable
-from twin_bringup.paths import config_dir
+from twin_bringup.launcher import clean_stale_shared_memory
 from twin_bringup.sandbox import isolated_config
+from twin_core.paths import config_dir, resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 7

@@ -3,7 +3,7 @@ a reader thread, to show that the node reports it at once and recovers.
 """
 import sys
 
-from twin_bringup.ros_common import run
+from twin_ros.common import run
 from twin_sensors.imu_node import ImuDriver
 
 

@@ -21,9 +21,10 @@ from botocore.config import Config
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
-from twin_bringup.launcher import clean_stale_shared_memory, resolve_executable
+from twin_bringup.launcher import clean_stale_shared_memory
 from twin_bringup.lifetime import stale_fastdds_segments  # noqa: F401 (the fixtures' leak check)
 from twin_bringup.sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
+from twin_core.paths import resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / 'config'

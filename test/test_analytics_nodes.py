@@ -9,11 +9,11 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
-from twin_analytics.anomaly import AnomalyModel, DetectorSettings
-from twin_analytics.channels import Series
-from twin_analytics.rul import RulModel
+from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
+from twin_core.channels import Series
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.srv import GetSchedule
+from twin_maintenance.rul import RulModel
 
 RATE = 100.0
 JOINT = 'joint_1'

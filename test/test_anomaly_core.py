@@ -8,15 +8,15 @@ import torch
 from sklearn.ensemble import IsolationForest
 
 from harness import CONFIG_DIR
-from twin_analytics import anomaly
-from twin_analytics.anomaly import ZSCORE_CLIP, AnomalyModel, DetectorSettings, OnlineDetector
-from twin_analytics.anomaly_cli import detect
-from twin_analytics.channels import Series, channel_name
-from twin_analytics.features import FeatureStream, prediction_weights, run_lengths
-from twin_analytics.forest import CompiledForest
-from twin_analytics.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
-from twin_analytics.metrics import event_scores
-from twin_state.kinematics import ArmKinematics
+from twin_anomaly import anomaly
+from twin_anomaly.anomaly import ZSCORE_CLIP, AnomalyModel, DetectorSettings, OnlineDetector
+from twin_anomaly.anomaly_cli import detect
+from twin_anomaly.features import FeatureStream, prediction_weights, run_lengths
+from twin_anomaly.forest import CompiledForest
+from twin_anomaly.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
+from twin_anomaly.metrics import event_scores
+from twin_core.channels import Series, channel_name
+from twin_core.kinematics import ArmKinematics
 
 RATE = 100.0
 NAMES = ('a', 'b', 'c')

@@ -10,11 +10,11 @@ from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
 
-from twin_analytics.anomaly_cli import main
-from twin_analytics.bag_frames import FRAMES, TRUTH, TYPES
-from twin_analytics.channels import read_csv
+from twin_anomaly.anomaly_cli import main
+from twin_anomaly.bag_frames import FRAMES, TRUTH, TYPES
 from twin_bag.config import RecorderConfig
 from twin_bag.recorder import Recording
+from twin_core.channels import read_csv
 from twin_interfaces.msg import SensorSample, SyncedFrame, WorkcellTruth
 
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)

@@ -16,8 +16,9 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from harness import S3Server
+from twin_bag.writer import load_typestore
 from twin_bridge.cloud_config import DROP_NEWEST, S3Config, SpoolConfig
-from twin_bridge.spool import Spool, load_typestore
+from twin_bridge.spool import Spool
 from twin_bridge.uploader import Uploader, object_key
 
 TYPE = 'sensor_msgs/msg/Temperature'

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from twin_bringup.config import ConfigError, build, describe, flatten, ros_parameters, unflatten
+from twin_core.config import ConfigError, build, describe, flatten, ros_parameters, unflatten
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twin_bringup.config import ConfigError, build
-from twin_bringup.urdf import read_arm_description
 from twin_control.command_link import TIMEOUT, CommandLink
 from twin_control.config import ActuationConfig, LinkConfig
 from twin_control.safety import (
@@ -22,6 +20,8 @@ from twin_control.safety import (
     limit_step,
     maintenance_cap,
 )
+from twin_core.config import ConfigError, build
+from twin_core.urdf import read_arm_description
 from twin_sensors.wire import CommandName, parse_command
 from twin_sim.hardware import CommandChannel, CommandServer
 from twin_sim.scenario import Scenario

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin_analytics.scheduler import HOUR, Calendar, PlannedTask, Scheduler
-from twin_bringup.config import ConfigError
 from twin_bringup.node_table import load_node_table
-from twin_bringup.paths import config_dir
+from twin_core.config import ConfigError
+from twin_core.paths import config_dir
 from twin_fleet.fleet import Fleet
+from twin_maintenance.scheduler import HOUR, Calendar, PlannedTask, Scheduler
 
 MONDAY_8H = 4 * 86400.0 + 8 * HOUR  # 1970-01-05 08:00 UTC
 

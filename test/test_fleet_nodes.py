@@ -11,8 +11,8 @@ from std_msgs.msg import Float64
 
 from harness import isolated_config, statuses
 from twin_bringup.node_table import load_node_table
-from twin_bringup.ros_common import status
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
+from twin_ros.common import status
 
 pytestmark = pytest.mark.integration
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)

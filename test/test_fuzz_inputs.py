@@ -16,8 +16,8 @@ from std_msgs.msg import Float64
 from twin_bridge.mqtt_config import MqttBridgeConfig
 from twin_bridge.opcua_space import speed_override_command
 from twin_bridge.payload import CDR_HEADER, CDR_MAGIC, PayloadError, Schema
-from twin_bringup.config import ConfigError, build
 from twin_control.config import ActuationConfig
+from twin_core.config import ConfigError, build
 from twin_sensors.encoders import EncoderConfig, EncoderStream
 from twin_sensors.imu import ImuConfig, ImuStream
 from twin_sensors.lidar import LidarStream

@@ -38,7 +38,7 @@ def test_a_workspace_builds_both_packages_with_the_documented_command(tmp_path: 
     # messages of the other package.
     script = (f'source install/setup.bash && cd {tmp_path} && '
               'python -c "from twin_interfaces.msg import AnomalyEvent, TwinState\n'
-              'from twin_bringup.paths import config_dir\n'
+              'from twin_core.paths import config_dir\n'
               'from twin_bringup.node_table import load_node_table\n'
               'print(config_dir(), len(load_node_table(config_dir()).nodes))" && '
               f'{installed}/lib/twin_bringup/twin_launch --help')

@@ -15,7 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
 from twin_bringup.lifetime import remove_stale_fastdds_segments, remove_stale_links, stale_fastdds_segments
-from twin_bringup.restart import Backoff, restart_delay
+from twin_core.restart import Backoff, restart_delay
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
 HEALTH_MONITOR = {'executable': 'health_monitor', 'name': 'health_monitor',

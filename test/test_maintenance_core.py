@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from twin_analytics.health import HealthWindows, JointChannels, motor_health
-from twin_analytics.rul import RulEstimate, RulModel, nasa_score, risk_level, trend_rul, two_point_rul
-from twin_analytics.scheduler import DAY, HOUR, Calendar, Scheduler, Task
+from twin_maintenance.condition import HealthWindows, JointChannels, motor_health
+from twin_maintenance.rul import RulEstimate, RulModel, nasa_score, risk_level, trend_rul, two_point_rul
+from twin_maintenance.scheduler import DAY, HOUR, Calendar, Scheduler, Task
 
 MONDAY = 4 * DAY  # 1970-01-05 00:00 UTC
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from harness import CONFIG_DIR
-from twin_bringup.config import ConfigError, build
-from twin_bringup.urdf import JointOrigin
+from twin_core.config import ConfigError, build
+from twin_core.kinematics import ArmKinematics
+from twin_core.urdf import JointOrigin
 from twin_state.config import StateConfig
-from twin_state.kinematics import ArmKinematics
 from twin_state.markers import (
     CLEAR,
     DRAW,

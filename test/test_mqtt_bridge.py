@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Empty, Float64, Header
 
 from mqtt_fixtures import bridge_params, make_certificates
-from twin_bringup.dead_letters import DeadLetters
+from twin_core.dead_letters import DeadLetters
 
 pytestmark = pytest.mark.integration
 

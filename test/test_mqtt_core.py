@@ -20,9 +20,9 @@ from twin_bridge.mqtt_config import MqttBridgeConfig, parse_limits
 from twin_bridge.mqtt_core import MqttBridge
 from twin_bridge.outbox import Outbox, SeenIds, open_store
 from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json, to_dict
-from twin_bringup.config import ConfigError, build
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.workers import Workers
+from twin_core.config import ConfigError, build
+from twin_core.dead_letters import DeadLetters
+from twin_core.workers import Workers
 from twin_interfaces.msg import TwinState
 
 

@@ -35,9 +35,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan, Temperature
 
 from harness import NodeProcess, statuses, wait_for
-from twin_bringup.config import ConfigError, build
-from twin_bringup.launcher import resolve_executable
-from twin_bringup.network import is_loopback
+from twin_core.config import ConfigError, build
+from twin_core.network import is_loopback
+from twin_core.paths import resolve_executable
 from twin_interfaces.msg import CellStatus
 from twin_sensors.lidar import LidarConfig
 from twin_sensors.plc import PlcDriverConfig

@@ -13,16 +13,17 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 
 from harness import CONFIG_DIR, isolated_config
-from twin_analytics.analytics_config import AnomalyConfig, MaintenanceConfig
-from twin_analytics.predictor_config import PredictorConfig
+from twin_anomaly.config import AnomalyConfig
 from twin_bag.config import PlayerConfig, RecorderConfig
 from twin_bridge.cloud_config import CloudUploaderConfig
 from twin_bridge.mqtt_config import MqttBridgeConfig
 from twin_bridge.opcua_config import OpcUaBridgeConfig
-from twin_bringup.config import ConfigError, build, describe
 from twin_bringup.node_table import load_node_table
-from twin_bringup.ros_common import declare_config
 from twin_control.config import ActuationConfig
+from twin_core.config import ConfigError, build, describe
+from twin_maintenance.config import MaintenanceConfig
+from twin_predictor.config import PredictorConfig
+from twin_ros.common import declare_config
 from twin_sim.sim_config import WorkcellSimConfig
 from twin_state.config import StateConfig
 

@@ -12,12 +12,12 @@ from asyncua import Client, ua
 
 from opcua_fixtures import connect as connect_secure
 from opcua_fixtures import make_certificates
-from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command
-from twin_bringup.config import ConfigError, build
 from twin_bringup.sandbox import free_port
+from twin_core.config import ConfigError, build
+from twin_maintenance.scheduler import PlannedTask
 from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer
 

@@ -24,10 +24,10 @@ from std_msgs.msg import Float64
 from harness import NodeProcess, TopicProbe, isolated_config, statuses
 from opcua_fixtures import connect, make_certificates
 from twin_bridge.opcua_config import OpcUaBridgeConfig
-from twin_bringup.config import build, ros_parameters
-from twin_bringup.ros_common import LATCHED
 from twin_bringup.sandbox import free_port
+from twin_core.config import build, ros_parameters
 from twin_interfaces.msg import CommandAudit, WorkcellTruth
+from twin_ros.common import LATCHED
 
 pytestmark = pytest.mark.integration
 

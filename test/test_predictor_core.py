@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from twin_analytics import eval_cli, train_cli
-from twin_analytics.dynamics import PhysicsInformedArm
-from twin_analytics.joint_data import JointData, sha256_file
-from twin_analytics.predictor import Predictor, Refiner, ReplayBuffer
-from twin_analytics.registry import create, load, save
-from twin_analytics.thermal import fit_thermal
-from twin_analytics.training import Samples, fit, validation_loss
+from twin_predictor import eval_cli, train_cli
+from twin_predictor.dynamics import PhysicsInformedArm
+from twin_predictor.joint_data import JointData, sha256_file
+from twin_predictor.predictor import Predictor, Refiner, ReplayBuffer
+from twin_predictor.registry import create, load, save
+from twin_predictor.thermal import fit_thermal
+from twin_predictor.training import Samples, fit, validation_loss
 from twin_sim.generate import run
 from twin_sim.paths import default_urdf, scenario_path
 from twin_sim.scenario import Scenario

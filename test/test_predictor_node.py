@@ -12,7 +12,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from harness import CONFIG_DIR
-from twin_analytics.registry import create, save
+from twin_predictor.registry import create, save
 
 pytestmark = pytest.mark.integration
 JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']

@@ -19,9 +19,9 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import JointState
 
 from harness import CONFIG_DIR, REPO, NodeProcess, TopicProbe, wait_for
+from twin_core.kinematics import ArmKinematics
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_state.fidelity import Trajectory, evaluate
-from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from twin_bringup.config import ConfigError, describe
-from twin_bringup.ros_common import declare_config
+from twin_core.config import ConfigError, describe
+from twin_ros.common import declare_config
 
 
 @dataclass(frozen=True)

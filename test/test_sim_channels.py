@@ -20,7 +20,7 @@ import serial
 from asyncua import Client, ua
 
 from harness import free_port, read_serial, wait_for
-from twin_bringup.config import ConfigError, build
+from twin_core.config import ConfigError, build
 from twin_sensors.wire import (
     Ack,
     FrameDecoder,

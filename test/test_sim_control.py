@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twin_bringup.config import ConfigError, build
-from twin_bringup.paths import config_dir
+from twin_core.config import ConfigError, build
+from twin_core.paths import config_dir
 from twin_sim.controller import STOP_RAMP_TIME, minimum_jerk
 from twin_sim.generate import main
 from twin_sim.paths import default_urdf, scenario_path

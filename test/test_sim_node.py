@@ -10,11 +10,11 @@ from sensor_msgs.msg import JointState
 
 from harness import isolated_config, read_serial, statuses
 from twin_bringup.node_table import load_node_table
+from twin_core.kinematics import ArmKinematics
 from twin_interfaces.msg import Fault, SyncedFrame, WorkcellTruth
 from twin_interfaces.srv import InjectFault
 from twin_sensors.wire import LineDecoder, parse_imu_line
 from twin_state.fidelity import Trajectory, evaluate
-from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']

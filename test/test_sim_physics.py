@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from twin_bringup.urdf import read_arm_description
+from twin_core.urdf import read_arm_description
 from twin_sim.model import build_model, load_urdf_spec
 from twin_sim.scenario import Fault, Scenario, ScenarioError
 from twin_sim.thermal import MotorParameters, MotorThermalModel

@@ -9,13 +9,13 @@ import pytest
 from transforms3d.euler import euler2quat
 
 from harness import CONFIG_DIR
-from twin_bringup.urdf import read_arm_description
+from twin_core.kinematics import ArmKinematics, Pose
+from twin_core.urdf import read_arm_description
 from twin_sim.model import build_model
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
 from twin_state.history import ExtrapolationError, Field, History, InvalidSampleError, Kind, Layout, OldDataError, slerp
-from twin_state.kinematics import ArmKinematics, Pose
 from twin_state.obstacles import ScanGeometry, extract_obstacles
 from twin_state.state import CELL_STATUS, IMU, JOINT_STATE, LASER_SCAN, TEMPERATURE, InputSample
 

@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from harness import CONFIG_DIR, wait_for
+from twin_core.kinematics import ArmKinematics
 from twin_interfaces.msg import (
     AnomalyEvent,
     MaintenanceSchedule,
@@ -26,7 +27,6 @@ from twin_interfaces.msg import (
 )
 from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_state import markers as viz
-from twin_state.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.integration
 JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']

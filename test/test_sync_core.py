@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
 from harness import CONFIG_DIR
-from twin_bringup.config import ConfigError, build, ros_parameters
+from twin_core.config import ConfigError, build, ros_parameters
 from twin_interfaces.msg import CellStatus, SensorSample
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy

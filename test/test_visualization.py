@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from harness import CONFIG_DIR
-from twin_bringup.config import ConfigError
-from twin_bringup.launcher import resolve_executable
 from twin_bringup.node_table import load_node_table
 from twin_bringup.visualization import robot_namespaces, visualization_nodes
+from twin_core.config import ConfigError
+from twin_core.paths import resolve_executable
 
 
 def test_a_single_robot_gets_its_description_and_tf_unprefixed(tmp_path):
@@ -63,7 +63,7 @@ def test_the_description_reaches_the_node_through_a_parameter_file(tmp_path):
 def test_twin_without_the_simulator_never_loads_the_physics_engine():
     probe = ('import sys\n'
              'from twin_bringup.node_table import load_node_table\n'
-             'from twin_bringup.paths import config_dir\n'
+             'from twin_core.paths import config_dir\n'
              'entries = load_node_table(config_dir(), with_sim=False).select(False)\n'
              'assert "workcell_sim" not in [e.name for e in entries]\n'
              'print("mujoco" in sys.modules)')

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness import wait_for
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.dead_letters import main as dead_letters_main
-from twin_bringup.workers import WorkerFailure, Workers
+from twin_core.dead_letters import DeadLetters
+from twin_core.dead_letters import main as dead_letters_main
+from twin_core.workers import WorkerFailure, Workers
 
 
 def test_a_failing_worker_is_reported_at_once_and_restarted():

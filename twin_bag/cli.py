@@ -10,7 +10,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
-from twin_bringup.ros_common import run
+from twin_ros.common import run
 
 
 def run_cli(node_class: Callable[[list[Parameter]], Node], name: str,

@@ -5,6 +5,8 @@ cloud uploader's; on the command line each is one ``/topic:pkg/msg/Type[:sensor_
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +19,29 @@ from rosbags.interfaces import (
     QosTime,
 )
 
-from twin_bridge.cloud_config import QOS_CHOICES, check_topics
-from twin_bringup.config import describe
+from twin_core.config import describe
 
 SENSOR_DATA, LATCHED = 'sensor_data', 'latched'
+QOS_CHOICES = ('reliable', 'sensor_data', 'latched')  # latched: reliable, transient local
+TYPE_NAME = re.compile(r'^[A-Za-z]\w*/msg/[A-Z]\w*$')
 RELIABLE_DEPTH = 100
 SENSOR_DEPTH = 5
 _UNSET = QosTime(0, 0)
+
+
+def check_topics(topics: Sequence[str], types: Sequence[str], qos: Sequence[str]) -> None:
+    """Validate parallel topic arrays: at least one topic, each once, a type and QoS each."""
+    count = len(topics)
+    if not count or len(set(topics)) != count:
+        raise ValueError('topics: need at least one topic, each listed once')
+    for name, values in (('types', types), ('qos', qos)):
+        if len(values) != count:
+            raise ValueError(f'{name} has {len(values)} entries, topics has {count}')
+    for topic, type_name, profile in zip(topics, types, qos):
+        if not TYPE_NAME.match(type_name):
+            raise ValueError(f'types: {type_name!r} ({topic}) is not like pkg/msg/Name')
+        if profile not in QOS_CHOICES:
+            raise ValueError(f'qos: {profile!r} ({topic}) is not one of {list(QOS_CHOICES)}')
 
 
 @dataclass(frozen=True)

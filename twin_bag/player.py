@@ -13,7 +13,7 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader
 
 from twin_bag.config import qos_name
-from twin_bridge.spool import NS
+from twin_core.stamps import NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,12 @@ class Playback:
         while True:
             start, clocked, stamp_ns = time.monotonic(), -math.inf, start_ns
             for connection, stamp_ns, data in self._reader.messages(connections=self._connections):
-                due = start + (stamp_ns - start_ns) / NS / rate
+                due = start + (stamp_ns - start_ns) / NS_PER_S / rate
                 while (remaining := due - time.monotonic()) > 0:
                     if stop.wait(min(remaining, clock_period_s) if clock else remaining):
                         return played
                     if clock:
-                        tick(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS)))
+                        tick(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS_PER_S)))
                 if stop.is_set():
                     return played
                 if clock and time.monotonic() - clocked >= clock_period_s:

@@ -22,10 +22,10 @@ from rosgraph_msgs.msg import Clock
 from twin_bag.cli import run_cli
 from twin_bag.config import RELIABLE_DEPTH, PlayerConfig
 from twin_bag.player import Playback
-from twin_bridge.payload import message_class
-from twin_bridge.spool import NS
-from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, qos_profile
+from twin_core.config import ConfigError
+from twin_core.stamps import NS_PER_S
+from twin_ros.common import declare_config, qos_profile
+from twin_ros.messages import message_class
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
@@ -61,7 +61,7 @@ class Player(Node):
     def _publish_clock(self, stamp_ns: int) -> None:
         assert self._clock is not None
         clock = Clock()
-        clock.clock.sec, clock.clock.nanosec = divmod(stamp_ns, NS)
+        clock.clock.sec, clock.clock.nanosec = divmod(stamp_ns, NS_PER_S)
         self._clock.publish(clock)
 
     def _play(self) -> None:

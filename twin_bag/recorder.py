@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from twin_bag.config import RecorderConfig, offered_qos
-from twin_bridge.spool import NS, BagWriter, load_typestore
+from twin_bag.writer import BagWriter, load_typestore
+from twin_core.stamps import NS_PER_S
 
 
 def default_output(start_ns: int) -> Path:
     """``twin_bag_YYYYMMDD_HHMMSS`` (UTC) in the working directory."""
-    return Path(f'twin_bag_{datetime.fromtimestamp(start_ns // NS, UTC):%Y%m%d_%H%M%S}')
+    return Path(f'twin_bag_{datetime.fromtimestamp(start_ns // NS_PER_S, UTC):%Y%m%d_%H%M%S}')
 
 
 class Recording:

@@ -23,9 +23,9 @@ from std_msgs.msg import Header
 from twin_bag.cli import run_cli
 from twin_bag.config import RELIABLE_DEPTH, RecorderConfig, parse_topic
 from twin_bag.recorder import Recording
-from twin_bridge.payload import message_class
-from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, qos_profile, status
+from twin_core.config import ConfigError
+from twin_ros.common import declare_config, qos_profile, status
+from twin_ros.messages import message_class
 
 
 class Recorder(Node):

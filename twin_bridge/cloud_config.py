@@ -6,32 +6,13 @@ parameters cannot hold lists of structures.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from twin_bringup.config import describe
+from twin_bag.config import QOS_CHOICES, check_topics
+from twin_core.config import describe
 
 DROP_OLDEST = 'drop_oldest'
 DROP_NEWEST = 'drop_newest'
-QOS_CHOICES = ('reliable', 'sensor_data', 'latched')  # latched: reliable, transient local
-TYPE_NAME = re.compile(r'^[A-Za-z]\w*/msg/[A-Z]\w*$')
-
-
-def check_topics(topics: Sequence[str], types: Sequence[str], qos: Sequence[str]) -> None:
-    """Validate parallel topic arrays: at least one topic, each once, a type and QoS each."""
-    count = len(topics)
-    if not count or len(set(topics)) != count:
-        raise ValueError('topics: need at least one topic, each listed once')
-    for name, values in (('types', types), ('qos', qos)):
-        if len(values) != count:
-            raise ValueError(f'{name} has {len(values)} entries, topics has {count}')
-    for topic, type_name, profile in zip(topics, types, qos):
-        if not TYPE_NAME.match(type_name):
-            raise ValueError(f'types: {type_name!r} ({topic}) is not like pkg/msg/Name')
-        if profile not in QOS_CHOICES:
-            raise ValueError(f'qos: {profile!r} ({topic}) is not one of {list(QOS_CHOICES)}')
-
-
 @dataclass(frozen=True)
 class SpoolConfig:
     """Where segments wait for upload, how they roll and how much disk they may use."""

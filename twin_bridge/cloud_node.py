@@ -12,11 +12,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from std_msgs.msg import Header
 
+from twin_bag.writer import load_typestore
 from twin_bridge.cloud_config import CloudUploaderConfig
-from twin_bridge.spool import MB, Spool, load_typestore
+from twin_bridge.spool import MB, Spool
 from twin_bridge.uploader import Uploader
-from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, qos_profile, run, status, supervised_workers
+from twin_core.config import ConfigError
+from twin_ros.common import declare_config, qos_profile, run, status, supervised_workers
 
 RELIABLE_DEPTH = 1000
 ALERT_HOLD_S = 60.0

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 
 PAYLOADS = ('json', 'cdr')
 TYPE_NAME = re.compile(r'^[A-Za-z]\w*/msg/[A-Z]\w*$')

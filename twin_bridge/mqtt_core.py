@@ -29,10 +29,11 @@ from paho.mqtt.properties import Properties
 
 from twin_bridge.mqtt_config import BrokerConfig, ClientConfig, MqttBridgeConfig
 from twin_bridge.outbox import Outbox, SeenIds, open_store
-from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json, message_class
-from twin_bringup.config import ConfigError
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.workers import Workers
+from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json
+from twin_core.config import ConfigError
+from twin_core.dead_letters import DeadLetters
+from twin_core.workers import Workers
+from twin_ros.messages import message_class
 
 StateCallback = Callable[[bool, str], None]
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)

@@ -11,10 +11,10 @@ from std_msgs.msg import Header
 
 from twin_bridge.mqtt_config import MqttBridgeConfig
 from twin_bridge.mqtt_core import MqttBridge
-from twin_bridge.payload import message_class
-from twin_bringup.config import ConfigError
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.ros_common import declare_config, run, status, supervised_workers
+from twin_core.config import ConfigError
+from twin_core.dead_letters import DeadLetters
+from twin_ros.common import declare_config, run, status, supervised_workers
+from twin_ros.messages import message_class
 
 
 class MqttBridgeNode(Node):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin_bringup.config import describe
-from twin_bringup.network import check_opcua_endpoint, is_loopback
+from twin_core.config import describe
+from twin_core.network import check_opcua_endpoint, is_loopback
 from twin_sensors.opcua_client import OpcUaConfig
 
 KINDS = ('float64', 'temperature')

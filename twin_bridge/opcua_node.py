@@ -14,14 +14,14 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState, Temperature
 from std_msgs.msg import Float64, Header
 
-from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
-from twin_bringup.config import ConfigError
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.ros_common import LATCHED, declare_config, run, status, supervised_workers
+from twin_core.config import ConfigError
+from twin_core.dead_letters import DeadLetters
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
+from twin_maintenance.scheduler import PlannedTask
+from twin_ros.common import LATCHED, declare_config, run, status, supervised_workers
 from twin_sensors.opcua_client import OpcUaSubscriber
 from twin_state.state_node import seconds, to_time
 

@@ -41,9 +41,9 @@ from asyncua.server.user_managers import UserManager
 
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
 from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command, to_datetime, to_seconds
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.opcua import ServerThread
-from twin_bringup.workers import Workers
+from twin_core.dead_letters import DeadLetters
+from twin_core.opcua import ServerThread
+from twin_core.workers import Workers
 
 _log = logging.getLogger(__name__)
 for _name in ('asyncua', 'asyncua.server', 'asyncua.common'):

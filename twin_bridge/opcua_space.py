@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 
 from asyncua import ua
 
-from twin_analytics.scheduler import PlannedTask
 from twin_bridge.opcua_config import ServerConfig
-from twin_bringup.opcua import engineering_units
+from twin_core.opcua import engineering_units
+from twin_maintenance.scheduler import PlannedTask
 
 V = ua.VariantType
 RADIAN = engineering_units('C81', 'rad', 'radian')

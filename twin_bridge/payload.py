@@ -9,7 +9,6 @@ limits); anything else is rejected before a message is built.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import struct
@@ -20,6 +19,7 @@ from typing import Any
 from rosidl_parser import definition as idl
 
 from twin_bridge.mqtt_config import Limits
+from twin_ros.messages import message_class
 
 ID_KEY, STAMP_KEY = '_id', '_stamp_ns'
 CDR_MAGIC = b'TWC1'
@@ -47,15 +47,6 @@ class Inbound:
     message: Any
     message_id: str | None
     stamp_ns: int | None
-
-
-def message_class(type_name: str) -> type:
-    """The Python class of ``pkg/msg/Name``; ``LookupError`` if it is not installed."""
-    package, _, name = type_name.split('/')
-    try:
-        return getattr(importlib.import_module(f'{package}.msg'), name)
-    except (ImportError, AttributeError):
-        raise LookupError(f'message type {type_name} is not installed') from None
 
 
 def to_dict(message: Any, json_safe: bool = False) -> dict[str, Any]:

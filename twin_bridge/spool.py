@@ -15,22 +15,18 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rosbags.interfaces import Qos
-from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-from rosbags.rosbag2.writer import Connection
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.typesys.base import Nodetype
 from rosbags.typesys.store import Typestore
 
+from twin_bag.writer import BagWriter
 from twin_bridge.cloud_config import DROP_OLDEST, SpoolConfig
+from twin_core.stamps import NS_PER_S
 
 MB = 1_000_000
-NS = 1_000_000_000
 SEGMENT_SUFFIX = '.mcap'
 PARTIAL_SUFFIX = '.partial'
 RECORD_OVERHEAD = 47  # bytes an MCAP message costs besides its payload (record, index)
@@ -41,8 +37,8 @@ TIME_FORMAT = '%Y%m%dT%H%M%S'
 
 def segment_name(start_ns: int, sha256_hex: str) -> str:
     """``YYYYMMDDTHHMMSS.ffffffZ_<sha256 prefix>.mcap``: sorts by start, unique by content."""
-    start = datetime.fromtimestamp(start_ns // NS, UTC)
-    return (f'{start.strftime(TIME_FORMAT)}.{start_ns % NS // 1000:06d}Z_'
+    start = datetime.fromtimestamp(start_ns // NS_PER_S, UTC)
+    return (f'{start.strftime(TIME_FORMAT)}.{start_ns % NS_PER_S // 1000:06d}Z_'
             f'{sha256_hex[:HASH_CHARS]}{SEGMENT_SUFFIX}')
 
 
@@ -50,41 +46,6 @@ def segment_start(name: str) -> datetime:
     """The UTC start time encoded in a segment name (to the second)."""
     return datetime.strptime(name[:len('YYYYMMDDTHHMMSS')], TIME_FORMAT).replace(
         tzinfo=UTC)
-
-
-def load_typestore(type_names: Iterable[str], prefixes: Iterable[str]) -> Typestore:
-    """The Kilted typestore plus each missing type, and what it references, read from
-    ``<prefix>/share/<package>/msg/<Name>.msg`` (ament prefixes); KeyError names a type
-    found nowhere.
-    """
-    typestore = get_typestore(Stores.ROS2_KILTED)
-    missing = [name for name in type_names if name not in typestore.fielddefs]
-    while missing:
-        name = missing.pop()
-        if name in typestore.fielddefs:
-            continue
-        package, _, message = name.split('/')
-        for prefix in prefixes:
-            path = Path(prefix) / 'share' / package / 'msg' / f'{message}.msg'
-            if path.is_file():
-                types = get_types_from_msg(path.read_text(), name)
-                typestore.register(types)
-                missing.extend(_referenced(types[name][1]))
-                break
-        else:
-            raise KeyError(f'no message definition for {name} in share/{package}/msg of '
-                           f'{list(prefixes)}')
-    return typestore
-
-
-def _referenced(fields: list) -> list[str]:
-    names = []
-    for _, (kind, detail) in fields:
-        if kind == Nodetype.NAME:
-            names.append(detail)
-        elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE) and detail[0][0] == Nodetype.NAME:
-            names.append(detail[0][1])
-    return names
 
 
 @dataclass(frozen=True)
@@ -101,41 +62,6 @@ class SpoolStats:
     abandoned_segments: int
     disk_full: bool
     last_error: str
-
-
-class BagWriter:
-    """A rosbag2 MCAP bag being written: one connection per topic, added with its first
-    message (message definitions from ``typestore``, offered QoS from ``qos``).
-    """
-
-    def __init__(self, path: Path, typestore: Typestore, zstd: bool,
-                 qos: Mapping[str, Qos] | None = None) -> None:
-        self._typestore = typestore
-        self._qos = qos or {}
-        self._connections: dict[str, Connection] = {}
-        self._writer = Writer(path, version=Writer.VERSION_LATEST,
-                              storage_plugin=StoragePlugin.MCAP)
-        if zstd:
-            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-        self._writer.open()
-
-    def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
-        """Append one serialized message."""
-        connection = self._connections.get(topic)
-        if connection is None:
-            offered = (self._qos[topic],) if topic in self._qos else ()
-            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore,
-                                                     offered_qos_profiles=offered)
-            self._connections[topic] = connection
-        self._writer.write(connection, stamp_ns, data)
-
-    def close(self) -> None:
-        """Write the MCAP summary and metadata.yaml."""
-        self._writer.close()
-
-    def abort(self) -> None:
-        """Close the files without finishing the bag."""
-        self._writer.abort()
 
 
 class _Segment:
@@ -184,7 +110,7 @@ class Spool:
         self._typestore = typestore
         self._on_finalized = on_finalized
         self._segment_max = int(config.segment_max_mb * MB)
-        self._segment_max_ns = int(config.segment_max_s * NS)
+        self._segment_max_ns = int(config.segment_max_s * NS_PER_S)
         self._max_bytes = int(config.max_mb * MB)
         self._lock = threading.Lock()
         self._pending: dict[Path, int] = {}
@@ -230,7 +156,7 @@ class Spool:
         if segment is not None and (segment.size + size > self._segment_max
                                     or stamp_ns - segment.start_ns >= self._segment_max_ns):
             self._finalize(stamp_ns)
-        if (self._disk_error_ns is not None and stamp_ns - self._disk_error_ns < NS) \
+        if (self._disk_error_ns is not None and stamp_ns - self._disk_error_ns < NS_PER_S) \
                 or not self._make_room(size):
             self._dropped_messages += 1
             return False

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from twin_bridge.cloud_config import S3Config
 from twin_bridge.spool import MB, Spool, segment_start
-from twin_bringup.workers import Workers
+from twin_core.workers import Workers
 
 AUTH_ERRORS = {'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken',
                'InvalidToken', 'NoSuchBucket', 'AllAccessDisabled'}

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twin_bringup.config import describe
-
-LEVEL_ORDER = ('OK', 'WARN', 'ERROR', 'STALE')
+from twin_core.config import describe
+from twin_core.levels import LEVEL_ORDER
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from twin_bringup.health import LEVEL_ORDER, HealthConfig, HealthTracker
-from twin_bringup.ros_common import LEVEL_NAMES, declare_config, run, status
+from twin_bringup.health import HealthConfig, HealthTracker
+from twin_core.levels import LEVEL_ORDER
+from twin_ros.common import LEVEL_NAMES, declare_config, run, status
 
 
 class HealthMonitor(Node):

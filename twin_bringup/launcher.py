@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from twin_bringup.config import ConfigError
 from twin_bringup.lifetime import (
     DomainLock,
     LaunchRefused,
@@ -35,9 +33,11 @@ from twin_bringup.lifetime import (
     simulator_resources,
 )
 from twin_bringup.node_table import NodeEntry, load_node_table
-from twin_bringup.paths import config_dir as default_config_dir
-from twin_bringup.restart import CONFIG_ERROR_EXIT_CODE, Backoff, restart_delay
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
+from twin_core.config import ConfigError
+from twin_core.paths import config_dir as default_config_dir
+from twin_core.paths import resolve_executable
+from twin_core.restart import CONFIG_ERROR_EXIT_CODE, Backoff, restart_delay
 
 Launched = NodeEntry | ExternalNode  # what the launcher starts: twin nodes and visualization helpers
 
@@ -143,17 +143,6 @@ def clean_stale_shared_memory() -> int:
         print(f'twin_launch: cannot remove stale Fast DDS shared memory: {failures[0]}{more}',
               file=sys.stderr, flush=True)
     return len(removed)
-
-
-def resolve_executable(name: str, package: str = 'twin_bringup') -> str:
-    """Find an executable: the venv's bin, PATH, then ``<prefix>/lib/<package>`` (``ros2 run``)."""
-    search = [str(Path(sys.executable).parent), os.environ.get('PATH', '')]
-    search += [str(Path(p) / 'lib' / package)
-               for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    found = shutil.which(name, path=os.pathsep.join(search))
-    if found is None:
-        raise ConfigError(f'executable {name!r} of package {package} not found (is it installed?)')
-    return found
 
 
 def node_environment(dds_profile: str | None) -> dict[str, str]:

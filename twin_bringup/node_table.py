@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from twin_bringup.config import ConfigError, build, describe, ros_parameters
+from twin_core.config import ConfigError, build, describe, ros_parameters
 
 ROLES = ('twin', 'sim', 'fleet')
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from twin_bringup.paths import config_dir
+from twin_core.paths import config_dir
 
 FLEET_ROBOTS = 8  # robots whose ports an isolated fleet configuration keeps free
 

@@ -11,14 +11,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64, Header
 
-from twin_bringup.config import ConfigError
-from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import LATCHED, declare_config, run, status
-from twin_bringup.urdf import read_arm_description
 from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
+from twin_core.config import ConfigError
+from twin_core.paths import config_dir
+from twin_core.urdf import read_arm_description
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
+from twin_ros.common import LATCHED, declare_config, run, status
 
 Tag = tuple[Decision, Time]
 MISSING = 'missing'  # the anomaly method that reports an input without data

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from twin_bringup.network import UdpEndpoint
 from twin_control.config import LinkConfig
 from twin_control.safety import CellCommand
+from twin_core.network import UdpEndpoint
 from twin_sensors.wire import MAX_DATAGRAM, CommandName, WireError, encode_command, make_command, parse_ack
 
 T = TypeVar('T')

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin_bringup.config import describe
-from twin_bringup.network import check_host
+from twin_core.config import describe
+from twin_core.network import check_host
 
 
 @dataclass(frozen=True)

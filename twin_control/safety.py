@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_bringup.urdf import ArmDescription
 from twin_control.config import ActuationConfig
+from twin_core.urdf import ArmDescription
 from twin_sensors.wire import CommandName
 
 WATCHDOG = 'watchdog'

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twin_analytics.scheduler import Calendar
-from twin_bringup.config import describe
+from twin_core.config import describe
+from twin_maintenance.scheduler import Calendar
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Each robot's maintenance planner books its tasks as if the team were its own. The fleet
 merges every robot's tasks and places them again with the shared resources, earliest
-deadline first (:class:`twin_analytics.scheduler.Scheduler`), so one mechanic is never booked
+deadline first (:class:`twin_maintenance.scheduler.Scheduler`), so one mechanic is never booked
 on two robots at once; ``conflicts`` counts the overlaps the robots' own plans had.
 """
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from twin_analytics.rul import RISK_LEVELS
-from twin_analytics.scheduler import Booking, PlannedTask, Scheduler, Task
-from twin_bringup.health import LEVEL_ORDER
+from twin_core.levels import LEVEL_ORDER, RISK_LEVELS
+from twin_maintenance.scheduler import Booking, PlannedTask, Scheduler, Task
 
 
 @dataclass

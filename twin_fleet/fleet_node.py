@@ -16,14 +16,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from twin_analytics.scheduler import DAY, PlannedTask, Scheduler
-from twin_bringup.config import ConfigError
-from twin_bringup.health import LEVEL_ORDER
-from twin_bringup.ros_common import LATCHED, LEVEL_NAMES, declare_config, run, status
+from twin_core.config import ConfigError
+from twin_core.levels import LEVEL_ORDER
 from twin_fleet.config import FleetConfig
 from twin_fleet.fleet import Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
+from twin_maintenance.scheduler import DAY, PlannedTask, Scheduler
+from twin_ros.common import LATCHED, LEVEL_NAMES, declare_config, run, status
 from twin_state.state_node import to_time
 
 

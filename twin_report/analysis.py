@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin_core.kinematics import ArmKinematics
 from twin_report.series import Alarm, FaultInterval, Prediction, Run
 from twin_state.fidelity import FidelityReport, Trajectory, evaluate
-from twin_state.kinematics import ArmKinematics
 
 HORIZON_RESOLUTION = 1e-3  # s: predicted points whose horizons agree to this are pooled
 

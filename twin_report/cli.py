@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
-from twin_bringup.launcher import resolve_executable
-from twin_bringup.paths import config_dir
+from twin_core.kinematics import ArmKinematics
+from twin_core.paths import config_dir, resolve_executable
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
 from twin_report.series import SCHEDULE, TOPICS
-from twin_state.kinematics import ArmKinematics
 
 RECORDER = 'twin_record'
 RECORDER_GRACE_S = 30.0  # beyond --duration, for the recorder to start and finish the bag

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from twin_core.kinematics import ArmKinematics
 from twin_report import figures
 from twin_report.analysis import (
     HorizonError,
@@ -31,7 +32,6 @@ from twin_report.series import (
     TWIN_JOINTS,
     Run,
 )
-from twin_state.kinematics import ArmKinematics
 
 HOUR = 3600.0
 HELD = 'twin, baseline: position held'

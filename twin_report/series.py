@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_analytics.channels import stamp_seconds as seconds
-from twin_analytics.scheduler import PlannedTask
+from twin_core.channels import stamp_seconds as seconds
+from twin_maintenance.scheduler import PlannedTask
 from twin_state.fidelity import Trajectory
 
 TWIN_JOINTS = '/twin/joint_states'

@@ -9,8 +9,8 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
-from twin_bringup.dead_letters import DeadLetters
-from twin_bringup.ros_common import declare_config, status, supervised_workers
+from twin_core.dead_letters import DeadLetters
+from twin_ros.common import declare_config, status, supervised_workers
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper
 

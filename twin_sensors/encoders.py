@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 from twin_sensors.readers import SerialConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig

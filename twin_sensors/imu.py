@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 from twin_sensors.readers import SerialConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu
 
-from twin_bringup.ros_common import run
+from twin_ros.common import run
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.imu import ImuConfig, ImuStream
 from twin_sensors.readers import SerialReader

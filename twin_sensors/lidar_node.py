@@ -6,7 +6,7 @@ import array
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 
-from twin_bringup.ros_common import run
+from twin_ros.common import run
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.lidar import LidarConfig, LidarStream
 from twin_sensors.readers import UdpReader

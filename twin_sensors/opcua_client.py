@@ -20,9 +20,9 @@ from asyncua import Client, ua
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif
 
-from twin_bringup.config import describe
-from twin_bringup.network import check_opcua_endpoint
-from twin_bringup.workers import Workers
+from twin_core.config import describe
+from twin_core.network import check_opcua_endpoint
+from twin_core.workers import Workers
 from twin_sensors.readers import Backoff, StateCallback
 
 ValuesCallback = Callable[[Mapping[str, Any], int], None]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 from twin_sensors.opcua_client import OpcUaConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig

@@ -7,8 +7,8 @@ from typing import Any
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Temperature
 
-from twin_bringup.ros_common import run
 from twin_interfaces.msg import CellStatus
+from twin_ros.common import run
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.opcua_client import OpcUaSubscriber
 from twin_sensors.plc import PlcDriverConfig, PlcView

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import serial
 
-from twin_bringup.config import describe
-from twin_bringup.network import check_host
-from twin_bringup.workers import Workers
+from twin_core.config import describe
+from twin_core.network import check_host
+from twin_core.workers import Workers
 
 DataCallback = Callable[[bytes, int], None]
 StateCallback = Callable[[bool, str], None]

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from twin_bringup.dead_letters import DeadLetters
+from twin_core.dead_letters import DeadLetters
 from twin_sensors.wire import FrameDecoder
 
 

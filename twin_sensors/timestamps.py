@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 
 MAD_TO_SIGMA = 1.4826
 INLIER_SIGMAS = 3.0

@@ -13,7 +13,7 @@ from enum import Enum
 
 import numpy as np
 
-from twin_bringup.urdf import ArmDescription
+from twin_core.urdf import ArmDescription
 from twin_sim.scenario import ScenarioError, Task
 
 PEAK_VELOCITY_FACTOR = 1.875  # peak of a minimum-jerk profile's velocity, in units of distance/duration

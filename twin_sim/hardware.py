@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from twin_bringup.config import describe
-from twin_bringup.network import UdpEndpoint, check_host, check_opcua_endpoint
+from twin_core.config import describe
+from twin_core.network import UdpEndpoint, check_host, check_opcua_endpoint
 from twin_sensors.wire import (
     MAX_DATAGRAM,
     Ack,

@@ -14,7 +14,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from twin_bringup.urdf import ArmDescription
+from twin_core.urdf import ArmDescription
 from twin_sim.scenario import Obstacle
 
 IMU_FRAME = "imu_link"

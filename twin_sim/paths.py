@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twin_bringup.paths import config_dir
+from twin_core.paths import config_dir
 
 
 def default_urdf() -> Path:

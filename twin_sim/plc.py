@@ -26,7 +26,7 @@ from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
 
-from twin_bringup.opcua import ServerThread, engineering_units
+from twin_core.opcua import ServerThread, engineering_units
 from twin_sim.hardware import PlcChannel
 
 _log = logging.getLogger(__name__)

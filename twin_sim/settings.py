@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 
 POSITIVE = 1e-9
 

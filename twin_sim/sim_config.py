@@ -5,8 +5,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin_bringup.config import ConfigError, describe
-from twin_bringup.paths import config_dir
+from twin_core.config import ConfigError, describe
+from twin_core.paths import config_dir
 from twin_sim.hardware import ChannelsConfig
 from twin_sim.runner import SimRunner
 from twin_sim.scenario import Scenario, ScenarioError

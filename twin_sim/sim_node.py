@@ -16,10 +16,10 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
-from twin_bringup.config import ConfigError
-from twin_bringup.ros_common import declare_config, run, status
+from twin_core.config import ConfigError
 from twin_interfaces.msg import WorkcellTruth
 from twin_interfaces.srv import InjectFault
+from twin_ros.common import declare_config, run, status
 from twin_sim.diagnostics import channel_statuses, physics_status
 from twin_sim.scenario import Fault, ScenarioError
 from twin_sim.sim_config import WorkcellSimConfig, build_runner, describe_channels

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_bringup.urdf import ArmDescription
+from twin_core.urdf import ArmDescription
 
 
 @dataclass(frozen=True)

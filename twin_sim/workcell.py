@@ -13,7 +13,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from twin_bringup.urdf import read_arm_description
+from twin_core.urdf import read_arm_description
 from twin_sim.controller import Mode, PickAndPlaceController
 from twin_sim.faults import FaultSchedule
 from twin_sim.model import GRAVITY, build_model

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from transforms3d.euler import euler2quat
 
-from twin_bringup.urdf import read_arm_description
+from twin_core.kinematics import ArmKinematics, Pose
+from twin_core.urdf import read_arm_description
 from twin_state.config import StateConfig
 from twin_state.history import History, HistoryError
-from twin_state.kinematics import ArmKinematics, Pose
 from twin_state.obstacles import ScanGeometry
 from twin_state.state import InputSample, TwinState, TwinStateBuilder
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin_state.kinematics import END_EFFECTOR, ArmKinematics
+from twin_core.kinematics import END_EFFECTOR, ArmKinematics
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from twin_bringup.paths import config_dir
+from twin_core.kinematics import ArmKinematics
+from twin_core.paths import config_dir
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
-from twin_state.kinematics import ArmKinematics
 
 TRUTH = 'workcell_sim/truth'
 TRUTH_JOINT_STATES = 'workcell_sim/joint_states'

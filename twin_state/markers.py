@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_analytics.rul import RISK_LEVELS
-from twin_bringup.urdf import MOVABLE
-from twin_state.kinematics import BASE_FRAME, END_EFFECTOR, ArmKinematics
+from twin_core.kinematics import BASE_FRAME, END_EFFECTOR, ArmKinematics
+from twin_core.levels import RISK_LEVELS
+from twin_core.urdf import MOVABLE
 
 RGBA = tuple[float, float, float, float]
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels used by AnomalyEvent.severity

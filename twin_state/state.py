@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_bringup.urdf import ArmDescription
+from twin_core.kinematics import END_EFFECTOR, ArmKinematics, Pose
+from twin_core.urdf import ArmDescription
 from twin_state.history import Field, Kind, Layout, polyfit_at
-from twin_state.kinematics import END_EFFECTOR, ArmKinematics, Pose
 from twin_state.obstacles import Obstacle, ScanGeometry, extract_obstacles
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'

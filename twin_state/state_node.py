@@ -22,17 +22,17 @@ from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimensi
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
-from twin_bringup.config import ConfigError
-from twin_bringup.paths import config_dir
-from twin_bringup.ros_common import LATCHED, declare_config, run, status
+from twin_core.config import ConfigError
+from twin_core.kinematics import BASE_FRAME, Pose
+from twin_core.paths import config_dir
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
+from twin_ros.common import LATCHED, declare_config, run, status
 from twin_state import markers as viz
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
-from twin_state.kinematics import BASE_FRAME, Pose
 from twin_state.state import InputSample, TwinState
 
 FRESH = (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED, SensorSample.QUALITY_HELD)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twin_bringup.config import describe
+from twin_core.config import describe
 from twin_sync.adapters import ADAPTERS
 from twin_sync.timeline import HOLD, INTERPOLATE, MODES
 

@@ -12,8 +12,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Header
 
-from twin_bringup.ros_common import declare_config, run, status
 from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_ros.common import declare_config, run, status
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
 from twin_sync.frame import Frame, Quality, Sample, matched_frame

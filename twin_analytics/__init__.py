@@ -1,1 +1,0 @@
-"""Analytics layer: prediction, anomaly detection and predictive maintenance on the twin's data."""

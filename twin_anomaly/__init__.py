@@ -1,0 +1,1 @@
+"""Anomaly detection: per-sensor scores, learned detectors and alarm events on the synchronized frames."""

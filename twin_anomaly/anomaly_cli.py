@@ -1,0 +1,154 @@
+"""twin_anomaly: fit, score and evaluate anomaly detectors on a multivariate time-series CSV.
+
+The CSV has a header, a time column (s), numeric sensor columns and optionally a 0/1 label
+column (1 = anomalous). Examples::
+
+    twin_anomaly fit --data normal.csv --model models/anomaly --urdf config/arm.urdf
+    twin_anomaly score --data run.csv --model models/anomaly --out scores.csv
+    twin_anomaly evaluate --data faults.csv --model models/anomaly --label-column label
+    twin_anomaly frames --bag run1 --out frames.csv   # twin/synced_frame of a twin_record bag
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from twin_anomaly.anomaly import METHODS, AnomalyModel, DetectorSettings, OnlineDetector, range_alarms
+from twin_anomaly.bag_frames import bag_series
+from twin_anomaly.metrics import EventScores, event_scores
+from twin_core.channels import Series, read_csv, write_csv
+from twin_core.kinematics import ArmKinematics
+
+FIT_OPTIONS = ('window', 'gap', 'target_far', 'margin', 'min_run', 'debounce', 'clear', 'seed')
+
+
+def detect(model: AnomalyModel, series: Series, batch: int = 0) -> np.ndarray:
+    """Alarm state per frame and score, fed in blocks of ``batch`` frames (0: one block)."""
+    detector = OnlineDetector(model)
+    step = batch or max(len(series.time), 1)
+    return np.vstack([detector.process(series.time[i:i + step], series.values[i:i + step])[0]
+                      for i in range(0, len(series.time), step)])
+
+
+def method_alarms(model: AnomalyModel, alarms: np.ndarray) -> dict[str, np.ndarray]:
+    """Any-score alarms per method (``robust`` = all per-sensor scores) and for all together."""
+    names = model.score_names
+    groups = {'all': alarms.any(axis=1)}
+    for method in model.settings.methods:
+        columns = [j for j, name in enumerate(names)
+                   if name.startswith('multivariate/') == (method != 'robust') and
+                   (method == 'robust' or name.endswith(method))]
+        groups[method] = alarms[:, columns].any(axis=1)
+    return groups
+
+
+def evaluate(model: AnomalyModel, series: Series, tolerance: float = 0.0,
+             ignore: np.ndarray | None = None) -> dict[str, EventScores]:
+    """Event-wise scores of each method and of the fixed-threshold baseline."""
+    alarms = method_alarms(model, detect(model, series))
+    alarms['baseline'] = range_alarms(model, series.values)
+    return {name: event_scores(series.time, series.labels, alarm, tolerance, ignore)
+            for name, alarm in alarms.items()}
+
+
+def _load(arguments: argparse.Namespace, model: AnomalyModel | None = None) -> Series:
+    columns = model.names if model else (arguments.columns.split(',') if arguments.columns else None)
+    return read_csv(arguments.data, arguments.time_column, arguments.label_column, columns)
+
+
+def _fit(arguments: argparse.Namespace) -> int:
+    series = _load(arguments)
+    for extra in arguments.data_also:
+        more = read_csv(extra, arguments.time_column, arguments.label_column, series.names)
+        series = Series(np.concatenate([series.time, more.time]), series.names,
+                        np.vstack([series.values, more.values]),
+                        None if series.labels is None else np.concatenate([series.labels, more.labels]))
+    if series.labels is not None:
+        series = series.rows(series.labels == 0)
+    settings = DetectorSettings(methods=tuple(arguments.methods.split(',')),
+                                **{option: getattr(arguments, option) for option in FIT_OPTIONS})
+    started = time.perf_counter()
+    kinematics = ArmKinematics.from_urdf(arguments.urdf) if arguments.urdf else None
+    model = AnomalyModel.fit(series, settings, kinematics)
+    model.save(arguments.model)
+    print(f'fitted {len(series.names)} channels on {len(series.time)} rows in '
+          f'{time.perf_counter() - started:.1f} s; model in {arguments.model}')
+    return 0
+
+
+def _score(arguments: argparse.Namespace) -> int:
+    model = AnomalyModel.load(arguments.model)
+    series = _load(arguments, model)
+    alarms = detect(model, series, arguments.batch)
+    names = model.score_names
+    with open(arguments.out, 'w', newline='') as stream:
+        writer = csv.writer(stream)
+        writer.writerow(['time', 'alarm', 'alarmed_scores'])
+        for t, row in zip(series.time, alarms):
+            writer.writerow([f'{t:.6f}', int(row.any()), ';'.join(names[j] for j in np.flatnonzero(row))])
+    print(f'{int(alarms.any(axis=1).sum())} of {len(series.time)} rows in alarm; scores in {arguments.out}')
+    return 0
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    model = AnomalyModel.load(arguments.model)
+    series = _load(arguments, model)
+    for name, scores in evaluate(model, series, arguments.tolerance).items():
+        print(f'{name:12s} {scores.summary()}')
+    return 0
+
+
+def _frames(arguments: argparse.Namespace) -> int:
+    try:
+        series = bag_series(arguments.bag)
+    except ValueError as error:
+        print(f'twin_anomaly: {error}')
+        return 1
+    write_csv(arguments.out, series)
+    faulty = 'no truth' if series.labels is None else f'{int(series.labels.sum())} labelled faulty'
+    print(f'{len(series.time)} frames x {len(series.names)} channels ({faulty}) into {arguments.out}')
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    for name, handler in (('fit', _fit), ('score', _score), ('evaluate', _evaluate)):
+        command = commands.add_parser(name)
+        command.set_defaults(handler=handler)
+        command.add_argument('--data', type=Path, required=True, help='CSV file')
+        command.add_argument('--model', type=Path, required=True, help='model directory')
+        command.add_argument('--time-column', default='time')
+        command.add_argument('--label-column', default=None if name != 'evaluate' else 'label',
+                             help='0/1 column (fit: labelled rows are left out)')
+    fit = commands.choices['fit']
+    fit.add_argument('--columns', help='comma-separated sensor columns (default: every numeric one)')
+    fit.add_argument('--data-also', type=Path, nargs='*', default=[], metavar='CSV',
+                     help='more normal data (same columns), e.g. frames recorded through the live data path')
+    fit.add_argument('--methods', default=','.join(METHODS))
+    fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
+    defaults = DetectorSettings()
+    for option in FIT_OPTIONS:
+        value = getattr(defaults, option)
+        fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value)
+    frames = commands.add_parser('frames', help='CSV of the synchronized frames in a twin_record bag')
+    frames.set_defaults(handler=_frames)
+    frames.add_argument('--bag', type=Path, required=True)
+    frames.add_argument('--out', type=Path, required=True)
+    commands.choices['score'].add_argument('--out', type=Path, required=True)
+    commands.choices['score'].add_argument('--batch', type=int, default=0, help='frames per block (0: all)')
+    commands.choices['evaluate'].add_argument('--tolerance', type=float, default=0.0,
+                                              help='s after an event that still count as detecting it')
+    arguments = parser.parse_args(argv)
+    return arguments.handler(arguments)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Ground layer, no ROS: configuration schemas, time, signals, levels, robot model and workers."""

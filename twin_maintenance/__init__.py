@@ -1,0 +1,1 @@
+"""Predictive maintenance: condition indicators, remaining useful life, risk and the maintenance plan."""

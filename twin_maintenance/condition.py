@@ -1,0 +1,113 @@
+"""Health indicators per component from the twin's sensor channels, one row per time window.
+
+Per joint (gearbox and motor): ``vibration`` — RMS of the effort's local-prediction residual
+while the joint moves (gear-mesh disturbance grows with wear), ``friction_power`` — mean
+mechanical power τ·q̇ (over whole task cycles it is the power lost to friction), both divided
+by the joint's effort limit so that joints compare, and ``temperature`` — mean winding
+temperature. Per sensor input: the fraction of frames in which it was missing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin_anomaly.features import FeatureStream
+
+
+@dataclass(frozen=True)
+class JointChannels:
+    """The channels of one joint and its effort limit (N·m)."""
+
+    joint: str
+    velocity: str
+    effort: str
+    temperature: str
+    effort_limit: float
+
+
+def joint_channels(joint: str, effort_limit: float, encoders: str = 'encoders.joint_states',
+                   motors: str = 'motors') -> JointChannels:
+    """Channel names as the synchronizer's default inputs produce them."""
+    return JointChannels(joint, f'{encoders}.{joint}.velocity', f'{encoders}.{joint}.effort',
+                         f'{motors}.{joint}.temperature', effort_limit)
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """One window of one component: its end time and indicator values."""
+
+    time: float
+    component: str
+    values: dict[str, float]
+
+
+class HealthWindows:
+    """Accumulates frames and closes a window of indicators every ``window`` s of frame time."""
+
+    def __init__(self, names: tuple[str, ...], joints: list[JointChannels], sensors: dict[str, str],
+                 window: float = 60.0, onset_speed: float = 0.3, prediction_window: int = 10) -> None:
+        """``sensors`` maps a sensor name to a channel that goes missing when it drops out."""
+        index = {name: j for j, name in enumerate(names)}
+        self.joints, self.window, self.onset_speed = joints, window, onset_speed
+        self.sensors = sensors
+        self._velocity = [index[j.velocity] for j in joints]
+        self._effort = [index[j.effort] for j in joints]
+        self._temperature = [index[j.temperature] for j in joints]
+        self._sensor = [index[channel] for channel in sensors.values()]
+        self._limits = np.array([j.effort_limit for j in joints])
+        self._stream = FeatureStream(len(joints), prediction_window)
+        self._end: float | None = None
+        self._sums = np.zeros((6, len(joints)))  # Σr², n moving, Στq̇, n, ΣT, n(T)
+        self._missing = np.zeros(len(sensors))
+        self._frames = 0
+
+    def update(self, time: np.ndarray, values: np.ndarray) -> list[HealthRow]:
+        """Add frames; returns the rows of every window that closed."""
+        rows: list[HealthRow] = []
+        if self._end is None and len(time):
+            self._end = float(time[0]) + self.window
+        while len(time):
+            edge = int(np.searchsorted(time, self._end))
+            self._add(values[:edge])
+            if edge == len(time):
+                break
+            rows += self._close(self._end)
+            self._end += self.window
+            time, values = time[edge:], values[edge:]
+        return rows
+
+    def _add(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        velocity, effort, temperature = (values[:, self._velocity], values[:, self._effort],
+                                         values[:, self._temperature])
+        residual = self._stream.update(effort).residual
+        moving = (np.abs(velocity) > self.onset_speed) & np.isfinite(residual)
+        power = effort * velocity
+        self._sums += [np.where(moving, residual ** 2, 0.0).sum(0), moving.sum(0),
+                       np.nansum(power, 0), np.isfinite(power).sum(0),
+                       np.nansum(temperature, 0), np.isfinite(temperature).sum(0)]
+        self._missing += np.isnan(values[:, self._sensor]).sum(0)
+        self._frames += len(values)
+
+    def _close(self, end: float) -> list[HealthRow]:
+        s = self._sums
+        with np.errstate(invalid='ignore', divide='ignore'):
+            vibration = np.sqrt(s[0] / s[1]) / self._limits
+            friction = s[2] / s[3] / self._limits
+            temperature = s[4] / s[5]
+        rows = [HealthRow(end, j.joint, {'vibration': float(vibration[i]), 'friction_power': float(friction[i]),
+                                         'temperature': float(temperature[i])})
+                for i, j in enumerate(self.joints)]
+        rows += [HealthRow(end, sensor, {'missing_fraction': float(self._missing[i] / max(self._frames, 1))})
+                 for i, sensor in enumerate(self.sensors)]
+        self._sums[:] = 0.0
+        self._missing[:] = 0.0
+        self._frames = 0
+        return rows
+
+
+def motor_health(temperature: float, ambient: float, limit: float) -> float:
+    """1 at ambient temperature, 0 at the winding limit."""
+    return float(np.clip((limit - temperature) / (limit - ambient), 0.0, 1.0))

@@ -1,0 +1,41 @@
+"""Parameters of the predictor node."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twin_core.config import describe
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    enabled: bool = field(default=True, metadata=describe('Fine-tune the model online in the background.'))
+    period: float = field(default=30.0, metadata=describe('Seconds between refinements.', min=0.1, max=86400.0))
+    steps: int = field(default=50, metadata=describe('Optimiser steps per refinement.', min=1, max=100_000))
+    min_samples: int = field(default=500, metadata=describe(
+        'Replay samples needed before refining.', min=1, max=10_000_000))
+    buffer: int = field(default=20_000, metadata=describe('Replay buffer capacity (samples).', min=1,
+                                                          max=10_000_000))
+    learning_rate: float = field(default=1e-4, metadata=describe('Adam learning rate.', min=1e-8, max=1.0))
+    max_gap: float = field(default=0.05, metadata=describe(
+        'Longest interval between joint states used as a finite-difference sample (s).', min=1e-4, max=1.0))
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Parameters of the predictor node."""
+
+    model: str = field(default='', metadata=describe(
+        'Saved model directory (model.pt + metadata.json); empty = config/models/predictor.'))
+    horizon: float = field(default=1.0, metadata=describe('Prediction horizon (s).', min=0.001, max=60.0))
+    step: float = field(default=0.02, metadata=describe('Integration step of the rollout (s).',
+                                                        min=1e-4, max=1.0))
+    rate_hz: float = field(default=10.0, metadata=describe('Predictions published per second.',
+                                                           min=0.1, max=1000.0))
+    diagnostics_rate_hz: float = field(default=1.0, metadata=describe('Diagnostics per second.',
+                                                                      min=0.01, max=100.0))
+    cache_size: int = field(default=256, metadata=describe('Cached predictions.', min=1, max=1_000_000))
+    refine: RefineConfig = RefineConfig()
+
+    def required_paths(self) -> dict[str, Path]:
+        return {'model': Path(self.model) / 'metadata.json'} if self.model else {}

@@ -1,0 +1,141 @@
+"""Online joint-trajectory prediction: a swappable model, prediction cache, replay buffer, refiner.
+
+No ROS here: ``predictor_node`` feeds joint states in and publishes what ``Predictor.predict``
+returns. The future torque is unknown online, so the last measured torque is held.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from twin_core.workers import Workers
+from twin_predictor.dynamics import DynamicsModel
+from twin_predictor.registry import PredictionCache
+from twin_predictor.rollout import rollout
+from twin_predictor.training import Samples, fit
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Ensemble mean and std of the joint positions (H + 1, n) at ``times`` (s from now)."""
+
+    times: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    version: int
+    cached: bool
+
+
+class Predictor:
+    """Rolls the current model out over the horizon; ``swap`` replaces the model atomically."""
+
+    def __init__(self, model: DynamicsModel, version: int, step: float, horizon_steps: int,
+                 cache: PredictionCache | None = None) -> None:
+        self.step, self.horizon_steps = step, horizon_steps
+        self.cache = cache or PredictionCache()
+        self.micros_per_step = float('nan')  # of the last computed (not cached) prediction
+        self._current = (model, version)
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> DynamicsModel:
+        return self._current[0]
+
+    @property
+    def version(self) -> int:
+        return self._current[1]
+
+    def swap(self, model: DynamicsModel) -> int:
+        """Install ``model`` as the next version; returns that version."""
+        with self._lock:
+            self._current = (model, self._current[1] + 1)
+            return self._current[1]
+
+    def predict(self, q: np.ndarray, qd: np.ndarray, tau: np.ndarray) -> Prediction:
+        model, version = self._current
+        key = self.cache.key(np.concatenate((q, qd, tau)), self.horizon_steps, version)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return Prediction(*hit, True)
+        start = time.perf_counter()
+        members = model.members
+        as_state = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32)).expand(members, 1, -1)  # noqa: E731
+        torques = as_state(tau).unsqueeze(-2).expand(members, 1, self.horizon_steps, -1)
+        positions, _ = rollout(model.acceleration, as_state(q), as_state(qd), torques, self.step)
+        positions = positions[:, 0].numpy().astype(float)
+        self.micros_per_step = (time.perf_counter() - start) * 1e6 / self.horizon_steps
+        times = self.step * np.arange(self.horizon_steps + 1)
+        result = (times, positions.mean(0), positions.std(0), version)
+        self.cache.put(key, result)
+        return Prediction(*result, False)
+
+
+class ReplayBuffer:
+    """Recent (q, qd, tau, qdd) tuples from consecutive joint states, acceleration by finite difference."""
+
+    def __init__(self, capacity: int, max_gap: float = 0.05) -> None:
+        self._rows: deque[np.ndarray] = deque(maxlen=capacity)
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._max_gap = max_gap
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, stamp: float, q: np.ndarray, qd: np.ndarray, tau: np.ndarray) -> None:
+        """Like ``training.samples_from``: the torque measured at the later state acted over the interval."""
+        last, self._last = self._last, (stamp, np.asarray(q, float), np.asarray(qd, float))
+        if last is None or not 0.0 < stamp - last[0] <= self._max_gap:
+            return
+        with self._lock:
+            dt = stamp - last[0]
+            self._rows.append(np.concatenate((last[1], last[2], tau, (qd - last[2]) / dt, [dt])))
+
+    def samples(self) -> Samples:
+        with self._lock:
+            table = torch.as_tensor(np.array(self._rows), dtype=torch.float32)
+        n = (table.shape[1] - 1) // 4
+        return Samples(*table.split([n, n, n, n, 1], dim=1))
+
+
+class Refiner:
+    """Background thread: periodically fine-tunes a copy of the model on the buffer and swaps it in."""
+
+    def __init__(self, predictor: Predictor, buffer: ReplayBuffer, period: float, steps: int,
+                 min_samples: int, learning_rate: float, workers: Workers | None = None) -> None:
+        self.predictor, self.buffer = predictor, buffer
+        self.period, self.steps, self.min_samples, self.learning_rate = period, steps, min_samples, learning_rate
+        self.last_loss = float('nan')
+        self.refinements = 0
+        self._stop = threading.Event()
+        self._workers = workers or Workers()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = self._workers.spawn('predictor refiner', self._run, self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def refine_once(self) -> bool:
+        if len(self.buffer) < self.min_samples:
+            return False
+        candidate = copy.deepcopy(self.predictor.model)
+        history = fit(candidate, self.buffer.samples(), self.steps, batch=min(256, len(self.buffer)),
+                      learning_rate=self.learning_rate, seed=self.refinements)
+        self.last_loss = float(np.mean(history[-max(1, len(history) // 5):]))
+        self.predictor.swap(candidate)
+        self.refinements += 1
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.refine_once()

@@ -1,0 +1,243 @@
+"""rclpy glue shared by the twin's node shells: typed parameters, diagnostics, spinning."""
+from __future__ import annotations
+
+import array
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Header
+
+from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
+from twin_core.restart import CONFIG_ERROR_EXIT_CODE
+from twin_core.workers import WorkerFailure, Workers
+
+T = TypeVar('T')
+
+LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+          'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
+LEVEL_NAMES = {value: name for name, value in LEVELS.items()}  # DiagnosticStatus.level (bytes) -> name
+
+
+# Latched configuration and plans: reliable, transient local, the last message only.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def qos_profile(name: str, depth: int) -> QoSProfile:
+    """The profile named in a topic list: ``sensor_data`` (best effort), ``reliable`` (``depth``) or
+    ``latched`` (reliable, transient local, last message only).
+    """
+    if name == 'sensor_data':
+        return qos_profile_sensor_data
+    if name == 'latched':
+        return LATCHED
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+               float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+
+
+# Parameters rclpy declares once a publisher or subscription asks for them. Those it declares on
+# every node (use_sim_time, start_type_description_service) are declared before the schema's.
+ROS_PARAMETER_PREFIXES = ('qos_overrides.',)
+
+
+def declare_config(node: Node, cls: type[T]) -> T:
+    """Declare one read-only parameter per field of ``cls`` and build the typed config.
+
+    A parameter given to the node (``--params-file``, ``-p``, constructor overrides) that is
+    neither a field of ``cls`` nor one of rclpy's own (``use_sim_time``, ``qos_overrides.*``, ...)
+    is a :class:`ConfigError`, worded like the launchers' check of the parameter files.
+    """
+    fields = leaf_fields(cls)
+    defaults = flatten(cls())
+    where = node.get_name()
+    # rclpy has no public accessor for the overrides the node was given.
+    for name in sorted(node._parameter_overrides):
+        if not (name in defaults or node.has_parameter(name) or name.startswith(ROS_PARAMETER_PREFIXES)):
+            raise unknown_parameter(where, name, defaults)
+    for name, default in defaults.items():
+        hint, metadata = fields[name]
+        # An empty list says nothing of its element type: declare the array type instead.
+        value = ARRAY_TYPES[typing.get_args(hint)[0]] if default == [] else default
+        try:
+            node.declare_parameter(name, value, _descriptor(metadata))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+            raise ConfigError(f'{where}.{name}: {error}') from None
+    values = {name: _value(node, name) for name in defaults}
+    return build(cls, unflatten(values), where)
+
+
+def status(name: str, level: str, message: str, hardware_id: str = '',
+           values: Mapping[str, Any] | None = None) -> DiagnosticStatus:
+    """A ``DiagnosticStatus`` with ``values`` rendered as key/value strings."""
+    return DiagnosticStatus(
+        level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
+        values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+
+
+def supervised_workers(node: Node, period: float = 1.0) -> Workers:
+    """The node's :class:`Workers`, on ``diagnostics`` as ``<node>: workers``.
+
+    A worker failure is logged with its traceback and published as ERROR at once; the status
+    is published every ``period`` s as well.
+    """
+    publisher = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
+    workers = Workers()
+
+    def publish() -> None:
+        level, message, values = workers.health()
+        try:
+            publisher.publish(DiagnosticArray(header=Header(stamp=node.get_clock().now().to_msg()), status=[
+                status(f'{node.get_name()}: workers', level, message, node.get_name(), values)]))
+        except Exception:  # a worker failing during shutdown: nothing left to tell
+            if node.context.ok():
+                raise
+
+    def on_failure(failure: WorkerFailure) -> None:
+        node.get_logger().error(f'worker {failure.worker} failed, restarting: {failure.error}\n'
+                                f'{failure.traceback}')
+        publish()
+
+    workers.on_failure = on_failure
+    node.create_timer(period, publish)
+    return workers
+
+
+def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until shutdown; return the exit code.
+
+    A configuration the node cannot start with ends the process with one FATAL line and
+    :data:`CONFIG_ERROR_EXIT_CODE`, which launchers do not restart: a parameter file that is
+    missing or that rclpy cannot parse, or a :class:`ConfigError` or :class:`OSError` (a missing
+    or unreadable file) raised while the node is built.
+    """
+    logger = rclpy.logging.get_logger(name)
+    argv = sys.argv if args is None else args
+    try:
+        _check_parameter_files(argv)
+        rclpy.init(args=argv)
+    except (ConfigError, RCLError) as error:
+        return _configuration_error(logger, error)
+    try:
+        node = node_factory()
+    except BaseException as error:
+        interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
+        half_built = _node_under_construction(error)
+        if half_built is not None:
+            _destroy_half_built(half_built)
+        rclpy.try_shutdown()
+        if isinstance(error, (ConfigError, OSError)):
+            return _configuration_error(logger, error)
+        if interrupted:  # SIGINT/SIGTERM while the node was being built
+            return 0
+        raise
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # SIGINT shut the context down while the executor was building its wait set.
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def _configuration_error(logger: RcutilsLogger, error: BaseException) -> int:
+    if isinstance(error, OSError) and error.filename is not None:
+        message = f'{error.filename}: {error.strerror}'
+    else:
+        message = str(error)
+    # One line, whatever the message (rcl's run over several: "..., at parser.c:271, ...").
+    logger.fatal(f'configuration error: {" ".join(message.split())}')
+    return CONFIG_ERROR_EXIT_CODE
+
+
+def _check_parameter_files(argv: list[str]) -> None:
+    """Every ``--params-file`` of the ROS arguments must exist.
+
+    rcl refuses a missing one too, but logs an error of its own besides ours.
+    """
+    in_ros_args = False
+    for option, value in zip(argv, argv[1:] + ['']):
+        if option == '--ros-args':
+            in_ros_args = True
+        elif option == '--':
+            in_ros_args = False
+        elif in_ros_args and option == '--params-file' and not Path(value).is_file():
+            raise ConfigError(f'--params-file: file not found: {value}')
+
+
+def _node_under_construction(error: BaseException) -> Node | None:
+    """The node whose constructor raised ``error``: ``self`` of the outermost node frame in
+    its traceback (``run`` -> the node class's ``__init__`` -> ...).
+    """
+    frames = error.__traceback__
+    while frames is not None:
+        candidate = frames.tb_frame.f_locals.get('self')
+        if isinstance(candidate, Node):
+            return candidate
+        frames = frames.tb_next
+    return None
+
+
+def _destroy_half_built(node: Node) -> None:
+    """Destroy a node whose constructor raised, before ``rclpy.try_shutdown`` would: the context
+    destroys every node it tracks, and a node's own ``destroy_node`` expects a complete node.
+
+    That ``destroy_node`` stops what the constructor started as far as it gets; when it reaches a
+    part that was never built, rclpy's ``Node.destroy_node`` releases the node's ROS entities.
+    """
+    try:
+        node.destroy_node()
+    except AttributeError:
+        try:
+            Node.destroy_node(node)
+        except AttributeError:  # rclpy's own constructor did not finish: the context never tracked it
+            pass
+
+
+def _descriptor(metadata: Mapping[str, Any]) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=metadata.get('description', ''), read_only=True)
+    if 'min' in metadata and 'max' in metadata:
+        low, high = metadata['min'], metadata['max']
+        if isinstance(low, int) and isinstance(high, int):
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
+        else:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    if 'choices' in metadata:
+        descriptor.additional_constraints = f'one of {list(metadata["choices"])}'
+    return descriptor
+
+
+def _value(node: Node, name: str) -> Any:
+    try:
+        value = node.get_parameter(name).value
+    except ParameterUninitializedException:  # an array declared by type and never set
+        return []
+    return list(value) if isinstance(value, (array.array, tuple)) else value
+
+
+def _format(value: Any) -> str:
+    return f'{value:.6g}' if isinstance(value, float) else str(value)
