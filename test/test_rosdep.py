@@ -46,7 +46,7 @@ ROSDEP_KEY_OF_MODULE = {
 # Python module -> requirements-ros.txt name.
 PYPI_NAME_OF_MODULE = {
     'torch': 'torch', 'mujoco': 'mujoco', 'asyncua': 'asyncua', 'rosbags': 'rosbags',
-    'paho': 'paho-mqtt', 'cryptography': 'cryptography',
+    'paho': 'paho-mqtt', 'cryptography': 'cryptography', 'grimp': 'import-linter', 'importlinter': 'import-linter',
 }
 # Declared dependencies that no import shows: what in the tree uses them (a regular expression).
 USED_WITHOUT_IMPORT = {

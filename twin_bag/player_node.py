@@ -19,12 +19,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReaderError
 from rosgraph_msgs.msg import Clock
 
-from twin_bag.cli import run_cli
 from twin_bag.config import RELIABLE_DEPTH, PlayerConfig
 from twin_bag.player import Playback
 from twin_core.config import ConfigError
 from twin_core.stamps import NS_PER_S
-from twin_ros.common import declare_config, qos_profile
+from twin_ros.common import declare_config, qos_profile, run_cli
 from twin_ros.messages import message_class
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -20,11 +20,10 @@ from rclpy.parameter import Parameter
 from rosbags.rosbag2 import WriterError
 from std_msgs.msg import Header
 
-from twin_bag.cli import run_cli
 from twin_bag.config import RELIABLE_DEPTH, RecorderConfig, parse_topic
 from twin_bag.recorder import Recording
 from twin_core.config import ConfigError
-from twin_ros.common import declare_config, qos_profile, status
+from twin_ros.common import declare_config, qos_profile, run_cli, status
 from twin_ros.messages import message_class
 
 

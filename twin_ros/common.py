@@ -5,6 +5,7 @@ import array
 import sys
 import typing
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
 from std_msgs.msg import Header
 
 from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
@@ -241,3 +243,14 @@ def _value(node: Node, name: str) -> Any:
 
 def _format(value: Any) -> str:
     return f'{value:.6g}' if isinstance(value, float) else str(value)
+
+
+def run_cli(node_class: Callable[[list[Parameter]], Node], name: str,
+            overrides: Callable[[list[str]], Mapping[str, Any]], args: list[str] | None) -> int:
+    """Run ``node_class`` with the parameters ``overrides`` makes of the non-ROS arguments
+    (those win over ``--ros-args -p``/``--params-file`` values).
+    """
+    argv = sys.argv if args is None else args
+    parameters = [Parameter(key, value=value)
+                  for key, value in overrides(remove_ros_args(argv)[1:]).items()]
+    return run(partial(node_class, parameters), name, argv)
