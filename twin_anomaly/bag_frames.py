@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from twin_bag.reading import read_topics
-from twin_core.channels import Series, frame_values, stack_rows, stamp_seconds
+from twin_core.channels import Series, frame_values, stack_rows
+from twin_core.stamps import from_msg, to_seconds
 
 FRAMES, TRUTH = '/twin/synced_frame', '/workcell_sim/truth'
 TYPES = {FRAMES: 'twin_interfaces/msg/SyncedFrame', TRUTH: 'twin_interfaces/msg/WorkcellTruth'}
@@ -30,7 +31,7 @@ def bag_series(path: Path) -> Series:
     truth = contents.messages.get(TRUTH)
     labels = None
     if truth:
-        truth_time = np.array([stamp_seconds(m.header.stamp) for m in truth])  # type: ignore[attr-defined]
+        truth_time = np.array([to_seconds(from_msg(m.header.stamp)) for m in truth])  # type: ignore[attr-defined]
         faulty = np.array([bool(m.active_faults) for m in truth])  # type: ignore[attr-defined]
         latest = np.searchsorted(truth_time, time, side='right') - 1
         labels = np.where(latest >= 0, faulty[np.maximum(latest, 0)], False).astype(np.int8)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from twin_core.stamps import from_msg, to_seconds
+
 STALE_QUALITIES = (3, 4)  # SensorSample QUALITY_STALE, QUALITY_MISSING
 
 
@@ -27,14 +29,9 @@ def channel_name(topic: str, name: str) -> str:
     return '.'.join(segments + [name])
 
 
-def stamp_seconds(stamp: Any) -> float:
-    """A ``builtin_interfaces`` Time or Duration (rclpy or bag message) in s."""
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
     """(stamp in s, channel -> value) of a ``twin_interfaces/SyncedFrame``."""
-    stamp = stamp_seconds(frame.header.stamp)
+    stamp = to_seconds(from_msg(frame.header.stamp))
     values: dict[str, float] = {}
     for sample in frame.samples:
         stale = sample.quality in STALE_QUALITIES

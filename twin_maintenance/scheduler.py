@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from twin_core.channels import stamp_seconds
 from twin_core.config import describe
+from twin_core.stamps import from_msg, to_seconds
 
 DAY, HOUR = 86400.0, 3600.0
 
@@ -155,6 +155,6 @@ class PlannedTask:
     @classmethod
     def from_message(cls, task: Any) -> PlannedTask:
         """From a ``MaintenanceTask`` message (rclpy or read from a bag)."""
-        return cls(task.component, task.action, task.risk, stamp_seconds(task.start), stamp_seconds(task.end),
-                   stamp_seconds(task.deadline), float(task.rul), float(task.rul_low), float(task.rul_high),
-                   tuple(task.resources), bool(task.late))
+        start, end, deadline = (to_seconds(from_msg(t)) for t in (task.start, task.end, task.deadline))
+        return cls(task.component, task.action, task.risk, start, end, deadline, float(task.rul),
+                   float(task.rul_low), float(task.rul_high), tuple(task.resources), bool(task.late))

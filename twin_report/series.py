@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_core.channels import stamp_seconds as seconds
+from twin_core.stamps import from_msg, to_seconds
 from twin_maintenance.scheduler import PlannedTask
 from twin_state.fidelity import Trajectory
 
@@ -145,14 +145,14 @@ def alarms(events: Iterable[object]) -> tuple[Alarm, ...]:
     closed: list[Alarm] = []
 
     def alarm(event: object, until: float | None) -> Alarm:
-        return Alarm(event.sensor, event.method, int(event.severity), seconds(event.header.stamp),
+        return Alarm(event.sensor, event.method, int(event.severity), to_seconds(from_msg(event.header.stamp)),
                      until, float(event.score), float(event.threshold))
-    for event in sorted(events, key=lambda e: seconds(e.header.stamp)):
+    for event in sorted(events, key=lambda e: from_msg(e.header.stamp)):
         key = (event.sensor, event.method)
         if event.active:
             open_alarms.setdefault(key, event)
         elif key in open_alarms:
-            closed.append(alarm(open_alarms.pop(key), seconds(event.header.stamp)))
+            closed.append(alarm(open_alarms.pop(key), to_seconds(from_msg(event.header.stamp))))
     closed += [alarm(event, None) for event in open_alarms.values()]
     return tuple(sorted(closed, key=lambda a: a.start))
 
@@ -162,26 +162,26 @@ def fault_intervals(truths: Sequence[object]) -> tuple[FaultInterval, ...]:
     from the message before the first one naming it (the fault began after that one) to the
     first one that no longer does (or the last message).
     """
-    ordered = sorted(truths, key=lambda m: seconds(m.header.stamp))
+    ordered = sorted(truths, key=lambda m: from_msg(m.header.stamp))
     active: dict[str, float] = {}
     intervals: list[FaultInterval] = []
     previous: float | None = None
     for message in ordered:
-        stamp, labels = seconds(message.header.stamp), set(message.active_faults)
+        stamp, labels = to_seconds(from_msg(message.header.stamp)), set(message.active_faults)
         for label in [label for label in active if label not in labels]:
             intervals.append(FaultInterval(label, active.pop(label), stamp))
         for label in labels:
             active.setdefault(label, stamp if previous is None else previous)
         previous = stamp
     if ordered:
-        last = seconds(ordered[-1].header.stamp)
+        last = to_seconds(from_msg(ordered[-1].header.stamp))
         intervals += [FaultInterval(label, start, last) for label, start in active.items()]
     return tuple(sorted(intervals, key=lambda f: f.start))
 
 
 def health(truths: Sequence[object]) -> HealthSeries | None:
     """Ground-truth health per joint from WorkcellTruth messages (None without any)."""
-    rows = [(seconds(m.header.stamp), list(m.health)) for m in truths if len(m.health)]
+    rows = [(to_seconds(from_msg(m.header.stamp)), list(m.health)) for m in truths if len(m.health)]
     if not rows:
         return None
     rows.sort(key=lambda row: row[0])
@@ -193,7 +193,7 @@ def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
     """The planner's per-component statuses carrying an RUL (``rul_s``, ``rul_low_s``, …)."""
     samples = []
     for array in arrays:
-        stamp = seconds(array.header.stamp)
+        stamp = to_seconds(from_msg(array.header.stamp))
         for entry in array.status:
             values = {kv.key: kv.value for kv in entry.values}
             if entry.name.startswith(PLANNER) and 'rul_s' in values:
@@ -205,7 +205,7 @@ def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
 
 def schedule(message: object) -> Schedule:
     """A MaintenanceSchedule message as a :class:`Schedule`."""
-    return Schedule(seconds(message.header.stamp), int(message.revision), tuple(
+    return Schedule(to_seconds(from_msg(message.header.stamp)), int(message.revision), tuple(
         PlannedTask.from_message(t) for t in message.tasks),
         tuple(message.unplaced))
 
@@ -214,8 +214,8 @@ def prediction(message: object) -> Prediction | None:
     """A JointTrajectory as a :class:`Prediction` (None without points)."""
     if not message.points:
         return None
-    return Prediction(seconds(message.header.stamp),
-                      np.array([seconds(p.time_from_start) for p in message.points]),
+    return Prediction(to_seconds(from_msg(message.header.stamp)),
+                      np.array([to_seconds(from_msg(p.time_from_start)) for p in message.points]),
                       np.array([list(p.positions) for p in message.points], dtype=float),
                       tuple(message.joint_names))
 
@@ -224,11 +224,11 @@ def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
               messages: Mapping[str, Sequence[object]]) -> Run:
     """The series of a run from its deserialized messages per topic (see :data:`TOPICS`)."""
     def joint_samples(topic: str) -> list[tuple[float, Sequence[str], Sequence[float]]]:
-        return [(seconds(m.header.stamp), m.name, m.position) for m in messages.get(topic, ())]
+        return [(to_seconds(from_msg(m.header.stamp)), m.name, m.position) for m in messages.get(topic, ())]
     truths = messages.get(TRUTH, ())
     truth, truth_source = trajectory(joint_samples(TRUTH_JOINTS)), TRUTH_JOINTS
     if truth is None:  # the 10 Hz truth topic when the 100 Hz joint states were not recorded
-        truth, truth_source = trajectory((seconds(m.header.stamp), m.joint_names, m.position)
+        truth, truth_source = trajectory((to_seconds(from_msg(m.header.stamp)), m.joint_names, m.position)
                                          for m in truths), TRUTH
     predictions = (prediction(m) for m in messages.get(PREDICTION, ()))
     return Run(source=source, start=start, end=end, counts=dict(counts),
