@@ -11,15 +11,12 @@ from std_msgs.msg import Header
 
 from twin_core.dead_letters import DeadLetters
 from twin_ros.common import declare_config, status, supervised_workers
+from twin_ros.stamps import to_msg
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper
 
 C = TypeVar('C')
 DIAGNOSTICS_PERIOD = 1.0  # s
-
-
-def to_time(stamp_ns: int) -> Time:
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 class Source(Protocol):
@@ -57,7 +54,7 @@ class DriverNode(Node):
         return self.get_clock().now().nanoseconds
 
     def stamp(self, receive_ns: int, device_time: float | None) -> Time:
-        return to_time(self.stamper.stamp(receive_ns, device_time))
+        return to_msg(self.stamper.stamp(receive_ns, device_time))
 
     def on_state(self, connected: bool, detail: str) -> None:
         """Reader callback, once per state change."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin_core.config import describe
+from twin_core.stamps import from_seconds, to_seconds
 
 MAD_TO_SIGMA = 1.4826
 INLIER_SIGMAS = 3.0
@@ -176,7 +177,7 @@ class Stamper:
         self.estimator = ClockEstimator(config.window, config.bin, config.reset_threshold,
                                         config.step_threshold)
         self.without_device_time = 0
-        self._latency_ns = round(config.latency_compensation * 1e9)
+        self._latency_ns = from_seconds(config.latency_compensation)
         self._reference_ns: int | None = None
         self._last_ns = -1
 
@@ -195,10 +196,10 @@ class Stamper:
     def _map(self, receive_ns: int, device_time: float) -> int:
         if self._reference_ns is None:
             self._reference_ns = receive_ns
-        self.estimator.add(device_time, (receive_ns - self._reference_ns) * 1e-9)
+        self.estimator.add(device_time, to_seconds(receive_ns - self._reference_ns))
         offset = self.estimator.offset(device_time)
         assert offset is not None  # a pair was just added
-        return self._reference_ns + round((device_time + offset) * 1e9)
+        return self._reference_ns + from_seconds(device_time + offset)
 
     def values(self) -> dict[str, float | int | str]:
         """Diagnostic key/values of the clock mapping (offset = ROS minus device time, s)."""
@@ -207,7 +208,7 @@ class Stamper:
             return values
         fit, estimator = self.estimator.fit, self.estimator
         if fit is not None and self._reference_ns is not None:
-            offset = self._reference_ns * 1e-9 + (estimator.offset(estimator.newest) or 0.0)
+            offset = to_seconds(self._reference_ns) + (estimator.offset(estimator.newest) or 0.0)
             values |= {'clock_offset_s': f'{offset:.6f}', 'clock_drift_ppm': fit.drift_ppm,
                        'clock_residual_s': fit.residual, 'clock_outliers': fit.outliers}
         return values | {'clock_resets': estimator.resets, 'clock_steps': estimator.steps,
