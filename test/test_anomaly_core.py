@@ -284,7 +284,7 @@ def test_compiled_forest_equals_scikit_learn_and_the_tree_walk():
     rng = np.random.default_rng(15)
     train = rng.normal(size=(2000, 5)).astype(np.float32)
     forest = IsolationForest(n_estimators=30, max_samples=200, random_state=0).fit(train)
-    compiled = CompiledForest.from_sklearn(forest)
+    compiled = CompiledForest.from_sklearn(forest, train)
     rows = np.vstack((rng.normal(0, 2, (3000, 5)).astype(np.float32), train[:100])).astype(float)
     np.testing.assert_allclose(compiled.score_samples(rows), forest.score_samples(rows), rtol=0, atol=1e-12)
     shipped = CompiledForest.load(SHIPPED_MODEL / 'iforest.npz')

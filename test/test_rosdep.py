@@ -37,7 +37,7 @@ ROS_ENVIRONMENT = ('AMENT_PREFIX_PATH', 'CMAKE_PREFIX_PATH', 'ROS_PACKAGE_PATH',
 # Python module -> rosdep key, where they differ (a ROS package's module is named like its key).
 ROSDEP_KEY_OF_MODULE = {
     'numpy': 'python3-numpy', 'scipy': 'python3-scipy', 'yaml': 'python3-yaml',
-    'serial': 'python3-serial', 'transforms3d': 'python3-transforms3d', 'sklearn': 'python3-sklearn',
+    'serial': 'python3-serial', 'transforms3d': 'python3-transforms3d',
     'boto3': 'python3-boto3', 'botocore': 'python3-boto3', 'matplotlib': 'python3-matplotlib',
     'psutil': 'python3-psutil', 'setuptools': 'python3-setuptools',
     'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
@@ -45,7 +45,7 @@ ROSDEP_KEY_OF_MODULE = {
 }
 # Python module -> requirements-ros.txt name.
 PYPI_NAME_OF_MODULE = {
-    'torch': 'torch', 'mujoco': 'mujoco', 'asyncua': 'asyncua', 'rosbags': 'rosbags',
+    'torch': 'torch', 'mujoco': 'mujoco', 'asyncua': 'asyncua', 'rosbags': 'rosbags', 'sklearn': 'scikit-learn',
     'paho': 'paho-mqtt', 'cryptography': 'cryptography', 'grimp': 'import-linter', 'importlinter': 'import-linter',
 }
 # Declared dependencies that no import shows: what in the tree uses them (a regular expression).
@@ -67,6 +67,7 @@ TOO_OLD_ON_NOBLE = {
     'python3-paho-mqtt': 'noble has paho-mqtt 1.6; the MQTT bridge uses the 2.x API',
     'python3-torch': 'noble has a far older torch than the pinned 2.13.0 the models are made with',
     'python3-cryptography': 'noble has cryptography 41; asyncua 2.1 needs >= 45',
+    'python3-sklearn': 'the isolation forest is compiled from the tree arrays of the pinned scikit-learn',
 }
 
 

@@ -33,6 +33,7 @@ from twin_anomaly.forest import CompiledForest
 from twin_anomaly.kinematic import GyroResidual
 from twin_core.channels import Series
 from twin_core.kinematics import ArmKinematics
+from twin_core.levels import Level
 
 MAD_TO_SIGMA = 1.4826
 METHODS = ('robust', 'iforest', 'autoencoder')
@@ -73,7 +74,7 @@ class AnomalyEvent:
     method: str
     score: float
     threshold: float
-    severity: str  # WARN or ERROR
+    severity: Level  # OK when clearing, else WARN or ERROR
     description: str
     active: bool
 
@@ -133,7 +134,7 @@ class AnomalyModel:
         if 'iforest' in settings.methods:
             model.iforest = CompiledForest.from_sklearn(IsolationForest(
                 n_estimators=settings.iforest_trees, max_samples=settings.iforest_samples,
-                random_state=settings.seed).fit(standardized))
+                random_state=settings.seed).fit(standardized), standardized)
         if 'autoencoder' in settings.methods:
             model.autoencoder = Autoencoder(len(normal.names), seed=settings.seed)
             model.autoencoder.fit(standardized, epochs=settings.autoencoder_epochs, seed=settings.seed)
@@ -287,8 +288,8 @@ class OnlineDetector:
         threshold = float(self.model.thresholds[j])
         sensor, method = self._sensor[j], self._method[j]
         if not active:
-            return AnomalyEvent(stamp, sensor, method, score, threshold, 'OK', f'{method} back to normal', False)
-        severity = 'ERROR' if method == 'missing' or score >= 2.0 * threshold else 'WARN'
+            return AnomalyEvent(stamp, sensor, method, score, threshold, Level.OK, f'{method} back to normal', False)
+        severity = Level.ERROR if method == 'missing' or score >= 2.0 * threshold else Level.WARN
         detail = f'; worst channel {self.model.names[worst]}' if method == 'autoencoder' else ''
         description = f'{method} score {score:.3g} above {threshold:.3g}{detail}'
         return AnomalyEvent(stamp, sensor, method, score, threshold, severity, description, True)

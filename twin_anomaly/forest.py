@@ -7,15 +7,22 @@ micro-batches are cheap and the model saves as plain arrays. Scores equal scikit
 For scoring, each tree is unrolled into a complete binary tree of ``depth`` levels (a leaf above
 the last level repeats itself below it): a row then descends all trees together with one gather
 of split feature and threshold per level and the child slot computed, not looked up.
+
+Compiling reads the fitted trees' arrays (``tree_.children_left`` and the like, laid out as in the
+scikit-learn version pinned in requirements.txt), so it checks its scores against scikit-learn's
+public ``score_samples`` on the training rows and refuses a forest whose arrays mean otherwise.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import sklearn
 from sklearn.ensemble import IsolationForest
 
 EULER_GAMMA = 0.5772156649015329
+CHECK_ROWS = 2000  # training rows the compiled scores are checked on
+CHECK_TOLERANCE = 1e-12
 
 
 def average_path_length(n: np.ndarray) -> np.ndarray:
@@ -24,6 +31,11 @@ def average_path_length(n: np.ndarray) -> np.ndarray:
     safe = np.maximum(n, 2.0)
     length = 2.0 * (np.log(safe - 1.0) + EULER_GAMMA) - 2.0 * (safe - 1.0) / safe
     return np.where(n <= 1, 0.0, np.where(n == 2, 1.0, length))
+
+
+def _incompatible(detail: str) -> str:
+    return (f'scikit-learn {sklearn.__version__} lays out fitted trees unlike the version pinned in requirements.txt, '
+            f'which CompiledForest reads: {detail}')
 
 
 class CompiledForest:
@@ -56,7 +68,20 @@ class CompiledForest:
         return levels, (splits + self.leaf_term[trees, node]).ravel()
 
     @classmethod
-    def from_sklearn(cls, forest: IsolationForest) -> CompiledForest:
+    def from_sklearn(cls, forest: IsolationForest, rows: np.ndarray) -> CompiledForest:
+        """The fitted ``forest``, checked against its ``score_samples`` on (some of) its training ``rows``."""
+        try:
+            compiled = cls._compile(forest)
+        except AttributeError as error:
+            raise RuntimeError(_incompatible(str(error))) from None
+        check = np.asarray(rows[:CHECK_ROWS], dtype=np.float32).astype(float)  # the precision it was fitted at
+        error = np.abs(compiled.score_samples(check) - forest.score_samples(check)).max(initial=0.0)
+        if not error <= CHECK_TOLERANCE:
+            raise RuntimeError(_incompatible(f'scores differ from IsolationForest.score_samples by {error:.3g}'))
+        return compiled
+
+    @classmethod
+    def _compile(cls, forest: IsolationForest) -> CompiledForest:
         trees = [estimator.tree_ for estimator in forest.estimators_]
         size = max(tree.node_count for tree in trees)
         feature = np.full((len(trees), size), -1, dtype=np.int64)
