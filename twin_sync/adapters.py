@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
+from twin_core.stamps import from_msg
 from twin_interfaces.msg import CellStatus
 from twin_sync.frame import Layout, Sample
 
@@ -30,19 +31,13 @@ class Adapter:
     interpolable: bool
 
 
-def stamp_ns(message: Any) -> int:
-    """The header stamp in integer nanoseconds."""
-    stamp = message.header.stamp
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
 def _imu(message: Imu) -> Sample:
     w, a = message.angular_velocity, message.linear_acceleration
     values = [w.x, w.y, w.z, a.x, a.y, a.z]
     if message.orientation_covariance[0] == -1.0:
-        return Sample(stamp_ns(message), IMU, np.array(values))
+        return Sample(from_msg(message.header.stamp), IMU, np.array(values))
     q = message.orientation
-    return Sample(stamp_ns(message), IMU_ORIENTED, np.array(values + [q.x, q.y, q.z, q.w]))
+    return Sample(from_msg(message.header.stamp), IMU_ORIENTED, np.array(values + [q.x, q.y, q.z, q.w]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,19 +54,19 @@ def _joint_state(message: JointState) -> Sample:
     layout = joint_layout(names, tuple(f for f, _ in filled))
     values = np.column_stack([np.asarray(c, dtype=float) for _, c in filled]).ravel() \
         if filled else np.empty(0)
-    return Sample(stamp_ns(message), layout, values)
+    return Sample(from_msg(message.header.stamp), layout, values)
 
 
 def _laser_scan(message: LaserScan) -> Sample:
-    return Sample(stamp_ns(message), RANGES, np.asarray(message.ranges, dtype=float))
+    return Sample(from_msg(message.header.stamp), RANGES, np.asarray(message.ranges, dtype=float))
 
 
 def _temperature(message: Temperature) -> Sample:
-    return Sample(stamp_ns(message), TEMPERATURE, np.array([message.temperature]))
+    return Sample(from_msg(message.header.stamp), TEMPERATURE, np.array([message.temperature]))
 
 
 def _cell_status(message: CellStatus) -> Sample:
-    return Sample(stamp_ns(message), CELL_STATUS, np.array([
+    return Sample(from_msg(message.header.stamp), CELL_STATUS, np.array([
         float(message.task_id), message.task_progress, message.speed_override,
         float(message.stopped)]))
 

@@ -7,6 +7,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from twin_core.stamps import to_seconds
+
 
 class Quality(IntEnum):
     """How a frame obtained an input's values (the constants of SensorSample.msg)."""
@@ -66,4 +68,4 @@ def matched_frame(samples: Sequence[Sample]) -> Frame:
     stamps = [sample.stamp_ns for sample in samples]
     return Frame(max(stamps), tuple(FrameSample(Quality.EXACT, s.stamp_ns, s.layout, s.values)
                                     for s in samples),
-                 (max(stamps) - min(stamps)) * 1e-9, True)
+                 to_seconds(max(stamps) - min(stamps)), True)

@@ -6,27 +6,22 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Header
 
+from twin_core.stamps import from_seconds, to_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame
 from twin_ros.common import declare_config, run, status
+from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
 from twin_sync.frame import Frame, Quality, Sample, matched_frame
 from twin_sync.sync_config import APPROXIMATE, SyncConfig
 from twin_sync.timeline import Timeline, TimelineInput
 
-NS = 1_000_000_000
 SKEW_HISTORY = 1000
-
-
-def to_time(stamp_ns: int) -> Time:
-    """A ``builtin_interfaces/Time`` from integer nanoseconds."""
-    return Time(sec=stamp_ns // NS, nanosec=stamp_ns % NS)
 
 
 class SyncNode(Node):
@@ -45,15 +40,15 @@ class SyncNode(Node):
         self._frames = self._last_frames = 0
         self._skews: deque[float] = deque(maxlen=SKEW_HISTORY)
         self._timeline = Timeline(
-            [TimelineInput(mode, int(timeout * NS))
+            [TimelineInput(mode, from_seconds(timeout))
              for mode, timeout in zip(config.modes, config.timeouts)],
-            period_ns=int(NS / config.output_rate_hz), delay_ns=int(config.delay * NS),
-            window_ns=int(config.buffer_window * NS),
-            future_tolerance_ns=int(config.future_tolerance * NS))
+            period_ns=from_seconds(1.0 / config.output_rate_hz), delay_ns=from_seconds(config.delay),
+            window_ns=from_seconds(config.buffer_window),
+            future_tolerance_ns=from_seconds(config.future_tolerance))
         self._policy = ApproximateTimePolicy(
             len(config.topics), self._on_set, queue_size=config.queue_size,
-            max_interval_ns=int(config.max_interval * NS), age_penalty=config.age_penalty,
-            lower_bounds_ns=[int(b * NS) for b in config.lower_bounds])
+            max_interval_ns=from_seconds(config.max_interval), age_penalty=config.age_penalty,
+            lower_bounds_ns=[from_seconds(b) for b in config.lower_bounds])
         self._publisher = self.create_publisher(SyncedFrame, 'twin/synced_frame', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
@@ -94,10 +89,10 @@ class SyncNode(Node):
         self._frames += 1
         self._skews.append(frame.max_skew)
         self._publisher.publish(SyncedFrame(
-            header=Header(stamp=to_time(frame.stamp_ns)), max_skew=frame.max_skew,
+            header=Header(stamp=to_msg(frame.stamp_ns)), max_skew=frame.max_skew,
             complete=frame.complete, samples=[
-                SensorSample(topic=topic, type=type_name, stamp=to_time(s.stamp_ns),
-                             age=(frame.stamp_ns - s.stamp_ns) / NS if s.stamp_ns else 0.0,
+                SensorSample(topic=topic, type=type_name, stamp=to_msg(s.stamp_ns),
+                             age=to_seconds(frame.stamp_ns - s.stamp_ns) if s.stamp_ns else 0.0,
                              quality=int(s.quality), names=list(s.layout.names),
                              values=s.values.tolist())
                 for topic, type_name, s in zip(self._config.topics, self._config.types,
@@ -106,7 +101,7 @@ class SyncNode(Node):
     def _publish_diagnostics(self) -> None:
         now = self._now_ns()
         name = self.get_name()
-        frame = self._timeline.frame(now - int(self._config.delay * NS))
+        frame = self._timeline.frame(now - from_seconds(self._config.delay))
         approximate = self._policy.stats()
         statuses = []
         for index, topic in enumerate(self._config.topics):
@@ -115,7 +110,7 @@ class SyncNode(Node):
             quality = frame.samples[index].quality
             values: dict[str, Any] = {
                 'rate_hz': self._received[index] - self._last_received[index],
-                'age_s': 'never' if newest is None else (now - newest) / NS,
+                'age_s': 'never' if newest is None else to_seconds(now - newest),
                 'quality': quality.name, 'out_of_order': counters.out_of_order,
                 'too_old': counters.too_old, 'duplicates': counters.duplicates,
                 'future': counters.future}
@@ -133,7 +128,7 @@ class SyncNode(Node):
                                    'max_skew_p50_s': float(p50), 'max_skew_p99_s': float(p99),
                                    'sets': approximate.sets, 'frames': self._frames}))
         self._last_frames = self._frames
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=to_time(now)),
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=to_msg(now)),
                                                   status=statuses))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from transforms3d.quaternions import qinverse, qmult, qpow
 
+from twin_core.stamps import to_seconds
 from twin_sync.frame import FRESH, Frame, FrameSample, Quality, Sample
 
 INTERPOLATE = 'interpolate'
@@ -128,7 +129,7 @@ class Timeline:
                         for spec, buffer in zip(self.inputs, self._buffers))
         aligned = [t_ns if s.quality != Quality.HELD else s.stamp_ns
                    for s in samples if s.quality in FRESH]
-        skew = (max(aligned) - min(aligned)) * 1e-9 if aligned else 0.0
+        skew = to_seconds(max(aligned) - min(aligned)) if aligned else 0.0
         return Frame(t_ns, samples, skew, len(aligned) == len(samples))
 
     @staticmethod
