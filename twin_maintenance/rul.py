@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+RATINGS = ('CRITICAL', 'HIGH', 'MEDIUM')  # the risks above LOW, in the order of their horizons and levels
+
 
 @dataclass(frozen=True)
 class RulEstimate:
@@ -76,7 +78,7 @@ def risk_level(estimate: RulEstimate, horizons: tuple[float, float, float],
     """CRITICAL / HIGH / MEDIUM when the pessimistic RUL is below the horizon or the health
     index at or below the level of that rating (the worse of both), else LOW.
     """
-    for rating, horizon, level in zip(('CRITICAL', 'HIGH', 'MEDIUM'), horizons, levels):
+    for rating, horizon, level in zip(RATINGS, horizons, levels):
         if estimate.low <= horizon or estimate.health <= level:
             return rating
     return 'LOW'
