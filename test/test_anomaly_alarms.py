@@ -1,0 +1,84 @@
+"""Online alarms: micro-batches, suppression while the cell rests (dropouts excepted), counts, latency."""
+import itertools
+
+import numpy as np
+import pytest
+
+from twin_anomaly.alarms import AlarmStream, at_rest
+from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
+from twin_core.channels import Series
+
+RATE = 100.0
+NAMES = ('a', 'b')
+
+
+def normal(seconds: float, seed: int) -> Series:
+    """Two noisy channels of one periodic motion."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * t / 8.5
+    values = np.column_stack((np.sin(phase), 0.5 * np.cos(3 * phase))) + rng.normal(0, 0.01, (t.size, 2))
+    return Series(t, NAMES, values)
+
+
+@pytest.fixture(scope='module')
+def model() -> AnomalyModel:
+    return AnomalyModel.fit(normal(300, 0), DetectorSettings(methods=('robust',)))
+
+
+def run(stream: AlarmStream, data: Series, resting: np.ndarray) -> list:
+    """Every frame of ``data`` through the stream; the events it passed on."""
+    events = []
+    for t, row, rest in zip(data.time, data.values, resting):
+        events += stream.add(float(t), dict(zip(NAMES, row)), bool(rest))
+    return events
+
+
+def test_the_cell_rests_when_stopped_or_all_but_still():
+    assert at_rest({'stopped': 1.0}) and at_rest({'speed_override': 0.01})
+    assert not at_rest({}) and not at_rest({'stopped': 0.0, 'speed_override': 0.5})
+
+
+def test_frames_are_scored_in_batches(model):
+    stream = AlarmStream(model, batch_frames=4)
+    data = normal(0.07, 1)
+    run(stream, data, np.zeros(7))
+    assert stream.frames == 4
+
+
+def test_a_step_at_rest_is_suppressed_and_a_dropout_is_not(model):
+    data = normal(30, 2)
+    data.values[1000:, 1] += 0.2  # 20 noise sigmas
+    data.values[2000:2100, 0] = np.nan
+    stream = AlarmStream(model, batch_frames=4)
+    events = run(stream, data, np.ones(len(data.time)))
+    assert stream.suppressed >= 1
+    assert [(e.sensor, e.method) for e in events if e.active] == [('a', 'missing')]
+    assert stream.alarms == 1 and set(stream.latest) == {'a'}
+
+
+def test_alarms_raised_in_production_clear_at_rest(model):
+    data = normal(30, 3)
+    data.values[1000:1500, 1] += 0.2
+    resting = data.time >= 12.0
+    events = run(AlarmStream(model, batch_frames=4), data, resting)
+    raised = [e for e in events if e.active and e.sensor == 'b']
+    cleared = [e for e in events if not e.active and e.sensor == 'b']
+    assert raised and all(e.stamp < 12.0 for e in raised)
+    assert cleared and all(e.stamp >= 12.0 for e in cleared)
+
+
+def test_active_alarms_name_their_sensors(model):
+    data = normal(11, 4)
+    data.values[1000:, 1] += 0.2  # 1 s before the end: the residual alarm has not cleared yet
+    stream = AlarmStream(model, batch_frames=4)
+    run(stream, data, np.zeros(len(data.time)))
+    assert stream.alarmed() == {'b'}
+
+
+def test_latency_runs_from_a_frames_arrival_to_its_decision(model):
+    ticks = itertools.count()
+    stream = AlarmStream(model, batch_frames=2, clock=lambda: float(next(ticks)))
+    assert stream.latency() == (0.0, 0.0)
+    run(stream, normal(0.02, 5), np.zeros(2))  # arrivals at 0 and 1, decided at 2
+    assert stream.latency() == (1.5, 2.0)
