@@ -50,6 +50,8 @@ class GyroResidual:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any], names: Sequence[str]) -> GyroResidual:
-        joints = [JointOrigin(**{k: tuple(v) if isinstance(v, list) else v for k, v in joint.items()})
-                  for joint in document['joints']]
+        joints = []
+        for joint in document['joints']:  # asdict() read back from JSON: the triples are lists
+            fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in joint.items()}
+            joints.append(JointOrigin(**fields))
         return cls(ArmKinematics(joints), names, document['frame'])

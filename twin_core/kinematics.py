@@ -61,7 +61,7 @@ class ArmKinematics:
     """
 
     def __init__(self, joints: Sequence[JointOrigin], base_in_world: Pose | None = None) -> None:
-        children = {joint.parent: [] for joint in joints}
+        children: dict[str, list[JointOrigin]] = {joint.parent: [] for joint in joints}
         for joint in joints:
             children[joint.parent].append(joint)
         self._chain: list[tuple[JointOrigin, np.ndarray, np.ndarray]] = []

@@ -1,5 +1,5 @@
 """asyncua helpers shared by the twin's OPC UA servers: a server on its own asyncio loop in a
-background thread, and engineering units by their UNECE Recommendation 20 codes.
+background thread, string node ids, and engineering units by their UNECE Recommendation 20 codes.
 """
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ def engineering_units(code: str, symbol: str, description: str) -> ua.EUInformat
     """The ``EngineeringUnits`` value of a UNECE unit, e.g. ``('CEL', '°C', 'degree Celsius')``."""
     return ua.EUInformation(NamespaceUri=UNECE_NAMESPACE, UnitId=int.from_bytes(code.encode('ascii'), 'big'),
                             DisplayName=ua.LocalizedText(symbol), Description=ua.LocalizedText(description))
+
+
+def node_id(identifier: str, namespace: int) -> ua.NodeId:
+    """The string node id ``ns=<namespace>;s=<identifier>``."""
+    # asyncua annotates NodeId's fields with its OPC UA type classes (ua.String, ua.Int16), yet takes
+    # plain str and int as its own code passes them.
+    return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]
 
 
 class ServerThread(ABC):
@@ -78,8 +85,8 @@ class ServerThread(ABC):
         if self._ready.done():  # a restart: nobody waits for this run's start
             self._ready = Future()
         asyncio.run(self._serve(self._ready))
-        if not self._stop.is_set() and self._ready.exception() is not None:
-            raise self._ready.exception()
+        if not self._stop.is_set() and (error := self._ready.exception()) is not None:
+            raise error
 
     async def _serve(self, ready: Future[None]) -> None:
         self._loop = asyncio.get_running_loop()

@@ -39,6 +39,14 @@ class JointOrigin:
     axis: tuple[float, float, float]
 
 
+def _required(element: ElementTree.Element | None, name: str, what: str, urdf_path: str | Path) -> str:
+    """The attribute ``name`` of ``element`` (``what``: the element as the error names it)."""
+    value = None if element is None else element.get(name)
+    if value is None:
+        raise ValueError(f'{urdf_path}: {what} without {name}="..."')
+    return value
+
+
 def read_arm_description(urdf_path: str | Path) -> ArmDescription:
     """Read the movable joints (in file order), their limits, dynamics and transmissions."""
     root = ElementTree.parse(urdf_path).getroot()
@@ -46,16 +54,15 @@ def read_arm_description(urdf_path: str | Path) -> ArmDescription:
     if not joints:
         raise ValueError(f'{urdf_path}: no revolute joints')
     reductions = {
-        transmission.find('joint').get('name'):
-            float(transmission.findtext('actuator/mechanicalReduction', '1'))
-        for transmission in root.findall('transmission') if transmission.find('joint') is not None
+        element.get('name'): float(transmission.findtext('actuator/mechanicalReduction', '1'))
+        for transmission in root.findall('transmission') if (element := transmission.find('joint')) is not None
     }
 
     def attribute(joint: ElementTree.Element, tag: str, name: str, default: float) -> float:
         element = joint.find(tag)
         return float(element.get(name, default)) if element is not None else default
 
-    names = tuple(joint.get('name') for joint in joints)
+    names = tuple(_required(joint, 'name', '<joint>', urdf_path) for joint in joints)
     return ArmDescription(
         joint_names=names,
         lower=np.array([attribute(j, 'limit', 'lower', -math.pi) for j in joints]),
@@ -65,7 +72,7 @@ def read_arm_description(urdf_path: str | Path) -> ArmDescription:
         damping=np.array([attribute(j, 'dynamics', 'damping', 0.0) for j in joints]),
         friction=np.array([attribute(j, 'dynamics', 'friction', 0.0) for j in joints]),
         gear_ratio=np.array([reductions.get(name, 1.0) for name in names]),
-        link_names=tuple(link.get('name') for link in root.findall('link')),
+        link_names=tuple(_required(link, 'name', '<link>', urdf_path) for link in root.findall('link')),
     )
 
 
@@ -73,17 +80,20 @@ def read_joint_origins(urdf_path: str | Path) -> tuple[JointOrigin, ...]:
     """Every joint's parent, child, origin (xyz, rpy) and axis (default x, as in URDF)."""
     root = ElementTree.parse(urdf_path).getroot()
 
-    def triple(element: ElementTree.Element | None, name: str, default: str) -> tuple[float, ...]:
+    def triple(element: ElementTree.Element | None, name: str, default: str) -> tuple[float, float, float]:
         text = element.get(name, default) if element is not None else default
-        values = tuple(float(v) for v in text.split())
+        values = [float(v) for v in text.split()]
         if len(values) != 3:
             raise ValueError(f'{urdf_path}: {name}="{text}" needs three numbers')
-        return values
+        return values[0], values[1], values[2]
 
-    return tuple(
-        JointOrigin(name=joint.get('name'), type=joint.get('type'),
-                    parent=joint.find('parent').get('link'), child=joint.find('child').get('link'),
-                    xyz=triple(joint.find('origin'), 'xyz', '0 0 0'),
-                    rpy=triple(joint.find('origin'), 'rpy', '0 0 0'),
-                    axis=triple(joint.find('axis'), 'xyz', '1 0 0'))
-        for joint in root.findall('joint'))
+    def origin(joint: ElementTree.Element) -> JointOrigin:
+        name = _required(joint, 'name', '<joint>', urdf_path)
+        return JointOrigin(
+            name=name, type=_required(joint, 'type', f'joint {name}', urdf_path),
+            parent=_required(joint.find('parent'), 'link', f'joint {name}: <parent>', urdf_path),
+            child=_required(joint.find('child'), 'link', f'joint {name}: <child>', urdf_path),
+            xyz=triple(joint.find('origin'), 'xyz', '0 0 0'), rpy=triple(joint.find('origin'), 'rpy', '0 0 0'),
+            axis=triple(joint.find('axis'), 'xyz', '1 0 0'))
+
+    return tuple(origin(joint) for joint in root.findall('joint'))

@@ -8,7 +8,7 @@ over that step (as MuJoCo does with joint damping), which keeps stiff friction s
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -21,6 +21,14 @@ ARMATURE_INIT = 0.5  # kg·m²
 HUBER_BETA = 0.1  # normalised error where the loss turns linear: stick–slip outliers weigh less
 
 
+class Scales(TypedDict):
+    """Per-joint normalisation of a model's torque, acceleration and velocity (its constructor's arguments)."""
+
+    tau_scale: torch.Tensor
+    qdd_scale: torch.Tensor
+    qd_scale: torch.Tensor
+
+
 def robust(error: torch.Tensor) -> torch.Tensor:
     """Mean Huber loss of a normalised error."""
     return torch.nn.functional.smooth_l1_loss(error, torch.zeros_like(error), beta=HUBER_BETA)
@@ -30,6 +38,10 @@ class DynamicsModel(nn.Module):
     """Common interface: normalisation buffers, forward dynamics and a training loss."""
 
     kind = ''
+    # buffers (register_buffer), typed here: nn.Module's attribute lookup is untyped
+    tau_scale: torch.Tensor
+    qdd_scale: torch.Tensor
+    qd_scale: torch.Tensor
 
     def __init__(self, joints: int, members: int, tau_scale: torch.Tensor, qdd_scale: torch.Tensor,
                  qd_scale: torch.Tensor) -> None:
@@ -65,6 +77,9 @@ class PhysicsInformedArm(DynamicsModel):
     """
 
     kind = 'physics_informed'
+    angles: torch.Tensor
+    diagonal: torch.Tensor
+    unpack: torch.Tensor
 
     def __init__(self, joints: int, members: int, tau_scale: torch.Tensor, qdd_scale: torch.Tensor,
                  qd_scale: torch.Tensor, hidden: tuple[int, ...] = (64, 64),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from twin_predictor.dynamics import DynamicsModel, MlpArm, PhysicsInformedArm
+from twin_predictor.dynamics import DynamicsModel, MlpArm, PhysicsInformedArm, Scales
 
 FORMAT = 1
 KINDS: dict[str, type[DynamicsModel]] = {cls.kind: cls for cls in (PhysicsInformedArm, MlpArm)}
@@ -29,7 +29,7 @@ INPUTS = {'q': 'rad', 'qd': 'rad/s', 'tau': 'N*m'}
 OUTPUTS = {'qdd': 'rad/s^2'}
 
 
-def create(name: str, joints: int, scales: dict[str, torch.Tensor], **overrides: Any) -> DynamicsModel:
+def create(name: str, joints: int, scales: Scales, **overrides: Any) -> DynamicsModel:
     """A fresh model of registry entry ``name`` with normalisation ``scales``."""
     if name not in MODELS:
         raise KeyError(f'unknown model {name!r} (known: {", ".join(MODELS)})')

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from twin_predictor.dynamics import DynamicsModel
+from twin_predictor.dynamics import DynamicsModel, Scales
 from twin_predictor.joint_data import JointData
 
 
@@ -27,7 +27,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.q)
 
-    def scales(self) -> dict[str, torch.Tensor]:
+    def scales(self) -> Scales:
         """Per-joint RMS of torque, acceleration and velocity (the models' normalisation)."""
         rms = lambda x: x.pow(2).mean(0).sqrt().clamp_min(1e-3)  # noqa: E731
         return {'tau_scale': rms(self.tau), 'qdd_scale': rms(self.qdd), 'qd_scale': rms(self.qd)}

@@ -104,6 +104,7 @@ def _prediction(run: Run, report: Report) -> str:
         return section(*title, [nodata('no predicted point falls inside a recorded twin or truth '
                                        'trajectory.')])
     reference = run.twin or run.truth
+    assert reference is not None  # an error was measured against one of them
     report.images['prediction'] = figures.prediction_figure(run, errors, reference)
     last = errors[0].horizons[-1]
     report.summary += [(f'prediction RMSE at {last:g} s vs {e.reference}', mrad(e.at(last)))

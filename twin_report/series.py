@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ TOPICS: dict[str, str] = {
     DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
 }
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
+# A deserialized message: an rclpy message or a rosbags dataclass, read by field name only.
+Message = Any
 
 
 @dataclass(frozen=True)
@@ -137,14 +140,14 @@ def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) 
     return Trajectory(np.array(list(rows)), np.array(list(rows.values()), dtype=float), names)
 
 
-def alarms(events: Iterable[object]) -> tuple[Alarm, ...]:
+def alarms(events: Iterable[Message]) -> tuple[Alarm, ...]:
     """Pair AnomalyEvents rising and clearing on the same sensor and method, by start time;
     repeated rising edges and clearings without a rising edge are ignored.
     """
-    open_alarms: dict[tuple[str, str], object] = {}
+    open_alarms: dict[tuple[str, str], Message] = {}
     closed: list[Alarm] = []
 
-    def alarm(event: object, until: float | None) -> Alarm:
+    def alarm(event: Message, until: float | None) -> Alarm:
         return Alarm(event.sensor, event.method, int(event.severity), to_seconds(from_msg(event.header.stamp)),
                      until, float(event.score), float(event.threshold))
     for event in sorted(events, key=lambda e: from_msg(e.header.stamp)):
@@ -157,7 +160,7 @@ def alarms(events: Iterable[object]) -> tuple[Alarm, ...]:
     return tuple(sorted(closed, key=lambda a: a.start))
 
 
-def fault_intervals(truths: Sequence[object]) -> tuple[FaultInterval, ...]:
+def fault_intervals(truths: Sequence[Message]) -> tuple[FaultInterval, ...]:
     """Intervals of each label in WorkcellTruth ``active_faults``, as wide as the samples allow:
     from the message before the first one naming it (the fault began after that one) to the
     first one that no longer does (or the last message).
@@ -179,7 +182,7 @@ def fault_intervals(truths: Sequence[object]) -> tuple[FaultInterval, ...]:
     return tuple(sorted(intervals, key=lambda f: f.start))
 
 
-def health(truths: Sequence[object]) -> HealthSeries | None:
+def health(truths: Sequence[Message]) -> HealthSeries | None:
     """Ground-truth health per joint from WorkcellTruth messages (None without any)."""
     rows = [(to_seconds(from_msg(m.header.stamp)), list(m.health)) for m in truths if len(m.health)]
     if not rows:
@@ -189,7 +192,7 @@ def health(truths: Sequence[object]) -> HealthSeries | None:
                         tuple(truths[0].joint_names))
 
 
-def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
+def rul_samples(arrays: Iterable[Message]) -> tuple[RulSample, ...]:
     """The planner's per-component statuses carrying an RUL (``rul_s``, ``rul_low_s``, …)."""
     samples = []
     for array in arrays:
@@ -203,14 +206,14 @@ def rul_samples(arrays: Iterable[object]) -> tuple[RulSample, ...]:
     return tuple(sorted(samples, key=lambda s: s.stamp))
 
 
-def schedule(message: object) -> Schedule:
+def schedule(message: Message) -> Schedule:
     """A MaintenanceSchedule message as a :class:`Schedule`."""
     return Schedule(to_seconds(from_msg(message.header.stamp)), int(message.revision), tuple(
         PlannedTask.from_message(t) for t in message.tasks),
         tuple(message.unplaced))
 
 
-def prediction(message: object) -> Prediction | None:
+def prediction(message: Message) -> Prediction | None:
     """A JointTrajectory as a :class:`Prediction` (None without points)."""
     if not message.points:
         return None
@@ -221,7 +224,7 @@ def prediction(message: object) -> Prediction | None:
 
 
 def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
-              messages: Mapping[str, Sequence[object]]) -> Run:
+              messages: Mapping[str, Sequence[Message]]) -> Run:
     """The series of a run from its deserialized messages per topic (see :data:`TOPICS`)."""
     def joint_samples(topic: str) -> list[tuple[float, Sequence[str], Sequence[float]]]:
         return [(to_seconds(from_msg(m.header.stamp)), m.name, m.position) for m in messages.get(topic, ())]

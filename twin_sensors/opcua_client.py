@@ -22,6 +22,7 @@ from asyncua.common.subscription import DataChangeNotif
 
 from twin_core.config import describe
 from twin_core.network import check_opcua_endpoint
+from twin_core.opcua import node_id
 from twin_core.workers import Workers
 from twin_sensors.readers import Backoff, StateCallback
 
@@ -113,6 +114,7 @@ class OpcUaSubscriber:
         self._stopping.set()
 
     async def _session(self) -> None:
+        assert self._stopping is not None
         client = Client(self.config.endpoint, timeout=self.config.timeout)
         lost = asyncio.Event()
 
@@ -123,12 +125,13 @@ class OpcUaSubscriber:
         try:
             await client.connect()
             index = await client.get_namespace_index(self.config.namespace)
-            nodes = {ua.NodeId(name, index): name for name in self.names}
+            nodes = {node_id(name, index): name for name in self.names}
             interval_ms = self.config.publishing_interval * 1000.0
             if nodes:
                 subscription = await client.create_subscription(interval_ms, _Handler(self, nodes))
-                await subscription.subscribe_data_change([client.get_node(n) for n in nodes],
-                                                         sampling_interval=interval_ms)
+                # sampling_interval is annotated as asyncua's ua.Double class; it takes a float.
+                await subscription.subscribe_data_change(  # type: ignore[call-overload]
+                    [client.get_node(n) for n in nodes], sampling_interval=interval_ms)
             self._session_client = client, index
             self._set_state(True, f'subscribed to {len(nodes)} variables at {self.config.endpoint}')
             stop_task = asyncio.ensure_future(self._stopping.wait())

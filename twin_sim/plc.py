@@ -26,14 +26,15 @@ from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
 
-from twin_core.opcua import ServerThread, engineering_units
+from twin_core.opcua import ServerThread, engineering_units, node_id
 from twin_sim.hardware import PlcChannel
 
 _log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:ros2-digital-twin:workcell"
 _DEGREES_CELSIUS = engineering_units("CEL", "°C", "degree Celsius")
-_SENSOR_FAILURE = ua.StatusCode(ua.StatusCodes.BadSensorFailure)
+# StatusCode's value is annotated as asyncua's ua.UInt32 class; its StatusCodes constants are plain ints.
+_SENSOR_FAILURE = ua.StatusCode(ua.StatusCodes.BadSensorFailure)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +103,14 @@ class PlcServer(ServerThread):
 
     async def _build_address_space(self, server: Server) -> dict[str, Node]:
         index = await server.register_namespace(NAMESPACE)
-        cell = await server.nodes.objects.add_object(ua.NodeId("Workcell", index), ua.QualifiedName("Workcell", index))
-        motors = await cell.add_object(ua.NodeId("Workcell.Motors", index), ua.QualifiedName("Motors", index))
+        cell = await server.nodes.objects.add_object(node_id("Workcell", index), ua.QualifiedName("Workcell", index))
+        motors = await cell.add_object(node_id("Workcell.Motors", index), ua.QualifiedName("Motors", index))
         nodes: dict[str, Node] = {}
         for joint in self.joint_names:
-            motor = await motors.add_object(ua.NodeId(f"Workcell.Motors.{joint}", index),
+            motor = await motors.add_object(node_id(f"Workcell.Motors.{joint}", index),
                                             ua.QualifiedName(joint, index))
             temperature = await motor.add_variable(
-                ua.NodeId(f"Workcell.Motors.{joint}.Temperature", index), ua.QualifiedName("Temperature", index),
+                node_id(f"Workcell.Motors.{joint}.Temperature", index), ua.QualifiedName("Temperature", index),
                 math.nan, ua.VariantType.Double)
             await temperature.add_property(index, "EngineeringUnits", _DEGREES_CELSIUS)
             nodes[joint] = temperature
@@ -118,7 +119,7 @@ class PlcServer(ServerThread):
             ("TaskId", -1, ua.VariantType.Int64), ("TaskProgress", 0.0, ua.VariantType.Double),
             ("DeviceTime", 0.0, ua.VariantType.Double),
         ):
-            nodes[name] = await cell.add_variable(ua.NodeId(f"Workcell.{name}", index),
+            nodes[name] = await cell.add_variable(node_id(f"Workcell.{name}", index),
                                                   ua.QualifiedName(name, index), initial, variant)
         await nodes["SpeedOverride"].set_writable()
         self._speed_override_id = nodes["SpeedOverride"].nodeid
