@@ -17,6 +17,7 @@ from twin_anomaly.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
 from twin_anomaly.metrics import event_scores
 from twin_core.channels import Series, channel_name
 from twin_core.kinematics import ArmKinematics
+from twin_core.levels import Level
 
 RATE = 100.0
 NAMES = ('a', 'b', 'c')
@@ -82,7 +83,7 @@ def test_step_detected_within_the_debounce_delay(robust_model):
     assert raised and raised[0].sensor == 'b' and raised[0].method == 'residual'
     delay = raised[0].stamp - data.time[onset]
     assert 0 <= delay <= (robust_model.settings.debounce + 1) / RATE
-    assert raised[0].severity in ('WARN', 'ERROR') and 'above' in raised[0].description
+    assert raised[0].severity in (Level.WARN, Level.ERROR) and 'above' in raised[0].description
 
 
 def test_single_spike_raises_nothing_and_a_burst_raises_one_event_that_clears(robust_model):
@@ -108,7 +109,7 @@ def test_stuck_and_missing_sensors(robust_model):
     bound = (robust_model.settings.min_run + robust_model.settings.debounce + 1) / RATE
     assert raised[('a', 'flat')].stamp - data.time[1000] < bound
     missing = raised[('c', 'missing')]
-    assert missing.stamp - data.time[2000] < bound and missing.severity == 'ERROR'
+    assert missing.stamp - data.time[2000] < bound and missing.severity == Level.ERROR
 
 
 def test_multivariate_models_catch_a_broken_correlation(tmp_path):

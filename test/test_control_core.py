@@ -21,6 +21,7 @@ from twin_control.safety import (
     maintenance_cap,
 )
 from twin_core.config import ConfigError, build
+from twin_core.levels import Risk
 from twin_core.urdf import read_arm_description
 from twin_sensors.wire import CommandName, parse_command
 from twin_sim.hardware import CommandChannel, CommandServer
@@ -102,7 +103,7 @@ def test_overload_in_the_twin_state_stops_the_cell(arbiter):
 
 def test_maintenance_derating_caps_the_operator_speed_override(arbiter):
     assert arbiter.operator_speed(0.9, 0.0).command == speed(0.9)
-    cap, reason = maintenance_cap([('joint_2', 'HIGH'), ('joint_3', 'CRITICAL'), ('imu', 'LOW')], CONFIG)
+    cap, reason = maintenance_cap([('joint_2', Risk.HIGH), ('joint_3', Risk.CRITICAL), ('imu', Risk.LOW)], CONFIG)
     assert (cap, reason) == (0.5, 'maintenance of joint_3 at CRITICAL risk')
     derated = arbiter.maintenance(cap, reason, 0.1)
     assert derated.command == speed(0.5) and derated.source == Source.MAINTENANCE

@@ -8,6 +8,7 @@ import yaml
 
 from twin_bringup.node_table import load_node_table
 from twin_core.config import ConfigError
+from twin_core.levels import Level, Risk
 from twin_core.paths import config_dir
 from twin_fleet.fleet import Fleet
 from twin_maintenance.scheduler import HOUR, Calendar, PlannedTask, Scheduler
@@ -15,7 +16,7 @@ from twin_maintenance.scheduler import HOUR, Calendar, PlannedTask, Scheduler
 MONDAY_8H = 4 * 86400.0 + 8 * HOUR  # 1970-01-05 08:00 UTC
 
 
-def task(component, start, hours=2.0, deadline=MONDAY_8H + 48 * HOUR, risk='HIGH', rul=3 * 86400.0):
+def task(component, start, hours=2.0, deadline=MONDAY_8H + 48 * HOUR, risk=Risk.HIGH, rul=3 * 86400.0):
     return PlannedTask(component, 'replace gearbox', risk, start, start + hours * HOUR, deadline, rul,
                        resources=('mechanic',))
 
@@ -101,16 +102,16 @@ def test_a_task_that_cannot_fit_before_its_deadline_is_marked_late():
 
 def test_summaries_flag_silent_robots_and_active_errors():
     team = fleet()
-    team.on_health('robot_1', 'OK', 'all fresh', now=100.0)
-    team.on_health('robot_2', 'OK', 'all fresh', now=90.0)
-    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', 'ERROR', True)
-    team.on_schedule('robot_1', (task('joint_2', MONDAY_8H, risk='CRITICAL', rul=7200.0),
-                                 task('imu', MONDAY_8H, risk='MEDIUM', rul=0.0)))
+    team.on_health('robot_1', Level.OK, 'all fresh', now=100.0)
+    team.on_health('robot_2', Level.OK, 'all fresh', now=90.0)
+    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', Level.ERROR, True)
+    team.on_schedule('robot_1', (task('joint_2', MONDAY_8H, risk=Risk.CRITICAL, rul=7200.0),
+                                 task('imu', MONDAY_8H, risk=Risk.MEDIUM, rul=0.0)))
     one, two = team.summaries(now=100.0)
-    assert (one.level, one.active_alarms, one.worst_risk, one.min_rul) == ('ERROR', 1, 'CRITICAL', 7200.0)
-    assert two.level == 'STALE' and 'silent' in two.message and math.isinf(two.min_rul)
-    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', 'ERROR', False)
-    assert team.summaries(now=100.0)[0].level == 'OK'
+    assert (one.level, one.active_alarms, one.worst_risk, one.min_rul) == (Level.ERROR, 1, Risk.CRITICAL, 7200.0)
+    assert two.level == Level.STALE and 'silent' in two.message and math.isinf(two.min_rul)
+    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', Level.ERROR, False)
+    assert team.summaries(now=100.0)[0].level == Level.OK
 
 
 def test_robots_must_be_distinct():

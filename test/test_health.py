@@ -1,26 +1,27 @@
 """Health tracking: silence becomes STALE, the worst level wins."""
 from twin_bringup.health import HealthConfig, HealthTracker
+from twin_core.levels import Level
 
 
 def test_expected_component_never_heard_from_is_stale():
     tracker = HealthTracker(HealthConfig(expected=('workcell_sim',)))
     (component,) = tracker.components(now=10.0)
-    assert (component.name, component.level, component.age) == ('workcell_sim', 'STALE', None)
+    assert (component.name, component.level, component.age) == ('workcell_sim', Level.STALE, None)
 
 
 def test_reports_age_into_stale_and_worst_level_wins():
     tracker = HealthTracker(HealthConfig(expected=('workcell_sim',), stale_after=2.0))
-    tracker.report('workcell_sim: physics', 'OK', 'running', now=0.0)
-    tracker.report('imu_driver: port', 'WARN', 'parse errors', now=0.0)
-    assert tracker.overall(now=1.0).level == 'WARN'
+    tracker.report('workcell_sim: physics', Level.OK, 'running', now=0.0)
+    tracker.report('imu_driver: port', Level.WARN, 'parse errors', now=0.0)
+    assert tracker.overall(now=1.0).level == Level.WARN
     assert 'imu_driver: port' in tracker.overall(now=1.0).message
-    tracker.report('imu_driver: port', 'OK', 'fine', now=2.5)
+    tracker.report('imu_driver: port', Level.OK, 'fine', now=2.5)
     levels = {c.name: c.level for c in tracker.components(now=3.0)}
-    assert levels == {'workcell_sim: physics': 'STALE', 'imu_driver: port': 'OK'}
-    assert tracker.overall(now=3.0).level == 'STALE'
+    assert levels == {'workcell_sim: physics': Level.STALE, 'imu_driver: port': Level.OK}
+    assert tracker.overall(now=3.0).level == Level.STALE
 
 
 def test_all_ok():
     tracker = HealthTracker(HealthConfig(expected=()))
-    tracker.report('a', 'OK', 'fine', now=0.0)
+    tracker.report('a', Level.OK, 'fine', now=0.0)
     assert tracker.overall(now=0.5).message == 'all components OK'

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from twin_core.levels import Risk
 from twin_maintenance.condition import HealthWindows, JointChannels, motor_health
 from twin_maintenance.rul import RulEstimate, RulModel, nasa_score, risk_level, trend_rul, two_point_rul
 from twin_maintenance.scheduler import DAY, HOUR, Calendar, Scheduler, Task
@@ -64,7 +65,7 @@ def test_rul_follows_the_units_own_time_scale_and_is_beyond_the_horizon_without_
     steady = np.column_stack((np.full(30, 0.3) + rng.normal(0, 0.02, 30), rng.normal(0, 1, 30)))
     healthy = model.estimate(np.arange(30.0), model.health(steady, 'unit_0'))
     assert healthy.median == healthy.low == np.inf and healthy.health == pytest.approx(0.9, abs=0.05)
-    assert risk_level(healthy, (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)) == 'LOW'
+    assert risk_level(healthy, (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)) == Risk.LOW
     with pytest.raises(ValueError, match='no finite health'):
         model.estimate(np.arange(3.0), np.full(3, np.nan))
 
@@ -92,11 +93,11 @@ def test_trend_interval_includes_the_uncertainty_of_where_failure_reads():
 
 def test_risk_levels_follow_the_pessimistic_rul_and_the_health_level():
     horizons, levels = (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)
-    assert risk_level(RulEstimate(30.0, 5.0, 60.0, 0.5), horizons, levels) == 'CRITICAL'
-    assert risk_level(RulEstimate(80.0, 40.0, 120.0, 0.5), horizons, levels) == 'HIGH'
-    assert risk_level(RulEstimate(500.0, 300.0, 900.0, 0.9), horizons, levels) == 'LOW'
-    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.05), horizons, levels) == 'CRITICAL'
-    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.3), horizons, levels) == 'MEDIUM'
+    assert risk_level(RulEstimate(30.0, 5.0, 60.0, 0.5), horizons, levels) == Risk.CRITICAL
+    assert risk_level(RulEstimate(80.0, 40.0, 120.0, 0.5), horizons, levels) == Risk.HIGH
+    assert risk_level(RulEstimate(500.0, 300.0, 900.0, 0.9), horizons, levels) == Risk.LOW
+    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.05), horizons, levels) == Risk.CRITICAL
+    assert risk_level(RulEstimate(np.inf, np.inf, np.inf, 0.3), horizons, levels) == Risk.MEDIUM
 
 
 def test_health_windows_measure_vibration_and_dropouts():
@@ -120,7 +121,7 @@ def test_health_windows_measure_vibration_and_dropouts():
 
 
 def task(component, deadline, resources=('mechanic',), duration=2 * HOUR):
-    return Task(component, 'replace gearbox', duration, deadline, resources, 'HIGH')
+    return Task(component, 'replace gearbox', duration, deadline, resources, Risk.HIGH)
 
 
 def test_bookings_respect_working_hours_windows_and_weekends():

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from twin_core.levels import Risk
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.planner import MaintenancePlanner, Plan
 from twin_maintenance.rul import RulModel
@@ -33,7 +34,7 @@ def test_healthy_components_are_rated_low_and_need_no_plan():
     planner = MaintenancePlanner(CONFIG, RUL, {'joint_1': LIMIT})
     assert feed(planner, MONDAY_MORNING, 3.0) == []
     assert {c: a.risk for c, a in planner.assessments.items()} == {
-        'joint_1': 'LOW', 'joint_1_motor': 'LOW', 'imu': 'LOW'}
+        'joint_1': Risk.LOW, 'joint_1_motor': Risk.LOW, 'imu': Risk.LOW}
     assert planner.assessments['joint_1'].health == pytest.approx(0.9)
     assert planner.assessments['joint_1'].rul.low == math.inf
     assert planner.assessments['imu'].rul is None
@@ -45,8 +46,8 @@ def test_a_worn_gearbox_a_hot_motor_and_a_dropout_get_tasks_due_by_their_ratings
     tasks = {b.task.component: b.task for b in plan.bookings}
     assert plan.time == MONDAY_MORNING + 1.0 and not plan.unplaced
     assert {c: (t.action, t.risk) for c, t in tasks.items()} == {
-        'joint_1': ('replace gearbox', 'CRITICAL'), 'joint_1_motor': ('service motor cooling', 'HIGH'),
-        'imu': ('inspect sensor', 'HIGH')}
+        'joint_1': ('replace gearbox', Risk.CRITICAL), 'joint_1_motor': ('service motor cooling', Risk.HIGH),
+        'imu': ('inspect sensor', Risk.HIGH)}
     # a low index alone: due within the CRITICAL horizon, less the safety margin
     assert tasks['joint_1'].deadline == pytest.approx(plan.time + CONFIG.risk.critical - CONFIG.safety_margin)
     assert tasks['joint_1_motor'].deadline == tasks['imu'].deadline == plan.time + CONFIG.safety_margin
@@ -62,7 +63,7 @@ def test_a_plan_is_redone_when_tasks_come_or_go_not_when_deadlines_creep():
     (cooled,) = feed(planner, MONDAY_MORNING + 6.1, 2.0)
     assert cooled.bookings == [] and planner.bookings == []
     (hot,) = feed(planner, MONDAY_MORNING + 8.1, 2.0, temperature=95.0)
-    assert [b.task.risk for b in hot.bookings] == ['HIGH']
+    assert [b.task.risk for b in hot.bookings] == [Risk.HIGH]
 
 
 def test_a_deadline_that_moves_by_replan_change_of_the_time_left_replans():

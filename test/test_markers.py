@@ -7,16 +7,14 @@ import pytest
 from harness import CONFIG_DIR
 from twin_core.config import ConfigError, build
 from twin_core.kinematics import ArmKinematics
+from twin_core.levels import Level, Risk
 from twin_core.urdf import JointOrigin
 from twin_state.config import StateConfig
 from twin_state.markers import (
     CLEAR,
     DRAW,
-    ERROR,
     LEVEL_COLOURS,
-    OK,
     RISK_COLOURS,
-    WARN,
     ActiveAlarms,
     PredictionFeed,
     TaskInfo,
@@ -59,16 +57,16 @@ def test_joint_of_matches_whole_channel_parts_only() -> None:
 
 def test_alarms_keep_the_worst_active_level_per_joint_until_cleared() -> None:
     alarms = ActiveAlarms(JOINTS)
-    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', WARN, True)
-    alarms.update('encoders.joint_states.joint_3.effort', 'level', ERROR, True)
-    alarms.update('encoders.joint_states.joint_3.effort', 'flat', WARN, True)
-    assert (alarms.level('joint_3'), alarms.level('joint_2'), alarms.level(None)) == (ERROR, OK, OK)
-    alarms.update('encoders.joint_states.joint_3.effort', 'level', ERROR, False)
-    assert alarms.level('joint_3') == WARN and len(alarms) == 2
-    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', WARN, False)
-    alarms.update('encoders.joint_states.joint_3.effort', 'flat', WARN, False)
-    alarms.update('scan.min', 'missing', ERROR, False)  # clearing an unknown alarm is harmless
-    assert alarms.level('joint_3') == OK and len(alarms) == 0
+    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', Level.WARN, True)
+    alarms.update('encoders.joint_states.joint_3.effort', 'level', Level.ERROR, True)
+    alarms.update('encoders.joint_states.joint_3.effort', 'flat', Level.WARN, True)
+    assert (alarms.level('joint_3'), alarms.level('joint_2'), alarms.level(None)) == (Level.ERROR, Level.OK, Level.OK)
+    alarms.update('encoders.joint_states.joint_3.effort', 'level', Level.ERROR, False)
+    assert alarms.level('joint_3') == Level.WARN and len(alarms) == 2
+    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', Level.WARN, False)
+    alarms.update('encoders.joint_states.joint_3.effort', 'flat', Level.WARN, False)
+    alarms.update('scan.min', 'missing', Level.ERROR, False)  # clearing an unknown alarm is harmless
+    assert alarms.level('joint_3') == Level.OK and len(alarms) == 0
     with pytest.raises(ValueError, match='severity 3'):
         alarms.update('multivariate', 'iforest', 3, True)
 
@@ -95,16 +93,16 @@ def test_colours_follow_joint_alarms_and_unassigned_alarms_mark_base_and_outline
         kinematics: ArmKinematics) -> None:
     parts = segments(kinematics)
     alarms = ActiveAlarms(JOINTS)
-    alarms.update('encoders.joint_states.joint_2.velocity', 'residual', ERROR, True)
+    alarms.update('encoders.joint_states.joint_2.velocity', 'residual', Level.ERROR, True)
     colours = dict(zip(((s.parent, s.child) for s in parts), segment_colours(parts, alarms)))
-    assert colours.pop(('link_2', 'link_3')) == LEVEL_COLOURS[ERROR]
-    assert set(colours.values()) == {LEVEL_COLOURS[OK]}
+    assert colours.pop(('link_2', 'link_3')) == LEVEL_COLOURS[Level.ERROR]
+    assert set(colours.values()) == {LEVEL_COLOURS[Level.OK]}
     assert outline_colour(alarms) is None
-    alarms.update('multivariate', 'autoencoder', WARN, True)
+    alarms.update('multivariate', 'autoencoder', Level.WARN, True)
     colours = dict(zip(((s.parent, s.child) for s in parts), segment_colours(parts, alarms)))
-    assert colours[('base_link', 'link_1')] == colours[('base_link', 'laser')] == LEVEL_COLOURS[WARN]
-    assert colours[('link_3', 'link_4')] == LEVEL_COLOURS[OK]
-    assert outline_colour(alarms) == LEVEL_COLOURS[WARN]
+    assert colours[('base_link', 'link_1')] == colours[('base_link', 'laser')] == LEVEL_COLOURS[Level.WARN]
+    assert colours[('link_3', 'link_4')] == LEVEL_COLOURS[Level.OK]
+    assert outline_colour(alarms) == LEVEL_COLOURS[Level.WARN]
 
 
 def test_ghost_path_and_arms_are_the_forward_kinematics_of_the_mean(
@@ -200,9 +198,9 @@ def test_health_labels_sit_at_their_joints_with_rul_and_worst_risk_colour(
         kinematics: ArmKinematics) -> None:
     q = dict(zip(JOINTS, (0.3, 0.5, -0.2, 0.0)))
     frames = kinematics.transforms(q)
-    tasks = [TaskInfo('joint_2', 'replace gearbox', 'HIGH', 9000.0, 2400.0, 18000.0),
-             TaskInfo('joint_2_motor', 'service motor cooling', 'CRITICAL', 0.0, 0.0, 0.0),
-             TaskInfo('imu', 'inspect sensor', 'MEDIUM', 0.0, 0.0, 0.0)]
+    tasks = [TaskInfo('joint_2', 'replace gearbox', Risk.HIGH, 9000.0, 2400.0, 18000.0),
+             TaskInfo('joint_2_motor', 'service motor cooling', Risk.CRITICAL, 0.0, 0.0, 0.0),
+             TaskInfo('imu', 'inspect sensor', Risk.MEDIUM, 0.0, 0.0, 0.0)]
     labels = health_labels(kinematics, frames, tasks, (0.0, 0.3, 0.0))
     by_text = {label.text.split()[0] if 'imu' not in label.text else 'base': label
                for label in labels}
@@ -210,13 +208,11 @@ def test_health_labels_sit_at_their_joints_with_rul_and_worst_risk_colour(
     joint_2 = by_text['joint_2']
     assert joint_2.text == ('joint_2 HIGH · RUL 2.5 h (10–90 %: 40 min–5.0 h)\n'
                             'joint_2 motor CRITICAL · service motor cooling')
-    assert joint_2.colour == RISK_COLOURS['CRITICAL']
+    assert joint_2.colour == RISK_COLOURS[Risk.CRITICAL]
     np.testing.assert_allclose(joint_2.position, frames['link_2'][:3, 3] + [0.0, 0.3, 0.0])
     assert (by_text['joint_1'].text, by_text['joint_1'].colour) == ('joint_1 LOW risk',
-                                                                  RISK_COLOURS['LOW'])
+                                                                  RISK_COLOURS[Risk.LOW])
     assert by_text['base'].text == 'imu MEDIUM · inspect sensor'
-    with pytest.raises(ValueError, match="unknown risk 'SEVERE'"):
-        TaskInfo('joint_1', 'replace gearbox', 'SEVERE', 1.0, 1.0, 1.0)
 
 
 def test_visualization_parameters_are_checked() -> None:

@@ -22,6 +22,7 @@ from twin_bridge.outbox import Outbox, SeenIds, open_store
 from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json, to_dict
 from twin_core.config import ConfigError, build
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_core.workers import Workers
 from twin_interfaces.msg import TwinState
 
@@ -212,7 +213,7 @@ def test_outbox_survives_a_core_restart_and_duplicates_are_dropped(mosquitto, tm
         assert len(collector.messages) == 51
         assert (second.stats.duplicates, second.stats.invalid) == (2, 1)
         level, _, values = second.health()
-        assert level == 'WARN' and values['invalid_inbound'] == 1 and values['connected']
+        assert level == Level.WARN and values['invalid_inbound'] == 1 and values['connected']
         assert values['invalid.schema'] == 1
         (letter,) = second.dead_letters.recent()
         assert (letter.source, letter.reason, letter.payload) == ('mqtt test/loop', 'schema', b'{"frame_id": 1}')
@@ -230,14 +231,14 @@ def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Pat
         bridge.send(0, Header(frame_id=str(i)))
     assert (bridge.outbox.depth, bridge.outbox.dropped) == (10, 15)
     level, message, values = bridge.health()
-    assert level == 'ERROR' and values['dropped'] == 15
+    assert level == Level.ERROR and values['dropped'] == 15
     broker.start()
     bridge.start()
     try:
         collector.wait(10)
         assert [m.frame_id for _, m in collector.messages] == [str(i) for i in range(15, 25)]
         wait_connected(bridge)
-        assert bridge.health()[0] == 'OK'
+        assert bridge.health()[0] == Level.OK
     finally:
         core.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from opcua_fixtures import connect as connect_secure
 from opcua_fixtures import make_certificates
 from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
 from twin_bridge.opcua_server import TwinServer
-from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command
+from twin_bridge.opcua_space import TwinAddressSpace, from_datetime, speed_override_command, to_datetime
 from twin_bringup.sandbox import free_port
 from twin_core.config import ConfigError, build
+from twin_core.stamps import from_seconds
 from twin_maintenance.scheduler import PlannedTask
 from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer
@@ -30,9 +32,9 @@ class History:
     """A HistorySource recording its requests."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, float, float, int]] = []
+        self.requests: list[tuple[str, int, int, int]] = []
 
-    def __call__(self, path: str, start: float, end: float, max_samples: int) -> tuple[list[float], list[float]]:
+    def __call__(self, path: str, start: int, end: int, max_samples: int) -> tuple[list[float], list[float]]:
         self.requests.append((path, start, end, max_samples))
         return [1000.0, 1000.5, 1001.0], [0.1, 0.2, 0.3]
 
@@ -98,9 +100,10 @@ def test_values_update_with_source_timestamps(secure: Any) -> None:
     server, files, _ = secure
     space = server.space
     stamp = time.time() - 2.0
+    stamp_ns = from_seconds(stamp)
     server.update({**space.axes(['joint_1', 'joint_9'], position=[0.25], velocity=[-1.5], temperature=[41.0],
                                 load=[0.3]),
-                   **space.state(stamp, False, 7, 0.5, False, 0.8)}, stamp)
+                   **space.state(stamp_ns, False, 7, 0.5, False, 0.8)}, stamp_ns)
     server.update(space.health([(0, '/twin/sync', 'ok'), (1, '/twin/imu', 'late'), (1, '/twin/lidar', 'slow')]))
     server.update(space.alert('joint_2.velocity', 'residual', 1, 'residual 4.2 > 3.0', True))
     server.update(space.maintenance(3, [PlannedTask('joint_2', 'replace gearbox', 'HIGH', stamp, stamp + 600.0,
@@ -139,12 +142,21 @@ def test_history_read_is_answered_by_the_history_source(secure: Any) -> None:
 
     async def work(client: Client, index: int) -> list[ua.DataValue]:
         node = client.get_node(ua.NodeId(server.space.axis('joint_3', 'ActualPosition'), index))
-        return await node.read_raw_history()
+        return await node.read_raw_history(to_datetime(1000.25), to_datetime(1001.5))
 
     values = run_client(server, files, work)
     assert [v.Value.Value for v in values] == [0.1, 0.2, 0.3]
     assert [v.SourceTimestamp.timestamp() for v in values] == [1000.0, 1000.5, 1001.0]
-    assert history.requests[-1][0] == 'joint_3.position'
+    assert history.requests[-1] == ('joint_3.position', 1_000_250_000_000, 1_001_500_000_000, 0)
+
+
+def test_datetimes_are_nanoseconds_since_the_epoch_and_the_null_datetime_is_zero() -> None:
+    moment = datetime(2026, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    assert abs(from_datetime(moment) - 1_777_636_800_250_000_000) < 1_000  # within the datetime's microsecond
+    assert from_datetime(moment.replace(tzinfo=None)) == from_datetime(moment)  # naive: UTC
+    assert from_datetime(moment.astimezone(timezone(timedelta(hours=2)))) == from_datetime(moment)
+    assert from_datetime(None) == from_datetime(datetime(1601, 1, 1, tzinfo=UTC)) == 0
+    assert to_datetime(1000.5) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=1000.5)
 
 
 @pytest.mark.parametrize('who, password, status', [

@@ -11,10 +11,11 @@ from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
 from harness import CONFIG_DIR
 from twin_core.config import ConfigError, build, ros_parameters
-from twin_interfaces.msg import CellStatus, SensorSample
+from twin_core.levels import Quality
+from twin_interfaces.msg import CellStatus
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy
-from twin_sync.frame import Layout, Quality, Sample
+from twin_sync.frame import Layout, Sample
 from twin_sync.sync_config import SyncConfig
 from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput, slerp
 
@@ -196,13 +197,6 @@ def vector(stamp_ns, value):
 def make_timeline(*inputs, window=S, tolerance=10 * MS):
     return Timeline(list(inputs), period_ns=10 * MS, delay_ns=30 * MS, window_ns=window,
                     future_tolerance_ns=tolerance)
-
-
-def test_quality_codes_match_the_message():
-    assert [q.value for q in Quality] == [SensorSample.QUALITY_EXACT,
-                                         SensorSample.QUALITY_INTERPOLATED,
-                                         SensorSample.QUALITY_HELD, SensorSample.QUALITY_STALE,
-                                         SensorSample.QUALITY_MISSING]
 
 
 def test_rates_1000_500_20_resampled_at_100_hz():

@@ -9,6 +9,7 @@ import pytest
 from harness import wait_for
 from twin_core.dead_letters import DeadLetters
 from twin_core.dead_letters import main as dead_letters_main
+from twin_core.levels import Level
 from twin_core.workers import WorkerFailure, Workers
 
 
@@ -32,8 +33,8 @@ def test_a_failing_worker_is_reported_at_once_and_restarted():
         assert 'Traceback' in failure.traceback and reported_at - runs[0] < 0.1
         assert 0.4 < runs[1] - runs[0] < 1.0  # the first restart delay, 0.5 s
         level, message, values = workers.health()
-        assert level == 'ERROR' and 'reader failed: ValueError' in message and values['reader.failures'] == 1
-        assert wait_for(lambda: workers.health()[0] == 'OK', timeout=4.0)  # running again since
+        assert level == Level.ERROR and 'reader failed: ValueError' in message and values['reader.failures'] == 1
+        assert wait_for(lambda: workers.health()[0] == Level.OK, timeout=4.0)  # running again since
     finally:
         workers.stop()
 

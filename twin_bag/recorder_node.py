@@ -23,6 +23,7 @@ from std_msgs.msg import Header
 from twin_bag.config import RELIABLE_DEPTH, RecorderConfig, parse_topic
 from twin_bag.recorder import Recording
 from twin_core.config import ConfigError
+from twin_core.levels import Level
 from twin_ros.common import declare_config, qos_profile, run_cli, status
 from twin_ros.messages import message_class
 
@@ -71,7 +72,7 @@ class Recorder(Node):
         counts = self._recording.counts
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()),
-            status=[status(f'{self.get_name()}: bag', 'OK', 'recording',
+            status=[status(f'{self.get_name()}: bag', Level.OK, 'recording',
                            values={'path': self._recording.path, 'messages': counts.total(),
                                    **counts})]))
 

@@ -17,6 +17,7 @@ from twin_bridge.cloud_config import CloudUploaderConfig
 from twin_bridge.spool import MB, Spool
 from twin_bridge.uploader import Uploader
 from twin_core.config import ConfigError
+from twin_core.levels import Level
 from twin_ros.common import declare_config, qos_profile, run, status, supervised_workers
 
 RELIABLE_DEPTH = 1000
@@ -83,11 +84,11 @@ class CloudUploader(Node):
             self._policy_hits = stats.policy_hits
             self._alert_until = time.monotonic() + ALERT_HOLD_S
         if stats.disk_full:
-            level, message = 'ERROR', stats.last_error
+            level, message = Level.ERROR, stats.last_error
         elif time.monotonic() < self._alert_until:
-            level, message = 'WARN', f'spool reached {spool.max_mb} MB: {spool.policy}'
+            level, message = Level.WARN, f'spool reached {spool.max_mb} MB: {spool.policy}'
         else:
-            level, message = 'OK', 'recording'
+            level, message = Level.OK, 'recording'
         return status(f'{self.get_name()}: spool', level, message, values={
             'pending_segments': stats.pending_segments,
             'spool_mb': (stats.pending_bytes + stats.open_bytes) / MB, 'max_mb': spool.max_mb,
@@ -100,7 +101,7 @@ class CloudUploader(Node):
         if stats.failing and stats.last_error != self._logged_error:
             self._logged_error = stats.last_error
             self.get_logger().error(f'upload failed, retrying with backoff: {stats.last_error}')
-        level = ('ERROR' if stats.needs_operator else 'WARN') if stats.failing else 'OK'
+        level = (Level.ERROR if stats.needs_operator else Level.WARN) if stats.failing else Level.OK
         return status(f'{self.get_name()}: upload', level,
                       stats.last_error if stats.failing else 'uploading', values={
                           'uploaded_segments': stats.uploaded_segments,

@@ -32,6 +32,7 @@ from twin_bridge.outbox import Outbox, SeenIds, open_store
 from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json
 from twin_core.config import ConfigError
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_core.workers import Workers
 from twin_ros.messages import message_class
 
@@ -383,7 +384,7 @@ class MqttBridge:
             latency = (time.time_ns() - inbound.stamp_ns) * 1e-6
             self.stats.latency_ms += 0.1 * (latency - self.stats.latency_ms)
 
-    def health(self) -> tuple[str, str, dict[str, Any]]:
+    def health(self) -> tuple[Level, str, dict[str, Any]]:
         """(level, message, values) for the diagnostics.
 
         Drops and rejections since the last call are an ERROR, invalid inbound payloads a WARN.
@@ -393,14 +394,14 @@ class MqttBridge:
         new_drops, new_rejections, new_invalid = (now - before for now, before in zip(counts, self._reported))
         self._reported = counts
         if not link.connected:
-            level, message = 'ERROR', f'disconnected: {link.last_error or "connecting"}'
+            level, message = Level.ERROR, f'disconnected: {link.last_error or "connecting"}'
         elif new_drops or new_rejections:
-            level, message = 'ERROR', (f'{new_drops} messages dropped (outbox full), '
+            level, message = Level.ERROR, (f'{new_drops} messages dropped (outbox full), '
                                        f'{new_rejections} rejected by the broker')
         elif new_invalid:
-            level, message = 'WARN', f'{new_invalid} invalid inbound payloads: {self.stats.last_invalid}'
+            level, message = Level.WARN, f'{new_invalid} invalid inbound payloads: {self.stats.last_invalid}'
         else:
-            level, message = 'OK', f'connected, outbox {outbox.depth}'
+            level, message = Level.OK, f'connected, outbox {outbox.depth}'
         values = {'connected': link.connected, 'outbox_depth': outbox.depth,
                   'outbox_capacity': outbox.capacity, 'sent': link.sent, 'acked': link.acked,
                   'dropped': outbox.dropped, 'rejected': link.rejected,

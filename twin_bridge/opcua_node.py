@@ -4,7 +4,6 @@ actuation node) and, as a client of the cell PLC, publishes PLC variables.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,12 +17,13 @@ from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_core.config import ConfigError
 from twin_core.dead_letters import DeadLetters
+from twin_core.stamps import from_msg
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
 from twin_maintenance.scheduler import PlannedTask
 from twin_ros.common import LATCHED, declare_config, run, status, supervised_workers
+from twin_ros.stamps import to_msg
 from twin_sensors.opcua_client import OpcUaSubscriber
-from twin_state.state_node import seconds, to_time
 
 
 def _level(value: bytes | int) -> int:
@@ -70,11 +70,11 @@ class OpcUaBridge(Node):
         handlers: list[tuple[str, type, Any, QoSProfile | int]] = [
             (topics.state, TwinState, self._on_state, 10),
             (topics.joint_states, JointState, lambda m: server.update(
-                space.axes(m.name, m.position, m.velocity, effort=m.effort), seconds(m.header.stamp)), 10),
+                space.axes(m.name, m.position, m.velocity, effort=m.effort), from_msg(m.header.stamp)), 10),
             (topics.diagnostics, DiagnosticArray, lambda m: server.update(
                 space.health([(_level(s.level), s.name, s.message) for s in m.status])), 10),
             (topics.anomalies, AnomalyEvent, lambda m: server.update(
-                space.alert(m.sensor, m.method, m.severity, m.description, m.active), seconds(m.header.stamp)), 10),
+                space.alert(m.sensor, m.method, m.severity, m.description, m.active), from_msg(m.header.stamp)), 10),
             (topics.maintenance_schedule, MaintenanceSchedule, self._on_schedule, LATCHED),
             # every operator request (from OPC UA, MQTT, ...) shows in SpeedOverrideSetpoint
             (topics.speed_override, Float64, lambda m: server.update(space.operator_request(m.data)), 10)]
@@ -91,7 +91,7 @@ class OpcUaBridge(Node):
     def _on_state(self, message: TwinState) -> None:
         assert self._server is not None
         space = self._server.space
-        stamp = seconds(message.header.stamp)
+        stamp = from_msg(message.header.stamp)
         self._server.update({
             **space.axes(message.joint_names, message.position, message.velocity, message.acceleration,
                          message.effort, message.motor_temperature, message.load),
@@ -102,13 +102,12 @@ class OpcUaBridge(Node):
         assert self._server is not None
         tasks = [PlannedTask.from_message(t) for t in message.tasks]
         self._server.update(self._server.space.maintenance(message.revision, tasks, message.unplaced),
-                            seconds(message.header.stamp))
+                            from_msg(message.header.stamp))
 
-    def _read_history(self, path: str, start: float, end: float, max_samples: int
+    def _read_history(self, path: str, start_ns: int, end_ns: int, max_samples: int
                       ) -> tuple[Sequence[float], Sequence[float]]:
         """Blocking GetHistory call (from the server's worker thread; the executor answers it)."""
-        request = GetHistory.Request(paths=[path], start=to_time(start),
-                                     end=to_time(end if math.isfinite(end) else 0.0), max_samples=max_samples)
+        request = GetHistory.Request(paths=[path], start=to_msg(start_ns), end=to_msg(end_ns), max_samples=max_samples)
         response = self._history_client.call(request, timeout_sec=self.config.history.timeout)
         if response is None:
             raise TimeoutError(f'{self.config.history.service} did not answer')
@@ -129,7 +128,7 @@ class OpcUaBridge(Node):
         self._plc.start()
 
     def _on_plc_values(self, changes: Mapping[str, Any], receive_ns: int) -> None:
-        stamp = to_time(receive_ns * 1e-9)
+        stamp = to_msg(receive_ns)
         for variable, value in changes.items():
             if value is None:  # bad status: nothing to publish
                 continue

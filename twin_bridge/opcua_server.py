@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -40,9 +39,10 @@ from asyncua.server.history import HistoryStorageInterface
 from asyncua.server.user_managers import UserManager
 
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
-from twin_bridge.opcua_space import TwinAddressSpace, speed_override_command, to_datetime, to_seconds
+from twin_bridge.opcua_space import TwinAddressSpace, from_datetime, speed_override_command, to_datetime
 from twin_core.dead_letters import DeadLetters
 from twin_core.opcua import ServerThread
+from twin_core.stamps import to_seconds
 from twin_core.workers import Workers
 
 _log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ for _name in ('asyncua', 'asyncua.server', 'asyncua.common'):
 # The trust store logs a traceback per untrusted certificate; the validator's status code says it all.
 logging.getLogger('asyncuagds.validate').setLevel(logging.CRITICAL)
 
-HistorySource = Callable[[str, float, float, int], tuple[Sequence[float], Sequence[float]]]
-"""(path e.g. joint_1.position, start s, end s (inf: newest), max samples (0: all)) -> (stamps s, values)."""
+HistorySource = Callable[[str, int, int, int], tuple[Sequence[float], Sequence[float]]]
+"""(path e.g. joint_1.position, start ns, end ns (0: newest), max samples (0: all)) -> (stamps s, values)."""
 CommandSink = Callable[[float, str], None]
 """Takes an accepted speed override request (0..1) and the user who wrote it; called on the server
 loop, must not block."""
@@ -104,9 +104,9 @@ class _ServiceHistory(HistoryStorageInterface):
         path = self.paths.get(node_id)
         if path is None:
             return [], None
-        end_s = to_seconds(end) or math.inf
         try:
-            stamps, values = await asyncio.to_thread(self.source, path, to_seconds(start), end_s, nb_values)
+            stamps, values = await asyncio.to_thread(self.source, path, from_datetime(start), from_datetime(end),
+                                                     nb_values)
         except Exception as error:  # reported in the node's diagnostics; the client gets no data
             self.on_error(f'history of {path}: {error}')
             return [], None
@@ -145,9 +145,9 @@ class TwinServer(ServerThread):
         self._last_error = ''
         self._running = False
 
-    def update(self, values: Mapping[str, object], stamp: float | None = None) -> None:
-        """Hand over ``{node_id: value}`` (stamped ``stamp`` s since the epoch) for the next write."""
-        source = to_datetime(stamp) if stamp else None
+    def update(self, values: Mapping[str, object], stamp_ns: int = 0) -> None:
+        """Hand over ``{node_id: value}`` (stamped ``stamp_ns`` since the epoch, 0: none) for the next write."""
+        source = to_datetime(to_seconds(stamp_ns)) if stamp_ns else None
         with self._lock:
             self._pending.update((key, (value, source)) for key, value in values.items())
 

@@ -30,6 +30,7 @@ from asyncua import ua
 
 from twin_bridge.opcua_config import ServerConfig
 from twin_core.opcua import engineering_units
+from twin_core.stamps import from_seconds, to_seconds
 from twin_maintenance.scheduler import PlannedTask
 
 V = ua.VariantType
@@ -88,12 +89,12 @@ def to_datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def to_seconds(moment: datetime | None) -> float:
-    """Seconds since the epoch (0 for None or earlier moments, e.g. the OPC UA null DateTime)."""
+def from_datetime(moment: datetime | None) -> int:
+    """Nanoseconds since the epoch (0 for None or earlier moments, e.g. the OPC UA null DateTime)."""
     if moment is None:
-        return 0.0
+        return 0
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - EPOCH).total_seconds())
+    return max(0, from_seconds((moment - EPOCH).total_seconds()))
 
 
 class TwinAddressSpace:
@@ -164,10 +165,10 @@ class TwinAddressSpace:
         values.update({self.motor(j, 'EffectiveLoadRate'): 100.0 * float(x) for j, x in zip(names, load) if j in known})
         return values
 
-    def state(self, stamp: float, predicted: bool, task_id: int, task_progress: float, stopped: bool,
+    def state(self, stamp_ns: int, predicted: bool, task_id: int, task_progress: float, stopped: bool,
               speed_override: float) -> dict[str, object]:
         """Values of Twin/State and the controller's SpeedOverride (0..1 becomes %)."""
-        return {'Twin/State/Time': to_datetime(stamp), 'Twin/State/Predicted': bool(predicted),
+        return {'Twin/State/Time': to_datetime(to_seconds(stamp_ns)), 'Twin/State/Predicted': bool(predicted),
                 'Twin/State/TaskId': int(task_id), 'Twin/State/TaskProgress': float(task_progress),
                 'Twin/State/Stopped': bool(stopped),
                 '/'.join((*self._controller, 'SpeedOverride')): 100.0 * float(speed_override)}

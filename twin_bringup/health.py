@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_core.config import describe
-from twin_core.levels import LEVEL_ORDER
+from twin_core.levels import Level
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ComponentHealth:
     """The latest judgement on one component."""
 
     name: str
-    level: str
+    level: Level
     message: str
     age: float | None  # seconds since the last report; None = never heard from
 
@@ -37,10 +37,10 @@ class HealthTracker:
 
     def __init__(self, config: HealthConfig) -> None:
         self._config = config
-        self._last: dict[str, tuple[float, str, str]] = {}
+        self._last: dict[str, tuple[float, Level, str]] = {}
 
-    def report(self, name: str, level: str, message: str, now: float) -> None:
-        """Record a status named ``name`` (level one of OK/WARN/ERROR/STALE) seen at ``now``."""
+    def report(self, name: str, level: Level, message: str, now: float) -> None:
+        """Record a status named ``name`` seen at ``now``."""
         self._last[name] = (now, level, message)
 
     def components(self, now: float) -> list[ComponentHealth]:
@@ -49,20 +49,19 @@ class HealthTracker:
         for name, (seen, level, message) in sorted(self._last.items()):
             age = now - seen
             if age > self._config.stale_after:
-                level, message = 'STALE', f'no report for {age:.1f} s (last: {message})'
+                level, message = Level.STALE, f'no report for {age:.1f} s (last: {message})'
             judged.append(ComponentHealth(name, level, message, age))
         for expected in self._config.expected:
             if not any(name.startswith(expected) for name in self._last):
-                judged.append(ComponentHealth(expected, 'STALE', 'never reported', None))
+                judged.append(ComponentHealth(expected, Level.STALE, 'never reported', None))
         return judged
 
     def overall(self, now: float) -> ComponentHealth:
         """The worst level across components, with the names of those at that level."""
         judged = self.components(now)
         if not judged:
-            return ComponentHealth('twin', 'OK', 'no components expected', 0.0)
-        worst = max(LEVEL_ORDER.index(c.level) for c in judged)
-        culprits = [c.name for c in judged if LEVEL_ORDER.index(c.level) == worst]
-        level = LEVEL_ORDER[worst]
-        message = 'all components OK' if level == 'OK' else f'{level}: {", ".join(culprits)}'
+            return ComponentHealth('twin', Level.OK, 'no components expected', 0.0)
+        level = max(c.level for c in judged)
+        culprits = [c.name for c in judged if c.level == level]
+        message = 'all components OK' if level == Level.OK else f'{level}: {", ".join(culprits)}'
         return ComponentHealth('twin', level, message, 0.0)

@@ -6,8 +6,8 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from twin_bringup.health import HealthConfig, HealthTracker
-from twin_core.levels import LEVEL_ORDER
-from twin_ros.common import LEVEL_NAMES, declare_config, run, status
+from twin_core.levels import Level
+from twin_ros.common import declare_config, run, status, status_level
 
 
 class HealthMonitor(Node):
@@ -19,7 +19,7 @@ class HealthMonitor(Node):
         self._tracker = HealthTracker(self._config)
         self._status_name = f'{self.get_name()}: heartbeat'
         self._beats = 0
-        self._logged_level = ''
+        self._logged_level: Level | None = None
         self._logged_at = float('-inf')
         self._aggregate = self.create_publisher(DiagnosticArray, 'diagnostics_agg', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
@@ -33,8 +33,7 @@ class HealthMonitor(Node):
         now = self._now()
         for entry in message.status:
             if entry.name != self._status_name:
-                self._tracker.report(entry.name, LEVEL_NAMES.get(entry.level, 'ERROR'),
-                                     entry.message, now)
+                self._tracker.report(entry.name, status_level(entry), entry.message, now)
 
     def _publish(self) -> None:
         now = self._now()
@@ -50,13 +49,13 @@ class HealthMonitor(Node):
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
             status(self._status_name, overall.level, overall.message, values={
                 'beat': self._beats, 'components': len(components),
-                **{level: sum(c.level == level for c in components) for level in LEVEL_ORDER}})]))
+                **{level.name: sum(c.level == level for c in components) for level in Level}})]))
 
-    def _log_summary(self, level: str, message: str, count: int, now: float) -> None:
+    def _log_summary(self, level: Level, message: str, count: int, now: float) -> None:
         if level == self._logged_level and now - self._logged_at < self._config.log_period:
             return
         text = f'{count} components; {message}'
-        if level == 'OK':  # rclpy wants one severity per logging call site
+        if level == Level.OK:  # rclpy wants one severity per logging call site
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text)

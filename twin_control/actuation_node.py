@@ -21,7 +21,6 @@ from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule,
 from twin_ros.common import LATCHED, declare_config, run, status
 
 Tag = tuple[Decision, Time]
-MISSING = 'missing'  # the anomaly method that reports an input without data
 
 
 class ActuationNode(Node):
@@ -74,14 +73,9 @@ class ActuationNode(Node):
         self._handle(self._arbiter.observe_state(sample, time.monotonic()))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
-        if not self._config.protection.stop_on_anomaly or event.method == MISSING:
-            return  # input dropouts are the watchdog's: it stops on stale inputs and clears on fresh ones
-        severe = event.severity >= self._config.protection.anomaly_severity
-        if severe or not event.active:
-            self._handle(self._arbiter.protective(
-                f'anomaly {event.sensor}', event.active and severe,
-                event.description or f'{event.method} score {event.score:.3g} > {event.threshold:.3g}',
-                time.monotonic()))
+        description = event.description or f'{event.method} score {event.score:.3g} > {event.threshold:.3g}'
+        self._handle(self._arbiter.anomaly(event.sensor, event.method, event.severity, event.active, description,
+                                           time.monotonic()))
 
     def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
         cap, reason = maintenance_cap(((t.component, t.risk) for t in schedule.tasks), self._config)

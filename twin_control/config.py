@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twin_core.config import describe
+from twin_core.levels import Level
 from twin_core.network import check_host
 
 
@@ -54,8 +55,9 @@ class ProtectionConfig:
         min=0.05, max=1.0))
     stop_on_anomaly: bool = field(default=True, metadata=describe(
         'Protective stop on severe anomaly events (false: they are only reported).'))
-    anomaly_severity: int = field(default=2, metadata=describe(
-        'Protective stop on an active anomaly at least this severe (1 WARN, 2 ERROR).', min=1, max=2))
+    anomaly_severity: int = field(default=int(Level.ERROR), metadata=describe(
+        'Protective stop on an active anomaly at least this severe (1 WARN, 2 ERROR).',
+        min=int(Level.WARN), max=int(Level.ERROR)))
     derate_high: float = field(default=0.8, metadata=describe(
         'Speed override cap while maintenance is planned at HIGH risk.', min=0.0, max=1.0))
     derate_critical: float = field(default=0.5, metadata=describe(

@@ -22,6 +22,7 @@ from twin_sensors.wire import CommandName
 
 WATCHDOG = 'watchdog'
 OVERLOAD = 'overload'
+MISSING = 'missing'  # the anomaly method that reports an input without data
 
 
 class Source(enum.StrEnum):
@@ -166,6 +167,17 @@ class Arbiter:
         else:
             self._active.pop(cause, None)
         return self.tick(now)
+
+    def anomaly(self, sensor: str, method: str, severity: int, active: bool, description: str,
+                now: float) -> Decision | None:
+        """An anomaly event: one at least ``anomaly_severity`` rising raises a protective cause, any
+        clearing clears it. Dropouts are the watchdog's: it stops on stale inputs and clears on fresh ones.
+        """
+        protection = self.config.protection
+        severe = severity >= protection.anomaly_severity
+        if not protection.stop_on_anomaly or method == MISSING or (active and not severe):
+            return None
+        return self.protective(f'anomaly {sensor}', active, description, now)
 
     def maintenance(self, cap: float, reason: str, now: float) -> Decision | None:
         """Cap the speed override (1.0: no cap)."""

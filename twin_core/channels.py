@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from twin_core.levels import Quality
 from twin_core.stamps import from_msg, to_seconds
-
-STALE_QUALITIES = (3, 4)  # SensorSample QUALITY_STALE, QUALITY_MISSING
 
 
 def channel_name(topic: str, name: str) -> str:
@@ -34,7 +33,7 @@ def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
     stamp = to_seconds(from_msg(frame.header.stamp))
     values: dict[str, float] = {}
     for sample in frame.samples:
-        stale = sample.quality in STALE_QUALITIES
+        stale = not Quality(sample.quality).fresh
         if sample.names:
             for name, value in zip(sample.names, sample.values):
                 values[channel_name(sample.topic, name)] = math.nan if stale else float(value)

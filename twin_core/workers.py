@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin_core.levels import Level
 from twin_core.restart import Backoff
 
 _log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Workers:
             if worker.thread is not None:
                 worker.thread.join(max(0.0, deadline - self._clock()))
 
-    def health(self) -> tuple[str, str, dict[str, Any]]:
+    def health(self) -> tuple[Level, str, dict[str, Any]]:
         """(level, message, values): ERROR while a worker is down or failed recently."""
         now = self._clock()
         failing = [w for w in self._workers.values()
@@ -93,8 +94,8 @@ class Workers:
             if worker.last_error:
                 values[f'{worker.name}.last_error'] = worker.last_error
         if failing:
-            return 'ERROR', '; '.join(f'{w.name} failed: {w.last_error}' for w in failing), values
-        return 'OK', f'{len(self._workers)} workers running', values
+            return Level.ERROR, '; '.join(f'{w.name} failed: {w.last_error}' for w in failing), values
+        return Level.OK, f'{len(self._workers)} workers running', values
 
     def _supervise(self, worker: _Worker) -> None:
         def stopped() -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from twin_core.levels import LEVEL_ORDER, RISK_LEVELS
+from twin_core.levels import Level, Risk
 from twin_maintenance.scheduler import Booking, PlannedTask, Scheduler, Task
 
 
@@ -18,20 +18,20 @@ from twin_maintenance.scheduler import Booking, PlannedTask, Scheduler, Task
 class RobotView:
     """What the fleet knows of one robot."""
 
-    level: str = 'STALE'
+    level: Level = Level.STALE
     message: str = 'no report yet'
     reported_at: float = -math.inf
-    alarms: dict[str, str] = field(default_factory=dict)  # sensor/method -> level
+    alarms: dict[str, Level] = field(default_factory=dict)  # sensor/method -> level
     tasks: tuple[PlannedTask, ...] = ()
 
 
 @dataclass(frozen=True)
 class RobotSummary:
     robot: str
-    level: str
+    level: Level
     message: str
     active_alarms: int
-    worst_risk: str
+    worst_risk: Risk
     min_rul: float  # s; inf when no task carries an estimate
 
 
@@ -46,12 +46,12 @@ class Fleet:
         self._stale_after = stale_after
         self._bookings: list[Booking] = []
 
-    def on_health(self, robot: str, level: str, message: str, now: float) -> None:
+    def on_health(self, robot: str, level: Level, message: str, now: float) -> None:
         """The robot's health monitor reported its overall ``level`` at ``now`` (monotonic s)."""
         view = self.robots[robot]
         view.level, view.message, view.reported_at = level, message, now
 
-    def on_alarm(self, robot: str, alarm: str, level: str, active: bool) -> None:
+    def on_alarm(self, robot: str, alarm: str, level: Level, active: bool) -> None:
         """An anomaly alarm of the robot rose (``active``) or cleared."""
         alarms = self.robots[robot].alarms
         if active:
@@ -68,15 +68,14 @@ class Fleet:
         out = []
         for robot, view in self.robots.items():
             stale = now - view.reported_at > self._stale_after
-            level = 'STALE' if stale else view.level
+            level = Level.STALE if stale else view.level
             message = f'silent for more than {self._stale_after:g} s' if stale else view.message
-            risks = [t.risk for t in view.tasks if t.risk in RISK_LEVELS]
             ruls = [t.rul for t in view.tasks if t.rul > 0.0]
             alarm_levels = list(view.alarms.values())
-            if 'ERROR' in alarm_levels and level in ('OK', 'WARN'):
-                level = 'ERROR'
+            if Level.ERROR in alarm_levels and level < Level.ERROR:
+                level = Level.ERROR
             out.append(RobotSummary(robot, level, message, len(alarm_levels),
-                                    max(risks, key=RISK_LEVELS.index, default='LOW'), min(ruls, default=math.inf)))
+                                    max((t.risk for t in view.tasks), default=Risk.LOW), min(ruls, default=math.inf)))
         return out
 
     def plan(self, now: float) -> tuple[list[Booking], list[Task]]:
@@ -94,6 +93,6 @@ class Fleet:
                    and a.start < b.end and b.start < a.end)
 
 
-def worst(levels: list[str]) -> str:
+def worst(levels: list[Level]) -> Level:
     """The most severe of diagnostic ``levels`` (OK for none)."""
-    return max(levels, key=LEVEL_ORDER.index, default='OK')
+    return max(levels, default=Level.OK)

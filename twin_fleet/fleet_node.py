@@ -17,14 +17,15 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from twin_core.config import ConfigError
-from twin_core.levels import LEVEL_ORDER
+from twin_core.levels import Level
+from twin_core.stamps import from_seconds, to_seconds
 from twin_fleet.config import FleetConfig
 from twin_fleet.fleet import Fleet, worst
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.scheduler import DAY, PlannedTask, Scheduler
-from twin_ros.common import LATCHED, LEVEL_NAMES, declare_config, run, status
-from twin_state.state_node import to_time
+from twin_ros.common import LATCHED, declare_config, run, status, status_level
+from twin_ros.stamps import to_msg
 
 
 class FleetNode(Node):
@@ -54,25 +55,26 @@ class FleetNode(Node):
     def _on_health(self, robot: str, message: DiagnosticArray) -> None:
         for entry in message.status:
             if entry.name.endswith(': heartbeat'):
-                self._fleet.on_health(robot, LEVEL_NAMES.get(entry.level, 'ERROR'), entry.message, time.monotonic())
+                self._fleet.on_health(robot, status_level(entry), entry.message, time.monotonic())
 
     def _on_anomaly(self, robot: str, event: AnomalyEvent) -> None:
-        self._fleet.on_alarm(robot, f'{event.sensor}/{event.method}', LEVEL_ORDER[min(event.severity, 3)], event.active)
+        level = Level(min(event.severity, Level.STALE))
+        self._fleet.on_alarm(robot, f'{event.sensor}/{event.method}', level, event.active)
 
     def _on_schedule(self, robot: str, schedule: MaintenanceSchedule) -> None:
         self._fleet.on_schedule(robot, tuple(PlannedTask.from_message(t) for t in schedule.tasks))
 
     def _tick(self) -> None:
         now = self.get_clock().now()
-        bookings, unplaced = self._fleet.plan(now.nanoseconds * 1e-9)
+        bookings, unplaced = self._fleet.plan(to_seconds(now.nanoseconds))
         tasks = []
         for booking in bookings:
             robot, _, component = booking.task.component.partition('/')
             own = next((t for t in self._fleet.robots[robot].tasks if t.component == component), PlannedTask())
             tasks.append(MaintenanceTask(
-                component=booking.task.component, action=booking.task.action, risk=booking.task.risk,
-                start=to_time(booking.start), end=to_time(booking.end),
-                deadline=to_time(max(booking.task.deadline, 0.0)),
+                component=booking.task.component, action=booking.task.action, risk=str(booking.task.risk),
+                start=to_msg(from_seconds(booking.start)), end=to_msg(from_seconds(booking.end)),
+                deadline=to_msg(from_seconds(max(booking.task.deadline, 0.0))),
                 rul=own.rul, rul_low=own.rul_low, rul_high=own.rul_high, resources=list(booking.task.resources),
                 late=booking.late))
         if [(t.component, t.start, t.end) for t in tasks] != [(t.component, t.start, t.end)
@@ -90,12 +92,12 @@ class FleetNode(Node):
             'min_rul_h': 'none' if math.isinf(s.min_rul) else round(s.min_rul / 3600.0, 3)})
             for s in summaries]
         levels = [s.level for s in summaries]
-        statuses.append(status('fleet: maintenance', 'WARN' if late else 'OK',
+        statuses.append(status('fleet: maintenance', Level.WARN if late else Level.OK,
                                f'{booked} tasks booked for the shared team, {late} late', values={
                                    'revision': self._schedule.revision, 'unplaced': len(self._schedule.unplaced),
                                    'conflicts_in_robot_plans': self._fleet.conflicts()}))
         statuses.append(status('fleet: robots', worst(levels),
-                               ', '.join(f'{level} {levels.count(level)}' for level in LEVEL_ORDER if level in levels)))
+                               ', '.join(f'{level} {levels.count(level)}' for level in Level if level in levels)))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=statuses))
 
     def _get_schedule(self, _request: GetSchedule.Request, response: GetSchedule.Response) -> GetSchedule.Response:

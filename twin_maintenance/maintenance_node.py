@@ -11,6 +11,7 @@ from std_msgs.msg import Header
 
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
+from twin_core.levels import Level, Risk
 from twin_core.paths import config_dir
 from twin_core.stamps import from_seconds
 from twin_core.urdf import read_arm_description
@@ -22,7 +23,7 @@ from twin_maintenance.rul import RulModel
 from twin_ros.common import LATCHED, declare_config, run, status
 from twin_ros.stamps import to_msg
 
-DIAGNOSTIC_LEVEL = {'LOW': 'OK', 'MEDIUM': 'OK', 'HIGH': 'WARN', 'CRITICAL': 'ERROR'}
+DIAGNOSTIC_LEVEL = {Risk.LOW: Level.OK, Risk.MEDIUM: Level.OK, Risk.HIGH: Level.WARN, Risk.CRITICAL: Level.ERROR}
 
 
 class MaintenanceNode(Node):
@@ -68,7 +69,7 @@ class MaintenanceNode(Node):
             assessment = self._planner.assessments.get(task.component)
             estimate = assessment.rul if assessment else None
             entries.append(MaintenanceTask(
-                component=task.component, action=task.action, risk=task.risk,
+                component=task.component, action=task.action, risk=str(task.risk),
                 start=to_msg(from_seconds(booking.start)), end=to_msg(from_seconds(booking.end)),
                 deadline=to_msg(from_seconds(max(task.deadline, 0.0))),
                 rul=estimate.median if estimate else 0.0, rul_low=estimate.low if estimate else 0.0,
@@ -91,7 +92,7 @@ class MaintenanceNode(Node):
             if estimate is not None:
                 values.update(rul_s=estimate.median, rul_low_s=estimate.low, rul_high_s=estimate.high)
             statuses.append(status(f'{name}: {component}', DIAGNOSTIC_LEVEL[risk], f'risk {risk}', values=values))
-        statuses.append(status(f'{name}: schedule', 'OK', f'revision {self._schedule.revision}, '
+        statuses.append(status(f'{name}: schedule', Level.OK, f'revision {self._schedule.revision}, '
                                f'{len(self._schedule.tasks)} tasks'))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                   status=statuses))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.channels import stack_rows
+from twin_core.levels import Risk
 from twin_maintenance.condition import HealthRow, HealthWindows, joint_channels, motor_health
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.rul import RATINGS, RulEstimate, RulModel, risk_level
@@ -26,7 +27,7 @@ MOTOR_HIGH, MOTOR_MEDIUM = 0.2, 0.4  # motor health below which its cooling need
 class Assessment:
     """A component's risk rating, health (1 new .. 0 failed) and RUL (gearboxes only)."""
 
-    risk: str
+    risk: Risk
     health: float
     rul: RulEstimate | None = None
 
@@ -98,7 +99,7 @@ class MaintenancePlanner:
         tasks = {}
         for assessment, task in filter(None, rated):
             self.assessments[task.component] = assessment
-            if assessment.risk != 'LOW':
+            if assessment.risk > Risk.LOW:
                 tasks[task.component] = task
         if not self._changed(tasks, now):
             return None
@@ -108,7 +109,7 @@ class MaintenancePlanner:
 
     def _sensor(self, sensor: str, missing: float, now: float) -> tuple[Assessment, Task]:
         config = self.config
-        risk = 'HIGH' if missing > config.sensor_missing_limit else 'LOW'
+        risk = Risk.HIGH if missing > config.sensor_missing_limit else Risk.LOW
         return Assessment(risk, 1.0 - missing), Task(sensor, 'inspect sensor', config.sensor_duration,
                                                      now + config.safety_margin, config.sensor_resources, risk)
 
@@ -131,7 +132,7 @@ class MaintenancePlanner:
     def _motor(self, joint: str, temperature: float, now: float) -> tuple[Assessment, Task]:
         config = self.config
         health = motor_health(temperature, config.ambient_temperature, config.temperature_limit)
-        risk = 'HIGH' if health < MOTOR_HIGH else 'MEDIUM' if health < MOTOR_MEDIUM else 'LOW'
+        risk = Risk.HIGH if health < MOTOR_HIGH else Risk.MEDIUM if health < MOTOR_MEDIUM else Risk.LOW
         return Assessment(risk, health), Task(f'{joint}_motor', 'service motor cooling', config.motor_duration,
                                               now + config.safety_margin, config.mechanical_resources, risk)
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-RATINGS = ('CRITICAL', 'HIGH', 'MEDIUM')  # the risks above LOW, in the order of their horizons and levels
+from twin_core.levels import Risk
+
+RATINGS = (Risk.CRITICAL, Risk.HIGH, Risk.MEDIUM)  # the risks above LOW, in the order of their horizons and levels
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,14 @@ def two_point_rul(time: np.ndarray, health: np.ndarray) -> float:
 
 
 def risk_level(estimate: RulEstimate, horizons: tuple[float, float, float],
-               levels: tuple[float, float, float]) -> str:
+               levels: tuple[float, float, float]) -> Risk:
     """CRITICAL / HIGH / MEDIUM when the pessimistic RUL is below the horizon or the health
     index at or below the level of that rating (the worse of both), else LOW.
     """
     for rating, horizon, level in zip(RATINGS, horizons, levels):
         if estimate.low <= horizon or estimate.health <= level:
             return rating
-    return 'LOW'
+    return Risk.LOW
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twin_core.config import describe
+from twin_core.levels import Risk
 from twin_core.stamps import from_msg, to_seconds
 
 DAY, HOUR = 86400.0, 3600.0
@@ -62,7 +63,7 @@ class Task:
     duration: float
     deadline: float
     resources: tuple[str, ...]
-    risk: str = 'LOW'
+    risk: Risk = Risk.LOW
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class PlannedTask:
 
     component: str = ''
     action: str = ''
-    risk: str = ''
+    risk: Risk = Risk.LOW
     start: float = 0.0
     end: float = 0.0
     deadline: float = 0.0
@@ -156,5 +157,5 @@ class PlannedTask:
     def from_message(cls, task: Any) -> PlannedTask:
         """From a ``MaintenanceTask`` message (rclpy or read from a bag)."""
         start, end, deadline = (to_seconds(from_msg(t)) for t in (task.start, task.end, task.deadline))
-        return cls(task.component, task.action, task.risk, start, end, deadline, float(task.rul),
+        return cls(task.component, task.action, Risk.named(task.risk), start, end, deadline, float(task.rul),
                    float(task.rul_low), float(task.rul_high), tuple(task.resources), bool(task.late))

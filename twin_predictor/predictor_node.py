@@ -19,6 +19,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_core.config import ConfigError
+from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_predictor.config import PredictorConfig
 from twin_predictor.predictor import Prediction, Predictor, Refiner, ReplayBuffer
@@ -103,8 +104,8 @@ class PredictorNode(Node):
         if prediction is not None:
             values['inference_us_per_step'] = self._predictor.micros_per_step
             values['horizon_std_max_rad'] = float(prediction.std[-1].max())
-        level, message = ('WARN', self._order_error) if self._order_error else (
-            ('OK', 'predicting') if prediction is not None else ('WARN', 'waiting for twin/joint_states'))
+        level, message = (Level.WARN, self._order_error) if self._order_error else (
+            (Level.OK, 'predicting') if prediction is not None else (Level.WARN, 'waiting for twin/joint_states'))
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f'{self.get_name()}: model', level, message, values=values)]

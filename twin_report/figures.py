@@ -13,12 +13,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
+from twin_core.levels import Risk
 from twin_report.analysis import HorizonError, Tracking, in_fault
 from twin_report.series import Prediction, Run, Schedule
 from twin_state.fidelity import Trajectory
 
 DPI = 80
-RISK_COLORS = {'LOW': 'tab:green', 'MEDIUM': 'gold', 'HIGH': 'tab:orange', 'CRITICAL': 'tab:red'}
+RISK_COLORS = {Risk.LOW: 'tab:green', Risk.MEDIUM: 'gold', Risk.HIGH: 'tab:orange', Risk.CRITICAL: 'tab:red'}
 HOUR = 3600.0
 
 
@@ -173,7 +174,7 @@ def schedule_figure(schedule: Schedule) -> bytes:
     axis = figure.subplots()
     for row, task in enumerate(tasks):
         start, end = _date(task.start), _date(task.end)
-        axis.barh(row, end - start, left=start, height=0.6, color=RISK_COLORS.get(task.risk, 'grey'),
+        axis.barh(row, end - start, left=start, height=0.6, color=RISK_COLORS[task.risk],
                   edgecolor='black' if task.late else None)
         axis.plot(_date(task.deadline), row, 'kD', ms=5)
     axis.set_yticks(range(len(tasks)), [f'{t.component}: {t.action}' for t in tasks],

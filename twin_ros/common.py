@@ -27,14 +27,11 @@ from rclpy.utilities import remove_ros_args
 from std_msgs.msg import Header
 
 from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
+from twin_core.levels import Level
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
 
 T = TypeVar('T')
-
-LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
-          'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
-LEVEL_NAMES = {value: name for name, value in LEVELS.items()}  # DiagnosticStatus.level (bytes) -> name
 
 
 # Latched configuration and plans: reliable, transient local, the last message only.
@@ -87,12 +84,20 @@ def declare_config(node: Node, cls: type[T]) -> T:
     return build(cls, unflatten(values), where)
 
 
-def status(name: str, level: str, message: str, hardware_id: str = '',
+def status(name: str, level: Level, message: str, hardware_id: str = '',
            values: Mapping[str, Any] | None = None) -> DiagnosticStatus:
     """A ``DiagnosticStatus`` with ``values`` rendered as key/value strings."""
     return DiagnosticStatus(
-        level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
+        level=bytes((level,)), name=name, message=message, hardware_id=hardware_id,
         values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+
+
+def status_level(entry: DiagnosticStatus) -> Level:
+    """The level of a received status; one outside the scale counts as ERROR."""
+    try:
+        return Level(entry.level[0] if isinstance(entry.level, bytes) else entry.level)
+    except ValueError:
+        return Level.ERROR
 
 
 def supervised_workers(node: Node, period: float = 1.0) -> Workers:

@@ -10,6 +10,7 @@ from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_ros.common import declare_config, status, supervised_workers
 from twin_ros.stamps import to_msg
 from twin_sensors.stats import DriverStats
@@ -89,11 +90,11 @@ class DriverNode(Node):
     def _publish_diagnostics(self) -> None:
         rate = self.stats.rate()
         if not self.stats.connected:
-            level, message = 'ERROR', f'disconnected: {self.stats.last_error or "not opened yet"}'
+            level, message = Level.ERROR, f'disconnected: {self.stats.last_error or "not opened yet"}'
         elif rate == 0.0:
-            level, message = 'WARN', 'connected, no data'
+            level, message = Level.WARN, 'connected, no data'
         else:
-            level, message = 'OK', f'{rate:.1f} Hz'
+            level, message = Level.OK, f'{rate:.1f} Hz'
         values = self.stats.values(rate) | self.extra_values() | self.stamper.values()
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()),

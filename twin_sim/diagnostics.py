@@ -6,16 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from twin_core.levels import Level
+
 RATE_TOLERANCE = 0.9  # a channel below 90 % of its target rate is WARN
 REAL_TIME_TOLERANCE = 0.9
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One diagnostic status: a name, OK/WARN/ERROR, a message and key values."""
+    """One diagnostic status: a name, a level, a message and key values."""
 
     name: str
-    level: str
+    level: Level
     message: str
     values: Mapping[str, Any]
 
@@ -29,15 +31,15 @@ def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Entry:
               'speed_override': truth.speed_override, 'stopped': truth.stopped,
               'active_faults': ', '.join(truth.active_faults) or 'none'}
     if not stats['running']:
-        return Entry('physics', 'ERROR', 'simulation loop not running', values)
+        return Entry('physics', Level.ERROR, 'simulation loop not running', values)
     if math.isnan(stats['real_time_factor']):
-        return Entry('physics', 'OK', 'starting: measuring the real-time factor', values)
+        return Entry('physics', Level.OK, 'starting: measuring the real-time factor', values)
     paced = speed > 0.0 and speed != float('inf')
     if paced and stats['real_time_factor'] < REAL_TIME_TOLERANCE * speed:
-        return Entry('physics', 'WARN',
+        return Entry('physics', Level.WARN,
                      f'falling behind: {stats["real_time_factor"]:.2f}x of the requested {speed}x',
                      values)
-    return Entry('physics', 'OK', f'running, task {truth.task_id} {truth.task_phase}', values)
+    return Entry('physics', Level.OK, f'running, task {truth.task_id} {truth.task_phase}', values)
 
 
 def channel_statuses(stats: Mapping[str, Any]) -> list[Entry]:
@@ -47,12 +49,12 @@ def channel_statuses(stats: Mapping[str, Any]) -> list[Entry]:
         values = dict(counters)
         target, rate = counters.get('target_hz'), counters.get('rate_hz')
         if target is None:
-            entries.append(Entry(f'{name} channel', 'OK', 'serving', values))
+            entries.append(Entry(f'{name} channel', Level.OK, 'serving', values))
         elif math.isnan(rate):
-            entries.append(Entry(f'{name} channel', 'OK', 'starting: measuring the rate', values))
+            entries.append(Entry(f'{name} channel', Level.OK, 'starting: measuring the rate', values))
         elif rate < RATE_TOLERANCE * target:
-            entries.append(Entry(f'{name} channel', 'WARN',
+            entries.append(Entry(f'{name} channel', Level.WARN,
                                  f'{rate:.0f} Hz of {target:.0f} Hz', values))
         else:
-            entries.append(Entry(f'{name} channel', 'OK', f'{rate:.0f} Hz', values))
+            entries.append(Entry(f'{name} channel', Level.OK, f'{rate:.0f} Hz', values))
     return entries

@@ -16,6 +16,7 @@ import numpy as np
 
 from twin_core.kinematics import ArmKinematics
 from twin_core.paths import config_dir
+from twin_core.stamps import from_msg, to_seconds
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
 
 TRUTH = 'workcell_sim/truth'
@@ -40,8 +41,7 @@ def record(duration: float, truth_topic: str, settle: float = 1.0) -> tuple[Traj
 
     def keep(samples: list, message: JointState | WorkcellTruth, names: list[str]) -> None:
         if time.monotonic() >= start:
-            stamp = message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
-            samples.append((stamp, list(names), list(message.position)))
+            samples.append((to_seconds(from_msg(message.header.stamp)), list(names), list(message.position)))
 
     node.create_subscription(JointState, 'twin/joint_states', lambda m: keep(twin, m, m.name), 100)
     if truth_topic == TRUTH:

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.kinematics import BASE_FRAME, END_EFFECTOR, ArmKinematics
-from twin_core.levels import RISK_LEVELS
+from twin_core.levels import Level, Risk
 from twin_core.urdf import MOVABLE
 
 RGBA = tuple[float, float, float, float]
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels used by AnomalyEvent.severity
-LEVEL_COLOURS: dict[int, RGBA] = {OK: (0.2, 0.8, 0.2, 1.0), WARN: (1.0, 0.85, 0.0, 1.0),
-                                  ERROR: (0.9, 0.1, 0.1, 1.0)}
-RISK_COLOURS: dict[str, RGBA] = {'LOW': (0.2, 0.8, 0.2, 1.0), 'MEDIUM': (1.0, 0.85, 0.0, 1.0),
-                                 'HIGH': (1.0, 0.5, 0.0, 1.0), 'CRITICAL': (0.9, 0.1, 0.1, 1.0)}
+# The levels an AnomalyEvent.severity takes.
+LEVEL_COLOURS: dict[Level, RGBA] = {Level.OK: (0.2, 0.8, 0.2, 1.0), Level.WARN: (1.0, 0.85, 0.0, 1.0),
+                                    Level.ERROR: (0.9, 0.1, 0.1, 1.0)}
+RISK_COLOURS: dict[Risk, RGBA] = {Risk.LOW: (0.2, 0.8, 0.2, 1.0), Risk.MEDIUM: (1.0, 0.85, 0.0, 1.0),
+                                  Risk.HIGH: (1.0, 0.5, 0.0, 1.0), Risk.CRITICAL: (0.9, 0.1, 0.1, 1.0)}
 DRAW, CLEAR = 'draw', 'clear'
 
 
@@ -35,23 +35,23 @@ class ActiveAlarms:
 
     def __init__(self, joints: Sequence[str]) -> None:
         self._joints = tuple(joints)
-        self._active: dict[tuple[str, str], tuple[str | None, int]] = {}  # → (joint, level)
+        self._active: dict[tuple[str, str], tuple[str | None, Level]] = {}  # → (joint, level)
 
     def update(self, sensor: str, method: str, severity: int, active: bool) -> None:
         """Apply one rising (``active``) or clearing event; severity is OK, WARN or ERROR."""
         if severity not in LEVEL_COLOURS:
             raise ValueError(f'anomaly severity {severity} on {sensor!r} is not OK/WARN/ERROR (0..2)')
         if active:
-            self._active[(sensor, method)] = (joint_of(sensor, self._joints), severity)
+            self._active[(sensor, method)] = (joint_of(sensor, self._joints), Level(severity))
         else:
             self._active.pop((sensor, method), None)
 
     def __len__(self) -> int:
         return len(self._active)
 
-    def level(self, joint: str | None) -> int:
+    def level(self, joint: str | None) -> Level:
         """Worst level of the active alarms on ``joint`` (None: alarms tied to no joint)."""
-        return max((level for owner, level in self._active.values() if owner == joint), default=OK)
+        return max((level for owner, level in self._active.values() if owner == joint), default=Level.OK)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def segment_colours(parts: Sequence[Segment], alarms: ActiveAlarms) -> list[RGBA
 def outline_colour(alarms: ActiveAlarms) -> RGBA | None:
     """Colour of a halo around the whole arm while alarms that concern no joint are active."""
     level = alarms.level(None)
-    return LEVEL_COLOURS[level] if level > OK else None
+    return LEVEL_COLOURS[level] if level > Level.OK else None
 
 
 @dataclass(frozen=True)
@@ -241,14 +241,10 @@ class TaskInfo:
 
     component: str
     action: str
-    risk: str
+    risk: Risk
     rul: float
     rul_low: float
     rul_high: float
-
-    def __post_init__(self) -> None:
-        if self.risk not in RISK_LEVELS:
-            raise ValueError(f'maintenance task {self.component!r}: unknown risk {self.risk!r}')
 
 
 @dataclass(frozen=True)
@@ -292,14 +288,14 @@ def health_labels(kinematics: ArmKinematics, frames: Mapping[str, np.ndarray],
     for name, child in by_joint.items():
         own = [t for t in tasks if t.component in (name, f'{name}_motor')]
         lines = [task_line(t, name if t.component == name else f'{name} motor') for t in own]
-        risk = max((t.risk for t in own), key=RISK_LEVELS.index, default='LOW')
-        labels.append(Label(frames[child][:3, 3] + shift, '\n'.join(lines) or f'{name} LOW risk',
+        risk = max((t.risk for t in own), default=Risk.LOW)
+        labels.append(Label(frames[child][:3, 3] + shift, '\n'.join(lines) or f'{name} {Risk.LOW} risk',
                             RISK_COLOURS[risk]))
     for task in tasks:
         if not any(task.component in (name, f'{name}_motor') for name in by_joint):
             others.append(task)
     if others:
-        risk = max((t.risk for t in others), key=RISK_LEVELS.index)
+        risk = max(t.risk for t in others)
         labels.append(Label(frames[BASE_FRAME][:3, 3] + shift,
                             '\n'.join(task_line(t, t.component) for t in others), RISK_COLOURS[risk]))
     return labels

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
@@ -25,10 +24,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
 from twin_core.paths import config_dir
+from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_ros.common import LATCHED, declare_config, run, status
+from twin_ros.stamps import to_msg
 from twin_state import markers as viz
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
@@ -38,15 +39,6 @@ from twin_state.state import InputSample, TwinState
 FRESH = (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED, SensorSample.QUALITY_HELD)
 
 
-def seconds(stamp: Time | Duration) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def to_time(value: float) -> Time:
-    nanoseconds = int(round(value * 1e9))
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
 def pose_msg(pose: Pose) -> PoseMsg:
     (x, y, z), (qw, qx, qy, qz) = pose.position.tolist(), pose.orientation.tolist()
     return PoseMsg(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=qw, x=qx, y=qy, z=qz))
@@ -54,8 +46,8 @@ def pose_msg(pose: Pose) -> PoseMsg:
 
 def trajectory(message: JointTrajectory) -> viz.Trajectory:
     return viz.Trajectory.from_points(
-        seconds(message.header.stamp), list(message.joint_names),
-        [seconds(p.time_from_start) for p in message.points], [list(p.positions) for p in message.points])
+        to_seconds(from_msg(message.header.stamp)), list(message.joint_names),
+        [to_seconds(from_msg(p.time_from_start)) for p in message.points], [list(p.positions) for p in message.points])
 
 
 def marker(header: Header, ns: str, index: int, kind: int, colour: viz.RGBA, width: float
@@ -72,11 +64,11 @@ def points(xyz: np.ndarray) -> list[Point]:
     return [Point(x=x, y=y, z=z) for x, y, z in np.reshape(xyz, (-1, 3)).tolist()]
 
 
-def state_msg(state: TwinState, base_frame: str, predicted: bool = False, sigma: Sequence[float] = ()
+def state_msg(state: TwinState, header: Header, predicted: bool = False, sigma: Sequence[float] = ()
               ) -> TwinStateMsg:
     robot, process = state.robot, state.process
     return TwinStateMsg(
-        header=Header(stamp=to_time(state.stamp), frame_id=base_frame), predicted=predicted,
+        header=header, predicted=predicted,
         joint_names=list(robot.joint_names), position=robot.position.tolist(),
         velocity=robot.velocity.tolist(), acceleration=robot.acceleration.tolist(),
         effort=robot.effort.tolist(), load=robot.load.tolist(),
@@ -137,7 +129,7 @@ class StateNode(Node):
         self._frames += 1
         samples = [InputSample(s.topic, s.type, s.age, s.quality, tuple(s.names),
                                np.asarray(s.values, float)) for s in frame.samples]
-        state = self._estimator.ingest(seconds(frame.header.stamp), samples)
+        state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), samples)
         if state is None:
             return
         header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)
@@ -147,26 +139,27 @@ class StateNode(Node):
             velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
         self._end_effector.publish(PoseStamped(header=header,
                                                pose=pose_msg(robot.end_effector_pose)))
-        self._state.publish(state_msg(state, self._base_frame))
+        self._state.publish(state_msg(state, header))
 
     def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
                       ) -> GetStateAt.Response:
         try:
-            found = self._estimator.lookup(seconds(request.stamp), request.allow_prediction)
+            found = self._estimator.lookup(to_seconds(from_msg(request.stamp)), request.allow_prediction)
         except (HistoryError, ValueError) as error:
             response.success, response.message = False, f'{type(error).__name__}: {error}'
             return response
         response.success = True
         response.message = 'predicted' if found.predicted else 'interpolated'
-        response.state = state_msg(found.state, self._base_frame, found.predicted, found.sigma)
+        header = Header(stamp=to_msg(from_seconds(found.state.stamp)), frame_id=self._base_frame)
+        response.state = state_msg(found.state, header, found.predicted, found.sigma)
         return response
 
     def _get_history(self, request: GetHistory.Request, response: GetHistory.Response
                      ) -> GetHistory.Response:
         history = self._estimator.history
-        end = seconds(request.end) or float('inf')
+        end = to_seconds(from_msg(request.end)) or float('inf')
         try:
-            stamps, values = history.window(list(request.paths), seconds(request.start), end,
+            stamps, values = history.window(list(request.paths), to_seconds(from_msg(request.start)), end,
                                             request.max_samples)
         except KeyError as error:
             response.success, response.message = False, str(error.args[0])
@@ -181,7 +174,7 @@ class StateNode(Node):
         return response
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return to_seconds(self.get_clock().now().nanoseconds)
 
     def _reject(self, topic: str, error: ValueError) -> None:
         """Log bad input once per topic, message and diagnostics period; report it there."""
@@ -219,7 +212,7 @@ class StateNode(Node):
         state = self._estimator.latest
         if state is None:
             return
-        header = Header(stamp=to_time(state.stamp), frame_id=self._base_frame)
+        header = Header(stamp=to_msg(from_seconds(state.stamp)), frame_id=self._base_frame)
         kinematics = self._estimator.kinematics
         frames = kinematics.transforms(dict(zip(state.robot.joint_names, state.robot.position)))
         ends = viz.skeleton(frames, self._segments)
@@ -265,7 +258,7 @@ class StateNode(Node):
         except ValueError as error:
             self._reject('twin/predicted_trajectory', error)
             return
-        header = Header(stamp=to_time(mean.stamp), frame_id=self._base_frame)
+        header = Header(stamp=to_msg(from_seconds(mean.stamp)), frame_id=self._base_frame)
         path = marker(header, 'predicted_path', 0, Marker.LINE_STRIP, (0.1, 0.8, 1.0, 0.9), 0.012)
         path.points = points(drawn.path)
         markers = [Marker(header=header, action=Marker.DELETEALL), path]

@@ -3,24 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 import numpy as np
 
+from twin_core.levels import Quality
 from twin_core.stamps import to_seconds
-
-
-class Quality(IntEnum):
-    """How a frame obtained an input's values (the constants of SensorSample.msg)."""
-
-    EXACT = 0
-    INTERPOLATED = 1
-    HELD = 2
-    STALE = 3
-    MISSING = 4
-
-
-FRESH = (Quality.EXACT, Quality.INTERPOLATED, Quality.HELD)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Header
 
+from twin_core.levels import Level
 from twin_core.stamps import from_seconds, to_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame
 from twin_ros.common import declare_config, run, status
 from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
-from twin_sync.frame import Frame, Quality, Sample, matched_frame
+from twin_sync.frame import Frame, Sample, matched_frame
 from twin_sync.sync_config import APPROXIMATE, SyncConfig
 from twin_sync.timeline import Timeline, TimelineInput
 
@@ -117,13 +118,13 @@ class SyncNode(Node):
             if self._config.mode == APPROXIMATE:
                 values.update(unmatched_dropped=approximate.dropped[index],
                               bound_violations=approximate.bound_violations[index])
-            fresh = quality not in (Quality.STALE, Quality.MISSING)
-            statuses.append(status(f'{name}: {topic}', 'OK' if fresh else 'WARN',
+            fresh = quality.fresh
+            statuses.append(status(f'{name}: {topic}', Level.OK if fresh else Level.WARN,
                                    'fresh' if fresh else quality.name.lower(), topic, values))
         self._last_received = list(self._received)
         p50, p99 = np.percentile(self._skews, [50, 99]) if self._skews else (0.0, 0.0)
-        statuses.append(status(f'{name}: output', 'OK' if self._frames > self._last_frames
-                               else 'WARN', self._config.mode, values={
+        statuses.append(status(f'{name}: output', Level.OK if self._frames > self._last_frames
+                               else Level.WARN, self._config.mode, values={
                                    'rate_hz': self._frames - self._last_frames,
                                    'max_skew_p50_s': float(p50), 'max_skew_p99_s': float(p99),
                                    'sets': approximate.sets, 'frames': self._frames}))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from transforms3d.quaternions import qinverse, qmult, qpow
 
+from twin_core.levels import Quality
 from twin_core.stamps import to_seconds
-from twin_sync.frame import FRESH, Frame, FrameSample, Quality, Sample
+from twin_sync.frame import Frame, FrameSample, Sample
 
 INTERPOLATE = 'interpolate'
 HOLD = 'hold'
@@ -128,7 +129,7 @@ class Timeline:
         samples = tuple(self._resample(spec, buffer, t_ns)
                         for spec, buffer in zip(self.inputs, self._buffers))
         aligned = [t_ns if s.quality != Quality.HELD else s.stamp_ns
-                   for s in samples if s.quality in FRESH]
+                   for s in samples if s.quality.fresh]
         skew = to_seconds(max(aligned) - min(aligned)) if aligned else 0.0
         return Frame(t_ns, samples, skew, len(aligned) == len(samples))
 
