@@ -18,6 +18,7 @@ from twin_bridge.opcua_server import TwinServer
 from twin_bridge.opcua_space import TwinAddressSpace, from_datetime, speed_override_command, to_datetime
 from twin_bringup.sandbox import free_port
 from twin_core.config import ConfigError, build
+from twin_core.levels import Level, Risk
 from twin_core.stamps import from_seconds
 from twin_maintenance.scheduler import PlannedTask
 from twin_sim.hardware import PlcChannel
@@ -104,9 +105,10 @@ def test_values_update_with_source_timestamps(secure: Any) -> None:
     server.update({**space.axes(['joint_1', 'joint_9'], position=[0.25], velocity=[-1.5], temperature=[41.0],
                                 load=[0.3]),
                    **space.state(stamp_ns, False, 7, 0.5, False, 0.8)}, stamp_ns)
-    server.update(space.health([(0, '/twin/sync', 'ok'), (1, '/twin/imu', 'late'), (1, '/twin/lidar', 'slow')]))
-    server.update(space.alert('joint_2.velocity', 'residual', 1, 'residual 4.2 > 3.0', True))
-    server.update(space.maintenance(3, [PlannedTask('joint_2', 'replace gearbox', 'HIGH', stamp, stamp + 600.0,
+    server.update(space.health([(Level.OK, '/twin/sync', 'ok'), (Level.WARN, '/twin/imu', 'late'),
+                                (Level.WARN, '/twin/lidar', 'slow')]))
+    server.update(space.alert('joint_2.velocity', 'residual', Level.WARN, 'residual 4.2 > 3.0', True))
+    server.update(space.maintenance(3, [PlannedTask('joint_2', 'replace gearbox', Risk.HIGH, stamp, stamp + 600.0,
                                                     stamp + 3600.0, 7200.0)], ['imu']))
     time.sleep(0.1)
 

@@ -17,17 +17,14 @@ from twin_bridge.opcua_config import OpcUaBridgeConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_core.config import ConfigError
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_core.stamps import from_msg
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, TwinState
 from twin_interfaces.srv import GetHistory
 from twin_maintenance.scheduler import PlannedTask
-from twin_ros.common import LATCHED, declare_config, run, status, supervised_workers
+from twin_ros.common import LATCHED, declare_config, run, status, status_level, supervised_workers
 from twin_ros.stamps import to_msg
 from twin_sensors.opcua_client import OpcUaSubscriber
-
-
-def _level(value: bytes | int) -> int:
-    return value[0] if isinstance(value, bytes) else int(value)
 
 
 class OpcUaBridge(Node):
@@ -72,7 +69,7 @@ class OpcUaBridge(Node):
             (topics.joint_states, JointState, lambda m: server.update(
                 space.axes(m.name, m.position, m.velocity, effort=m.effort), from_msg(m.header.stamp)), 10),
             (topics.diagnostics, DiagnosticArray, lambda m: server.update(
-                space.health([(_level(s.level), s.name, s.message) for s in m.status])), 10),
+                space.health([(status_level(s), s.name, s.message) for s in m.status])), 10),
             (topics.anomalies, AnomalyEvent, lambda m: server.update(
                 space.alert(m.sensor, m.method, m.severity, m.description, m.active), from_msg(m.header.stamp)), 10),
             (topics.maintenance_schedule, MaintenanceSchedule, self._on_schedule, LATCHED),
@@ -155,7 +152,7 @@ class OpcUaBridge(Node):
         if self._server is not None:
             stats = self._server.stats()
             statuses.append(status(
-                f'{name}: server', 'OK' if stats.running else 'ERROR',
+                f'{name}: server', Level.OK if stats.running else Level.ERROR,
                 f'serving {self.config.server.endpoint}' if stats.running else 'server stopped',
                 values={'clients': stats.clients, 'writes': stats.writes,
                         'security': 'Basic256Sha256 Sign&Encrypt' if self.config.server.security.enabled else 'none',
@@ -163,7 +160,7 @@ class OpcUaBridge(Node):
                         'last_error': stats.last_error}))
         if self._plc is not None:
             statuses.append(status(
-                f'{name}: plc client', 'OK' if self._plc.connected else 'ERROR', self._plc_state,
+                f'{name}: plc client', Level.OK if self._plc.connected else Level.ERROR, self._plc_state,
                 hardware_id=self.config.client.opcua.endpoint, values={'connected': bool(self._plc.connected)}))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                   status=statuses))

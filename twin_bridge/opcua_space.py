@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from asyncua import ua
 
 from twin_bridge.opcua_config import ServerConfig
+from twin_core.levels import Level
 from twin_core.opcua import engineering_units
 from twin_core.stamps import from_seconds, to_seconds
 from twin_maintenance.scheduler import PlannedTask
@@ -183,14 +184,15 @@ class TwinAddressSpace:
         return {self.speed_override_setpoint: 100.0 * float(speed_override)}
 
     @staticmethod
-    def health(statuses: Sequence[tuple[int, str, str]]) -> dict[str, object]:
+    def health(statuses: Sequence[tuple[Level, str, str]]) -> dict[str, object]:
         """Twin/Health from (level, name, message) diagnostics: the worst level and its messages."""
-        level = max((s[0] for s in statuses), default=3)
-        worst = '; '.join(f'{name}: {message}' for lvl, name, message in statuses if lvl == level and level > 0)
+        level = max((s[0] for s in statuses), default=Level.STALE)
+        worst = '; '.join(f'{name}: {message}' for lvl, name, message in statuses
+                          if lvl == level and level > Level.OK)
         message = (worst or 'all OK') if statuses else 'no diagnostics'
-        return {'Twin/Health/Level': level, 'Twin/Health/Message': message,
-                'Twin/Health/Warnings': sum(s[0] == 1 for s in statuses),
-                'Twin/Health/Errors': sum(s[0] == 2 for s in statuses)}
+        return {'Twin/Health/Level': int(level), 'Twin/Health/Message': message,
+                'Twin/Health/Warnings': sum(s[0] == Level.WARN for s in statuses),
+                'Twin/Health/Errors': sum(s[0] == Level.ERROR for s in statuses)}
 
     def alert(self, sensor: str, method: str, severity: int, description: str, active: bool) -> dict[str, object]:
         """Twin/Alerts after one anomaly event raising (``active``) or clearing an alarm."""
@@ -213,6 +215,7 @@ class TwinAddressSpace:
         first = tasks[0] if tasks else PlannedTask()
         return {'Twin/Maintenance/Revision': int(revision), 'Twin/Maintenance/Tasks': lines,
                 'Twin/Maintenance/Unplaced': list(unplaced), 'Twin/Maintenance/NextComponent': first.component,
-                'Twin/Maintenance/NextAction': first.action, 'Twin/Maintenance/NextRisk': first.risk,
+                'Twin/Maintenance/NextAction': first.action,
+                'Twin/Maintenance/NextRisk': str(first.risk) if tasks else '',
                 'Twin/Maintenance/NextStart': to_datetime(first.start),
                 'Twin/Maintenance/NextDeadline': to_datetime(first.deadline), 'Twin/Maintenance/NextRul': first.rul}

@@ -15,6 +15,7 @@ from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
 from twin_core.config import ConfigError
+from twin_core.levels import Level, Risk
 from twin_core.paths import config_dir
 from twin_core.urdf import read_arm_description
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
@@ -78,7 +79,7 @@ class ActuationNode(Node):
                                            time.monotonic()))
 
     def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
-        cap, reason = maintenance_cap(((t.component, t.risk) for t in schedule.tasks), self._config)
+        cap, reason = maintenance_cap(((t.component, Risk.named(t.risk)) for t in schedule.tasks), self._config)
         self._handle(self._arbiter.maintenance(cap, reason, time.monotonic()))
 
     def _on_correction(self, message: JointState) -> None:
@@ -132,11 +133,11 @@ class ActuationNode(Node):
         name, stats, link = self.get_name(), self._link.stats, self._link
         address = f'{self._config.link.host}:{self._config.link.port}'
         if link.up is None:
-            link_level, link_message = 'OK', f'{address}: no command sent yet'
+            link_level, link_message = Level.OK, f'{address}: no command sent yet'
         elif link.up:
-            link_level, link_message = 'OK', f'{address}: acked'
+            link_level, link_message = Level.OK, f'{address}: acked'
         else:
-            link_level, link_message = 'ERROR', f'{address}: commands not acked ({stats.last_error or "timeout"})'
+            link_level, link_message = Level.ERROR, f'{address}: commands not acked ({stats.last_error or "timeout"})'
         link_values = {'sent': stats.sent, 'retries': stats.retries, 'acked': stats.acked,
                        'rejected': stats.rejected, 'lost': stats.lost, 'superseded': stats.superseded,
                        'unexpected': stats.unexpected, 'in_flight': link.in_flight,
@@ -145,10 +146,11 @@ class ActuationNode(Node):
                        'last_error': stats.last_error}
         causes = self._arbiter.stop_causes()
         watchdog = self._arbiter.watchdog_state(now)
-        watchdog_level = 'OK' if watchdog == 'ok' else 'WARN' if watchdog.startswith('disarmed') else 'ERROR'
+        watchdog_level = (Level.OK if watchdog == 'ok' else
+                          Level.WARN if watchdog.startswith('disarmed') else Level.ERROR)
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
             status(f'{name}: link', link_level, link_message, address, link_values),
-            status(f'{name}: arbitration', 'WARN' if causes else 'OK',
+            status(f'{name}: arbitration', Level.WARN if causes else Level.OK,
                    f'holding the cell stopped: {"; ".join(causes)}' if causes else 'no stop requested',
                    values={f'refused.{source}': count for source, count in self._arbiter.refused.items()}),
             status(f'{name}: watchdog', watchdog_level, watchdog,

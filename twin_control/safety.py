@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_control.config import ActuationConfig
+from twin_core.levels import Risk
 from twin_core.urdf import ArmDescription
 from twin_sensors.wire import CommandName
 
@@ -105,9 +106,9 @@ def limit_step(target: np.ndarray, position: np.ndarray, velocity: np.ndarray, d
     return result, notes
 
 
-def maintenance_cap(tasks: Iterable[tuple[str, str]], config: ActuationConfig) -> tuple[float, str]:
+def maintenance_cap(tasks: Iterable[tuple[str, Risk]], config: ActuationConfig) -> tuple[float, str]:
     """The speed override cap for planned maintenance, given (component, risk) pairs, and why."""
-    caps = {'CRITICAL': config.protection.derate_critical, 'HIGH': config.protection.derate_high}
+    caps = {Risk.CRITICAL: config.protection.derate_critical, Risk.HIGH: config.protection.derate_high}
     found = sorted((caps[risk], component, risk) for component, risk in tasks if risk in caps)
     if not found:
         return 1.0, 'no HIGH or CRITICAL maintenance risk'

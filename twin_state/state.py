@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.kinematics import END_EFFECTOR, ArmKinematics, Pose
+from twin_core.levels import Quality
 from twin_core.urdf import ArmDescription
 from twin_state.history import Field, Kind, Layout, polyfit_at
 from twin_state.obstacles import Obstacle, ScanGeometry, extract_obstacles
@@ -49,7 +50,7 @@ class InputSample:
     topic: str
     type: str
     age: float  # s from the source sample to the frame stamp
-    quality: int  # SensorSample.QUALITY_*
+    quality: Quality
     names: tuple[str, ...]
     values: np.ndarray
 
@@ -59,7 +60,7 @@ class InputStatus:
     """Freshness of one input at the frame time."""
 
     topic: str
-    quality: int
+    quality: Quality
     age: float
 
 

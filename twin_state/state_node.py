@@ -23,9 +23,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
+from twin_core.levels import Level, Quality, Risk
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_ros.common import LATCHED, declare_config, run, status
@@ -35,8 +36,6 @@ from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
 from twin_state.state import InputSample, TwinState
-
-FRESH = (SensorSample.QUALITY_EXACT, SensorSample.QUALITY_INTERPOLATED, SensorSample.QUALITY_HELD)
 
 
 def pose_msg(pose: Pose) -> PoseMsg:
@@ -83,7 +82,7 @@ def state_msg(state: TwinState, header: Header, predicted: bool = False, sigma: 
         obstacle_count=len(state.environment.obstacles),
         input_topics=[i.topic for i in process.inputs],
         input_ages=[i.age for i in process.inputs],
-        input_qualities=[i.quality for i in process.inputs])
+        input_qualities=[int(i.quality) for i in process.inputs])
 
 
 class StateNode(Node):
@@ -127,7 +126,7 @@ class StateNode(Node):
 
     def _on_frame(self, frame: SyncedFrame) -> None:
         self._frames += 1
-        samples = [InputSample(s.topic, s.type, s.age, s.quality, tuple(s.names),
+        samples = [InputSample(s.topic, s.type, s.age, Quality(s.quality), tuple(s.names),
                                np.asarray(s.values, float)) for s in frame.samples]
         state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), samples)
         if state is None:
@@ -202,7 +201,7 @@ class StateNode(Node):
 
     def _on_schedule(self, schedule: MaintenanceSchedule) -> None:
         try:
-            self._tasks = [viz.TaskInfo(t.component, t.action, t.risk, t.rul, t.rul_low, t.rul_high)
+            self._tasks = [viz.TaskInfo(t.component, t.action, Risk.named(t.risk), t.rul, t.rul_low, t.rul_high)
                            for t in schedule.tasks]
         except ValueError as error:
             self._reject('twin/maintenance_schedule', error)
@@ -283,7 +282,7 @@ class StateNode(Node):
         errors = dict(estimator.errors)
         # WARN while errors or time jumps keep coming; the counters themselves are cumulative.
         troubles = sum(errors.values()) + history.jumps
-        level = 'WARN' if troubles > self._troubles_reported else 'OK'
+        level = Level.WARN if troubles > self._troubles_reported else Level.OK
         self._troubles_reported = troubles
         name = self.get_name()
         statuses = [status(
@@ -295,20 +294,20 @@ class StateNode(Node):
         age = self._predictions.age(self._now())
         rejected, self._rejected = self._rejected, {}
         statuses.append(status(
-            f'{name}: visualization', 'WARN' if rejected else 'OK',
+            f'{name}: visualization', Level.WARN if rejected else Level.OK,
             '; '.join(f'{topic}: {error}' for topic, error in rejected.items()) or 'markers ok',
             values={'active_alarms': len(self._alarms),
                     'prediction_age_s': -1.0 if age is None else age,
                     'maintenance_tasks': -1 if self._tasks is None else len(self._tasks)}))
         latest = estimator.latest
         if latest is None:
-            statuses.append(status(f'{name}: inputs', 'WARN', 'no complete frame yet'))
+            statuses.append(status(f'{name}: inputs', Level.WARN, 'no complete frame yet'))
         else:
             inputs = latest.process.inputs
             late = [i.topic for i in inputs
-                    if i.quality not in FRESH or i.age > self._config.stale_after]
+                    if not i.quality.fresh or i.age > self._config.stale_after]
             statuses.append(status(
-                f'{name}: inputs', 'WARN' if late else 'OK',
+                f'{name}: inputs', Level.WARN if late else Level.OK,
                 f'stale: {", ".join(late)}' if late else 'all inputs fresh',
                 values={f'age.{i.topic}': i.age for i in inputs}))
         self._diagnostics.publish(DiagnosticArray(
