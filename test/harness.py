@@ -22,7 +22,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
 from twin_bringup.launcher import clean_stale_shared_memory
-from twin_bringup.lifetime import stale_fastdds_segments  # noqa: F401 (the fixtures' leak check)
+from twin_bringup.lifetime import parent_death_signal, stale_fastdds_segments  # noqa: F401 (fixtures' leak check)
 from twin_bringup.sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
 from twin_core.paths import resolve_executable
 
@@ -64,6 +64,14 @@ def single_node_config(directory: Path, entry: dict) -> Path:
     return config
 
 
+def dies_with_test_run() -> Callable[[], None] | None:
+    """SIGTERM to a started process when the test run dies, even by SIGKILL (no teardown runs then).
+
+    The kernel sends it when the forking thread ends, so only processes started from the main thread get it.
+    """
+    return parent_death_signal() if threading.current_thread() is threading.main_thread() else None
+
+
 class NodeProcess:
     """A node (or launcher) process whose output goes to a log file; stopped like Ctrl-C."""
 
@@ -74,7 +82,7 @@ class NodeProcess:
         self._log = open(log_path, 'w')
         self.process = subprocess.Popen(self.command, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=dies_with_test_run())
 
     def output(self) -> str:
         """Everything the process printed so far."""
@@ -197,7 +205,8 @@ class S3Server:
                    *(f'-{name}={port}' for name, port in self._ports.items())]
         with open(self.directory / 'weed.log', 'a') as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=dies_with_test_run())
         client = self.client()
         deadline = time.monotonic() + timeout
         while True:
