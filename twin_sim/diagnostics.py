@@ -3,26 +3,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from twin_core.levels import Level
+from twin_core.status import Status
 
 RATE_TOLERANCE = 0.9  # a channel below 90 % of its target rate is WARN
 REAL_TIME_TOLERANCE = 0.9
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One diagnostic status: a name, a level, a message and key values."""
-
-    name: str
-    level: Level
-    message: str
-    values: Mapping[str, Any]
-
-
-def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Entry:
+def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Status:
     """The simulation loop: keeping up with the wall clock, task and active faults."""
     values = {'sim_time_s': truth.time, 'real_time_factor': stats['real_time_factor'],
               'lag_s': stats['lag_s'], 'max_lag_s': stats['max_lag_s'],
@@ -31,30 +21,30 @@ def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Entry:
               'speed_override': truth.speed_override, 'stopped': truth.stopped,
               'active_faults': ', '.join(truth.active_faults) or 'none'}
     if not stats['running']:
-        return Entry('physics', Level.ERROR, 'simulation loop not running', values)
+        return Status('physics', Level.ERROR, 'simulation loop not running', values)
     if math.isnan(stats['real_time_factor']):
-        return Entry('physics', Level.OK, 'starting: measuring the real-time factor', values)
+        return Status('physics', Level.OK, 'starting: measuring the real-time factor', values)
     paced = speed > 0.0 and speed != float('inf')
     if paced and stats['real_time_factor'] < REAL_TIME_TOLERANCE * speed:
-        return Entry('physics', Level.WARN,
+        return Status('physics', Level.WARN,
                      f'falling behind: {stats["real_time_factor"]:.2f}x of the requested {speed}x',
                      values)
-    return Entry('physics', Level.OK, f'running, task {truth.task_id} {truth.task_phase}', values)
+    return Status('physics', Level.OK, f'running, task {truth.task_id} {truth.task_phase}', values)
 
 
-def channel_statuses(stats: Mapping[str, Any]) -> list[Entry]:
+def channel_statuses(stats: Mapping[str, Any]) -> list[Status]:
     """One entry per hardware channel: achieved vs target rate and the channel's counters."""
     entries = []
     for name, counters in stats['channels'].items():
         values = dict(counters)
         target, rate = counters.get('target_hz'), counters.get('rate_hz')
         if target is None:
-            entries.append(Entry(f'{name} channel', Level.OK, 'serving', values))
+            entries.append(Status(f'{name} channel', Level.OK, 'serving', values))
         elif math.isnan(rate):
-            entries.append(Entry(f'{name} channel', Level.OK, 'starting: measuring the rate', values))
+            entries.append(Status(f'{name} channel', Level.OK, 'starting: measuring the rate', values))
         elif rate < RATE_TOLERANCE * target:
-            entries.append(Entry(f'{name} channel', Level.WARN,
+            entries.append(Status(f'{name} channel', Level.WARN,
                                  f'{rate:.0f} Hz of {target:.0f} Hz', values))
         else:
-            entries.append(Entry(f'{name} channel', Level.OK, f'{rate:.0f} Hz', values))
+            entries.append(Status(f'{name} channel', Level.OK, f'{rate:.0f} Hz', values))
     return entries

@@ -23,7 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
-from twin_core.levels import Level, Quality, Risk
+from twin_core.levels import Quality, Risk
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
@@ -35,6 +35,7 @@ from twin_state import markers as viz
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
+from twin_state.monitor import StateMonitor
 from twin_state.state import InputSample, TwinState
 
 
@@ -96,15 +97,12 @@ class StateNode(Node):
         if not urdf.is_file():
             raise ConfigError(f'{self.get_name()}.urdf: no such file: {urdf}')
         self._estimator = StateEstimator(self._config, urdf)
-        self._frames = 0
-        self._rate = (time.monotonic(), 0)  # (window start, frames then)
-        self._troubles_reported = 0  # errors + time jumps at the last diagnostics
+        self._monitor = StateMonitor(self._config.stale_after, time.monotonic())
         kinematics = self._estimator.kinematics
         self._segments = viz.segments(kinematics)
         self._alarms = viz.ActiveAlarms(kinematics.joint_names)
         self._predictions = viz.PredictionFeed(self._config.visualization.prediction_timeout)
         self._tasks: list[viz.TaskInfo] | None = None  # None until a maintenance schedule arrives
-        self._rejected: dict[str, str] = {}  # topic → last error since the last diagnostics
         self._joint_states = self.create_publisher(JointState, 'twin/joint_states', 10)
         self._end_effector = self.create_publisher(PoseStamped, 'twin/end_effector_pose', 10)
         self._state = self.create_publisher(TwinStateMsg, 'twin/state', 10)
@@ -125,7 +123,7 @@ class StateNode(Node):
         self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
-        self._frames += 1
+        self._monitor.frame()
         samples = [InputSample(s.topic, s.type, s.age, Quality(s.quality), tuple(s.names),
                                np.asarray(s.values, float)) for s in frame.samples]
         state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), samples)
@@ -177,9 +175,8 @@ class StateNode(Node):
 
     def _reject(self, topic: str, error: ValueError) -> None:
         """Log bad input once per topic, message and diagnostics period; report it there."""
-        if self._rejected.get(topic) != str(error):
+        if self._monitor.reject(topic, str(error)):
             self.get_logger().warning(f'{topic}: {error}')
-        self._rejected[topic] = str(error)
 
     def _on_prediction(self, message: JointTrajectory) -> None:
         try:
@@ -273,45 +270,12 @@ class StateNode(Node):
         self._predicted_markers.publish(MarkerArray(markers=markers))
 
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        started, frames_then = self._rate
-        rate = (self._frames - frames_then) / max(now - started, 1e-9)
-        self._rate = (now, self._frames)
-        history, estimator = self._estimator.history, self._estimator
-        span = history.newest - history.oldest if len(history) else 0.0
-        errors = dict(estimator.errors)
-        # WARN while errors or time jumps keep coming; the counters themselves are cumulative.
-        troubles = sum(errors.values()) + history.jumps
-        level = Level.WARN if troubles > self._troubles_reported else Level.OK
-        self._troubles_reported = troubles
+        reports = self._monitor.report(self._estimator, len(self._alarms), self._predictions.age(self._now()),
+                                       None if self._tasks is None else len(self._tasks), time.monotonic())
         name = self.get_name()
-        statuses = [status(
-            f'{name}: history', level, f'{len(history)}/{history.capacity} samples, {span:.1f} s',
-            values={'fill': len(history) / history.capacity, 'window_s': span,
-                    'ingest_rate_hz': rate, 'frames': self._frames, 'time_jumps': history.jumps,
-                    'late_inserts': history.inserted,
-                    **{f'errors.{kind}': count for kind, count in errors.items()}})]
-        age = self._predictions.age(self._now())
-        rejected, self._rejected = self._rejected, {}
-        statuses.append(status(
-            f'{name}: visualization', Level.WARN if rejected else Level.OK,
-            '; '.join(f'{topic}: {error}' for topic, error in rejected.items()) or 'markers ok',
-            values={'active_alarms': len(self._alarms),
-                    'prediction_age_s': -1.0 if age is None else age,
-                    'maintenance_tasks': -1 if self._tasks is None else len(self._tasks)}))
-        latest = estimator.latest
-        if latest is None:
-            statuses.append(status(f'{name}: inputs', Level.WARN, 'no complete frame yet'))
-        else:
-            inputs = latest.process.inputs
-            late = [i.topic for i in inputs
-                    if not i.quality.fresh or i.age > self._config.stale_after]
-            statuses.append(status(
-                f'{name}: inputs', Level.WARN if late else Level.OK,
-                f'stale: {", ".join(late)}' if late else 'all inputs fresh',
-                values={f'age.{i.topic}': i.age for i in inputs}))
         self._diagnostics.publish(DiagnosticArray(
-            header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            status=[status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in reports]))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,0 +1,18 @@
+"""A component's diagnostic status as the cores judge it, before a node shell turns it into a message."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin_core.levels import Level
+
+
+@dataclass(frozen=True)
+class Status:
+    """One diagnostic status: a component name, a level, a message and key values."""
+
+    name: str
+    level: Level
+    message: str
+    values: Mapping[str, Any] = field(default_factory=dict)
