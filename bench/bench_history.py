@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from twin_core.signals import state_layout
 from twin_state.history import History
-from twin_state.state import state_layout
 
 JOINTS = ('joint_1', 'joint_2', 'joint_3', 'joint_4')
 RATE = 100.0
@@ -72,7 +72,7 @@ def main() -> None:
     stamps = np.arange(stored + 200_000) / RATE
     values = rng.normal(size=(len(stamps), columns))
     orientation = layout.columns_of(['end_effector.orientation'])
-    values[:, orientation] = [1.0, 0.0, 0.0, 0.0]
+    values[:, orientation] = [0.0, 0.0, 0.0, 1.0]  # x, y, z, w
 
     history = History(layout, capacity=stored)
 

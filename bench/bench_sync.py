@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from twin_core.signals import Layout, Signal
 from twin_sync.approximate import ApproximateTimePolicy
-from twin_sync.frame import Layout, Sample
+from twin_sync.frame import Sample
 from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput
 
 MS = 1_000_000
@@ -87,7 +88,7 @@ def make_events(topics: int, seconds: float, seed: int = 1) -> list[Event]:
     end = int(seconds * 1e9)
     events = []
     for index, (_, period, phase, _, size) in enumerate(TOPICS[:topics]):
-        layout = Layout(tuple(f'v{k}' for k in range(size)) if size < 100 else ())
+        layout = Layout(tuple(Signal(f'v{k}') for k in range(size)) if size < 100 else ())
         for nominal in range(phase + period, end, period):
             stamp = nominal + rng.randint(-200_000, 200_000)
             events.append((index, stamp, Sample(stamp, layout, np.full(size, stamp * 1e-9))))

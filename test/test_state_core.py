@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -10,21 +11,42 @@ from transforms3d.euler import euler2quat
 
 from harness import CONFIG_DIR
 from twin_core.kinematics import ArmKinematics, Pose
+from twin_core.signals import (
+    CELL_STATUS_TYPE,
+    IMU_TYPE,
+    JOINT_STATE_TYPE,
+    LASER_SCAN_TYPE,
+    TEMPERATURE_TYPE,
+    Kind,
+    Layout,
+    Signal,
+    slerp,
+)
 from twin_core.urdf import read_arm_description
 from twin_sim.model import build_model
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
-from twin_state.history import ExtrapolationError, Field, History, InvalidSampleError, Kind, Layout, OldDataError, slerp
+from twin_state.history import ExtrapolationError, History, InvalidSampleError, OldDataError
 from twin_state.obstacles import ScanGeometry, extract_obstacles
-from twin_state.state import CELL_STATUS, IMU, JOINT_STATE, LASER_SCAN, TEMPERATURE, InputSample
 
 URDF = CONFIG_DIR / 'arm.urdf'
-LAYOUT = Layout([Field('x'), Field('q', Kind.QUATERNION), Field('mode', Kind.HOLD)])
+LAYOUT = Layout((Signal('x'), Signal('q', kind=Kind.QUATERNION), Signal('mode', kind=Kind.HOLD)))
+
+
+@dataclass(frozen=True)
+class InputSample:
+    topic: str
+    type: str
+    age: float
+    quality: int
+    names: tuple[str, ...]
+    values: np.ndarray
 
 
 def quat_z(angle: float) -> np.ndarray:
-    return np.array([math.cos(angle / 2), 0.0, 0.0, math.sin(angle / 2)])
+    """x, y, z, w."""
+    return np.array([0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)])
 
 
 def row(x: float, angle: float = 0.0, mode: float = 0.0) -> np.ndarray:
@@ -50,7 +72,7 @@ def test_slerp_takes_the_shorter_arc_and_keeps_unit_norm() -> None:
     for fraction in (0.0, 0.3, 0.5, 1.0):
         out = np.array(slerp(q0, q1, fraction))
         assert np.linalg.norm(out) == pytest.approx(1.0)
-        angle = 2 * math.atan2(abs(out[3]), abs(out[0]))
+        angle = 2 * math.atan2(abs(out[2]), abs(out[3]))
         assert angle == pytest.approx(math.radians(60) * fraction, abs=1e-9)
 
 
@@ -149,7 +171,7 @@ def test_filtered_derivatives_beat_finite_differences_on_a_noisy_sine() -> None:
     rate, omega, noise = 100.0, 2 * math.pi * 0.5, 1e-3
     stamps = np.arange(0.0, 6.0, 1.0 / rate)
     signal = np.sin(omega * stamps) + np.random.default_rng(7).normal(0.0, noise, len(stamps))
-    history = History(Layout([Field('x')]), capacity=1000)
+    history = History(Layout((Signal('x'),)), capacity=1000)
     velocity_error, acceleration_error, raw_velocity_error, raw_acceleration_error = [], [], [], []
     for i, (stamp, value) in enumerate(zip(stamps, signal)):
         history.append(float(stamp), [value])
@@ -173,7 +195,7 @@ def test_filtered_derivatives_beat_finite_differences_on_a_noisy_sine() -> None:
 
 
 def test_prediction_is_separate_from_lookup_and_reports_uncertainty() -> None:
-    history = History(Layout([Field('x')]), capacity=100)
+    history = History(Layout((Signal('x'),)), capacity=100)
     stamps = np.arange(0.0, 1.0, 0.01)
     noisy = 2.0 * stamps + np.random.default_rng(1).normal(0.0, 0.01, len(stamps))
     history.extend(stamps, noisy[:, None])
@@ -305,18 +327,18 @@ def frame_samples(positions: list[float], efforts: list[float], velocity: bool =
         names += [f'{j}.velocity' for j in joints]
         values += [0.5, 0.0, 0.0, 0.0]
     samples = [
-        InputSample('/encoders/joint_states', JOINT_STATE, 0.001, 0, tuple(names),
+        InputSample('/encoders/joint_states', JOINT_STATE_TYPE, 0.001, 0, tuple(names),
                     np.array(values)),
-        InputSample('/imu/data', IMU, 0.002, 1,
-                    ('angular_velocity.x', 'angular_velocity.y', 'angular_velocity.z',
-                     'linear_acceleration.x', 'linear_acceleration.y', 'linear_acceleration.z'),
-                    np.array([0.1, 0.2, 0.3, 0.0, 0.0, 9.81])),
-        InputSample('/cell/status', CELL_STATUS, 0.05, 2,
+        InputSample('/imu/data', IMU_TYPE, 0.002, 1,
+                    ('linear_acceleration.x', 'linear_acceleration.y', 'linear_acceleration.z',
+                     'angular_velocity.x', 'angular_velocity.y', 'angular_velocity.z'),
+                    np.array([0.0, 0.0, 9.81, 0.1, 0.2, 0.3])),
+        InputSample('/cell/status', CELL_STATUS_TYPE, 0.05, 2,
                     ('task_id', 'task_progress', 'speed_override', 'stopped'),
                     np.array([7.0, 0.25, 0.8, 0.0])),
-        InputSample('/scan', LASER_SCAN, 0.03, 2, (), np.full(360, np.inf)),
+        InputSample('/scan', LASER_SCAN_TYPE, 0.03, 2, (), np.full(360, np.inf)),
     ]
-    samples += [InputSample(f'/motors/{j}/temperature', TEMPERATURE, 0.2, 2, ('temperature',),
+    samples += [InputSample(f'/motors/{j}/temperature', TEMPERATURE_TYPE, 0.2, 2, ('temperature',),
                             np.array([temperature + i])) for i, j in enumerate(joints)]
     return samples
 
@@ -341,11 +363,25 @@ def test_builder_maps_inputs_to_the_state_schema() -> None:
     stamps, values = estimator.history.window(['joint_3.temperature', 'task_id'], 0.0, 20.0)
     np.testing.assert_array_equal(stamps, [10.0])
     np.testing.assert_array_equal(values, [[42.0, 7.0]])
+    _, (orientation,) = estimator.history.window(['end_effector.orientation'], 0.0, 20.0)
+    np.testing.assert_allclose(orientation, expected.orientation[[1, 2, 3, 0]])  # x, y, z, w
+
+
+def test_values_without_a_signal_are_ignored_and_value_order_is_free() -> None:
+    estimator = StateEstimator(StateConfig(), URDF)
+    samples = frame_samples([0.0] * 4, [0.0] * 4)
+    imu = InputSample('/imu/data', IMU_TYPE, 0.002, 1, ('angular_velocity.z', 'orientation.w',
+                                                         'linear_acceleration.x'), np.array([0.7, 1.0, 0.5]))
+    state = estimator.ingest(1.0, [*samples[:1], imu, *samples[2:]] + samples[1:2])
+    np.testing.assert_array_equal(state.robot.imu_angular_velocity, [0.1, 0.2, 0.3])
+    state = estimator.ingest(1.01, [imu])
+    np.testing.assert_array_equal(state.robot.imu_linear_acceleration, [0.5, 0.0, 9.81])
+    np.testing.assert_array_equal(state.robot.imu_angular_velocity, [0.1, 0.2, 0.7])
 
 
 def test_missing_inputs_make_the_state_incomplete() -> None:
     estimator = StateEstimator(StateConfig(), URDF)
-    samples = [s for s in frame_samples([0.0] * 4, [0.0] * 4) if s.type != TEMPERATURE]
+    samples = [s for s in frame_samples([0.0] * 4, [0.0] * 4) if s.type != TEMPERATURE_TYPE]
     assert estimator.ingest(1.0, samples) is None
     assert estimator.errors == {'InvalidSampleError': 1}
     assert estimator.ingest(1.01, frame_samples([0.0] * 4, [0.0] * 4)) is not None

@@ -51,8 +51,8 @@ def frame(t: float) -> SyncedFrame:
                [f'{j}.{f}' for f in ('position', 'effort') for j in JOINTS],
                positions(t) + [1.0, 2.0, 3.0, 4.0]),
         sample('imu/data', 'sensor_msgs/msg/Imu',
-               [f'{q}.{a}' for q in ('angular_velocity', 'linear_acceleration') for a in 'xyz'],
-               [0.0, 0.0, 0.0, 0.0, 0.0, 9.81]),
+               [f'{q}.{a}' for q in ('linear_acceleration', 'angular_velocity') for a in 'xyz'],
+               [0.0, 0.0, 9.81, 0.0, 0.0, 0.0]),
         sample('/cell/status', 'twin_interfaces/msg/CellStatus',
                ['task_id', 'task_progress', 'speed_override', 'stopped'], [3.0, 0.5, 1.0, 0.0]),
         sample('/scan', 'sensor_msgs/msg/LaserScan', [], [float('inf')] * 90 + [1.0] * 10
@@ -129,7 +129,7 @@ def test_state_node_publishes_fk_and_serves_interpolated_states(start_process, p
         end=stamp(times[14])))
     assert history.success, history.message
     assert list(history.columns) == ['joint_3.position'] + [
-        f'end_effector.orientation.{a}' for a in 'wxyz']
+        f'end_effector.orientation.{a}' for a in 'xyzw']
     values = np.array(history.values.data).reshape(10, 5)
     np.testing.assert_allclose(history.stamps, times[5:15])
     np.testing.assert_allclose(values[:, 0], [positions(t)[2] for t in times[5:15]])
@@ -202,7 +202,7 @@ def test_state_node_draws_alarms_health_and_the_prediction_ghost(start_process, 
                     timeout=10), node.output()
     anomalies.publish(AnomalyEvent(sensor='multivariate', method='iforest', severity=9,
                                    active=True))  # bad input: refused, the node carries on
-    alarm = AnomalyEvent(sensor='encoders.joint_states.joint_2.velocity', method='residual',
+    alarm = AnomalyEvent(sensor='joint_2.velocity', method='residual',
                          severity=2, active=True)  # DiagnosticStatus.ERROR
     anomalies.publish(alarm)
     probe.wait_for('/twin/markers', showing(red), timeout=5)

@@ -12,12 +12,13 @@ from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 from harness import CONFIG_DIR
 from twin_core.config import ConfigError, build, ros_parameters
 from twin_core.levels import Quality
+from twin_core.signals import Kind, Layout, Signal, slerp
 from twin_interfaces.msg import CellStatus
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy
-from twin_sync.frame import Layout, Sample
+from twin_sync.frame import Sample
 from twin_sync.sync_config import SyncConfig
-from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput, slerp
+from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -187,7 +188,7 @@ def test_lower_bounds_prove_a_set_before_the_next_message():
 
 # --- timeline --------------------------------------------------------------------------------
 
-VECTOR = Layout(('a', 'b'))
+VECTOR = Layout((Signal('a'), Signal('b')))
 
 
 def vector(stamp_ns, value):
@@ -231,7 +232,7 @@ def test_rates_1000_500_20_resampled_at_100_hz():
 
 
 def test_slerp_matches_the_closed_form_rotation():
-    layout = Layout(('q.x', 'q.y', 'q.z', 'q.w'), quaternions=(0,))
+    layout = Layout((Signal('q', kind=Kind.QUATERNION),))
 
     def about_z(angle):
         return np.array([0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)])
@@ -306,8 +307,8 @@ def test_catching_up_gives_every_grid_time_since_the_last_frame_within_the_windo
 
 # --- adapters and config ---------------------------------------------------------------------
 
-def convert(type_name, message):
-    return ADAPTERS[type_name].convert(message)
+def convert(type_name, message, topic='input'):
+    return ADAPTERS[type_name].convert(message, topic)
 
 
 def test_imu_orientation_only_when_provided():
@@ -317,8 +318,8 @@ def test_imu_orientation_only_when_provided():
     message.orientation_covariance[0] = -1.0
     sample = convert('sensor_msgs/msg/Imu', message)
     assert sample.stamp_ns == 3 * S + 5 and sample.layout.quaternions == ()
-    assert sample.layout.names[0] == 'angular_velocity.x'
-    assert sample.values.tolist()[::5] == [0.5, 9.81]
+    assert sample.layout.names[0] == 'linear_acceleration.x' and sample.layout.prefix == 'imu.'
+    assert sample.values.tolist()[2:4] == [9.81, 0.5]
     message.orientation_covariance[0] = 0.01
     message.orientation.w = 1.0
     sample = convert('sensor_msgs/msg/Imu', message)
@@ -332,7 +333,9 @@ def test_joint_state_temperature_scan_and_cell_status():
         name=['j1', 'j2'], position=[1.0, 2.0], velocity=[3.0, 4.0], effort=[]))
     assert joints.layout.names == ('j1.position', 'j1.velocity', 'j2.position', 'j2.velocity')
     assert joints.values.tolist() == [1.0, 3.0, 2.0, 4.0]
-    assert convert('sensor_msgs/msg/Temperature', Temperature(temperature=41.5)).values == [41.5]
+    temperature = convert('sensor_msgs/msg/Temperature', Temperature(temperature=41.5), '/motors/j2/temperature')
+    assert temperature.values == [41.5] and temperature.layout.names == ('temperature',)
+    assert temperature.layout.columns == ('j2.temperature',)
     scan = convert('sensor_msgs/msg/LaserScan', LaserScan(ranges=[1.0, 2.5]))
     assert scan.layout.names == () and scan.values.tolist() == [1.0, 2.5]
     status = convert('twin_interfaces/msg/CellStatus', CellStatus(

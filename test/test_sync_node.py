@@ -23,7 +23,7 @@ twin_sync:
 
 class SyntheticSensors:
     """Publishes IMU (200 Hz), encoders (100 Hz) and lidar (20 Hz) whose values are linear in
-    the stamp: angular_velocity.x = s since start, joint_1.position = 2 s since start."""
+    the stamp: linear_acceleration.x = s since start, joint_1.position = 2 s since start."""
 
     def __init__(self, node) -> None:
         self._node = node
@@ -45,7 +45,7 @@ class SyntheticSensors:
             stamp = now.to_msg()
             imu = Imu()
             imu.header.stamp = stamp
-            imu.angular_velocity.x = seconds
+            imu.linear_acceleration.x = seconds
             imu.orientation_covariance[0] = -1.0
             self._imu.publish(imu)
             if tick % 2 == 0:
@@ -88,7 +88,7 @@ def test_frames_at_rate_interpolated_and_a_dead_input_turns_stale(start_process,
         for stamp, frame in complete:
             imu, joints, scan = frame.samples
             assert [s.topic for s in frame.samples] == ['imu/data', 'encoders/joint_states', 'scan']
-            assert imu.names[0] == 'angular_velocity.x' and joints.names == ['joint_1.position']
+            assert imu.names[0] == 'linear_acceleration.x' and joints.names == ['joint_1.position']
             seconds = (stamp - sensors.start_ns) / 1e9
             imu_time = seconds if imu.quality != SensorSample.QUALITY_HELD else \
                 (imu.stamp.sec * 10**9 + imu.stamp.nanosec - sensors.start_ns) / 1e9

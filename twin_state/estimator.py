@@ -10,6 +10,7 @@ import numpy as np
 from transforms3d.euler import euler2quat
 
 from twin_core.kinematics import ArmKinematics, Pose
+from twin_core.signals import joint_signals
 from twin_core.urdf import read_arm_description
 from twin_state.config import StateConfig
 from twin_state.history import History, HistoryError
@@ -47,14 +48,14 @@ class StateEstimator:
 
     def ingest(self, stamp: float, samples: Sequence[InputSample]) -> TwinState | None:
         """Take one frame; the new state, or None when it is incomplete or rejected."""
-        state = self.builder.build(stamp, samples)
+        row, inputs = self.builder.take(stamp, samples)
         try:
-            self.history.append(stamp, self.builder.row(state))
+            self.history.append(stamp, row)
         except HistoryError as error:
             self.errors[type(error).__name__] += 1
             return None
-        self.latest = state
-        return state
+        self.latest = self.builder.state_from_row(stamp, row, inputs)
+        return self.latest
 
     def lookup(self, stamp: float, allow_prediction: bool = False) -> Lookup:
         """The state at ``stamp`` (0 = newest); beyond the newest only if ``allow_prediction``.
@@ -62,7 +63,7 @@ class StateEstimator:
         Raises :class:`~twin_state.history.HistoryError` subclasses like the history.
         """
         if allow_prediction and len(self.history) and stamp > self.history.newest:
-            positions = [f'{joint}.position' for joint in self.arm.joint_names]
+            positions = joint_signals(self.arm.joint_names, 'position')
             prediction = self.history.predict(positions, stamp, self._points)
             row = self.history.state_at(0.0)
             row[self.history.layout.columns_of(positions)] = prediction.values

@@ -1,19 +1,21 @@
-"""Bounded history of fixed-layout state vectors, with tf2-like lookup semantics.
+"""Bounded history of state vectors laid out by signal, with tf2-like lookup semantics.
 
 Samples live in a numpy ring buffer (stamps in s, float64; one row of float64 values per stamp).
-A lookup bisects the ring's two sorted halves (O(log n)) and interpolates per field: linearly,
-by SLERP for quaternions (4 columns w, x, y, z) or by holding the earlier sample (discrete
-fields). Times outside the stored span raise :class:`ExtrapolationError`; a prediction beyond the
-newest sample is a separate call (:meth:`History.predict`) that reports its uncertainty.
+A lookup bisects the ring's two sorted halves (O(log n)) and interpolates per signal as its
+:class:`~twin_core.signals.Layout` says: linearly, by SLERP for quaternions (x, y, z, w) or by
+holding the earlier sample (discrete signals). Times outside the stored span raise
+:class:`ExtrapolationError`; a prediction beyond the newest sample is a separate call
+(:meth:`History.predict`) that reports its uncertainty.
 """
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from twin_core.signals import Layout
 
 
 class HistoryError(Exception):
@@ -30,76 +32,6 @@ class OldDataError(HistoryError):
 
 class InvalidSampleError(HistoryError):
     """A sample has the wrong shape, a non-finite value or a non-unit quaternion."""
-
-
-class Kind(enum.Enum):
-    """How a field is interpolated between two samples."""
-
-    LINEAR = 'linear'
-    QUATERNION = 'quaternion'  # 4 columns w, x, y, z; SLERP
-    HOLD = 'hold'  # discrete: the earlier sample's value
-
-
-@dataclass(frozen=True)
-class Field:
-    """A named field of the state vector; quaternion fields span 4 columns."""
-
-    name: str
-    kind: Kind = Kind.LINEAR
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        if self.kind is Kind.QUATERNION:
-            return tuple(f'{self.name}.{axis}' for axis in 'wxyz')
-        return (self.name,)
-
-
-class Layout:
-    """Column order of the state vector; paths name a column or a whole (quaternion) field."""
-
-    def __init__(self, fields: Sequence[Field]) -> None:
-        self.fields = tuple(fields)
-        self.columns = tuple(column for field in self.fields for column in field.columns)
-        self.index = {column: i for i, column in enumerate(self.columns)}
-        if len(self.index) != len(self.columns):
-            raise ValueError('duplicate column names in the state layout')
-        kinds = [field.kind for field in self.fields for _ in field.columns]
-        self.linear = np.array([kind is Kind.LINEAR for kind in kinds], float)
-        self.quaternions = tuple(self.index[field.columns[0]] for field in self.fields
-                                 if field.kind is Kind.QUATERNION)
-        self._fields = {field.name: field for field in self.fields}
-
-    def __len__(self) -> int:
-        return len(self.columns)
-
-    def columns_of(self, paths: Iterable[str]) -> list[int]:
-        """Column indices of ``paths`` (column names, or field names for multi-column fields)."""
-        out: list[int] = []
-        for path in paths:
-            if path in self.index:
-                out.append(self.index[path])
-            elif path in self._fields:
-                out.extend(self.index[c] for c in self._fields[path].columns)
-            else:
-                raise KeyError(f'unknown state path {path!r}')
-        return out
-
-
-def slerp(q0: Sequence[float], q1: Sequence[float], fraction: float) -> list[float]:
-    """Spherical linear interpolation of unit quaternions along the shorter arc."""
-    (a0, b0, c0, d0), (a1, b1, c1, d1) = q0, q1
-    dot = a0 * a1 + b0 * b1 + c0 * c1 + d0 * d1
-    sign = -1.0 if dot < 0.0 else 1.0
-    dot *= sign
-    if dot > 0.9995:  # nearly parallel: normalized lerp, exact to rounding
-        w0, w1 = 1.0 - fraction, sign * fraction
-    else:
-        angle = math.acos(dot)
-        sin = math.sin(angle)
-        w0, w1 = math.sin((1.0 - fraction) * angle) / sin, sign * math.sin(fraction * angle) / sin
-    a, b, c, d = w0 * a0 + w1 * a1, w0 * b0 + w1 * b1, w0 * c0 + w1 * c1, w0 * d0 + w1 * d1
-    norm = math.sqrt(a * a + b * b + c * c + d * d)
-    return [a / norm, b / norm, c / norm, d / norm]
 
 
 @dataclass(frozen=True)
@@ -209,7 +141,7 @@ class History:
         self._advance(len(stamps))
 
     def state_at(self, stamp: float = 0.0) -> np.ndarray:
-        """The state vector at ``stamp`` (0 = the newest sample), interpolated per field."""
+        """The state vector at ``stamp`` (0 = the newest sample), interpolated per signal."""
         if stamp == 0.0:
             self._require_data()
             return self._v[self._end - 1].copy()
@@ -218,13 +150,8 @@ class History:
         if t0 == stamp:
             return self._v[before].copy()
         after = (before + 1) % self.capacity
-        v0, v1 = self._v[before], self._v[after]
-        fraction = (stamp - t0) / (self._t[after] - t0)
-        out = v0 + fraction * (v1 - v0) * self.layout.linear
-        for column in self.layout.quaternions:
-            out[column:column + 4] = slerp(v0[column:column + 4].tolist(),
-                                           v1[column:column + 4].tolist(), fraction)
-        return out
+        return self.layout.interpolate(self._v[before], self._v[after],
+                                       (stamp - t0) / (self._t[after] - t0))
 
     def window(self, paths: Sequence[str], start: float, end: float, max_samples: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,11 @@
 """The twin's state: robot, environment and process, built from a synchronized frame.
 
-:class:`TwinStateBuilder` turns one frame's named input samples into a :class:`TwinState` and
-into the flat vector recorded by :class:`~twin_state.history.History` (``layout`` maps column
-names to positions). Inputs are dispatched by message type:
-
-- ``sensor_msgs/msg/JointState``: ``<joint>.position``, ``.velocity``, ``.effort``
-- ``sensor_msgs/msg/Imu``: ``angular_velocity.x`` … and ``linear_acceleration.x`` …
-- ``sensor_msgs/msg/Temperature`` on ``motors/<joint>/temperature``: ``temperature``
-- ``twin_interfaces/msg/CellStatus``: ``task_id``, ``task_progress``, ``speed_override``,
-  ``stopped``
-- ``sensor_msgs/msg/LaserScan``: the ranges (no names)
+:class:`TwinStateBuilder` writes one frame's input values straight into the state row, the
+vector :class:`~twin_state.history.History` records, laid out by
+:func:`twin_core.signals.state_layout` (an input's value names become signal names through
+:func:`~twin_core.signals.input_prefix`; values the layout has no signal for are ignored). It
+derives velocity, acceleration and the end-effector pose there and reads a :class:`TwinState`
+from any row for output. Laser scans (ranges, no names) give the obstacles.
 
 A value an input has not delivered in this frame keeps its last delivered value; a value never
 delivered is NaN, which the history rejects (the state is incomplete).
@@ -19,40 +15,30 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from twin_core import signals
 from twin_core.kinematics import END_EFFECTOR, ArmKinematics, Pose
 from twin_core.levels import Quality
 from twin_core.urdf import ArmDescription
-from twin_state.history import Field, Kind, Layout, polyfit_at
+from twin_state.history import polyfit_at
 from twin_state.obstacles import Obstacle, ScanGeometry, extract_obstacles
 
-JOINT_STATE = 'sensor_msgs/msg/JointState'
-IMU = 'sensor_msgs/msg/Imu'
-TEMPERATURE = 'sensor_msgs/msg/Temperature'
-CELL_STATUS = 'twin_interfaces/msg/CellStatus'
-LASER_SCAN = 'sensor_msgs/msg/LaserScan'
 LASER_FRAME = 'laser'
-JOINT_FIELDS = ('position', 'velocity', 'acceleration', 'effort', 'temperature')
-IMU_FIELDS = tuple(f'imu.{quantity}.{axis}'
-                   for quantity in ('linear_acceleration', 'angular_velocity') for axis in 'xyz')
-PROCESS_FIELDS = (Field('task_id', Kind.HOLD), Field('task_progress'),
-                  Field('speed_override', Kind.HOLD), Field('stopped', Kind.HOLD))
-EE_POSITION = tuple(f'end_effector.position.{axis}' for axis in 'xyz')
-EE_ORIENTATION = 'end_effector.orientation'
+MAX_INPUT_LAYOUTS = 256  # (topic, type, names) column maps kept
 
 
-@dataclass(frozen=True)
-class InputSample:
-    """One input's contribution to a frame (mirrors twin_interfaces/SensorSample)."""
+class InputSample(Protocol):
+    """One input's contribution to a frame: a ``twin_interfaces/SensorSample`` or alike."""
 
     topic: str
     type: str
     age: float  # s from the source sample to the frame stamp
     quality: Quality
-    names: tuple[str, ...]
-    values: np.ndarray
+    names: Sequence[str]  # empty for array inputs (laser ranges)
+    values: Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -107,13 +93,6 @@ class TwinState:
     process: ProcessState
 
 
-def state_layout(joint_names: Sequence[str]) -> Layout:
-    """The history's field layout for an arm with ``joint_names``."""
-    joint_fields = [Field(f'{joint}.{name}') for name in JOINT_FIELDS for joint in joint_names]
-    return Layout(joint_fields + [Field(name) for name in IMU_FIELDS + EE_POSITION]
-                  + [Field(EE_ORIENTATION, Kind.QUATERNION), *PROCESS_FIELDS])
-
-
 class TwinStateBuilder:
     """Builds states from frames, holding the latest value of every input between frames."""
 
@@ -122,94 +101,93 @@ class TwinStateBuilder:
                  cluster_gap: float = 0.1, cluster_min_points: int = 3) -> None:
         self.arm = arm
         self.kinematics = kinematics
-        self.layout = state_layout(arm.joint_names)
+        self.layout = layout = signals.state_layout(arm.joint_names)
         self._scan = scan
         self.end_effector = end_effector
         self._cluster = (cluster_gap, cluster_min_points)
         self._laser = kinematics.transforms({})[LASER_FRAME]
-        self._values = np.full(len(self.layout), np.nan)
+        self._row = np.full(len(layout), np.nan)
         self._obstacles: tuple[Obstacle, ...] = ()
         self._recent = collections.deque(maxlen=derivative_points)  # (stamp, positions, velocities)
+        self._inputs: dict[tuple[str, str, tuple[str, ...]], tuple[np.ndarray, np.ndarray, bool]] = {}
 
-    def build(self, stamp: float, samples: Sequence[InputSample]) -> TwinState:
-        """The state at ``stamp`` after taking in one frame's samples."""
+        def columns(names: Sequence[str]) -> np.ndarray:
+            return np.array(layout.columns_of(names))
+        self._position, self._velocity, self._acceleration, self._effort, self._temperature = (
+            columns(signals.joint_signals(arm.joint_names, quantity))
+            for quantity in ('position', 'velocity', 'acceleration', 'effort', 'temperature'))
+        self._imu = columns(signals.IMU_ACCELERATION), columns(signals.IMU_ANGULAR_VELOCITY)
+        self._ee_position = columns(signals.END_EFFECTOR_POSITION)
+        self._ee_orientation = columns([signals.END_EFFECTOR_ORIENTATION])[[3, 0, 1, 2]]  # Pose: w, x, y, z
+        self._process = columns((signals.TASK_ID, signals.TASK_PROGRESS, signals.SPEED_OVERRIDE,
+                                 signals.STOPPED))
+
+    def take(self, stamp: float, samples: Sequence[InputSample]
+             ) -> tuple[np.ndarray, tuple[InputStatus, ...]]:
+        """The state row at ``stamp`` after taking in one frame's samples (the builder's own
+        array, valid until the next frame) and the inputs' freshness.
+        """
         measured_velocity = False
         for sample in samples:
-            if len(sample.values):
-                measured_velocity |= self._take(sample)
+            if not len(sample.values):
+                continue
+            if sample.type == signals.LASER_SCAN_TYPE:
+                self._obstacles = extract_obstacles(np.asarray(sample.values, float), self._scan,
+                                                    self._laser, *self._cluster)
+                continue
+            picked, columns, velocity = self._columns(sample)
+            self._row[columns] = np.asarray(sample.values, float)[picked]
+            measured_velocity |= velocity
         self._derive(stamp, measured_velocity)
-        inputs = tuple(InputStatus(s.topic, s.quality, s.age) for s in samples)
-        return self.state_from_row(stamp, self._values.copy(), inputs)
-
-    def row(self, state: TwinState) -> np.ndarray:
-        """The history vector of ``state``."""
-        robot, process = state.robot, state.process
-        return np.concatenate((robot.position, robot.velocity, robot.acceleration, robot.effort,
-                               robot.motor_temperature, robot.imu_linear_acceleration,
-                               robot.imu_angular_velocity, robot.end_effector_pose.position,
-                               robot.end_effector_pose.orientation,
-                               [process.task_id, process.progress, process.speed_override,
-                                float(process.stopped)]))
+        return self._row, tuple(InputStatus(s.topic, Quality(s.quality), s.age) for s in samples)
 
     def state_from_row(self, stamp: float, row: np.ndarray,
                        inputs: tuple[InputStatus, ...] = ()) -> TwinState:
-        """A state from a history vector (obstacles: the latest scan's)."""
-        joints = len(self.arm.joint_names)
-        per_joint = row[:joints * len(JOINT_FIELDS)].reshape(len(JOINT_FIELDS), joints)
-        rest = row[joints * len(JOINT_FIELDS):]
-        position, velocity, acceleration, effort, temperature = per_joint
+        """A state from a state row (obstacles: the latest scan's)."""
+        effort = row[self._effort]
         robot = RobotState(
-            joint_names=self.arm.joint_names, position=position, velocity=velocity,
-            acceleration=acceleration, effort=effort, load=np.abs(effort) / self.arm.effort,
-            motor_temperature=temperature, imu_linear_acceleration=rest[0:3],
-            imu_angular_velocity=rest[3:6], base_pose=self.kinematics.base_in_world,
-            end_effector_pose=Pose(rest[6:9], rest[9:13]))
-        task_id, progress, speed_override, stopped = rest[13:17]
+            joint_names=self.arm.joint_names, position=row[self._position],
+            velocity=row[self._velocity], acceleration=row[self._acceleration], effort=effort,
+            load=np.abs(effort) / self.arm.effort, motor_temperature=row[self._temperature],
+            imu_linear_acceleration=row[self._imu[0]], imu_angular_velocity=row[self._imu[1]],
+            base_pose=self.kinematics.base_in_world,
+            end_effector_pose=Pose(row[self._ee_position], row[self._ee_orientation]))
+        task_id, progress, speed_override, stopped = row[self._process]
         process = ProcessState(int(task_id) if np.isfinite(task_id) else -1, bool(stopped == 1.0),
                                float(progress), float(speed_override), inputs)
         return TwinState(stamp, robot, EnvironmentState(self._obstacles), process)
 
-    def _take(self, sample: InputSample) -> bool:
-        """Store a sample's values; True when it carried joint velocities."""
-        if sample.type == LASER_SCAN:
-            self._obstacles = extract_obstacles(sample.values, self._scan, self._laser,
-                                                *self._cluster)
-            return False
-        if sample.type == IMU:
-            names = [f'imu.{name}' for name in sample.names]
-        elif sample.type == TEMPERATURE:
-            joint = sample.topic.strip('/').split('/')[-2]
-            names = [f'{joint}.{name}' for name in sample.names]
-        else:
-            names = list(sample.names)
-        velocity = False
-        for name, value in zip(names, sample.values):
-            column = self.layout.index.get(name)
-            if column is not None:
-                self._values[column] = value
-                velocity |= sample.type == JOINT_STATE and name.endswith('.velocity')
-        return velocity
+    def _columns(self, sample: InputSample) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Which of an input's values go to which row columns; whether joint velocities are among them."""
+        key = (sample.topic, sample.type, tuple(sample.names))
+        found = self._inputs.get(key)
+        if found is None:
+            prefix, index = signals.input_prefix(sample.type, sample.topic), self.layout.index
+            picked = np.array([i for i, name in enumerate(sample.names) if prefix + name in index], int)
+            columns = np.array([index[prefix + sample.names[i]] for i in picked], int)
+            if len(self._inputs) >= MAX_INPUT_LAYOUTS:
+                self._inputs.clear()
+            found = self._inputs[key] = (picked, columns, bool(np.isin(columns, self._velocity).any()))
+        return found
 
     def _derive(self, stamp: float, measured_velocity: bool) -> None:
         """Velocity (when not measured) and acceleration by a causal local polynomial fit; FK."""
-        index, joints = self.layout.index, self.arm.joint_names
-        position_columns = [index[f'{joint}.position'] for joint in joints]
-        velocity_columns = [index[f'{joint}.velocity'] for joint in joints]
-        positions = self._values[position_columns]
+        row = self._row
+        positions = row[self._position]
         if not np.isfinite(positions).all():
             return
         if self._recent and stamp <= self._recent[-1][0]:
             self._recent.clear()  # time went backwards: the filter restarts
-        self._recent.append((stamp, positions, self._values[velocity_columns]))
+        self._recent.append((stamp, positions, row[self._velocity]))
         times = np.array([entry[0] for entry in self._recent])
         if not measured_velocity:
-            self._values[velocity_columns] = self._slope(times, [e[1] for e in self._recent])
-        self._recent[-1] = (stamp, positions, self._values[velocity_columns])
-        self._values[[index[f'{joint}.acceleration'] for joint in joints]] = self._slope(
-            times, [e[2] for e in self._recent])
-        pose = self.kinematics.end_effector(dict(zip(joints, positions)), self.end_effector)
-        self._values[[index[name] for name in EE_POSITION]] = pose.position
-        self._values[self.layout.columns_of([EE_ORIENTATION])] = pose.orientation
+            row[self._velocity] = self._slope(times, [e[1] for e in self._recent])
+        self._recent[-1] = (stamp, positions, row[self._velocity])
+        row[self._acceleration] = self._slope(times, [e[2] for e in self._recent])
+        pose = self.kinematics.end_effector(dict(zip(self.arm.joint_names, positions)),
+                                            self.end_effector)
+        row[self._ee_position] = pose.position
+        row[self._ee_orientation] = pose.orientation
 
     @staticmethod
     def _slope(times: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:

@@ -23,7 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
-from twin_core.levels import Quality, Risk
+from twin_core.levels import Risk
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
@@ -36,7 +36,7 @@ from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
 from twin_state.monitor import StateMonitor
-from twin_state.state import InputSample, TwinState
+from twin_state.state import TwinState
 
 
 def pose_msg(pose: Pose) -> PoseMsg:
@@ -124,9 +124,7 @@ class StateNode(Node):
 
     def _on_frame(self, frame: SyncedFrame) -> None:
         self._monitor.frame()
-        samples = [InputSample(s.topic, s.type, s.age, Quality(s.quality), tuple(s.names),
-                               np.asarray(s.values, float)) for s in frame.samples]
-        state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), samples)
+        state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), frame.samples)
         if state is None:
             return
         header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)

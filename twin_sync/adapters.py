@@ -1,4 +1,4 @@
-"""Input messages as named numeric vectors, registered by ROS type string."""
+"""Input messages as signal vectors (:mod:`twin_core.signals`), registered by ROS type string."""
 from __future__ import annotations
 
 import functools
@@ -9,33 +9,34 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
+from twin_core import signals
+from twin_core.signals import Layout, Signal
 from twin_core.stamps import from_msg
 from twin_interfaces.msg import CellStatus
-from twin_sync.frame import Layout, Sample
+from twin_sync.frame import Sample
 
-_AXES = ('x', 'y', 'z')
-IMU = Layout(tuple(f'{v}.{a}' for v in ('angular_velocity', 'linear_acceleration') for a in _AXES))
-IMU_ORIENTED = Layout(IMU.names + tuple(f'orientation.{a}' for a in (*_AXES, 'w')),
-                      quaternions=(len(IMU.names),))
-TEMPERATURE = Layout(('temperature',))
-CELL_STATUS = Layout(('task_id', 'task_progress', 'speed_override', 'stopped'))
+IMU_LAYOUT = Layout(signals.IMU, signals.IMU_PREFIX)
+IMU_ORIENTED = Layout((*signals.IMU, signals.IMU_ORIENTATION), signals.IMU_PREFIX)
+CELL_STATUS = Layout(signals.PROCESS)
 RANGES = Layout()
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """How one message type becomes a :class:`Sample`; ``interpolable`` allows INTERPOLATE."""
+    """How one message type on a topic becomes a :class:`Sample`; ``interpolable`` allows
+    INTERPOLATE.
+    """
 
     message_class: type
-    convert: Callable[[Any], Sample]
+    convert: Callable[[Any, str], Sample]
     interpolable: bool
 
 
-def _imu(message: Imu) -> Sample:
-    w, a = message.angular_velocity, message.linear_acceleration
-    values = [w.x, w.y, w.z, a.x, a.y, a.z]
+def _imu(message: Imu, _topic: str) -> Sample:
+    a, w = message.linear_acceleration, message.angular_velocity
+    values = [a.x, a.y, a.z, w.x, w.y, w.z]
     if message.orientation_covariance[0] == -1.0:
-        return Sample(from_msg(message.header.stamp), IMU, np.array(values))
+        return Sample(from_msg(message.header.stamp), IMU_LAYOUT, np.array(values))
     q = message.orientation
     return Sample(from_msg(message.header.stamp), IMU_ORIENTED, np.array(values + [q.x, q.y, q.z, q.w]))
 
@@ -43,10 +44,17 @@ def _imu(message: Imu) -> Sample:
 @functools.lru_cache(maxsize=64)
 def joint_layout(names: tuple[str, ...], fields: tuple[str, ...]) -> Layout:
     """``<joint>.<field>`` for every joint and filled field, joint-major."""
-    return Layout(tuple(f'{name}.{f}' for name in names for f in fields))
+    return Layout(tuple(signals.joint_signal(name, f) for name in names for f in fields))
 
 
-def _joint_state(message: JointState) -> Sample:
+@functools.lru_cache(maxsize=64)
+def temperature_layout(topic: str) -> Layout:
+    """The one signal of a Temperature on ``topic`` (``<joint>.temperature``)."""
+    prefix = signals.input_prefix(signals.TEMPERATURE_TYPE, topic)
+    return Layout((Signal(f'{prefix}temperature', signals.JOINT_UNITS['temperature']),), prefix)
+
+
+def _joint_state(message: JointState, _topic: str) -> Sample:
     """Fields (position, velocity, effort) count only when they have one value per joint."""
     names = tuple(message.name)
     filled = [(f, column) for f in ('position', 'velocity', 'effort')
@@ -57,24 +65,24 @@ def _joint_state(message: JointState) -> Sample:
     return Sample(from_msg(message.header.stamp), layout, values)
 
 
-def _laser_scan(message: LaserScan) -> Sample:
+def _laser_scan(message: LaserScan, _topic: str) -> Sample:
     return Sample(from_msg(message.header.stamp), RANGES, np.asarray(message.ranges, dtype=float))
 
 
-def _temperature(message: Temperature) -> Sample:
-    return Sample(from_msg(message.header.stamp), TEMPERATURE, np.array([message.temperature]))
+def _temperature(message: Temperature, topic: str) -> Sample:
+    return Sample(from_msg(message.header.stamp), temperature_layout(topic), np.array([message.temperature]))
 
 
-def _cell_status(message: CellStatus) -> Sample:
+def _cell_status(message: CellStatus, _topic: str) -> Sample:
     return Sample(from_msg(message.header.stamp), CELL_STATUS, np.array([
         float(message.task_id), message.task_progress, message.speed_override,
         float(message.stopped)]))
 
 
 ADAPTERS: dict[str, Adapter] = {
-    'sensor_msgs/msg/Imu': Adapter(Imu, _imu, interpolable=True),
-    'sensor_msgs/msg/JointState': Adapter(JointState, _joint_state, interpolable=True),
-    'sensor_msgs/msg/LaserScan': Adapter(LaserScan, _laser_scan, interpolable=False),
-    'sensor_msgs/msg/Temperature': Adapter(Temperature, _temperature, interpolable=True),
-    'twin_interfaces/msg/CellStatus': Adapter(CellStatus, _cell_status, interpolable=False),
+    signals.IMU_TYPE: Adapter(Imu, _imu, interpolable=True),
+    signals.JOINT_STATE_TYPE: Adapter(JointState, _joint_state, interpolable=True),
+    signals.LASER_SCAN_TYPE: Adapter(LaserScan, _laser_scan, interpolable=False),
+    signals.TEMPERATURE_TYPE: Adapter(Temperature, _temperature, interpolable=True),
+    signals.CELL_STATUS_TYPE: Adapter(CellStatus, _cell_status, interpolable=False),
 }

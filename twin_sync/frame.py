@@ -1,4 +1,4 @@
-"""Data shared by the synchronizers: input samples as named vectors, frames built from them."""
+"""Data shared by the synchronizers: input samples as signal vectors, frames built from them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,23 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin_core.levels import Quality
+from twin_core.signals import Layout
 from twin_core.stamps import to_seconds
 
 
 @dataclass(frozen=True)
-class Layout:
-    """What an input's values mean: ``names[i]`` labels ``values[i]`` (empty for fixed layouts).
-
-    ``quaternions`` holds the index of the first element of each x, y, z, w group.
-    """
-
-    names: tuple[str, ...] = ()
-    quaternions: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
 class Sample:
-    """One input message as a stamped numeric vector."""
+    """One input message as a stamped numeric vector; ``layout`` names its signals (no columns
+    for fixed arrays such as laser ranges).
+    """
 
     stamp_ns: int
     layout: Layout

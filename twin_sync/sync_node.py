@@ -64,7 +64,7 @@ class SyncNode(Node):
 
     def _on_message(self, index: int, message: Any) -> None:
         self._received[index] += 1
-        sample = self._adapters[index].convert(message)
+        sample = self._adapters[index].convert(message, self._config.topics[index])
         self._timeline.add(index, sample, self._now_ns())
         if self._config.mode == APPROXIMATE:
             self._policy.add(index, sample.stamp_ns, sample)

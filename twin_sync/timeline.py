@@ -1,8 +1,8 @@
 """Resampling of N inputs onto a common, fixed-rate timeline that never waits for a late input.
 
 Each input keeps a bounded, time-sorted buffer. A frame at time t takes, per input, the sample
-stamped t (EXACT), interpolates between the samples around t (INTERPOLATED: linear for vectors,
-SLERP for quaternion groups), or holds the last sample before t (HELD) until it is older than
+stamped t (EXACT), interpolates between the samples around t (INTERPOLATED, per signal as the
+sample's :class:`~twin_core.signals.Layout` says), or holds the last sample before t (HELD) until it is older than
 the input's timeout (STALE). Frames run ``delay_ns`` behind the clock so slower inputs arrive.
 """
 from __future__ import annotations
@@ -11,9 +11,6 @@ import bisect
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from transforms3d.quaternions import qinverse, qmult, qpow
 
 from twin_core.levels import Quality
 from twin_core.stamps import to_seconds
@@ -146,28 +143,6 @@ class Timeline:
             if nxt.stamp_ns - before.stamp_ns <= spec.timeout_ns and nxt.layout == before.layout:
                 weight = (t - before.stamp_ns) / (nxt.stamp_ns - before.stamp_ns)
                 return FrameSample(Quality.INTERPOLATED, nxt.stamp_ns, before.layout,
-                                   interpolate(before, nxt, weight))
+                                   before.layout.interpolate(before.values, nxt.values, weight))
         quality = Quality.HELD if t - before.stamp_ns <= spec.timeout_ns else Quality.STALE
         return FrameSample(quality, before.stamp_ns, before.layout, before.values)
-
-
-def interpolate(a: Sample, b: Sample, weight: float) -> np.ndarray:
-    """Values at ``weight`` (0..1) from ``a`` to ``b``: linear, SLERP on quaternion groups."""
-    values = a.values + (b.values - a.values) * weight
-    for first in a.layout.quaternions:
-        values[first:first + 4] = slerp(a.values[first:first + 4], b.values[first:first + 4],
-                                        weight)
-    return values
-
-
-def slerp(a_xyzw: np.ndarray, b_xyzw: np.ndarray, weight: float) -> np.ndarray:
-    """Shortest-path spherical interpolation of two ROS (x, y, z, w) quaternions."""
-    a = np.array([a_xyzw[3], a_xyzw[0], a_xyzw[1], a_xyzw[2]], dtype=float)
-    b = np.array([b_xyzw[3], b_xyzw[0], b_xyzw[1], b_xyzw[2]], dtype=float)
-    a /= np.linalg.norm(a)
-    b /= np.linalg.norm(b)
-    if np.dot(a, b) < 0.0:
-        b = -b
-    q = qmult(a, qpow(qmult(qinverse(a), b), weight))
-    q /= np.linalg.norm(q)
-    return np.array([q[1], q[2], q[3], q[0]])
