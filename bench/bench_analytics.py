@@ -24,11 +24,12 @@ from twin_anomaly.anomaly_cli import detect, method_alarms
 from twin_anomaly.metrics import event_scores
 from twin_core.channels import Series, read_csv
 from twin_core.kinematics import ArmKinematics
+from twin_core.urdf import urdf_file
 from twin_maintenance.rul import RulModel
 from twin_maintenance.rul_cli import default_window, read_table
 from twin_maintenance.rul_cli import evaluate as evaluate_rul
 from twin_maintenance.sim_frames import health_table, record
-from twin_sim.paths import default_urdf, scenario_path
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
@@ -44,7 +45,7 @@ def ensure(data: Path, name: str) -> Path:
     out = data / name
     if not (out / 'frames.csv').is_file():
         scenario, duration, seed = RUNS[name]
-        workcell = Workcell(default_urdf(), Scenario.from_file(scenario_path(scenario)),
+        workcell = Workcell(urdf_file(), Scenario.from_file(scenario_path(scenario)),
                             SimSettings(control_period_steps=10), seed=seed)
         record(workcell, duration, out)
     return out
@@ -74,7 +75,7 @@ def anomaly(data: Path, repeat: int, scoring_only: bool, saved: Path | None, liv
     if saved is None:
         train = read_csv(ensure(data, 'nominal_train') / 'frames.csv', label_column='label')
         started = time.perf_counter()
-        model = AnomalyModel.fit(train, kinematics=ArmKinematics.from_urdf(default_urdf()))
+        model = AnomalyModel.fit(train, kinematics=ArmKinematics.from_urdf(urdf_file()))
         print(f'fit: {len(train.time)} frames x {len(train.names)} channels in {time.perf_counter() - started:.1f} s')
     else:
         model = AnomalyModel.load(saved)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from twin_core.urdf import urdf_file
 from twin_predictor.analytic import AnalyticArm
 from twin_predictor.dynamics import DynamicsModel
 from twin_predictor.evaluation import Model, evaluate, table
@@ -25,7 +26,7 @@ from twin_predictor.registry import create, save
 from twin_predictor.rollout import euler_step
 from twin_predictor.training import fit, samples_from, validation_loss
 from twin_sim.generate import run
-from twin_sim.paths import default_urdf, scenario_path
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
@@ -34,7 +35,7 @@ INVARIANT = ('joint_1',)  # base yaw about the gravity axis
 
 
 def simulate(scenario: str, seconds: float, seed: int, out: Path) -> JointData:
-    workcell = Workcell(default_urdf(), Scenario.from_file(scenario_path(scenario)),
+    workcell = Workcell(urdf_file(), Scenario.from_file(scenario_path(scenario)),
                         SimSettings(control_period_steps=10), seed=seed)
     run(workcell, seconds, 1000.0, out)
     return load_truth(out / 'truth.csv')

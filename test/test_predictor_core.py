@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from twin_core.urdf import urdf_file
 from twin_predictor import eval_cli, train_cli
 from twin_predictor.dynamics import PhysicsInformedArm
 from twin_predictor.joint_data import JointData, sha256_file
@@ -16,7 +17,7 @@ from twin_predictor.registry import create, load, save
 from twin_predictor.thermal import fit_thermal
 from twin_predictor.training import Samples, fit, validation_loss
 from twin_sim.generate import run
-from twin_sim.paths import default_urdf, scenario_path
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
@@ -136,7 +137,7 @@ def test_thermal_fit_recovers_known_heat_balance() -> None:
 @pytest.fixture(scope='module')
 def truth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp('truth')
-    workcell = Workcell(default_urdf(), Scenario.from_file(scenario_path('identification')),
+    workcell = Workcell(urdf_file(), Scenario.from_file(scenario_path('identification')),
                         SimSettings(control_period_steps=10))
     run(workcell, 1.5, 1000.0, out)
     return out / 'truth.csv'

@@ -10,9 +10,10 @@ import pytest
 
 from twin_core.config import ConfigError, build
 from twin_core.paths import config_dir
+from twin_core.urdf import urdf_file
 from twin_sim.controller import STOP_RAMP_TIME, minimum_jerk
 from twin_sim.generate import main
-from twin_sim.paths import default_urdf, scenario_path
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.truth import TruthRecorder
 from twin_sim.workcell import SimSettings, Workcell
@@ -22,7 +23,7 @@ FAST = SimSettings(timestep=0.002, control_period_steps=5)
 
 @pytest.fixture()
 def workcell() -> Workcell:
-    return Workcell(default_urdf(), Scenario.from_file(scenario_path("nominal")), FAST, seed=2)
+    return Workcell(urdf_file(), Scenario.from_file(scenario_path("nominal")), FAST, seed=2)
 
 
 def test_minimum_jerk_profile_has_zero_end_derivatives() -> None:
@@ -96,7 +97,7 @@ def test_manual_mode_tracks_clamped_targets_and_rejoins_the_task(workcell: Workc
 def test_truth_recorder_writes_rows_and_fault_intervals(tmp_path: Path) -> None:
     document_path = scenario_path("wear_and_faults")
     scenario = Scenario.from_file(document_path)
-    workcell = Workcell(default_urdf(), scenario, FAST)
+    workcell = Workcell(urdf_file(), scenario, FAST)
     with TruthRecorder(tmp_path, workcell.joint_names) as recorder:
         for _ in range(3):
             workcell.step(50)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from twin_core.config import describe
 from twin_core.network import check_opcua_endpoint, is_loopback
+from twin_core.urdf import default_joint_names
 from twin_sensors.opcua_client import OpcUaConfig
 
 KINDS = ('float64', 'temperature')
@@ -47,8 +48,8 @@ class ServerConfig:
     device: str = field(default='cell_1', metadata=describe('Name of the robot under Objects/DeviceSet.'))
     motion_device: str = field(default='arm', metadata=describe('Name of the motion device (the arm).'))
     controller: str = field(default='controller', metadata=describe('Name of the robot controller.'))
-    joint_names: tuple[str, ...] = field(default=('joint_1', 'joint_2', 'joint_3', 'joint_4'), metadata=describe(
-        'Axes (and power trains) of the motion device.'))
+    joint_names: tuple[str, ...] = field(default_factory=default_joint_names, metadata=describe(
+        'Axes (and power trains) of the motion device (default: the URDF\'s movable joints).'))
     write_rate_hz: float = field(default=50.0, metadata=describe(
         'Rate at which the latest twin values are written to the address space.', min=0.1, max=1000.0))
     security: SecurityConfig = SecurityConfig()

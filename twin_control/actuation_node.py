@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -16,8 +15,7 @@ from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
 from twin_core.config import ConfigError
 from twin_core.levels import Level, Risk
-from twin_core.paths import config_dir
-from twin_core.urdf import read_arm_description
+from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
 from twin_ros.common import LATCHED, declare_config, run, status
 
@@ -30,7 +28,7 @@ class ActuationNode(Node):
     def __init__(self) -> None:
         super().__init__('actuation')
         self._config = config = declare_config(self, ActuationConfig)
-        urdf = Path(config.limits.urdf) if config.limits.urdf else config_dir() / 'arm.urdf'
+        urdf = urdf_file(config.limits.urdf)
         if not urdf.is_file():
             raise ConfigError(f'{self.get_name()}.limits.urdf: no such file: {urdf}')
         try:

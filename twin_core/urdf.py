@@ -4,9 +4,12 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from twin_core.paths import config_dir
 
 MOVABLE = ('revolute', 'continuous')
 
@@ -45,6 +48,17 @@ def _required(element: ElementTree.Element | None, name: str, what: str, urdf_pa
     if value is None:
         raise ValueError(f'{urdf_path}: {what} without {name}="..."')
     return value
+
+
+def urdf_file(configured: str | Path = '') -> Path:
+    """The robot description ``configured``; empty: the arm shipped in config/."""
+    return Path(configured) if configured else config_dir() / 'arm.urdf'
+
+
+@cache
+def default_joint_names() -> tuple[str, ...]:
+    """The movable joints of the arm shipped in config/, in file order: what configs default to."""
+    return read_arm_description(urdf_file()).joint_names
 
 
 def read_arm_description(urdf_path: str | Path) -> ArmDescription:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from twin_core.config import describe
 from twin_core.paths import config_dir
+from twin_core.urdf import default_joint_names
 from twin_maintenance.scheduler import Calendar
-
-JOINTS = ('joint_1', 'joint_2', 'joint_3', 'joint_4')
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,8 @@ class MaintenanceConfig:
     rul_model: str = field(default='models/rul.json', metadata=describe(
         'RUL model written by `twin_rul train` (relative paths: in config/).'))
     urdf: str = field(default='', metadata=describe('Robot description for effort limits; empty = config/arm.urdf.'))
-    joints: tuple[str, ...] = field(default=JOINTS, metadata=describe('Joints whose gearbox and motor are tracked.'))
+    joints: tuple[str, ...] = field(default_factory=default_joint_names, metadata=describe(
+        'Joints whose gearbox and motor are tracked (default: the URDF\'s movable joints).'))
     sensors: tuple[str, ...] = field(default=(
         'imu:imu.data.linear_acceleration.x', 'encoders:encoders.joint_states.joint_1.position',
         'lidar:scan.min', 'plc:motors.joint_1.temperature'), metadata=describe(

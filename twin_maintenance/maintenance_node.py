@@ -14,7 +14,7 @@ from twin_core.config import ConfigError
 from twin_core.levels import Level, Risk
 from twin_core.paths import config_dir
 from twin_core.stamps import from_seconds
-from twin_core.urdf import read_arm_description
+from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, SyncedFrame
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.config import MaintenanceConfig
@@ -39,7 +39,7 @@ class MaintenanceNode(Node):
             rul = RulModel.load(path)
         except ValueError as error:
             raise ConfigError(f'maintenance_planner.rul_model: {error}') from error
-        arm = read_arm_description(config.urdf or config_dir() / 'arm.urdf')
+        arm = read_arm_description(urdf_file(config.urdf))
         try:
             self._planner = MaintenancePlanner(config, rul, dict(zip(arm.joint_names, arm.effort)))
         except ValueError as error:

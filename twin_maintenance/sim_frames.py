@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from twin_core.channels import channel_name, read_csv
-from twin_core.urdf import read_arm_description
+from twin_core.urdf import read_arm_description, urdf_file
 from twin_maintenance.condition import HealthWindows, joint_channels
-from twin_sim.paths import default_urdf, scenario_path
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.truth import TruthRecorder
@@ -100,7 +100,7 @@ def record(workcell: Workcell, duration: float, out: Path, rate: float = 100.0) 
 
 def health_table(out: Path, window: float) -> Path:
     """``health.csv`` from ``frames.csv`` and ``truth.csv`` in ``out``: unit, time, indicators, wear, rul."""
-    arm = read_arm_description(default_urdf())
+    arm = read_arm_description(urdf_file())
     frames = read_csv(out / 'frames.csv', label_column='label')
     truth = read_csv(out / 'truth.csv', columns=[f'{k}_{j}' for k in ('health', 'wear') for j in arm.joint_names])
     joints = [joint_channels(j, float(limit)) for j, limit in zip(arm.joint_names, arm.effort)]
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='also write health.csv with indicators over windows of this many s')
     arguments = parser.parse_args(argv)
     scenario = Scenario.from_file(scenario_path(arguments.scenario))
-    workcell = Workcell(default_urdf(), scenario, SimSettings(control_period_steps=10), seed=arguments.seed)
+    workcell = Workcell(urdf_file(), scenario, SimSettings(control_period_steps=10), seed=arguments.seed)
     rows = record(workcell, arguments.duration, arguments.out, arguments.rate)
     print(f'{scenario.name}: {rows} frames in {arguments.out / "frames.csv"}')
     if arguments.health_window > 0:

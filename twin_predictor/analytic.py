@@ -15,9 +15,8 @@ import mujoco
 import numpy as np
 import torch
 
-from twin_core.urdf import read_arm_description
+from twin_core.urdf import read_arm_description, urdf_file
 from twin_sim.model import build_model
-from twin_sim.paths import default_urdf
 from twin_sim.thermal import MotorParameters
 
 
@@ -28,7 +27,7 @@ class AnalyticArm:
 
     def __init__(self, timestep: float, urdf: str | Path | None = None,
                  mass_errors: Mapping[str, float] | None = None) -> None:
-        path = urdf or default_urdf()
+        path = urdf_file(urdf or '')
         arm = read_arm_description(path)
         self.model, gains = build_model(path, arm, timestep=timestep,
                                         rotor_inertia=MotorParameters().rotor_inertia)

@@ -17,7 +17,8 @@ from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from twin_core.kinematics import ArmKinematics
-from twin_core.paths import config_dir, resolve_executable
+from twin_core.paths import resolve_executable
+from twin_core.urdf import urdf_file
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
 from twin_report.series import SCHEDULE, TOPICS
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--duration', type=float, default=60.0, help='live recording time (s)')
     parser.add_argument('--bag', dest='live_bag', type=Path,
                         help='live: bag directory to create (default: <out without suffix>_bag)')
-    parser.add_argument('--urdf', type=Path, default=config_dir() / 'arm.urdf')
+    parser.add_argument('--urdf', type=Path, default=urdf_file())
     parser.add_argument('--max-lag', type=float, default=ReportOptions.max_lag,
                         help='latency search range of the fidelity evaluation (s)')
     parser.add_argument('--grace', type=float, default=ReportOptions.grace,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_core.config import describe
+from twin_core.urdf import default_joint_names
 from twin_sensors.readers import SerialConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig
@@ -22,8 +23,8 @@ class EncoderConfig:
     """Parameters of the encoder_driver node."""
 
     serial: SerialConfig = field(default_factory=lambda: SerialConfig(port='/tmp/twin_sim/encoders'))
-    joint_names: tuple[str, ...] = field(default=('joint_1', 'joint_2', 'joint_3', 'joint_4'), metadata=describe(
-        'Joint names, in the order of the encoder frame.'))
+    joint_names: tuple[str, ...] = field(default_factory=default_joint_names, metadata=describe(
+        'Joint names, in the order of the encoder frame (default: the URDF\'s movable joints).'))
     timestamps: TimestampConfig = field(default_factory=TimestampConfig)
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin_core.config import describe
+from twin_core.urdf import default_joint_names
 from twin_sensors.opcua_client import OpcUaConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig
@@ -20,8 +21,8 @@ class PlcDriverConfig:
     """Parameters of the plc_driver node."""
 
     opcua: OpcUaConfig = field(default_factory=OpcUaConfig)
-    joint_names: tuple[str, ...] = field(default=('joint_1', 'joint_2', 'joint_3', 'joint_4'), metadata=describe(
-        'Motors whose Workcell.Motors.<joint>.Temperature is published.'))
+    joint_names: tuple[str, ...] = field(default_factory=default_joint_names, metadata=describe(
+        'Motors whose Workcell.Motors.<joint>.Temperature is published (default: the URDF\'s joints).'))
     temperature_variance: float = field(default=0.25, metadata=describe(
         'Variance of the motor temperature readings, degC^2.', min=0.0, max=1e4))
     timestamps: TimestampConfig = field(default_factory=TimestampConfig)

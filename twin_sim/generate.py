@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from twin_sim.paths import default_urdf, scenario_path
+from twin_core.urdf import urdf_file
+from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.truth import TruthRecorder
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     scenario = Scenario.from_file(scenario_path(arguments.scenario))
     settings = SimSettings(timestep=arguments.timestep, control_period_steps=arguments.control_period_steps)
-    workcell = Workcell(arguments.urdf or default_urdf(), scenario, settings, seed=arguments.seed)
+    workcell = Workcell(urdf_file(arguments.urdf or ''), scenario, settings, seed=arguments.seed)
     speed = run(workcell, arguments.duration, arguments.truth_rate, arguments.out)
     step_cost = 1e6 * settings.timestep / speed
     print(f"{scenario.name}: {workcell.time:.1f} sim-s at {speed:.1f} sim-s per wall-s "

@@ -1,14 +1,9 @@
-"""The simulator's default files: the arm URDF and the named scenarios in config/."""
+"""The named scenarios in config/."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from twin_core.paths import config_dir
-
-
-def default_urdf() -> Path:
-    """The arm description shipped in config/."""
-    return config_dir() / 'arm.urdf'
 
 
 def scenario_path(name_or_path: str) -> Path:

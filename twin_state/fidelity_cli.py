@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from twin_core.kinematics import ArmKinematics
-from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, to_seconds
+from twin_core.urdf import urdf_file
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
 
 TRUTH = 'workcell_sim/truth'
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--twin-csv', type=Path, help='offline: twin trajectory')
     parser.add_argument('--truth-csv', type=Path, help='offline: truth trajectory')
     parser.add_argument('--max-lag', type=float, default=0.5, help='latency search range (s)')
-    parser.add_argument('--urdf', type=Path, default=config_dir() / 'arm.urdf')
+    parser.add_argument('--urdf', type=Path, default=urdf_file())
     arguments = parser.parse_args(argv)
     try:
         if arguments.twin_csv or arguments.truth_csv:

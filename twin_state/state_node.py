@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -24,8 +23,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
 from twin_core.levels import Risk
-from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
+from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
@@ -93,7 +92,7 @@ class StateNode(Node):
         super().__init__('twin_state')
         self._config = declare_config(self, StateConfig)
         self._base_frame = self._config.frame_prefix + BASE_FRAME
-        urdf = Path(self._config.urdf) if self._config.urdf else config_dir() / 'arm.urdf'
+        urdf = urdf_file(self._config.urdf)
         if not urdf.is_file():
             raise ConfigError(f'{self.get_name()}.urdf: no such file: {urdf}')
         self._estimator = StateEstimator(self._config, urdf)

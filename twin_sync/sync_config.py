@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_core.config import describe
+from twin_core.urdf import default_joint_names
 from twin_sync.adapters import ADAPTERS
 from twin_sync.timeline import HOLD, INTERPOLATE, MODES
 
 TIMELINE = 'timeline'
 APPROXIMATE = 'approximate'
-JOINTS = ('joint_1', 'joint_2', 'joint_3', 'joint_4')
+JOINTS = default_joint_names()
 
 
 @dataclass(frozen=True)
