@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
@@ -14,9 +13,11 @@ from twin_core.channels import frame_values
 from twin_core.config import ConfigError
 from twin_core.levels import Level
 from twin_core.paths import config_dir
+from twin_core.stamps import from_seconds
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
 from twin_interfaces.msg import SyncedFrame
 from twin_ros.common import declare_config, run, status
+from twin_ros.stamps import to_msg
 
 CELL_STATUS = 'cell/status'
 
@@ -27,11 +28,6 @@ def cell_status(frame: SyncedFrame) -> dict[str, float]:
         if sample.topic == CELL_STATUS and sample.names:
             return dict(zip(sample.names, sample.values))
     return {}
-
-
-def stamp(seconds: float) -> Time:
-    nanoseconds = int(round(seconds * 1e9))
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 class AnomalyNode(Node):
@@ -52,7 +48,7 @@ class AnomalyNode(Node):
     def _on_frame(self, frame: SyncedFrame) -> None:
         for event in self._alarms.add(*frame_values(frame), at_rest(cell_status(frame))):
             self._events_publisher.publish(AnomalyEventMsg(
-                header=Header(stamp=stamp(event.stamp), frame_id='base_link'), sensor=event.sensor,
+                header=Header(stamp=to_msg(from_seconds(event.stamp)), frame_id='base_link'), sensor=event.sensor,
                 method=event.method, score=float(event.score), threshold=event.threshold,
                 severity=int(event.severity), description=event.description, active=event.active))
 

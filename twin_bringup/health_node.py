@@ -7,6 +7,7 @@ from std_msgs.msg import Header
 
 from twin_bringup.health import HealthConfig, HealthTracker
 from twin_core.levels import Level
+from twin_core.stamps import to_seconds
 from twin_ros.common import declare_config, run, status, status_level
 
 
@@ -27,7 +28,7 @@ class HealthMonitor(Node):
         self.create_timer(1.0 / self._config.publish_rate_hz, self._publish)
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return to_seconds(self.get_clock().now().nanoseconds)
 
     def _on_diagnostics(self, message: DiagnosticArray) -> None:
         now = self._now()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -21,22 +20,20 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from twin_core.config import ConfigError
 from twin_core.levels import Level
 from twin_core.paths import config_dir
+from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_predictor.config import PredictorConfig
 from twin_predictor.predictor import Prediction, Predictor, Refiner, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
 from twin_ros.common import declare_config, run, status, supervised_workers
+from twin_ros.stamps import to_duration
 
 DEFAULT_MODEL = 'models/predictor'
 
 
-def duration(seconds: float) -> Duration:
-    nanoseconds = int(round(seconds * 1e9))
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
 def trajectory(header: object, joint_names: list[str], times: np.ndarray, rows: np.ndarray) -> JointTrajectory:
     return JointTrajectory(header=header, joint_names=joint_names, points=[
-        JointTrajectoryPoint(positions=row.tolist(), time_from_start=duration(t)) for t, row in zip(times, rows)])
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=to_duration(from_seconds(t)))
+        for t, row in zip(times, rows)])
 
 
 class PredictorNode(Node):
@@ -86,7 +83,7 @@ class PredictorNode(Node):
             return
         q, qd, tau = (np.asarray(values, dtype=float)[order] for values in (msg.position, msg.velocity, msg.effort))
         self._latest = (msg, q, qd, tau)
-        self._buffer.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, q, qd, tau)
+        self._buffer.add(to_seconds(from_msg(msg.header.stamp)), q, qd, tau)
 
     def _on_predict(self) -> None:
         if self._latest is None:

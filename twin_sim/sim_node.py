@@ -12,14 +12,15 @@ import threading
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
 from twin_core.config import ConfigError
+from twin_core.stamps import from_seconds
 from twin_interfaces.msg import WorkcellTruth
 from twin_interfaces.srv import InjectFault
 from twin_ros.common import declare_config, run, status
+from twin_ros.stamps import to_msg
 from twin_sim.diagnostics import channel_statuses, physics_status
 from twin_sim.scenario import Fault, ScenarioError
 from twin_sim.sim_config import WorkcellSimConfig, build_runner, describe_channels
@@ -60,8 +61,8 @@ class WorkcellSimNode(Node):
             self._failure = error
 
     def _header(self, wall_time: float | None = None) -> Header:
-        stamp = self.get_clock().now() if wall_time is None else Time(nanoseconds=round(wall_time * 1e9))
-        return Header(stamp=stamp.to_msg(), frame_id='base_link')
+        stamp = self.get_clock().now().nanoseconds if wall_time is None else from_seconds(wall_time)
+        return Header(stamp=to_msg(stamp), frame_id='base_link')
 
     def _truth_now(self) -> tuple[Truth, Header]:
         """The workcell's state this instant (physics thread only) and its header."""
