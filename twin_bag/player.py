@@ -13,7 +13,7 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader
 
 from twin_bag.config import qos_name
-from twin_core.stamps import NS_PER_S
+from twin_core.stamps import from_seconds, to_seconds
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,12 @@ class Playback:
         while True:
             start, clocked, stamp_ns = time.monotonic(), -math.inf, start_ns
             for connection, stamp_ns, data in self._reader.messages(connections=self._connections):
-                due = start + (stamp_ns - start_ns) / NS_PER_S / rate
+                due = start + to_seconds(stamp_ns - start_ns) / rate
                 while (remaining := due - time.monotonic()) > 0:
                     if stop.wait(min(remaining, clock_period_s) if clock else remaining):
                         return played
                     if clock:
-                        tick(min(stamp_ns, start_ns + int((time.monotonic() - start) * rate * NS_PER_S)))
+                        tick(min(stamp_ns, start_ns + from_seconds((time.monotonic() - start) * rate)))
                 if stop.is_set():
                     return played
                 if clock and time.monotonic() - clocked >= clock_period_s:

@@ -22,9 +22,9 @@ from rosgraph_msgs.msg import Clock
 from twin_bag.config import RELIABLE_DEPTH, PlayerConfig
 from twin_bag.player import Playback
 from twin_core.config import ConfigError
-from twin_core.stamps import NS_PER_S
 from twin_ros.common import declare_config, qos_profile, run_cli
 from twin_ros.messages import message_class
+from twin_ros.stamps import to_msg
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
@@ -59,9 +59,7 @@ class Player(Node):
 
     def _publish_clock(self, stamp_ns: int) -> None:
         assert self._clock is not None
-        clock = Clock()
-        clock.clock.sec, clock.clock.nanosec = divmod(stamp_ns, NS_PER_S)
-        self._clock.publish(clock)
+        self._clock.publish(Clock(clock=to_msg(stamp_ns)))
 
     def _play(self) -> None:
         config = self._config

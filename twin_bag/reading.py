@@ -14,7 +14,7 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys.store import Typestore
 
-from twin_core.stamps import NS_PER_S
+from twin_core.stamps import to_seconds
 
 
 def deserialize(typestore: Typestore, raw: bytes | memoryview, msgtype: str) -> object:
@@ -59,6 +59,6 @@ def read_topics(path: Path, topics: Mapping[str, str]) -> BagContents:
             for connection, _, raw in reader.messages(connections=connections):
                 messages.setdefault(connection.topic, []).append(
                     deserialize(reader.typestore, raw, connection.msgtype))
-            return BagContents(messages, counts, reader.start_time / NS_PER_S, reader.end_time / NS_PER_S)
+            return BagContents(messages, counts, to_seconds(reader.start_time), to_seconds(reader.end_time))
     except AnyReaderError as error:
         raise ValueError(f'{path}: {error}') from None

@@ -33,6 +33,7 @@ from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json
 from twin_core.config import ConfigError
 from twin_core.dead_letters import DeadLetters
 from twin_core.levels import Level
+from twin_core.stamps import to_seconds
 from twin_core.workers import Workers
 from twin_ros.messages import message_class
 
@@ -381,7 +382,7 @@ class MqttBridge:
         if inbound.message_id is not None:
             self.seen.add(inbound.message_id)
         if inbound.stamp_ns is not None:
-            latency = (time.time_ns() - inbound.stamp_ns) * 1e-6
+            latency = to_seconds(time.time_ns() - inbound.stamp_ns) * 1e3  # ms
             self.stats.latency_ms += 0.1 * (latency - self.stats.latency_ms)
 
     def health(self) -> tuple[Level, str, dict[str, Any]]:

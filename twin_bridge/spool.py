@@ -24,7 +24,7 @@ from rosbags.typesys.store import Typestore
 
 from twin_bag.writer import BagWriter
 from twin_bridge.cloud_config import DROP_OLDEST, SpoolConfig
-from twin_core.stamps import NS_PER_S
+from twin_core.stamps import NS_PER_S, from_seconds
 
 MB = 1_000_000
 SEGMENT_SUFFIX = '.mcap'
@@ -110,7 +110,7 @@ class Spool:
         self._typestore = typestore
         self._on_finalized = on_finalized
         self._segment_max = int(config.segment_max_mb * MB)
-        self._segment_max_ns = int(config.segment_max_s * NS_PER_S)
+        self._segment_max_ns = from_seconds(config.segment_max_s)
         self._max_bytes = int(config.max_mb * MB)
         self._lock = threading.Lock()
         self._pending: dict[Path, int] = {}

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from twin_core.stamps import NS_PER_S, to_seconds
+
 MAX_PAYLOAD = 64 * 1024  # bytes kept of one payload
 SCHEMA = ('CREATE TABLE IF NOT EXISTS letters (id INTEGER PRIMARY KEY AUTOINCREMENT, '
           'time_ns INTEGER, source TEXT, reason TEXT, error TEXT, size INTEGER, payload BLOB)')
@@ -77,8 +79,8 @@ class DeadLetters:
             self.counts[reason] += 1
             self.last_error = f'{source}: {reason}: {error}'[:300]
             second, stored = self._window
-            if now // 1_000_000_000 != second:
-                second, stored = now // 1_000_000_000, 0
+            if now // NS_PER_S != second:
+                second, stored = now // NS_PER_S, 0
             if stored >= self.per_second:
                 return
             self._window = (second, stored + 1)
@@ -121,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = DeadLetters(path)
         print(f'== {path.stem}')
         for letter in store.recent(args.limit):
-            stamp = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(letter.time_ns / 1e9))
+            stamp = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(to_seconds(letter.time_ns)))
             print(f'{stamp}  {letter.source}  {letter.reason}: {letter.error}  '
                   f'({letter.size} B) {letter.payload[:80]!r}')
         store.close()
