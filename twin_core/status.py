@@ -10,9 +10,10 @@ from twin_core.levels import Level
 
 @dataclass(frozen=True)
 class Status:
-    """One diagnostic status: a component name, a level, a message and key values."""
+    """One diagnostic status: a component name, a level, a message, key values and the hardware it is about."""
 
     name: str
     level: Level
     message: str
     values: Mapping[str, Any] = field(default_factory=dict)
+    hardware_id: str = ''

@@ -1,17 +1,14 @@
 """Synchronizer node: sensor streams in, twin/synced_frame out (timeline or approximate mode)."""
 from __future__ import annotations
 
-from collections import deque
 from functools import partial
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Header
 
-from twin_core.levels import Level
 from twin_core.stamps import from_seconds, to_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame
 from twin_ros.common import declare_config, run, status
@@ -19,10 +16,9 @@ from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
 from twin_sync.frame import Frame, Sample, matched_frame
+from twin_sync.monitor import SyncMonitor
 from twin_sync.sync_config import APPROXIMATE, SyncConfig
 from twin_sync.timeline import Timeline, TimelineInput
-
-SKEW_HISTORY = 1000
 
 
 class SyncNode(Node):
@@ -36,10 +32,7 @@ class SyncNode(Node):
         super().__init__('twin_sync')
         self._config = config = declare_config(self, SyncConfig)
         self._adapters = [ADAPTERS[t] for t in config.types]
-        self._received = [0] * len(config.topics)
-        self._last_received = list(self._received)
-        self._frames = self._last_frames = 0
-        self._skews: deque[float] = deque(maxlen=SKEW_HISTORY)
+        self._monitor = SyncMonitor(config)
         self._timeline = Timeline(
             [TimelineInput(mode, from_seconds(timeout))
              for mode, timeout in zip(config.modes, config.timeouts)],
@@ -63,7 +56,7 @@ class SyncNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _on_message(self, index: int, message: Any) -> None:
-        self._received[index] += 1
+        self._monitor.received(index)
         sample = self._adapters[index].convert(message, self._config.topics[index])
         self._timeline.add(index, sample, self._now_ns())
         if self._config.mode == APPROXIMATE:
@@ -87,8 +80,7 @@ class SyncNode(Node):
         self._publish(matched_frame(samples))
 
     def _publish(self, frame: Frame) -> None:
-        self._frames += 1
-        self._skews.append(frame.max_skew)
+        self._monitor.published(frame)
         self._publisher.publish(SyncedFrame(
             header=Header(stamp=to_msg(frame.stamp_ns)), max_skew=frame.max_skew,
             complete=frame.complete, samples=[
@@ -102,35 +94,9 @@ class SyncNode(Node):
     def _publish_diagnostics(self) -> None:
         now = self._now_ns()
         name = self.get_name()
-        frame = self._timeline.frame(now - from_seconds(self._config.delay))
-        approximate = self._policy.stats()
-        statuses = []
-        for index, topic in enumerate(self._config.topics):
-            counters = self._timeline.counters[index]
-            newest = self._timeline.newest_stamp(index)
-            quality = frame.samples[index].quality
-            values: dict[str, Any] = {
-                'rate_hz': self._received[index] - self._last_received[index],
-                'age_s': 'never' if newest is None else to_seconds(now - newest),
-                'quality': quality.name, 'out_of_order': counters.out_of_order,
-                'too_old': counters.too_old, 'duplicates': counters.duplicates,
-                'future': counters.future}
-            if self._config.mode == APPROXIMATE:
-                values.update(unmatched_dropped=approximate.dropped[index],
-                              bound_violations=approximate.bound_violations[index])
-            fresh = quality.fresh
-            statuses.append(status(f'{name}: {topic}', Level.OK if fresh else Level.WARN,
-                                   'fresh' if fresh else quality.name.lower(), topic, values))
-        self._last_received = list(self._received)
-        p50, p99 = np.percentile(self._skews, [50, 99]) if self._skews else (0.0, 0.0)
-        statuses.append(status(f'{name}: output', Level.OK if self._frames > self._last_frames
-                               else Level.WARN, self._config.mode, values={
-                                   'rate_hz': self._frames - self._last_frames,
-                                   'max_skew_p50_s': float(p50), 'max_skew_p99_s': float(p99),
-                                   'sets': approximate.sets, 'frames': self._frames}))
-        self._last_frames = self._frames
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=to_msg(now)),
-                                                  status=statuses))
+        reports = self._monitor.report(self._timeline, self._policy.stats(), now)
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=to_msg(now)), status=[
+            status(f'{name}: {r.name}', r.level, r.message, r.hardware_id, r.values) for r in reports]))
 
 
 def main(args: list[str] | None = None) -> int:
