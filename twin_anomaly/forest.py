@@ -75,9 +75,9 @@ class CompiledForest:
         except AttributeError as error:
             raise RuntimeError(_incompatible(str(error))) from None
         check = np.asarray(rows[:CHECK_ROWS], dtype=np.float32).astype(float)  # the precision it was fitted at
-        error = np.abs(compiled.score_samples(check) - forest.score_samples(check)).max(initial=0.0)
-        if not error <= CHECK_TOLERANCE:
-            raise RuntimeError(_incompatible(f'scores differ from IsolationForest.score_samples by {error:.3g}'))
+        difference = np.abs(compiled.score_samples(check) - forest.score_samples(check)).max(initial=0.0)
+        if not difference <= CHECK_TOLERANCE:
+            raise RuntimeError(_incompatible(f'scores differ from IsolationForest.score_samples by {difference:.3g}'))
         return compiled
 
     @classmethod

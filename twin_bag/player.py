@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import ConnectionExtRosbag2
 
 from twin_bag.config import qos_name
 from twin_core.stamps import from_seconds, to_seconds
@@ -40,9 +41,12 @@ class Playback:
             raise ValueError(f'{missing} not in {path} (it holds {sorted(recorded)})')
         self._connections = [c for c in self._reader.connections
                              if not topics or c.topic in topics]
-        self.topics = {c.topic: BagTopic(c.topic, c.msgtype,
-                                         qos_name(c.ext.offered_qos_profiles))
-                       for c in self._connections}
+        self.topics: dict[str, BagTopic] = {}
+        for c in self._connections:
+            if not isinstance(c.ext, ConnectionExtRosbag2):  # its messages are not CDR
+                self._reader.close()
+                raise ValueError(f'{path} is a ROS 1 bag: only rosbag2 bags are played')
+            self.topics[c.topic] = BagTopic(c.topic, c.msgtype, qos_name(c.ext.offered_qos_profiles))
 
     def run(self, publish: Callable[[str, bytes], None], rate: float, loop: bool,
             stop: threading.Event, clock: Callable[[int], None] | None = None,
@@ -55,6 +59,7 @@ class Playback:
         """
         played = 0
         start_ns = self._reader.start_time
+        clocked = -math.inf  # monotonic time of the last clock tick
 
         def tick(stamp_ns: int) -> None:
             nonlocal clocked

@@ -138,7 +138,8 @@ class MqttLink:
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else self.config.clean_start)
         client.max_inflight_messages_set(self.config.max_inflight)
-        client.reconnect_delay_set(self.config.reconnect_min, self.config.reconnect_max)
+        # paho annotates the delays as int; it computes with them as seconds, fractions included.
+        client.reconnect_delay_set(self.config.reconnect_min, self.config.reconnect_max)  # type: ignore[arg-type]
         client.will_set(self.status_topic, 'offline', qos=1, retain=True)
         if self.broker.username:
             client.username_pw_set(self.broker.username, self._password())
@@ -149,7 +150,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = lambda _client, _userdata, message: self._on_message(
-            message.topic, message.payload)
+            message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
         return client
 
     def _password(self) -> str | None:
@@ -190,7 +191,8 @@ class MqttLink:
         self.stats.connects += 1
         # One connection carries both directions: without this, Nagle's algorithm holds small
         # packets (PUBACKs) until the broker's delayed TCP ACK, ~40 ms.
-        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(sock := client.socket(), socket.socket):  # TCP, with or without TLS
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._track(client.publish(self.status_topic, 'online', qos=1, retain=True), QOS0)
         for topic, qos in self._subscriptions:
             client.subscribe(topic, qos)

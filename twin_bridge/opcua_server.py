@@ -41,7 +41,7 @@ from asyncua.server.user_managers import UserManager
 from twin_bridge.opcua_config import SecurityConfig, ServerConfig
 from twin_bridge.opcua_space import TwinAddressSpace, from_datetime, speed_override_command, to_datetime
 from twin_core.dead_letters import DeadLetters
-from twin_core.opcua import ServerThread
+from twin_core.opcua import ServerThread, node_id
 from twin_core.stamps import to_seconds
 from twin_core.workers import Workers
 
@@ -57,6 +57,11 @@ CommandSink = Callable[[float, str], None]
 """Takes an accepted speed override request (0..1) and the user who wrote it; called on the server
 loop, must not block."""
 PBKDF2_ROUNDS = 100_000
+
+
+def _data_value(variant: ua.Variant, source: datetime, server: datetime) -> ua.DataValue:
+    # DataValue's timestamps are annotated as asyncua's ua.DateTime class; it takes any datetime.
+    return ua.DataValue(variant, SourceTimestamp=source, ServerTimestamp=server)  # type: ignore[arg-type]
 
 
 def password_entry(user: str, password: str) -> str:
@@ -110,8 +115,8 @@ class _ServiceHistory(HistoryStorageInterface):
         except Exception as error:  # reported in the node's diagnostics; the client gets no data
             self.on_error(f'history of {path}: {error}')
             return [], None
-        return [ua.DataValue(ua.Variant(float(v), ua.VariantType.Double), SourceTimestamp=to_datetime(t),
-                             ServerTimestamp=to_datetime(t)) for t, v in zip(stamps, values)], None
+        return [_data_value(ua.Variant(float(v), ua.VariantType.Double), to_datetime(t), to_datetime(t))
+                for t, v in zip(stamps, values)], None
 
 
 @dataclass(frozen=True)
@@ -207,14 +212,14 @@ class TwinServer(ServerThread):
         async def folder(path: tuple[str, ...]) -> Any:
             if path not in folders:
                 parent = await folder(path[:-1])
-                folders[path] = await parent.add_object(ua.NodeId('/'.join(path), index),
+                folders[path] = await parent.add_object(node_id('/'.join(path), index),
                                                         ua.QualifiedName(path[-1], index))
             return folders[path]
 
         history_paths: dict[ua.NodeId, str] = {}
         for key, variable in self.space.variables.items():
             parent = await folder(variable.path[:-1])
-            node = await parent.add_variable(ua.NodeId(key, index), ua.QualifiedName(variable.path[-1], index),
+            node = await parent.add_variable(node_id(key, index), ua.QualifiedName(variable.path[-1], index),
                                              ua.Variant(variable.initial, variable.variant))
             if variable.unit is not None:
                 await node.add_property(index, 'EngineeringUnits', variable.unit)
@@ -223,7 +228,7 @@ class TwinServer(ServerThread):
             if variable.writable:
                 await node.set_writable()
             if variable.history and self.history is not None:
-                await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(True))
+                await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True)))
                 await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
                 await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
                 history_paths[node.nodeid] = variable.history
@@ -278,8 +283,8 @@ class TwinServer(ServerThread):
             if variable is None:
                 self._error(f'no variable {key}')
                 continue
-            await server.write_attribute_value(self._ids[key], ua.DataValue(
-                ua.Variant(value, variable.variant), SourceTimestamp=source or now, ServerTimestamp=now))
+            await server.write_attribute_value(self._ids[key], _data_value(
+                ua.Variant(value, variable.variant), source or now, now))
             written += 1
         with self._lock:
             self._writes += written

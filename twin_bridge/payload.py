@@ -74,7 +74,7 @@ class Schema:
     CDR payloads are deserialized, then pass the same field and limit checks as JSON.
     """
 
-    def __init__(self, cls: type, limits: Limits) -> None:
+    def __init__(self, cls: type[Any], limits: Limits) -> None:
         self.cls = cls
         self.limits = limits
         for path in limits:
@@ -111,7 +111,7 @@ class Schema:
             raise PayloadError(f'CDR: {error}', 'not_cdr') from None
         return Inbound(self._build(self.cls, to_dict(message), ''), message_id or None, stamp_ns)
 
-    def _build(self, cls: type, data: dict[str, Any], where: str) -> Any:
+    def _build(self, cls: type[Any], data: dict[str, Any], where: str) -> Any:
         fields = cls.get_fields_and_field_types()
         unknown = set(data) - set(fields)
         missing = set(fields) - set(data)
@@ -128,11 +128,10 @@ class Schema:
         if isinstance(kind, idl.AbstractNestedType):
             if not isinstance(value, list):
                 raise PayloadError(f'{path}: expected a list, got {_show(value)}')
-            size = getattr(kind, 'size', None) or getattr(kind, 'maximum_size', None)
-            if isinstance(kind, idl.Array) and len(value) != size:
-                raise PayloadError(f'{path}: expected {size} items, got {len(value)}')
-            if isinstance(kind, idl.BoundedSequence) and len(value) > size:
-                raise PayloadError(f'{path}: more than {size} items')
+            if isinstance(kind, idl.Array) and len(value) != kind.size:
+                raise PayloadError(f'{path}: expected {kind.size} items, got {len(value)}')
+            if isinstance(kind, idl.BoundedSequence) and len(value) > kind.maximum_size:
+                raise PayloadError(f'{path}: more than {kind.maximum_size} items')
             return [self._value(kind.value_type, item, f'{path}[]') for item in value]
         if isinstance(kind, idl.NamespacedType):
             if not isinstance(value, dict):
@@ -141,8 +140,9 @@ class Schema:
         if isinstance(kind, idl.AbstractGenericString):
             if not isinstance(value, str):
                 raise PayloadError(f'{path}: expected a string, got {_show(value)}')
-            if getattr(kind, 'maximum_size', None) and len(value) > int(kind.maximum_size):
-                raise PayloadError(f'{path}: longer than {kind.maximum_size}')
+            maximum = getattr(kind, 'maximum_size', None)  # bounded strings only
+            if maximum and len(value) > int(maximum):
+                raise PayloadError(f'{path}: longer than {maximum}')
             return value
         return self._basic(kind.typename, value, path)
 
@@ -186,7 +186,7 @@ def _plain(value: Any, kind: Any, json_safe: bool) -> Any:
     return value
 
 
-def _is_numeric_path(cls: type, parts: list[str]) -> bool:
+def _is_numeric_path(cls: type[Any], parts: list[str]) -> bool:
     fields = dict(zip(cls.get_fields_and_field_types(), cls.SLOT_TYPES))
     kind = fields.get(parts[0])
     if isinstance(kind, idl.AbstractNestedType):

@@ -202,12 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir or default_config_dir()
     with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
         try:
-            entries: list[Launched] = load_node_table(config_dir, with_sim=args.sim).select(
-                args.sim, args.robots, args.robot_ids)
+            nodes = load_node_table(config_dir, with_sim=args.sim).select(args.sim, args.robots, args.robot_ids)
             commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
-                        for e in entries]
+                        for e in nodes]
+            entries: list[Launched] = list(nodes)
             if args.rviz or args.robot_state_publisher:
-                extra = visualization_nodes(config_dir, robot_namespaces(entries), args.rviz, Path(scratch))
+                extra = visualization_nodes(config_dir, robot_namespaces(nodes), args.rviz, Path(scratch))
                 commands += [n.command(resolve_executable(n.executable, n.package), Path(scratch))
                              for n in extra]
                 entries += extra

@@ -317,12 +317,14 @@ class Arbiter:
         return 'speed override deferred by the rate limit'
 
     def _send_correction(self, now: float) -> Decision:
+        assert self._correction is not None  # tick sends one only when there is one
         source, target = self._correction
         self._correction = None
         request = CellCommand(CommandName.JOINT_POSITIONS, tuple(target.tolist()))
         stale = self._staleness(now)
         if stale:
             return self._refuse(source, request, stale)
+        assert self._state is not None  # without a state, the inputs are stale
         positions, notes = limit_step(target, self._state.position, self._state.velocity, self._interval,
                                       self.limits)
         command = CellCommand(CommandName.JOINT_POSITIONS, tuple(positions.tolist()))

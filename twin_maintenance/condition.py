@@ -68,12 +68,14 @@ class HealthWindows:
         if self._end is None and len(time):
             self._end = float(time[0]) + self.window
         while len(time):
-            edge = int(np.searchsorted(time, self._end))
+            end = self._end
+            assert end is not None  # set above from the first frame
+            edge = int(np.searchsorted(time, end))
             self._add(values[:edge])
             if edge == len(time):
                 break
-            rows += self._close(self._end)
-            self._end += self.window
+            rows += self._close(end)
+            self._end = end + self.window
             time, values = time[edge:], values[edge:]
         return rows
 

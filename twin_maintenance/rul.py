@@ -66,7 +66,8 @@ def trend_rul(time: np.ndarray, health: np.ndarray, threshold_std: float = 0.0, 
     with np.errstate(divide='ignore'):
         remaining = np.where(slopes < 0, np.maximum(level - threshold, 0.0) / -slopes, np.inf)
     current = float(np.clip(fitted[-1], 0.0, 1.0))
-    return RulEstimate(*(float(q) for q in np.quantile(remaining, (0.5, 0.1, 0.9))), current)
+    median, low, high = (float(q) for q in np.quantile(remaining, (0.5, 0.1, 0.9)))
+    return RulEstimate(median, low, high, current)
 
 
 def two_point_rul(time: np.ndarray, health: np.ndarray) -> float:

@@ -11,6 +11,7 @@ when keeping them makes tasks late, a fresh plan is taken if it has fewer late t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,7 +84,8 @@ class Scheduler:
     blocked: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     horizon: float = 30 * DAY
 
-    def plan(self, tasks: list[Task], now: float, previous: list[Booking] = ()) -> tuple[list[Booking], list[Task]]:
+    def plan(self, tasks: list[Task], now: float,
+             previous: Sequence[Booking] = ()) -> tuple[list[Booking], list[Task]]:
         """(bookings, tasks that could not be placed within the horizon)."""
         kept = self._place(tasks, now, previous)
         if previous and any(booking.late for booking in kept[0]):
@@ -92,7 +94,8 @@ class Scheduler:
                 return fresh
         return kept
 
-    def _place(self, tasks: list[Task], now: float, previous: list[Booking]) -> tuple[list[Booking], list[Task]]:
+    def _place(self, tasks: list[Task], now: float,
+               previous: Sequence[Booking]) -> tuple[list[Booking], list[Task]]:
         busy = {name: list(self.blocked.get(name, [])) for name in self.resources}
         by_component = {task.component: task for task in tasks}
         bookings = []

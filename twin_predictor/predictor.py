@@ -62,13 +62,14 @@ class Predictor:
         key = self.cache.key(np.concatenate((q, qd, tau)), self.horizon_steps, version)
         hit = self.cache.get(key)
         if hit is not None:
-            return Prediction(*hit, True)
+            times, mean, std, hit_version = hit
+            return Prediction(times, mean, std, hit_version, True)
         start = time.perf_counter()
         members = model.members
         as_state = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32)).expand(members, 1, -1)  # noqa: E731
         torques = as_state(tau).unsqueeze(-2).expand(members, 1, self.horizon_steps, -1)
-        positions, _ = rollout(model.acceleration, as_state(q), as_state(qd), torques, self.step)
-        positions = positions[:, 0].numpy().astype(float)
+        rolled, _ = rollout(model.acceleration, as_state(q), as_state(qd), torques, self.step)
+        positions = rolled[:, 0].numpy().astype(float)
         self.micros_per_step = (time.perf_counter() - start) * 1e6 / self.horizon_steps
         times = self.step * np.arange(self.horizon_steps + 1)
         result = (times, positions.mean(0), positions.std(0), version)

@@ -33,7 +33,10 @@ def png(figure: Figure) -> bytes:
 
 def tracking_figure(run: Run, tracking: Tracking) -> bytes:
     """Per joint: twin and truth positions; last row: the aligned error of every joint."""
-    twin, truth = run.twin, run.truth.reordered(run.twin.joint_names)
+    twin, truth = run.twin, run.truth
+    if twin is None or truth is None:
+        raise ValueError('a tracking figure needs both the twin and the truth trajectory')
+    truth = truth.reordered(twin.joint_names)
     joints = twin.joint_names
     figure = Figure(figsize=(11, 1.5 * (len(joints) + 1.5)))
     axes = figure.subplots(len(joints) + 1, 1, sharex=True)
@@ -174,9 +177,10 @@ def schedule_figure(schedule: Schedule) -> bytes:
     axis = figure.subplots()
     for row, task in enumerate(tasks):
         start, end = _date(task.start), _date(task.end)
-        axis.barh(row, end - start, left=start, height=0.6, color=RISK_COLORS[task.risk],
-                  edgecolor='black' if task.late else None)
-        axis.plot(_date(task.deadline), row, 'kD', ms=5)
+        # Dates are plotted through matplotlib's date units, which its annotations do not allow for.
+        axis.barh(row, end - start, left=start, height=0.6,  # type: ignore[arg-type]
+                  color=RISK_COLORS[task.risk], edgecolor='black' if task.late else None)
+        axis.plot(_date(task.deadline), row, 'kD', ms=5)  # type: ignore[arg-type]
     axis.set_yticks(range(len(tasks)), [f'{t.component}: {t.action}' for t in tasks],
                     fontsize='small')
     axis.invert_yaxis()

@@ -68,14 +68,14 @@ class PlcView:
         """Fold a change batch in; values that are not finite numbers are counted, never used."""
         checked = {name: self._checked(name, value) for name, value in changes.items()}
         self.latest.update(checked)
-        temperatures = {}
+        temperatures: dict[str, float] = {}
         for variable, joint in self.joints.items():
             if variable not in changes:
                 continue
             if changes[variable] is None:
                 self.stats.error('sensor_failure', f'{joint} motor temperature has a bad status')
-            elif checked[variable] is not None:
-                temperatures[joint] = checked[variable]
+            elif (temperature := checked[variable]) is not None:
+                temperatures[joint] = temperature
         self.stats.messages += len(temperatures)
         cell_changed = any(name in changes for name in self.cell_variables)
         return PlcUpdate(temperatures, self._cell() if cell_changed else None, self.latest.get(DEVICE_TIME))
@@ -96,8 +96,7 @@ class PlcView:
         return float(value)
 
     def _cell(self) -> CellValues | None:
-        values = [self.latest.get(name) for name in self.cell_variables]
-        if any(value is None for value in values):
+        if any(self.latest.get(name) is None for name in self.cell_variables):
             return None
-        override, stopped, task_id, progress = values
+        override, stopped, task_id, progress = (self.latest[name] for name in self.cell_variables)
         return CellValues(max(int(task_id), 0), float(progress), float(override), bool(stopped))

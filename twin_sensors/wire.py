@@ -46,7 +46,7 @@ class ImuSample:
     device_time: float | None
 
 
-def format_imu_line(reading: Sequence[float], device_time: float) -> bytes:
+def format_imu_line(reading: Sequence[float] | np.ndarray, device_time: float) -> bytes:
     """Encode a (6,) ``ax,ay,az,gx,gy,gz`` reading and its device time as one CSV line."""
     if len(reading) != 6:
         raise ValueError(f"an IMU reading has 6 values, got {len(reading)}")

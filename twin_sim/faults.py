@@ -30,7 +30,7 @@ class FaultSchedule:
         if time < self._next_change:
             return None
         active = tuple(fault for fault in self.faults if fault.is_active(time))
-        boundaries = [edge for fault in self.faults for edge in (fault.start, fault.end) if edge > time]
+        boundaries = [edge for fault in self.faults for edge in (_start(fault), fault.end) if edge > time]
         self._next_change = min(boundaries, default=math.inf)
         started = tuple(fault for fault in active if not _contains(self.active, fault))
         ended = tuple(fault for fault in self.active if not _contains(active, fault))
@@ -39,13 +39,19 @@ class FaultSchedule:
 
     def started(self, time: float) -> list[Fault]:
         """Faults that have started by ``time`` (active or finished), in start order."""
-        return sorted((fault for fault in self.faults if fault.start <= time), key=lambda fault: fault.start)
+        return sorted((fault for fault in self.faults if _start(fault) <= time), key=_start)
 
     def active_of(self, fault_type: str) -> list[Fault]:
         return [fault for fault in self.active if fault.type == fault_type]
 
     def is_dropped(self, channel: str) -> bool:
         return any(fault.target == channel for fault in self.active_of("sensor_dropout"))
+
+
+def _start(fault: Fault) -> float:
+    """The start of a scheduled fault (``add`` gives every one a start)."""
+    assert fault.start is not None
+    return fault.start
 
 
 def _contains(faults: tuple[Fault, ...], fault: Fault) -> bool:

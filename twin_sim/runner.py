@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import queue
@@ -141,7 +142,7 @@ class SimRunner:
             yield
 
     def _tasks(self) -> list[_Task]:
-        tasks = [_Task(e.period, lambda e=e: e.emit(self.workcell)) for e in self.emitters]
+        tasks = [_Task(e.period, functools.partial(e.emit, self.workcell)) for e in self.emitters]
         tasks.append(_Task(TRUTH_PERIOD, self._refresh_truth))
         tasks.extend(self._extra_tasks)
         if self.plc is not None:
@@ -226,6 +227,7 @@ class SimRunner:
         self._truth = self.workcell.truth()
 
     def _publish_plc(self) -> None:
+        assert self.plc is not None  # scheduled only with a PLC
         truth = self.workcell.truth()
         temperatures = self.workcell.motor_temperatures()
         self.plc.publish(PlcState(

@@ -75,9 +75,11 @@ class EmulatedSerialPort:
         return True
 
     def _flush(self) -> None:
+        master = self._master
+        assert master is not None  # called while open
         while self._pending:
             try:
-                written = os.write(self._master, self._pending)
+                written = os.write(master, self._pending)
             except (BlockingIOError, InterruptedError):
                 return
             self.bytes_written += written

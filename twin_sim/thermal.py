@@ -39,7 +39,7 @@ class MotorThermalModel:
         """Current (A) that produces ``joint_torque`` (N·m) through the gearbox."""
         return np.asarray(joint_torque) / (self._gear_ratio * self.parameters.torque_constant)
 
-    def winding_resistance(self, temperature: np.ndarray) -> np.ndarray:
+    def winding_resistance(self, temperature: np.ndarray | float) -> np.ndarray:
         p = self.parameters
         return p.winding_resistance * (1.0 + p.resistance_temperature_coefficient
                                        * (np.asarray(temperature) - REFERENCE_TEMPERATURE))

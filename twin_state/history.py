@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -166,7 +167,7 @@ class History:
         if 0 < max_samples < len(rows):
             rows = rows[np.round(np.linspace(0, len(rows) - 1, max_samples)).astype(int)]
         rows = (self._end - self._count + rows) % self.capacity
-        return self._t[rows], self._v[np.ix_(rows, columns)]
+        return self._t[rows], self._v[np.ix_(rows, np.asarray(columns))]
 
     def derivatives(self, paths: Sequence[str], stamp: float = 0.0, points: int = 25,
                     degree: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +203,7 @@ class History:
             raise ExtrapolationError(f'{age} samples stored up to that time, {points} needed')
         rows = np.arange(last - points + 1, last + 1) % self.capacity
         times = self._t[rows]
-        return polyfit_at(times, self._v[np.ix_(rows, columns)], times[-1] if at is None else at,
+        return polyfit_at(times, self._v[np.ix_(rows, np.asarray(columns))], times[-1] if at is None else at,
                           degree)
 
     def _index_at_or_before(self, stamp: float) -> int:
@@ -216,7 +217,7 @@ class History:
                 f'({"before the oldest" if stamp < oldest else "after the newest"} sample)')
         return (start + self._search(stamp, 'right') - 1) % self.capacity
 
-    def _search(self, stamp: float, side: str) -> int:
+    def _search(self, stamp: float, side: Literal['left', 'right']) -> int:
         """Logical position of ``stamp`` (np.searchsorted semantics) over the two sorted halves."""
         start = (self._end - self._count) % self.capacity
         older = min(self._count, self.capacity - start)  # [start, start + older) then [0, rest)

@@ -114,12 +114,12 @@ class Trajectory:
             raise ValueError(f'{len(times)} times for {len(rows)} points')
         if any(len(row) != len(joint_names) for row in rows):
             raise ValueError(f'every point needs {len(joint_names)} positions ({list(joint_names)})')
-        values, times = np.asarray(rows, float), np.asarray(times, float)
-        if not (np.isfinite(values).all() and np.isfinite(times).all()):
+        values, offsets = np.asarray(rows, float), np.asarray(times, float)
+        if not (np.isfinite(values).all() and np.isfinite(offsets).all()):
             raise ValueError('trajectory holds non-finite values')
-        if np.any(np.diff(times) <= 0.0):
+        if np.any(np.diff(offsets) <= 0.0):
             raise ValueError('trajectory time_from_start must increase')
-        return Trajectory(stamp, tuple(joint_names), times, values)
+        return Trajectory(stamp, tuple(joint_names), offsets, values)
 
 
 def position_jacobian(kinematics: ArmKinematics, frames: Mapping[str, np.ndarray],
@@ -220,8 +220,8 @@ class PredictionFeed:
         once it has gone ``timeout`` s without one (either clock direction: a looped bag's time
         jumps back), else (None, …).
         """
-        age = self.age(now)
-        if age is None:
+        mean, age = self._mean, self.age(now)
+        if mean is None or age is None:
             return None, None, None
         if abs(age) > self._timeout:
             if self._cleared:
@@ -231,8 +231,8 @@ class PredictionFeed:
         if self._drawn:
             return None, None, None
         self._drawn, self._cleared = True, False
-        std = self._std if self._std is not None and self._std.stamp == self._mean.stamp else None
-        return DRAW, self._mean, std
+        std = self._std if self._std is not None and self._std.stamp == mean.stamp else None
+        return DRAW, mean, std
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ class TwinStateBuilder:
         self._laser = kinematics.transforms({})[LASER_FRAME]
         self._row = np.full(len(layout), np.nan)
         self._obstacles: tuple[Obstacle, ...] = ()
-        self._recent = collections.deque(maxlen=derivative_points)  # (stamp, positions, velocities)
+        self._recent: collections.deque[tuple[float, np.ndarray, np.ndarray]] = collections.deque(
+            maxlen=derivative_points)  # (stamp, positions, velocities)
         self._inputs: dict[tuple[str, str, tuple[str, ...]], tuple[np.ndarray, np.ndarray, bool]] = {}
 
         def columns(names: Sequence[str]) -> np.ndarray:
