@@ -36,6 +36,9 @@ def test_backoff_doubles_caps_and_resets():
     backoff = Backoff(initial=0.5, maximum=2.0, stable_after=10.0)
     assert [backoff.delay(ran_for=1.0) for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
     assert backoff.delay(ran_for=11.0) == 0.5
+    assert backoff.delay() == 1.0  # a retry right after a failure
+    backoff.reset()  # a success
+    assert backoff.delay() == 0.5
 
 
 def test_a_configuration_error_is_never_restarted_a_crash_always_is():

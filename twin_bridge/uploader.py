@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from twin_bridge.cloud_config import S3Config
 from twin_bridge.spool import MB, Spool, segment_start
+from twin_core.restart import Backoff
 from twin_core.workers import Workers
 
 AUTH_ERRORS = {'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken',
@@ -121,7 +122,7 @@ class Uploader:
                                max(0.0, self._retry_at - time.monotonic()), self._last_error)
 
     def _run(self) -> None:
-        delay = self._config.backoff_min
+        backoff = Backoff(initial=self._config.backoff_min, maximum=self._config.backoff_max)
         while not self._stop.is_set():
             self._wake.clear()
             pending = self._spool.pending()
@@ -139,11 +140,11 @@ class Uploader:
                     self._last_error = f'{pending[0].name}: {message}'
                     self._failing = True
                     self._needs_operator = needs_operator
+                    delay = backoff.delay()
                     self._retry_at = time.monotonic() + delay
                 self._stop.wait(delay)
-                delay = min(2.0 * delay, self._config.backoff_max)
                 continue
-            delay = self._config.backoff_min
+            backoff.reset()
 
     def _upload(self, path: Path) -> None:
         if self._client is None:

@@ -24,7 +24,7 @@ from twin_core.config import describe
 from twin_core.network import check_opcua_endpoint
 from twin_core.opcua import node_id
 from twin_core.workers import Workers
-from twin_sensors.readers import Backoff, StateCallback
+from twin_sensors.readers import StateCallback, reconnect_backoff
 
 ValuesCallback = Callable[[Mapping[str, Any], int], None]
 
@@ -95,7 +95,7 @@ class OpcUaSubscriber:
         if self._stop.is_set():
             return
         self._started.set()
-        backoff = Backoff()
+        backoff = reconnect_backoff()
         while not self._stopping.is_set():
             try:
                 await self._session()
@@ -105,7 +105,7 @@ class OpcUaSubscriber:
             if self._failure is not None:  # our own code failed: the worker reports and restarts
                 raise self._failure
             if not self._stopping.is_set():
-                await self._sleep(backoff.next())
+                await self._sleep(backoff.delay())
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An exception in a callback on the loop (e.g. ``on_values``): end the loop with it."""

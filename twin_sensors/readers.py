@@ -17,6 +17,7 @@ import serial
 
 from twin_core.config import describe
 from twin_core.network import check_host
+from twin_core.restart import Backoff
 from twin_core.workers import Workers
 
 DataCallback = Callable[[bytes, int], None]
@@ -25,19 +26,9 @@ READ_TIMEOUT = 0.05  # s; bounds how long stop() waits for the reader thread
 MAX_DATAGRAM = 65535
 
 
-class Backoff:
-    """Exponential retry delays: ``initial``, doubling up to ``maximum``; ``reset`` after a success."""
-
-    def __init__(self, initial: float = 0.1, maximum: float = 2.0) -> None:
-        self.initial, self.maximum = initial, maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2.0, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
+def reconnect_backoff() -> Backoff:
+    """Delays between attempts to reach a device: 0.1 s, doubling up to 2 s, reset once connected."""
+    return Backoff(initial=0.1, maximum=2.0)
 
 
 class ReaderThread(ABC):
@@ -47,7 +38,7 @@ class ReaderThread(ABC):
                  clock: Callable[[], int] = time.time_ns, backoff: Backoff | None = None,
                  workers: Workers | None = None) -> None:
         self.on_data, self.on_state, self.clock = on_data, on_state, clock
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or reconnect_backoff()
         self.workers = workers or Workers()
         self.connected: bool | None = None
         self._stop = threading.Event()
@@ -89,7 +80,7 @@ class ReaderThread(ABC):
                 self._open()
             except (OSError, serial.SerialException) as error:
                 self._set_state(False, f'cannot open {self.source}: {error}')
-                self._stop.wait(self.backoff.next())
+                self._stop.wait(self.backoff.delay())
                 continue
             self.backoff.reset()
             self._set_state(True, f'opened {self.source}')
