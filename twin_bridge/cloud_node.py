@@ -8,20 +8,19 @@ import os
 import time
 from functools import partial
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
 from twin_bag.writer import load_typestore
 from twin_bridge.cloud_config import CloudUploaderConfig
-from twin_bridge.spool import MB, Spool
+from twin_bridge.cloud_health import CloudHealth
+from twin_bridge.spool import Spool
 from twin_bridge.uploader import Uploader
 from twin_core.config import ConfigError
-from twin_core.levels import Level
 from twin_ros.common import declare_config, qos_profile, run, status, supervised_workers
 
 RELIABLE_DEPTH = 1000
-ALERT_HOLD_S = 60.0
 
 
 def message_class(type_name: str) -> type:
@@ -45,9 +44,7 @@ class CloudUploader(Node):
         self._spool = Spool(config.spool, typestore, on_finalized=self._on_finalized)
         self._workers = supervised_workers(self)
         self._uploader = Uploader(self._spool, config.s3, config.robot, self._workers)
-        self._policy_hits = 0
-        self._alert_until = 0.0
-        self._logged_error = ''
+        self._health = CloudHealth(config.spool)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for topic, type_name, cls, qos in zip(config.topics, config.types, classes, config.qos):
             self.create_subscription(
@@ -74,39 +71,14 @@ class CloudUploader(Node):
         self._spool.tick(self._now_ns())
 
     def _publish_diagnostics(self) -> None:
-        stamp = self.get_clock().now().to_msg()
+        spool = self._health.spool(self._spool.stats(), time.monotonic())
+        upload, new_error = self._health.upload(self._uploader.stats())
+        if new_error:
+            self.get_logger().error(f'upload failed, retrying with backoff: {upload.message}')
+        name = self.get_name()
         self._diagnostics.publish(DiagnosticArray(
-            header=Header(stamp=stamp), status=[self._spool_status(), self._upload_status()]))
-
-    def _spool_status(self) -> DiagnosticStatus:
-        stats, spool = self._spool.stats(), self._config.spool
-        if stats.policy_hits > self._policy_hits:
-            self._policy_hits = stats.policy_hits
-            self._alert_until = time.monotonic() + ALERT_HOLD_S
-        if stats.disk_full:
-            level, message = Level.ERROR, stats.last_error
-        elif time.monotonic() < self._alert_until:
-            level, message = Level.WARN, f'spool reached {spool.max_mb} MB: {spool.policy}'
-        else:
-            level, message = Level.OK, 'recording'
-        return status(f'{self.get_name()}: spool', level, message, values={
-            'pending_segments': stats.pending_segments,
-            'spool_mb': (stats.pending_bytes + stats.open_bytes) / MB, 'max_mb': spool.max_mb,
-            'messages': stats.messages, 'dropped_messages': stats.dropped_messages,
-            'dropped_segments': stats.dropped_segments, 'policy_hits': stats.policy_hits,
-            'abandoned_segments': stats.abandoned_segments, 'last_error': stats.last_error})
-
-    def _upload_status(self) -> DiagnosticStatus:
-        stats = self._uploader.stats()
-        if stats.failing and stats.last_error != self._logged_error:
-            self._logged_error = stats.last_error
-            self.get_logger().error(f'upload failed, retrying with backoff: {stats.last_error}')
-        level = (Level.ERROR if stats.needs_operator else Level.WARN) if stats.failing else Level.OK
-        return status(f'{self.get_name()}: upload', level,
-                      stats.last_error if stats.failing else 'uploading', values={
-                          'uploaded_segments': stats.uploaded_segments,
-                          'uploaded_mb': stats.uploaded_bytes / MB, 'failures': stats.failures,
-                          'retry_in_s': stats.retry_in, 'last_error': stats.last_error})
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            status=[status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in (spool, upload)]))
 
     def destroy_node(self) -> None:
         """Finalize the open segment and stop the upload thread; pending segments stay."""
