@@ -1,5 +1,5 @@
 """Health tracking: silence becomes STALE, the worst level wins."""
-from twin_bringup.health import HealthConfig, HealthTracker
+from twin_bringup.health import HealthConfig, HealthTracker, SummaryLog
 from twin_core.levels import Level
 
 
@@ -25,3 +25,12 @@ def test_all_ok():
     tracker = HealthTracker(HealthConfig(expected=()))
     tracker.report('a', Level.OK, 'fine', now=0.0)
     assert tracker.overall(now=0.5).message == 'all components OK'
+
+
+def test_the_summary_is_logged_when_the_level_changes_and_else_every_period():
+    log = SummaryLog(period=10.0)
+    assert log.due(Level.OK, 0.0)
+    assert not log.due(Level.OK, 5.0)
+    assert log.due(Level.WARN, 6.0)  # a change: at once
+    assert not log.due(Level.WARN, 15.0)
+    assert log.due(Level.WARN, 16.0)

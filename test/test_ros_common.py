@@ -6,6 +6,7 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from twin_core.config import ConfigError, describe
+from twin_core.levels import Level
 from twin_ros.common import declare_config
 
 
@@ -51,8 +52,8 @@ def test_health_summary_can_go_from_warning_to_ok_and_back(ros_env):
     rclpy.init()
     try:
         monitor = HealthMonitor()
-        for now, level in enumerate(('WARN', 'OK', 'WARN', 'OK')):
-            monitor._log_summary(level, f'level {level}', 3, now=float(now))
+        for level in (Level.WARN, Level.OK, Level.WARN, Level.OK):
+            monitor._log_summary(level, f'3 components; level {level}')
         monitor.destroy_node()
     finally:
         rclpy.shutdown()

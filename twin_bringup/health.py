@@ -65,3 +65,19 @@ class HealthTracker:
         culprits = [c.name for c in judged if c.level == level]
         message = 'all components OK' if level == Level.OK else f'{level}: {", ".join(culprits)}'
         return ComponentHealth('twin', level, message, 0.0)
+
+
+class SummaryLog:
+    """When the health summary goes to the log: at once when the overall level changes, else every ``period`` s."""
+
+    def __init__(self, period: float) -> None:
+        self._period = period
+        self._level: Level | None = None
+        self._at = float('-inf')
+
+    def due(self, level: Level, now: float) -> bool:
+        """True when a summary at ``level`` is to be logged at ``now`` (then counted as logged)."""
+        if level == self._level and now - self._at < self._period:
+            return False
+        self._level, self._at = level, now
+        return True

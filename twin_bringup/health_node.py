@@ -5,7 +5,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from twin_bringup.health import HealthConfig, HealthTracker
+from twin_bringup.health import HealthConfig, HealthTracker, SummaryLog
 from twin_core.levels import Level
 from twin_core.stamps import to_seconds
 from twin_ros.common import declare_config, run, status, status_level
@@ -20,8 +20,7 @@ class HealthMonitor(Node):
         self._tracker = HealthTracker(self._config)
         self._status_name = f'{self.get_name()}: heartbeat'
         self._beats = 0
-        self._logged_level: Level | None = None
-        self._logged_at = float('-inf')
+        self._summary_log = SummaryLog(self._config.log_period)
         self._aggregate = self.create_publisher(DiagnosticArray, 'diagnostics_agg', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, 100)
@@ -45,22 +44,19 @@ class HealthMonitor(Node):
                    values={'age_s': 'never' if c.age is None else round(c.age, 3)})
             for c in components]))
         overall = self._tracker.overall(now)
-        self._log_summary(overall.level, overall.message, len(components), now)
+        if self._summary_log.due(overall.level, now):
+            self._log_summary(overall.level, f'{len(components)} components; {overall.message}')
         self._beats += 1
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
             status(self._status_name, overall.level, overall.message, values={
                 'beat': self._beats, 'components': len(components),
                 **{level.name: sum(c.level == level for c in components) for level in Level}})]))
 
-    def _log_summary(self, level: Level, message: str, count: int, now: float) -> None:
-        if level == self._logged_level and now - self._logged_at < self._config.log_period:
-            return
-        text = f'{count} components; {message}'
+    def _log_summary(self, level: Level, text: str) -> None:
         if level == Level.OK:  # rclpy wants one severity per logging call site
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text)
-        self._logged_level, self._logged_at = level, now
 
 
 def main(args: list[str] | None = None) -> int:
