@@ -197,7 +197,7 @@ def _schedule(run: Run, report: Report) -> str:
     parts += [image(report.images['schedule'], 'maintenance schedule'),
               table(('component', 'action', 'risk', 'start', 'end', 'deadline',
                      'RUL [h] median [10 %, 90 %]', 'resources', 'late'), [
-                  (t.component, t.action, t.risk, utc(t.start), utc(t.end), utc(t.deadline),
+                  (t.component, t.action, t.risk.name, utc(t.start), utc(t.end), utc(t.deadline),
                    f'{t.rul / HOUR:.2f} [{t.rul_low / HOUR:.2f}, {t.rul_high / HOUR:.2f}]'
                    if t.rul > 0.0 else '—', ', '.join(t.resources), 'yes' if t.late else 'no')
                   for t in latest.tasks])]
