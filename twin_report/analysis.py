@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.kinematics import ArmKinematics
-from twin_report.series import Alarm, FaultInterval, Prediction, Run
+from twin_report.series import Alarm, FaultInterval, PredictedTrajectory, Run
 from twin_state.fidelity import FidelityReport, Trajectory, evaluate
 
 HORIZON_RESOLUTION = 1e-3  # s: predicted points whose horizons agree to this are pooled
@@ -50,7 +50,7 @@ def tracking(twin: Trajectory, truth: Trajectory, kinematics: ArmKinematics,
     return Tracking(report, stamps, twin.positions[inside] - truth.at(stamps - report.latency))
 
 
-def horizon_error(predictions: Sequence[Prediction], reference: Trajectory,
+def horizon_error(predictions: Sequence[PredictedTrajectory], reference: Trajectory,
                   name: str) -> HorizonError | None:
     """RMSE of the predicted positions against ``reference`` at ``origin + horizon``, pooled per
     horizon over every point inside the reference's span; a prediction with a non-finite
@@ -75,13 +75,14 @@ def horizon_error(predictions: Sequence[Prediction], reference: Trajectory,
                         np.array([np.sqrt(np.mean(squared[k])) for k in keys]), used)
 
 
-def hold_baseline(predictions: Sequence[Prediction], reference: Trajectory) -> list[Prediction]:
+def hold_baseline(predictions: Sequence[PredictedTrajectory], reference: Trajectory) -> list[PredictedTrajectory]:
     """The same predictions made by holding the reference's position at each origin: the floor
     a predictor has to beat to be worth running.
     """
     inside = [p for p in predictions if reference.stamps[0] <= p.origin <= reference.stamps[-1]]
-    return [Prediction(p.origin, p.horizons, np.tile(reference.reordered(p.joint_names).at(np.array([p.origin])),
-                                                     (len(p.horizons), 1)), p.joint_names) for p in inside]
+    held = [reference.reordered(p.joint_names).at(np.array([p.origin])) for p in inside]
+    return [PredictedTrajectory(p.origin, p.horizons, np.tile(q, (len(p.horizons), 1)), p.joint_names)
+            for p, q in zip(inside, held)]
 
 
 def in_fault(alarm: Alarm, faults: Sequence[FaultInterval], grace: float) -> bool:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from twin_core.levels import Risk
 from twin_report.analysis import HorizonError, Tracking, in_fault
-from twin_report.series import Prediction, Run, Schedule
+from twin_report.series import PredictedTrajectory, Run, Schedule
 from twin_state.fidelity import Trajectory
 
 DPI = 80
@@ -60,7 +60,7 @@ def tracking_figure(run: Run, tracking: Tracking) -> bytes:
     return png(figure)
 
 
-def _example_window(predictions: Sequence[Prediction], span: float) -> tuple[float, float]:
+def _example_window(predictions: Sequence[PredictedTrajectory], span: float) -> tuple[float, float]:
     """``span`` s of prediction origins from the middle of the run."""
     origins = np.array([p.origin for p in predictions])
     middle = float(np.median(origins))

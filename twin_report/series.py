@@ -36,7 +36,7 @@ Message = Any
 
 
 @dataclass(frozen=True)
-class Prediction:
+class PredictedTrajectory:
     """One predicted trajectory: positions (points × joints) at ``origin + horizons``."""
 
     origin: float
@@ -116,7 +116,7 @@ class Run:
     twin: Trajectory | None = None
     truth: Trajectory | None = None
     truth_source: str = TRUTH_JOINTS
-    predictions: tuple[Prediction, ...] = ()
+    predictions: tuple[PredictedTrajectory, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     faults: tuple[FaultInterval, ...] = ()
     health: HealthSeries | None = None
@@ -213,11 +213,11 @@ def schedule(message: Message) -> Schedule:
         tuple(message.unplaced))
 
 
-def prediction(message: Message) -> Prediction | None:
-    """A JointTrajectory as a :class:`Prediction` (None without points)."""
+def prediction(message: Message) -> PredictedTrajectory | None:
+    """A JointTrajectory as a :class:`PredictedTrajectory` (None without points)."""
     if not message.points:
         return None
-    return Prediction(to_seconds(from_msg(message.header.stamp)),
+    return PredictedTrajectory(to_seconds(from_msg(message.header.stamp)),
                       np.array([to_seconds(from_msg(p.time_from_start)) for p in message.points]),
                       np.array([list(p.positions) for p in message.points], dtype=float),
                       tuple(message.joint_names))

@@ -20,7 +20,7 @@ C = TypeVar('C')
 DIAGNOSTICS_PERIOD = 1.0  # s
 
 
-class Source(Protocol):
+class DeviceReader(Protocol):
     """A device reader running its own thread (serial, UDP or OPC UA)."""
 
     def start(self) -> None: ...
@@ -31,7 +31,7 @@ class DriverNode(Node):
     """Subclasses call ``attach``; ``restart_stream`` and ``extra_values`` are their hooks."""
 
     source = ''
-    _reader: Source | None = None
+    _reader: DeviceReader | None = None
 
     def __init__(self, name: str, config_type: type[C]) -> None:
         super().__init__(name)
@@ -42,7 +42,7 @@ class DriverNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
         self.workers = supervised_workers(self, DIAGNOSTICS_PERIOD)
 
-    def attach(self, reader: Source, source: str) -> None:
+    def attach(self, reader: DeviceReader, source: str) -> None:
         """Start ``reader`` (named ``source`` in logs, diagnostics and dead letters); it stops with the node."""
         self.source = self.stats.source = source
         self._reader = reader

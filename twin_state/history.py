@@ -36,7 +36,7 @@ class InvalidSampleError(HistoryError):
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Extrapolation:
     """Values extrapolated beyond the newest sample by a local polynomial model."""
 
     stamp: float
@@ -181,15 +181,15 @@ class History:
         return coefficients[1], 2.0 * coefficients[2]
 
     def predict(self, paths: Sequence[str], stamp: float, points: int = 15, degree: int = 2
-                ) -> Prediction:
+                ) -> Extrapolation:
         """Extrapolate continuous ``paths`` to ``stamp`` ≥ the newest sample, with std. errors."""
         newest = self.newest
         if stamp < newest:
             raise ExtrapolationError(f'{stamp:.6f} is not after the newest sample {newest:.6f}: '
                                      'use state_at')
         coefficients, sigma, covariance = self._fit(paths, 0.0, points, degree, at=stamp)
-        return Prediction(stamp, coefficients[0], sigma * math.sqrt(covariance[0, 0]),
-                          stamp - newest)
+        return Extrapolation(stamp, coefficients[0], sigma * math.sqrt(covariance[0, 0]),
+                             stamp - newest)
 
     def _fit(self, paths: Sequence[str], stamp: float, points: int, degree: int,
              at: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
