@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -176,14 +177,15 @@ class AnomalyModel:
             raw[:, 3 * k:4 * k] = features.missing
             if self.kinematic is not None:
                 raw[:, 4 * k:column] = _deviation(self.kinematic(values), self.kinematic_center, self.kinematic_scale)
-        standardized = self.standardize(values) if self.iforest or self.autoencoder else None
-        if self.iforest is not None:
-            raw[:, column] = -self.iforest.score_samples(standardized)
-            column += 1
-        if self.autoencoder is not None:
-            errors = self.autoencoder.errors(standardized)
-            worst = errors.argmax(axis=1)
-            raw[:, column] = errors.mean(axis=1, dtype=float)
+        if self.iforest is not None or self.autoencoder is not None:
+            standardized = self.standardize(values)
+            if self.iforest is not None:
+                raw[:, column] = -self.iforest.score_samples(standardized)
+                column += 1
+            if self.autoencoder is not None:
+                errors = self.autoencoder.errors(standardized)
+                worst = errors.argmax(axis=1)
+                raw[:, column] = errors.mean(axis=1, dtype=float)
         return raw, worst
 
     def save(self, directory: str | Path) -> None:
@@ -206,11 +208,13 @@ class AnomalyModel:
         """A model written by :meth:`save`."""
         directory = Path(directory)
         document = json.loads((directory / 'model.json').read_text())
-        settings = document.pop('settings')
-        settings = DetectorSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in document.pop('settings').items()}
+        settings = DetectorSettings(**fields)
         names = tuple(document.pop('names'))
         kinematic = document.pop('kinematic', None)
-        model = cls(names, settings, **{k: np.array(v) for k, v in document.items()},
+        arrays: dict[str, Any] = {k: np.array(v) for k, v in document.items()}  # center, scale, ...
+        model = cls(names, settings, **arrays,
                     kinematic=GyroResidual.from_dict(kinematic, names) if kinematic else None)
         if 'iforest' in settings.methods:
             model.iforest = CompiledForest.load(directory / 'iforest.npz')
@@ -298,7 +302,7 @@ class OnlineDetector:
 def range_alarms(model: AnomalyModel, values: np.ndarray) -> np.ndarray:
     """The fixed-threshold baseline: any channel outside its normal [min, max], per frame."""
     with np.errstate(invalid='ignore'):
-        return ((values < model.low) | (values > model.high)).any(axis=1)
+        return np.asarray(((values < model.low) | (values > model.high)).any(axis=1))
 
 
 def _deviation(values: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:

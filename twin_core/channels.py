@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ class Series:
                       None if self.labels is None else self.labels[mask])
 
 
-def stack_rows(names: Sequence[str], rows: Iterable[dict[str, float]]) -> np.ndarray:
+def stack_rows(names: Sequence[str], rows: Iterable[Mapping[str, float]]) -> np.ndarray:
     """Rows of channel -> value mappings as an (n, len(names)) array; absent values are NaN."""
     return np.array([[row.get(name, math.nan) for name in names] for row in rows], dtype=float)
 

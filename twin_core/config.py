@@ -139,7 +139,7 @@ def ros_parameters(path: Path, node_name: str) -> dict[str, Any]:
 
 
 def _convert(hint: Any, value: Any, field: dataclasses.Field | None, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     origin = typing.get_origin(hint)
     arguments = typing.get_args(hint)

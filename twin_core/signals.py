@@ -119,7 +119,7 @@ class Layout:
         return out
 
 
-def slerp(q0: Sequence[float], q1: Sequence[float], fraction: float) -> np.ndarray:
+def slerp(q0: Sequence[float] | np.ndarray, q1: Sequence[float] | np.ndarray, fraction: float) -> np.ndarray:
     """Spherical linear interpolation of unit quaternions (x, y, z, w) along the shorter arc."""
     (x0, y0, z0, w0), (x1, y1, z1, w1) = map(float, q0), map(float, q1)
     dot = x0 * x1 + y0 * y1 + z0 * z1 + w0 * w1

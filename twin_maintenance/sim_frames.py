@@ -55,7 +55,7 @@ class _Held:
         self.stamp = -math.inf
         self.timeout = timeout
 
-    def update(self, value: np.ndarray | None, now: float) -> None:
+    def update(self, value: np.ndarray | Sequence[float] | None, now: float) -> None:
         if value is not None:
             self.value, self.stamp = np.asarray(value, dtype=float), now
 
