@@ -10,7 +10,6 @@ from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
 from twin_core.dead_letters import DeadLetters
-from twin_core.levels import Level
 from twin_ros.common import declare_config, status, supervised_workers
 from twin_ros.stamps import to_msg
 from twin_sensors.stats import DriverStats
@@ -89,12 +88,7 @@ class DriverNode(Node):
 
     def _publish_diagnostics(self) -> None:
         rate = self.stats.rate()
-        if not self.stats.connected:
-            level, message = Level.ERROR, f'disconnected: {self.stats.last_error or "not opened yet"}'
-        elif rate == 0.0:
-            level, message = Level.WARN, 'connected, no data'
-        else:
-            level, message = Level.OK, f'{rate:.1f} Hz'
+        level, message = self.stats.health(rate)
         values = self.stats.values(rate) | self.extra_values() | self.stamper.values()
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_sensors.wire import FrameDecoder
 
 
@@ -50,6 +51,14 @@ class DriverStats:
         start, start_count = self._window
         self._window = (now, count)
         return (count - start_count) / (now - start) if now > start else 0.0
+
+    def health(self, rate: float) -> tuple[Level, str]:
+        """ERROR while disconnected, WARN while connected without data, else OK; ``rate`` from :meth:`rate`."""
+        if not self.connected:
+            return Level.ERROR, f'disconnected: {self.last_error or "not opened yet"}'
+        if rate == 0.0:
+            return Level.WARN, 'connected, no data'
+        return Level.OK, f'{rate:.1f} Hz'
 
     def values(self, rate: float) -> dict[str, Any]:
         """Diagnostic key/values; ``rate`` from :meth:`rate`."""
