@@ -5,15 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
 from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
 from twin_core.channels import Series
+from twin_core.stamps import from_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.rul import RulModel
+from twin_ros.stamps import to_msg
 
 RATE = 100.0
 JOINT = 'joint_1'
@@ -28,8 +29,7 @@ def signals(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def frame(t: float, values: np.ndarray) -> SyncedFrame:
-    nanoseconds = int(round(t * 1e9))
-    stamp = Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+    stamp = to_msg(from_seconds(t))
     joints = SensorSample(topic='encoders/joint_states', type='sensor_msgs/msg/JointState', stamp=stamp,
                           quality=SensorSample.QUALITY_INTERPOLATED, names=NAMES, values=values.tolist())
     motor = SensorSample(topic=f'motors/{JOINT}/temperature', type='sensor_msgs/msg/Temperature',

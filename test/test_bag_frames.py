@@ -15,15 +15,16 @@ from twin_anomaly.bag_frames import FRAMES, TRUTH, TYPES
 from twin_bag.config import RecorderConfig
 from twin_bag.recorder import Recording
 from twin_core.channels import read_csv
+from twin_core.stamps import NS_PER_S, from_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame, WorkcellTruth
+from twin_ros.stamps import to_msg
 
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
 T0 = 1_767_225_600
 
 
 def stamp(t: float) -> Time:
-    ns = T0 * 10**9 + round(t * 1e9)
-    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+    return to_msg(T0 * NS_PER_S + from_seconds(t))
 
 
 def frame(t: float, stale: bool) -> SyncedFrame:
@@ -36,13 +37,13 @@ def frame(t: float, stale: bool) -> SyncedFrame:
 def test_frames_of_a_bag_become_a_labelled_csv(tmp_path: Path) -> None:
     recording = Recording(RecorderConfig(output=str(tmp_path / 'bag'), topics=(FRAMES, TRUTH),
                                          types=(TYPES[FRAMES], TYPES[TRUTH]), qos=('reliable', 'reliable')),
-                          PREFIXES, T0 * 10**9)
+                          PREFIXES, T0 * NS_PER_S)
     for k in range(100):  # 1 s of frames; the IMU is stale for frames 40-49
-        recording.write(FRAMES, serialize_message(frame(k / 100, 40 <= k < 50)), T0 * 10**9 + k * 10**7)
+        recording.write(FRAMES, serialize_message(frame(k / 100, 40 <= k < 50)), T0 * NS_PER_S + k * 10**7)
     for k in range(10):  # a fault active from 0.5 s to 0.8 s
         faults = ['collision:link_3'] if 5 <= k < 8 else []
         truth = WorkcellTruth(header=Header(stamp=stamp(k / 10)), active_faults=faults)
-        recording.write(TRUTH, serialize_message(truth), T0 * 10**9 + k * 10**8 + 1)
+        recording.write(TRUTH, serialize_message(truth), T0 * NS_PER_S + k * 10**8 + 1)
     recording.close()
 
     assert main(['frames', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'frames.csv')]) == 0
@@ -57,8 +58,8 @@ def test_frames_of_a_bag_become_a_labelled_csv(tmp_path: Path) -> None:
 
 def test_a_bag_without_frames_is_a_clear_error(tmp_path: Path, capsys) -> None:
     recording = Recording(RecorderConfig(output=str(tmp_path / 'bag'), topics=(TRUTH,), types=(TYPES[TRUTH],),
-                                         qos=('reliable',)), PREFIXES, T0 * 10**9)
-    recording.write(TRUTH, serialize_message(WorkcellTruth()), T0 * 10**9)
+                                         qos=('reliable',)), PREFIXES, T0 * NS_PER_S)
+    recording.write(TRUTH, serialize_message(WorkcellTruth()), T0 * NS_PER_S)
     recording.close()
     assert main(['frames', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'frames.csv')]) == 1
     assert 'no /twin/synced_frame messages' in capsys.readouterr().out

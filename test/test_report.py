@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Duration, Time
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
@@ -21,6 +21,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_bag.config import RecorderConfig
 from twin_bag.recorder import Recording
+from twin_core.stamps import from_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
 from twin_report.cli import main
 from twin_report.series import (
@@ -33,6 +34,7 @@ from twin_report.series import (
     TRUTH_JOINTS,
     TWIN_JOINTS,
 )
+from twin_ros.stamps import to_duration, to_msg
 
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
 JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']
@@ -58,8 +60,7 @@ def twin_q(t: float) -> list[float]:
 
 
 def time_msg(t: float) -> Time:
-    ns = round((T0 + t) * 1e9)
-    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+    return to_msg(from_seconds(T0 + t))
 
 
 def header(t: float) -> Header:
@@ -75,7 +76,7 @@ def write_bag(path: Path, predictions: bool = True) -> None:
     topics += [PREDICTION] if predictions else []
     recording = Recording(RecorderConfig(output=str(path), topics=tuple(topics),
                                          types=tuple(TOPICS[t] for t in topics),
-                                         qos=('reliable',) * len(topics)), PREFIXES, int(T0 * 1e9))
+                                         qos=('reliable',) * len(topics)), PREFIXES, from_seconds(T0))
     messages: list[tuple[float, str, object]] = []
     for k in range(int(SPAN * 100)):
         t = k / 100
@@ -93,7 +94,7 @@ def write_bag(path: Path, predictions: bool = True) -> None:
             messages.append((t, PREDICTION, JointTrajectory(
                 header=header(t), joint_names=JOINTS, points=[JointTrajectoryPoint(
                     positions=[q + DRIFT * h for q in twin_q(t + h)],
-                    time_from_start=Duration(sec=0, nanosec=round(h * 1e9))) for h in HORIZONS])))
+                    time_from_start=to_duration(from_seconds(h))) for h in HORIZONS])))
     for t, sensor, active in ((2.3, 'encoders.joint_states.joint_3.effort', True),
                               (2.8, 'encoders.joint_states.joint_3.effort', False),
                               (6.0, 'imu.data.angular_velocity.y', True),
@@ -111,7 +112,7 @@ def write_bag(path: Path, predictions: bool = True) -> None:
                         start=time_msg(3600.0), end=time_msg(10800.0), deadline=time_msg(4800.0),
                         rul=5400.0, rul_low=3600.0, rul_high=9000.0, resources=['mechanic'])])))
     for t, topic, message in sorted(messages, key=lambda m: m[0]):
-        recording.write(topic, serialize_message(message), round((T0 + t) * 1e9))
+        recording.write(topic, serialize_message(message), from_seconds(T0 + t))
     recording.close()
 
 
@@ -177,7 +178,7 @@ def test_a_bag_without_predictions_gets_a_no_data_note(report) -> None:
 def test_unreadable_or_empty_input_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path / 'missing'), '--out', str(tmp_path / 'r.html')]) == 1
     assert 'twin_report:' in capsys.readouterr().err
-    Recording(RecorderConfig(output=str(tmp_path / 'empty')), PREFIXES, int(T0 * 1e9)).close()
+    Recording(RecorderConfig(output=str(tmp_path / 'empty')), PREFIXES, from_seconds(T0)).close()
     assert main([str(tmp_path / 'empty'), '--out', str(tmp_path / 'r.html')]) == 1
     assert 'the bag holds no messages' in capsys.readouterr().err
     assert not (tmp_path / 'r.html').exists()

@@ -18,6 +18,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from harness import CONFIG_DIR, wait_for
 from twin_core.kinematics import ArmKinematics
+from twin_core.stamps import from_seconds
 from twin_interfaces.msg import (
     AnomalyEvent,
     MaintenanceSchedule,
@@ -26,6 +27,7 @@ from twin_interfaces.msg import (
     SyncedFrame,
 )
 from twin_interfaces.srv import GetHistory, GetStateAt
+from twin_ros.stamps import to_msg
 from twin_state import markers as viz
 
 pytestmark = pytest.mark.integration
@@ -38,8 +40,7 @@ def positions(t: float) -> list[float]:
 
 
 def stamp(t: float) -> Time:
-    nanoseconds = int(round(t * 1e9))
-    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+    return to_msg(from_seconds(t))
 
 
 def frame(t: float) -> SyncedFrame:
