@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from twin_core.levels import Risk
-from twin_maintenance.condition import HealthWindows, JointChannels, motor_health
+from twin_maintenance.condition import ConditionWindows, JointChannels, motor_condition
 from twin_maintenance.rul import RulEstimate, RulModel, nasa_score, risk_level, trend_rul, two_point_rul
 from twin_maintenance.scheduler import DAY, HOUR, Calendar, Scheduler, Task
 
@@ -46,11 +46,11 @@ def test_rul_model_anchors_the_index_on_the_wear_state_per_unit():
     assert abs(model.weights[1]) > 10 * abs(model.weights[2])  # the informative feature dominates
     assert model.index_std < 0.05
     for unit, gain in (('unit_0', 1.0), ('unit_1', 1.5), ('unit_2', 0.7)):  # new ~ 1, failing ~ 0 on every unit
-        index = model.health(np.array([[0.0, 0.0], [gain * 3.0, 0.0]]), unit)
+        index = model.condition(np.array([[0.0, 0.0], [gain * 3.0, 0.0]]), unit)
         assert index == pytest.approx([1.0, 0.0], abs=3 * model.index_std)
-    pooled = model.health(np.array([[0.0, 0.0], [3.0 * 1.5, 0.0]]))  # an unseen unit: the pooled index
+    pooled = model.condition(np.array([[0.0, 0.0], [3.0 * 1.5, 0.0]]))  # an unseen unit: the pooled index
     assert pooled[0] > 0.8 and pooled[1] < 0.2
-    assert np.isnan(model.health(np.array([[np.nan, 0.0]]), 'unit_0')).all()
+    assert np.isnan(model.condition(np.array([[np.nan, 0.0]]), 'unit_0')).all()
 
 
 def test_rul_follows_the_units_own_time_scale_and_is_beyond_the_horizon_without_decline():
@@ -59,14 +59,14 @@ def test_rul_follows_the_units_own_time_scale_and_is_beyond_the_horizon_without_
     t = np.arange(0.0, 70.0) * 1000.0  # wear 1000 times slower than in training: fails at t = 100000
     level = 0.2 + 0.8 * t / 100000.0
     values = np.column_stack((3.0 * level + rng.normal(0, 0.02, t.size), rng.normal(0, 1, t.size)))
-    estimate = model.estimate(t, model.health(values, 'unit_0'))
+    estimate = model.estimate(t, model.condition(values, 'unit_0'))
     assert estimate.median == pytest.approx(31000.0, rel=0.15)
     assert estimate.low < 31000.0 < estimate.high
     steady = np.column_stack((np.full(30, 0.3) + rng.normal(0, 0.02, 30), rng.normal(0, 1, 30)))
-    healthy = model.estimate(np.arange(30.0), model.health(steady, 'unit_0'))
-    assert healthy.median == healthy.low == np.inf and healthy.health == pytest.approx(0.9, abs=0.05)
+    healthy = model.estimate(np.arange(30.0), model.condition(steady, 'unit_0'))
+    assert healthy.median == healthy.low == np.inf and healthy.condition == pytest.approx(0.9, abs=0.05)
     assert risk_level(healthy, (10.0, 50.0, 100.0), (0.1, 0.25, 0.4)) == Risk.LOW
-    with pytest.raises(ValueError, match='no finite health'):
+    with pytest.raises(ValueError, match='no finite condition index'):
         model.estimate(np.arange(3.0), np.full(3, np.nan))
 
 
@@ -109,7 +109,7 @@ def test_health_windows_measure_vibration_and_dropouts():
     temperature = np.full(t.size, 40.0)
     imu = np.where((t > 25.0) & (t < 27.0), np.nan, 0.0)
     names = ('v', 'e', 'T', 'imu')
-    windows = HealthWindows(names, [JointChannels('joint_1', 'v', 'e', 'T', 10.0)], {'imu': 'imu'}, window=10.0)
+    windows = ConditionWindows(names, [JointChannels('joint_1', 'v', 'e', 'T', 10.0)], {'imu': 'imu'}, window=10.0)
     rows = windows.update(t[:1234], np.column_stack((velocity, effort, temperature, imu))[:1234])
     rows += windows.update(t[1234:], np.column_stack((velocity, effort, temperature, imu))[1234:])
     joint = [r for r in rows if r.component == 'joint_1']
@@ -117,7 +117,7 @@ def test_health_windows_measure_vibration_and_dropouts():
     assert len(joint) == 3 and joint[2].values['vibration'] > 5 * joint[0].values['vibration']
     assert joint[0].values['temperature'] == pytest.approx(40.0)
     assert sensor[2].values['missing_fraction'] == pytest.approx(0.2, abs=0.01)
-    assert motor_health(40.0, 25.0, 100.0) == pytest.approx(0.8)
+    assert motor_condition(40.0, 25.0, 100.0) == pytest.approx(0.8)
 
 
 def task(component, deadline, resources=('mechanic',), duration=2 * HOUR):

@@ -35,7 +35,7 @@ def test_healthy_components_are_rated_low_and_need_no_plan():
     assert feed(planner, MONDAY_MORNING, 3.0) == []
     assert {c: a.risk for c, a in planner.assessments.items()} == {
         'joint_1': Risk.LOW, 'joint_1_motor': Risk.LOW, 'imu': Risk.LOW}
-    assert planner.assessments['joint_1'].health == pytest.approx(0.9)
+    assert planner.assessments['joint_1'].condition == pytest.approx(0.9)
     assert planner.assessments['joint_1'].rul.low == math.inf
     assert planner.assessments['imu'].rul is None
 
@@ -52,8 +52,8 @@ def test_a_worn_gearbox_a_hot_motor_and_a_dropout_get_tasks_due_by_their_ratings
     assert tasks['joint_1'].deadline == pytest.approx(plan.time + CONFIG.risk.critical - CONFIG.safety_margin)
     assert tasks['joint_1_motor'].deadline == tasks['imu'].deadline == plan.time + CONFIG.safety_margin
     assert tasks['imu'].resources == CONFIG.sensor_resources
-    assert planner.assessments['imu'].health == 0.0
-    assert planner.assessments['joint_1_motor'].health == pytest.approx(10.0 / 75.0)
+    assert planner.assessments['imu'].condition == 0.0
+    assert planner.assessments['joint_1_motor'].condition == pytest.approx(10.0 / 75.0)
 
 
 def test_a_plan_is_redone_when_tasks_come_or_go_not_when_deadlines_creep():

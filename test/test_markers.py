@@ -20,9 +20,9 @@ from twin_state.markers import (
     TaskInfo,
     Trajectory,
     ghost,
-    health_labels,
     human_duration,
     joint_of,
+    maintenance_labels,
     outline_colour,
     position_jacobian,
     segment_colours,
@@ -194,14 +194,14 @@ def test_durations_read_in_minutes_hours_and_days() -> None:
     assert human_duration(-5.0) == '0 min'
 
 
-def test_health_labels_sit_at_their_joints_with_rul_and_worst_risk_colour(
+def test_maintenance_labels_sit_at_their_joints_with_rul_and_worst_risk_colour(
         kinematics: ArmKinematics) -> None:
     q = dict(zip(JOINTS, (0.3, 0.5, -0.2, 0.0)))
     frames = kinematics.transforms(q)
     tasks = [TaskInfo('joint_2', 'replace gearbox', Risk.HIGH, 9000.0, 2400.0, 18000.0),
              TaskInfo('joint_2_motor', 'service motor cooling', Risk.CRITICAL, 0.0, 0.0, 0.0),
              TaskInfo('imu', 'inspect sensor', Risk.MEDIUM, 0.0, 0.0, 0.0)]
-    labels = health_labels(kinematics, frames, tasks, (0.0, 0.3, 0.0))
+    labels = maintenance_labels(kinematics, frames, tasks, (0.0, 0.3, 0.0))
     by_text = {label.text.split()[0] if 'imu' not in label.text else 'base': label
                for label in labels}
     assert set(by_text) == {'joint_1', 'joint_2', 'joint_3', 'joint_4', 'base'}

@@ -1,4 +1,4 @@
-"""Health indicators per component from the twin's sensor channels, one row per time window.
+"""Condition indicators per component from the twin's sensor channels, one row per time window.
 
 Per joint (gearbox and motor): ``vibration`` — RMS of the effort's local-prediction residual
 while the joint moves (gear-mesh disturbance grows with wear), ``friction_power`` — mean
@@ -34,7 +34,7 @@ def joint_channels(joint: str, effort_limit: float, encoders: str = 'encoders.jo
 
 
 @dataclass(frozen=True)
-class HealthRow:
+class ConditionRow:
     """One window of one component: its end time and indicator values."""
 
     time: float
@@ -42,7 +42,7 @@ class HealthRow:
     values: dict[str, float]
 
 
-class HealthWindows:
+class ConditionWindows:
     """Accumulates frames and closes a window of indicators every ``window`` s of frame time."""
 
     def __init__(self, names: tuple[str, ...], joints: list[JointChannels], sensors: dict[str, str],
@@ -62,9 +62,9 @@ class HealthWindows:
         self._missing = np.zeros(len(sensors))
         self._frames = 0
 
-    def update(self, time: np.ndarray, values: np.ndarray) -> list[HealthRow]:
+    def update(self, time: np.ndarray, values: np.ndarray) -> list[ConditionRow]:
         """Add frames; returns the rows of every window that closed."""
-        rows: list[HealthRow] = []
+        rows: list[ConditionRow] = []
         if self._end is None and len(time):
             self._end = float(time[0]) + self.window
         while len(time):
@@ -93,16 +93,16 @@ class HealthWindows:
         self._missing += np.isnan(values[:, self._sensor]).sum(0)
         self._frames += len(values)
 
-    def _close(self, end: float) -> list[HealthRow]:
+    def _close(self, end: float) -> list[ConditionRow]:
         s = self._sums
         with np.errstate(invalid='ignore', divide='ignore'):
             vibration = np.sqrt(s[0] / s[1]) / self._limits
             friction = s[2] / s[3] / self._limits
             temperature = s[4] / s[5]
-        rows = [HealthRow(end, j.joint, {'vibration': float(vibration[i]), 'friction_power': float(friction[i]),
+        rows = [ConditionRow(end, j.joint, {'vibration': float(vibration[i]), 'friction_power': float(friction[i]),
                                          'temperature': float(temperature[i])})
                 for i, j in enumerate(self.joints)]
-        rows += [HealthRow(end, sensor, {'missing_fraction': float(self._missing[i] / max(self._frames, 1))})
+        rows += [ConditionRow(end, sensor, {'missing_fraction': float(self._missing[i] / max(self._frames, 1))})
                  for i, sensor in enumerate(self.sensors)]
         self._sums[:] = 0.0
         self._missing[:] = 0.0
@@ -110,6 +110,6 @@ class HealthWindows:
         return rows
 
 
-def motor_health(temperature: float, ambient: float, limit: float) -> float:
+def motor_condition(temperature: float, ambient: float, limit: float) -> float:
     """1 at ambient temperature, 0 at the winding limit."""
     return float(np.clip((limit - temperature) / (limit - ambient), 0.0, 1.0))

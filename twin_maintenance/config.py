@@ -37,7 +37,7 @@ class MaintenanceConfig:
         'lidar:scan.min', 'plc:motors.joint_1.temperature'), metadata=describe(
         'Tracked sensors as name:channel (the channel goes missing when the sensor drops out).'))
     window: float = field(default=60.0, metadata=describe(
-        'Seconds of frames per health-indicator window.', min=1.0, max=86400.0))
+        'Seconds of frames per condition-indicator window.', min=1.0, max=86400.0))
     history: int = field(default=240, metadata=describe('Windows kept per component.', min=3, max=100000))
     batch_frames: int = field(default=50, metadata=describe('Frames accumulated per update.', min=1, max=10000))
     ambient_temperature: float = field(default=25.0, metadata=describe('Ambient (degC).', min=-40.0, max=80.0))

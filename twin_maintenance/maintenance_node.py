@@ -1,4 +1,4 @@
-"""Maintenance planner node: health, RUL and risk per component, a schedule, alerts.
+"""Maintenance planner node: condition, RUL and risk per component, a schedule, alerts.
 
 Subscribes twin/synced_frame and twin/anomalies; publishes the schedule on
 twin/maintenance_schedule (latched), alerts on diagnostics, and serves ~/get_schedule.
@@ -27,7 +27,7 @@ DIAGNOSTIC_LEVEL = {Risk.LOW: Level.OK, Risk.MEDIUM: Level.OK, Risk.HIGH: Level.
 
 
 class MaintenanceNode(Node):
-    """Turns health-indicator windows into RUL estimates, risk levels and a maintenance plan."""
+    """Turns condition-indicator windows into RUL estimates, risk levels and a maintenance plan."""
 
     def __init__(self) -> None:
         super().__init__('maintenance_planner')
@@ -88,7 +88,7 @@ class MaintenanceNode(Node):
         statuses = []
         for component, assessment in sorted(self._planner.assessments.items()):
             risk, estimate = assessment.risk, assessment.rul
-            values = {'risk': risk, 'health': assessment.health, 'anomalies': self._planner.alarms.get(component, 0)}
+            values = {'risk': risk, 'health': assessment.condition, 'anomalies': self._planner.alarms.get(component, 0)}
             if estimate is not None:
                 values.update(rul_s=estimate.median, rul_low_s=estimate.low, rul_high_s=estimate.high)
             statuses.append(status(f'{name}: {component}', DIAGNOSTIC_LEVEL[risk], f'risk {risk}', values=values))

@@ -1,6 +1,6 @@
-"""Maintenance planning policy: health windows per component, risk ratings, tasks and when to replan.
+"""Maintenance planning policy: condition windows per component, risk ratings, tasks and when to replan.
 
-Gearboxes are rated on their RUL estimate and health index, motors on their winding temperature,
+Gearboxes are rated on their RUL estimate and condition index, motors on their winding temperature,
 sensors on the fraction of a window they were missing. A component rated above LOW gets a task
 whose deadline is the latest safe end; the plan is redone only when tasks appear or go, a risk
 changes or a deadline moves by more than ``replan_change`` of the time left to it.
@@ -15,20 +15,20 @@ import numpy as np
 
 from twin_core.channels import stack_rows
 from twin_core.levels import Risk
-from twin_maintenance.condition import HealthRow, HealthWindows, joint_channels, motor_health
+from twin_maintenance.condition import ConditionRow, ConditionWindows, joint_channels, motor_condition
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.rul import RATINGS, RulEstimate, RulModel, risk_level
 from twin_maintenance.scheduler import DAY, Booking, Scheduler, Task
 
-MOTOR_HIGH, MOTOR_MEDIUM = 0.2, 0.4  # motor health below which its cooling needs service
+MOTOR_HIGH, MOTOR_MEDIUM = 0.2, 0.4  # motor condition below which its cooling needs service
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """A component's risk rating, health (1 new .. 0 failed) and RUL (gearboxes only)."""
+    """A component's risk rating, condition (1 new .. 0 failed) and RUL (gearboxes only)."""
 
     risk: Risk
-    health: float
+    condition: float
     rul: RulEstimate | None = None
 
 
@@ -55,8 +55,8 @@ class MaintenancePlanner:
         self._sensor_prefix = {sensor: channel.split('.')[0] for sensor, channel in sensors.items()}
         self.names = tuple(dict.fromkeys([c for j in joints for c in (j.velocity, j.effort, j.temperature)]
                                          + list(sensors.values())))
-        self._windows = HealthWindows(self.names, joints, sensors, config.window)
-        self._history: dict[str, deque[HealthRow]] = defaultdict(lambda: deque(maxlen=config.history))
+        self._windows = ConditionWindows(self.names, joints, sensors, config.window)
+        self._history: dict[str, deque[ConditionRow]] = defaultdict(lambda: deque(maxlen=config.history))
         self._pending: list[tuple[float, dict[str, float]]] = []
         self._scheduler = Scheduler(config.calendar, config.resources, horizon=config.horizon_days * DAY)
         self._tasks: dict[str, Task] = {}
@@ -113,27 +113,27 @@ class MaintenancePlanner:
         return Assessment(risk, 1.0 - missing), Task(sensor, 'inspect sensor', config.sensor_duration,
                                                      now + config.safety_margin, config.sensor_resources, risk)
 
-    def _gearbox(self, joint: str, history: deque[HealthRow], now: float) -> tuple[Assessment, Task] | None:
+    def _gearbox(self, joint: str, history: deque[ConditionRow], now: float) -> tuple[Assessment, Task] | None:
         config, risk_config = self.config, self.config.risk
         values = np.array([[row.values[f] for f in self._rul.features] for row in history])
-        health = self._rul.health(values, joint)
-        if not np.isfinite(health).any():  # indicators need the joint to move within a window
+        condition = self._rul.condition(values, joint)
+        if not np.isfinite(condition).any():  # indicators need the joint to move within a window
             return None
         horizons = (risk_config.critical, risk_config.high, risk_config.medium)
         levels = (risk_config.critical_health, risk_config.high_health, risk_config.medium_health)
-        estimate = self._rul.estimate(np.array([row.time for row in history]), health)
+        estimate = self._rul.estimate(np.array([row.time for row in history]), condition)
         risk = risk_level(estimate, horizons, levels)
         # a low index alone: due within its rating's horizon
         due = min(estimate.low, horizons[RATINGS.index(risk)]) if risk in RATINGS else estimate.low
-        return Assessment(risk, estimate.health, estimate), Task(
+        return Assessment(risk, estimate.condition, estimate), Task(
             joint, 'replace gearbox', config.gearbox_duration, now + due - config.safety_margin,
             config.mechanical_resources, risk)
 
     def _motor(self, joint: str, temperature: float, now: float) -> tuple[Assessment, Task]:
         config = self.config
-        health = motor_health(temperature, config.ambient_temperature, config.temperature_limit)
-        risk = Risk.HIGH if health < MOTOR_HIGH else Risk.MEDIUM if health < MOTOR_MEDIUM else Risk.LOW
-        return Assessment(risk, health), Task(f'{joint}_motor', 'service motor cooling', config.motor_duration,
+        condition = motor_condition(temperature, config.ambient_temperature, config.temperature_limit)
+        risk = Risk.HIGH if condition < MOTOR_HIGH else Risk.MEDIUM if condition < MOTOR_MEDIUM else Risk.LOW
+        return Assessment(risk, condition), Task(f'{joint}_motor', 'service motor cooling', config.motor_duration,
                                               now + config.safety_margin, config.mechanical_resources, risk)
 
     def _changed(self, tasks: dict[str, Task], now: float) -> bool:

@@ -1,6 +1,6 @@
 """Remaining useful life from run-to-failure data in long format (unit, time, features, wear).
 
-The health index is ``1 - ŵ``: ``ŵ`` is a ridge regression of the features onto the training
+The condition index is ``1 - ŵ``: ``ŵ`` is a ridge regression of the features onto the training
 units' normalized wear state (0 new .. 1 failure threshold), so a new unit reads about 1 and a
 failing one about 0 whatever the time scale of the training runs. The same indicator answers
 differently on different components (a joint's speed sets how much of its gear-mesh vibration
@@ -35,7 +35,7 @@ class RulEstimate:
     median: float
     low: float  # 10th percentile
     high: float  # 90th percentile
-    health: float  # latest health index, 1 new .. 0 failed
+    condition: float  # latest condition index, 1 new .. 0 failed
 
 
 def nasa_score(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -44,17 +44,17 @@ def nasa_score(predicted: np.ndarray, true: np.ndarray) -> float:
     return float(np.sum(np.where(d < 0, np.expm1(-d / 13.0), np.expm1(d / 10.0))))
 
 
-def trend_rul(time: np.ndarray, health: np.ndarray, threshold_std: float = 0.0, samples: int = 200,
+def trend_rul(time: np.ndarray, condition: np.ndarray, threshold_std: float = 0.0, samples: int = 200,
               seed: int = 0) -> RulEstimate | None:
-    """Bootstrap a least-squares line through (time, health) to a failure threshold drawn from
+    """Bootstrap a least-squares line through (time, condition) to a failure threshold drawn from
     N(0, ``threshold_std``); None without a significant decline.
     """
-    time, health = np.asarray(time, float), np.asarray(health, float)
+    time, condition = np.asarray(time, float), np.asarray(condition, float)
     if len(time) < 3:
         return None
-    slope, intercept = np.polyfit(time, health, 1)
+    slope, intercept = np.polyfit(time, condition, 1)
     fitted = slope * time + intercept
-    residuals = health - fitted
+    residuals = condition - fitted
     rng = np.random.default_rng(seed)
     resampled = fitted + rng.choice(residuals, (samples, len(time)))
     centred = time - time.mean()
@@ -70,26 +70,26 @@ def trend_rul(time: np.ndarray, health: np.ndarray, threshold_std: float = 0.0, 
     return RulEstimate(median, low, high, current)
 
 
-def two_point_rul(time: np.ndarray, health: np.ndarray) -> float:
+def two_point_rul(time: np.ndarray, condition: np.ndarray) -> float:
     """The naive baseline: the line through the first and last point of the window, to 0."""
-    slope = (health[-1] - health[0]) / (time[-1] - time[0]) if time[-1] > time[0] else 0.0
-    return float(max(health[-1], 0.0) / -slope) if slope < 0 else math.inf
+    slope = (condition[-1] - condition[0]) / (time[-1] - time[0]) if time[-1] > time[0] else 0.0
+    return float(max(condition[-1], 0.0) / -slope) if slope < 0 else math.inf
 
 
 def risk_level(estimate: RulEstimate, horizons: tuple[float, float, float],
                levels: tuple[float, float, float]) -> Risk:
-    """CRITICAL / HIGH / MEDIUM when the pessimistic RUL is below the horizon or the health
+    """CRITICAL / HIGH / MEDIUM when the pessimistic RUL is below the horizon or the condition
     index at or below the level of that rating (the worse of both), else LOW.
     """
     for rating, horizon, level in zip(RATINGS, horizons, levels):
-        if estimate.low <= horizon or estimate.health <= level:
+        if estimate.low <= horizon or estimate.condition <= level:
             return rating
     return Risk.LOW
 
 
 @dataclass
 class RulModel:
-    """Health-index regression plus the trend settings used to turn it into RUL."""
+    """Condition-index regression plus the trend settings used to turn it into RUL."""
 
     features: tuple[str, ...]
     window: float  # time span of the trend fit
@@ -97,7 +97,7 @@ class RulModel:
     std: np.ndarray
     weights: np.ndarray  # intercept first; they predict the wear state
     calibration: dict[str, list[float]]  # unit -> (offset, gain) applied to the pooled wear estimate
-    index_std: float  # RMS error of the calibrated health index on the training rows
+    index_std: float  # RMS error of the calibrated condition index on the training rows
     ridge: float = 1e-3
 
     @classmethod
@@ -125,24 +125,24 @@ class RulModel:
         return cls(tuple(features), float(window), mean, std, weights, calibration,
                    float(np.sqrt(np.mean(np.square(np.concatenate(residual))))), ridge)
 
-    def health(self, values: np.ndarray, unit: str | None = None) -> np.ndarray:
-        """Health index per row of ``unit`` (1 new .. 0 failure; not clipped); NaN where a
+    def condition(self, values: np.ndarray, unit: str | None = None) -> np.ndarray:
+        """Condition index per row of ``unit`` (1 new .. 0 failure; not clipped); NaN where a
         feature is missing. Units not seen in training get the pooled index.
         """
         offset, gain = self.calibration.get(unit, (0.0, 1.0)) if unit is not None else (0.0, 1.0)
         return 1.0 - offset - gain * (self.weights[0] + ((values - self.mean) / self.std) @ self.weights[1:])
 
-    def estimate(self, time: np.ndarray, health: np.ndarray) -> RulEstimate:
-        """RUL at the last finite index of one unit's history (time, health)."""
-        finite = np.isfinite(health)
+    def estimate(self, time: np.ndarray, condition: np.ndarray) -> RulEstimate:
+        """RUL at the last finite index of one unit's history (time, condition)."""
+        finite = np.isfinite(condition)
         if not finite.any():
-            raise ValueError('no finite health index to estimate from')
-        time, health = np.asarray(time, float)[finite], np.asarray(health, float)[finite]
+            raise ValueError('no finite condition index to estimate from')
+        time, condition = np.asarray(time, float)[finite], np.asarray(condition, float)[finite]
         recent = time >= time[-1] - self.window
-        trend = trend_rul(time[recent], health[recent], self.index_std)
+        trend = trend_rul(time[recent], condition[recent], self.index_std)
         if trend is not None:
             return trend
-        current = float(np.clip(np.median(health[recent][-5:]), 0.0, 1.0))
+        current = float(np.clip(np.median(condition[recent][-5:]), 0.0, 1.0))
         return RulEstimate(math.inf, math.inf, math.inf, current)
 
     def save(self, path: str | Path) -> None:

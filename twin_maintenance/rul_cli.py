@@ -88,14 +88,14 @@ def evaluate(model: RulModel, table: Table, points: int = 20) -> Evaluation:
     results = []
     for unit in np.unique(table.units):
         rows = np.flatnonzero(table.units == unit)
-        time, health = table.time[rows], model.health(table.values[rows], str(unit))
+        time, condition = table.time[rows], model.condition(table.values[rows], str(unit))
         known = np.flatnonzero(np.isfinite(table.rul[rows]))
         known = known[known >= 3]
         for i in known[np.unique(np.linspace(0, len(known) - 1, min(points, len(known))).astype(int))]:
-            estimate = model.estimate(time[:i + 1], health[:i + 1])
+            estimate = model.estimate(time[:i + 1], condition[:i + 1])
             window = time[:i + 1] >= time[i] - model.window
             results.append((table.rul[rows][i], min(estimate.median, horizon), estimate.low, estimate.high,
-                            min(two_point_rul(time[:i + 1][window], health[:i + 1][window]), horizon)))
+                            min(two_point_rul(time[:i + 1][window], condition[:i + 1][window]), horizon)))
     return Evaluation(*map(np.array, zip(*results)))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from twin_core.channels import channel_name, read_csv
 from twin_core.urdf import read_arm_description, urdf_file
-from twin_maintenance.condition import HealthWindows, joint_channels
+from twin_maintenance.condition import ConditionWindows, joint_channels
 from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
@@ -104,7 +104,7 @@ def health_table(out: Path, window: float) -> Path:
     frames = read_csv(out / 'frames.csv', label_column='label')
     truth = read_csv(out / 'truth.csv', columns=[f'{k}_{j}' for k in ('health', 'wear') for j in arm.joint_names])
     joints = [joint_channels(j, float(limit)) for j, limit in zip(arm.joint_names, arm.effort)]
-    rows = HealthWindows(frames.names, joints, {}, window).update(frames.time, frames.values)
+    rows = ConditionWindows(frames.names, joints, {}, window).update(frames.time, frames.values)
     failure, wear = {}, {}
     for column, joint in enumerate(arm.joint_names):
         wear[joint] = truth.values[:, len(arm.joint_names) + column]

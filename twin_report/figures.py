@@ -130,7 +130,7 @@ def anomaly_figure(run: Run, grace: float) -> bytes:
     return png(figure)
 
 
-def health_figure(run: Run) -> bytes:
+def condition_figure(run: Run) -> bytes:
     """Top: ground-truth health and the planner's health estimate; bottom: RUL with its band."""
     figure = Figure(figsize=(11, 6))
     top, bottom = figure.subplots(2, 1, sharex=True)
@@ -138,15 +138,15 @@ def health_figure(run: Run) -> bytes:
 
     def color(component: str) -> str:
         return colors.setdefault(component, f'C{len(colors)}')
-    if run.health is not None:
-        for column, joint in enumerate(run.health.joint_names):
-            top.plot(run.health.stamps - run.start, run.health.health[:, column], color=color(joint),
+    if run.condition is not None:
+        for column, joint in enumerate(run.condition.joint_names):
+            top.plot(run.condition.stamps - run.start, run.condition.condition[:, column], color=color(joint),
                      label=f'{joint} truth')
     components = list(dict.fromkeys(s.component for s in run.rul))
     for component in components:
         samples = [s for s in run.rul if s.component == component]
         stamps = np.array([s.stamp for s in samples]) - run.start
-        top.plot(stamps, [s.health for s in samples], '--', color=color(component),
+        top.plot(stamps, [s.condition for s in samples], '--', color=color(component),
                  label=f'{component} twin')
         bottom.plot(stamps, [s.rul / HOUR for s in samples], color=color(component), label=component)
         for bound in ([s.rul_low for s in samples], [s.rul_high for s in samples]):

@@ -156,19 +156,19 @@ def _anomalies(run: Run, report: Report, options: ReportOptions) -> str:
     return section(*title, parts)
 
 
-def _health(run: Run, report: Report) -> str:
+def _condition(run: Run, report: Report) -> str:
     title = ('health', 'Health and remaining useful life')
-    if run.health is None and not run.rul:
+    if run.condition is None and not run.rul:
         return section(*title, [nodata(f'the run has neither {TRUTH} health nor maintenance '
                                        f'planner RUL statuses on {DIAGNOSTICS}.')])
-    report.images['health'] = figures.health_figure(run)
+    report.images['health'] = figures.condition_figure(run)
     parts = [image(report.images['health'], 'health and RUL trends')]
     if not run.rul:
         parts.append(nodata(f'no maintenance planner RUL statuses on {DIAGNOSTICS}.'))
     latest = {s.component: s for s in run.rul}
-    truth = dict(zip(run.health.joint_names, run.health.health[-1])) if run.health else {}
+    truth = dict(zip(run.condition.joint_names, run.condition.condition[-1])) if run.condition else {}
     rows = [(component, f'{truth[component]:.3f}' if component in truth else '—',
-             f'{latest[component].health:.3f}' if component in latest else '—',
+             f'{latest[component].condition:.3f}' if component in latest else '—',
              f'{latest[component].rul / HOUR:.2f} [{latest[component].rul_low / HOUR:.2f}, '
              f'{latest[component].rul_high / HOUR:.2f}]' if component in latest else '—')
             for component in dict.fromkeys([*truth, *latest])]
@@ -213,7 +213,7 @@ def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = R
                        ('duration', f'{run.end - run.start:.1f} s')]
     report.summary += [(f'messages {topic}', run.counts.get(topic, 'absent')) for topic in TOPICS]
     sections = [_tracking(run, report, kinematics, options), _prediction(run, report),
-                _anomalies(run, report, options), _health(run, report), _schedule(run, report)]
+                _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]
     summary = section('summary', 'Summary', [pairs(report.summary)])
     report.html = document('Digital twin run report', [summary, *sections])
     return report

@@ -75,11 +75,11 @@ class FaultInterval:
 
 
 @dataclass(frozen=True)
-class HealthSeries:
+class ConditionSeries:
     """Ground-truth health per joint (1 new, 0 failure threshold), rows at ``stamps``."""
 
     stamps: np.ndarray
-    health: np.ndarray
+    condition: np.ndarray
     joint_names: tuple[str, ...]
 
 
@@ -89,7 +89,7 @@ class RulSample:
 
     component: str
     stamp: float
-    health: float
+    condition: float
     rul: float
     rul_low: float
     rul_high: float
@@ -119,7 +119,7 @@ class Run:
     predictions: tuple[PredictedTrajectory, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     faults: tuple[FaultInterval, ...] = ()
-    health: HealthSeries | None = None
+    condition: ConditionSeries | None = None
     rul: tuple[RulSample, ...] = ()
     schedules: tuple[Schedule, ...] = ()
 
@@ -182,13 +182,13 @@ def fault_intervals(truths: Sequence[Message]) -> tuple[FaultInterval, ...]:
     return tuple(sorted(intervals, key=lambda f: f.start))
 
 
-def health(truths: Sequence[Message]) -> HealthSeries | None:
+def condition(truths: Sequence[Message]) -> ConditionSeries | None:
     """Ground-truth health per joint from WorkcellTruth messages (None without any)."""
     rows = [(to_seconds(from_msg(m.header.stamp)), list(m.health)) for m in truths if len(m.health)]
     if not rows:
         return None
     rows.sort(key=lambda row: row[0])
-    return HealthSeries(np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=float),
+    return ConditionSeries(np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=float),
                         tuple(truths[0].joint_names))
 
 
@@ -238,6 +238,6 @@ def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
                twin=trajectory(joint_samples(TWIN_JOINTS)), truth=truth, truth_source=truth_source,
                predictions=tuple(p for p in predictions if p is not None),
                alarms=alarms(messages.get(ANOMALIES, ())), faults=fault_intervals(truths),
-               health=health(truths), rul=rul_samples(messages.get(DIAGNOSTICS, ())),
+               condition=condition(truths), rul=rul_samples(messages.get(DIAGNOSTICS, ())),
                schedules=tuple(sorted((schedule(m) for m in messages.get(SCHEDULE, ())),
                                       key=lambda s: (s.stamp, s.revision))))

@@ -35,7 +35,7 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class VisualizationConfig:
-    """Markers of alarms, health and the predicted trajectory."""
+    """Markers of alarms, maintenance and the predicted trajectory."""
 
     prediction_timeout: float = field(default=1.0, metadata=describe(
         'The ghost of the predicted trajectory is cleared this many s after the last prediction.',
@@ -49,9 +49,9 @@ class VisualizationConfig:
     min_sphere_diameter: float = field(default=0.01, metadata=describe(
         'Smallest uncertainty sphere drawn (m).', min=0.0, max=1.0))
     text_size: float = field(default=0.04, metadata=describe(
-        'Height of the health labels (m).', min=0.001, max=1.0))
+        'Height of the maintenance labels (m).', min=0.001, max=1.0))
     text_offset: tuple[float, ...] = field(default=(0.0, 0.3, 0.0), metadata=describe(
-        'Health labels are drawn this far (m, base_link axes) from their joint.'))
+        'Maintenance labels are drawn this far (m, base_link axes) from their joint.'))
 
     def __post_init__(self) -> None:
         if len(self.text_offset) != 3:

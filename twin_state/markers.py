@@ -1,5 +1,5 @@
 """What the twin's RViz markers show, as plain data: alarm and risk colours, the arm's line
-segments, the ghost of the predicted trajectory with its uncertainty, and health labels.
+segments, the ghost of the predicted trajectory with its uncertainty, and maintenance labels.
 
 The node shell turns these into ``visualization_msgs``; nothing here imports rclpy.
 """
@@ -276,7 +276,7 @@ def task_line(task: TaskInfo, name: str) -> str:
     return f'{name} {task.risk} · {task.action}'
 
 
-def health_labels(kinematics: ArmKinematics, frames: Mapping[str, np.ndarray],
+def maintenance_labels(kinematics: ArmKinematics, frames: Mapping[str, np.ndarray],
                   tasks: Sequence[TaskInfo], offset: Sequence[float]) -> list[Label]:
     """One label per joint (at the joint, shifted by ``offset``) with its gearbox and motor tasks,
     coloured by the worst risk; tasks of other components (sensors) in one label at the base.

@@ -1,7 +1,7 @@
 """twin_state node: synchronized frames in; joint states, end-effector pose, state, markers out.
 
 Markers (at markers_rate_hz): twin/markers shows the arm coloured by the active anomaly alarms,
-obstacles and health labels from the maintenance schedule; twin/predicted_markers shows the ghost
+obstacles and maintenance labels from the maintenance schedule; twin/predicted_markers shows the ghost
 of twin/predicted_trajectory (path, ghost arms, uncertainty spheres) and is cleared when
 predictions stop.
 """
@@ -227,7 +227,7 @@ class StateNode(Node):
             markers.append(cylinder)
         if self._tasks is not None:
             visualization = self._config.visualization
-            labels = viz.health_labels(kinematics, frames, self._tasks, visualization.text_offset)
+            labels = viz.maintenance_labels(kinematics, frames, self._tasks, visualization.text_offset)
             for index, label in enumerate(labels):
                 text = marker(header, 'health', index, Marker.TEXT_VIEW_FACING, label.colour,
                               visualization.text_size)
