@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from twin_core.levels import Level, Risk
+from twin_core.status import Status
 from twin_maintenance.scheduler import Booking, PlannedTask, Scheduler, Task
 
 
@@ -35,6 +36,22 @@ class RobotSummary:
     min_rul: float  # s; inf when no task carries an estimate
 
 
+@dataclass(frozen=True)
+class FleetPlan:
+    """The shared team's plan: its bookings (components ``robot/component``) with each one's task in its
+    robot's own plan (for the RUL), the tasks no slot was found for, and whether the bookings moved.
+    """
+
+    bookings: list[Booking]
+    own: list[PlannedTask]
+    unplaced: list[Task]
+    changed: bool
+
+    @property
+    def late(self) -> int:
+        return sum(booking.late for booking in self.bookings)
+
+
 class Fleet:
     """Health, alarms and maintenance tasks per robot; the shared maintenance plan."""
 
@@ -45,6 +62,7 @@ class Fleet:
         self._scheduler = scheduler
         self._stale_after = stale_after
         self._bookings: list[Booking] = []
+        self._planned: list[tuple[str, float, float]] = []  # (component, start, end) of the last schedule
 
     def on_health(self, robot: str, level: Level, message: str, now: float) -> None:
         """The robot's health monitor reported its overall ``level`` at ``now`` (monotonic s)."""
@@ -84,6 +102,33 @@ class Fleet:
                  for robot, view in self.robots.items() for t in view.tasks]
         self._bookings, unplaced = self._scheduler.plan(tasks, now, self._bookings)
         return self._bookings, unplaced
+
+    def schedule(self, now: float) -> FleetPlan:
+        """The shared plan at ``now`` (epoch s), with the robots' own tasks and whether any booking moved."""
+        bookings, unplaced = self.plan(now)
+        planned = [(b.task.component, b.start, b.end) for b in bookings]
+        changed, self._planned = planned != self._planned, planned
+        return FleetPlan(bookings, [self._own(b.task.component) for b in bookings], unplaced, changed)
+
+    def _own(self, component: str) -> PlannedTask:
+        robot, _, name = component.partition('/')
+        return next((t for t in self.robots[robot].tasks if t.component == name), PlannedTask())
+
+    def report(self, now: float, plan: FleetPlan, revision: int, unplaced: int) -> list[Status]:
+        """A status per robot, of the shared plan (``revision`` and ``unplaced`` as published) and of the fleet."""
+        summaries = self.summaries(now)
+        reports = [Status(s.robot, s.level, s.message, {
+            'active_alarms': s.active_alarms, 'worst_risk': s.worst_risk,
+            'min_rul_h': 'none' if math.isinf(s.min_rul) else round(s.min_rul / 3600.0, 3)}, s.robot)
+            for s in summaries]
+        reports.append(Status('maintenance', Level.WARN if plan.late else Level.OK,
+                              f'{len(plan.bookings)} tasks booked for the shared team, {plan.late} late',
+                              {'revision': revision, 'unplaced': unplaced,
+                               'conflicts_in_robot_plans': self.conflicts()}))
+        levels = [s.level for s in summaries]
+        reports.append(Status('robots', worst(levels),
+                              ', '.join(f'{level} {levels.count(level)}' for level in Level if level in levels)))
+        return reports
 
     def conflicts(self) -> int:
         """Pairs of tasks of different robots booked on one resource at overlapping times in their own plans."""

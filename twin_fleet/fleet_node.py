@@ -7,7 +7,6 @@ Subscribes, per robot namespace ``<r>``: ``/<r>/diagnostics`` (the health monito
 """
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 
@@ -20,7 +19,7 @@ from twin_core.config import ConfigError
 from twin_core.levels import Level
 from twin_core.stamps import from_seconds, to_seconds
 from twin_fleet.config import FleetConfig
-from twin_fleet.fleet import Fleet, worst
+from twin_fleet.fleet import Fleet, FleetPlan
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.scheduler import DAY, PlannedTask, Scheduler
@@ -66,39 +65,24 @@ class FleetNode(Node):
 
     def _tick(self) -> None:
         now = self.get_clock().now()
-        bookings, unplaced = self._fleet.plan(to_seconds(now.nanoseconds))
-        tasks = []
-        for booking in bookings:
-            robot, _, component = booking.task.component.partition('/')
-            own = next((t for t in self._fleet.robots[robot].tasks if t.component == component), PlannedTask())
-            tasks.append(MaintenanceTask(
-                component=booking.task.component, action=booking.task.action, risk=str(booking.task.risk),
-                start=to_msg(from_seconds(booking.start)), end=to_msg(from_seconds(booking.end)),
-                deadline=to_msg(from_seconds(max(booking.task.deadline, 0.0))),
-                rul=own.rul, rul_low=own.rul_low, rul_high=own.rul_high, resources=list(booking.task.resources),
-                late=booking.late))
-        if [(t.component, t.start, t.end) for t in tasks] != [(t.component, t.start, t.end)
-                                                              for t in self._schedule.tasks]:
+        plan = self._fleet.schedule(to_seconds(now.nanoseconds))
+        if plan.changed:
             self._schedule = MaintenanceSchedule(
-                header=Header(stamp=now.to_msg()), revision=self._schedule.revision + 1, tasks=tasks,
-                unplaced=[t.component for t in unplaced])
+                header=Header(stamp=now.to_msg()), revision=self._schedule.revision + 1, tasks=[
+                    MaintenanceTask(
+                        component=b.task.component, action=b.task.action, risk=str(b.task.risk),
+                        start=to_msg(from_seconds(b.start)), end=to_msg(from_seconds(b.end)),
+                        deadline=to_msg(from_seconds(max(b.task.deadline, 0.0))), rul=own.rul,
+                        rul_low=own.rul_low, rul_high=own.rul_high, resources=list(b.task.resources), late=b.late)
+                    for b, own in zip(plan.bookings, plan.own)],
+                unplaced=[t.component for t in plan.unplaced])
             self._schedule_publisher.publish(self._schedule)
-        self._publish_diagnostics(now.to_msg(), len(bookings), sum(b.late for b in bookings))
+        self._publish_diagnostics(now.to_msg(), plan)
 
-    def _publish_diagnostics(self, stamp: Time, booked: int, late: int) -> None:
-        summaries = self._fleet.summaries(time.monotonic())
-        statuses = [status(f'fleet: {s.robot}', s.level, s.message, hardware_id=s.robot, values={
-            'active_alarms': s.active_alarms, 'worst_risk': s.worst_risk,
-            'min_rul_h': 'none' if math.isinf(s.min_rul) else round(s.min_rul / 3600.0, 3)})
-            for s in summaries]
-        levels = [s.level for s in summaries]
-        statuses.append(status('fleet: maintenance', Level.WARN if late else Level.OK,
-                               f'{booked} tasks booked for the shared team, {late} late', values={
-                                   'revision': self._schedule.revision, 'unplaced': len(self._schedule.unplaced),
-                                   'conflicts_in_robot_plans': self._fleet.conflicts()}))
-        statuses.append(status('fleet: robots', worst(levels),
-                               ', '.join(f'{level} {levels.count(level)}' for level in Level if level in levels)))
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=statuses))
+    def _publish_diagnostics(self, stamp: Time, plan: FleetPlan) -> None:
+        reports = self._fleet.report(time.monotonic(), plan, self._schedule.revision, len(self._schedule.unplaced))
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[
+            status(f'fleet: {r.name}', r.level, r.message, r.hardware_id, r.values) for r in reports]))
 
     def _get_schedule(self, _request: GetSchedule.Request, response: GetSchedule.Response) -> GetSchedule.Response:
         response.schedule = self._schedule
