@@ -18,10 +18,10 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_core.config import ConfigError
-from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_predictor.config import PredictorConfig
+from twin_predictor.feed import feed_health, joint_vectors
 from twin_predictor.predictor import Prediction, Predictor, Refiner, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
 from twin_ros.common import declare_config, run, status, supervised_workers
@@ -74,14 +74,10 @@ class PredictorNode(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
-            order = [list(msg.name).index(name) for name in self._joints]
-        except ValueError:
-            self._order_error = f'joint states lack some of {self._joints}'
+            q, qd, tau = joint_vectors(msg.name, msg.position, msg.velocity, msg.effort, self._joints)
+        except ValueError as error:
+            self._order_error = str(error)
             return
-        if not (len(msg.position) == len(msg.velocity) == len(msg.effort) == len(msg.name)):
-            self._order_error = 'joint states need position, velocity and effort for every joint'
-            return
-        q, qd, tau = (np.asarray(values, dtype=float)[order] for values in (msg.position, msg.velocity, msg.effort))
         self._latest = (msg, q, qd, tau)
         self._buffer.add(to_seconds(from_msg(msg.header.stamp)), q, qd, tau)
 
@@ -101,8 +97,7 @@ class PredictorNode(Node):
         if prediction is not None:
             values['inference_us_per_step'] = self._predictor.micros_per_step
             values['horizon_std_max_rad'] = float(prediction.std[-1].max())
-        level, message = (Level.WARN, self._order_error) if self._order_error else (
-            (Level.OK, 'predicting') if prediction is not None else (Level.WARN, 'waiting for twin/joint_states'))
+        level, message = feed_health(self._order_error, prediction is not None)
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f'{self.get_name()}: model', level, message, values=values)]
