@@ -18,6 +18,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from harness import CONFIG_DIR, wait_for
 from twin_core.kinematics import ArmKinematics
+from twin_core.levels import Level
 from twin_core.stamps import from_seconds
 from twin_interfaces.msg import (
     AnomalyEvent,
@@ -176,7 +177,7 @@ def test_state_node_draws_alarms_health_and_the_prediction_ghost(start_process, 
         colours = [(c.r, c.g, c.b, c.a) for c in named(message, 'arm')[0].colors]
         return [tuple(round(v, 5) for v in c) for c in colours[::2]]  # one per segment
     green, red = (tuple(round(v, 5) for v in viz.LEVEL_COLOURS[level])
-                  for level in (viz.OK, viz.ERROR))
+                  for level in (Level.OK, Level.ERROR))
 
     def showing(colour_of_link_2: tuple) -> callable:
         def check(messages: list) -> bool:

@@ -22,7 +22,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME, Pose
-from twin_core.levels import Risk
+from twin_core.levels import Level, Risk
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
@@ -209,7 +209,7 @@ class StateNode(Node):
         kinematics = self._estimator.kinematics
         frames = kinematics.transforms(dict(zip(state.robot.joint_names, state.robot.position)))
         ends = viz.skeleton(frames, self._segments)
-        arm = marker(header, 'arm', 0, Marker.LINE_LIST, viz.LEVEL_COLOURS[viz.OK], 0.04)
+        arm = marker(header, 'arm', 0, Marker.LINE_LIST, viz.LEVEL_COLOURS[Level.OK], 0.04)
         arm.points = points(ends)
         arm.colors = [ColorRGBA(**dict(zip('rgba', c)))
                       for c in viz.segment_colours(self._segments, self._alarms) for _ in range(2)]
