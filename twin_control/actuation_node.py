@@ -14,7 +14,7 @@ from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
 from twin_core.config import ConfigError
-from twin_core.levels import Level, Risk
+from twin_core.levels import Risk
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
 from twin_ros.common import LATCHED, declare_config, run, status
@@ -127,32 +127,10 @@ class ActuationNode(Node):
     # ---------------------------------------------------------------- health
 
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        name, stats, link = self.get_name(), self._link.stats, self._link
-        address = f'{self._config.link.host}:{self._config.link.port}'
-        if link.up is None:
-            link_level, link_message = Level.OK, f'{address}: no command sent yet'
-        elif link.up:
-            link_level, link_message = Level.OK, f'{address}: acked'
-        else:
-            link_level, link_message = Level.ERROR, f'{address}: commands not acked ({stats.last_error or "timeout"})'
-        link_values = {'sent': stats.sent, 'retries': stats.retries, 'acked': stats.acked,
-                       'rejected': stats.rejected, 'lost': stats.lost, 'superseded': stats.superseded,
-                       'unexpected': stats.unexpected, 'in_flight': link.in_flight,
-                       'last_ack_age_s': 'never' if stats.last_ack is None else now - stats.last_ack,
-                       'last_round_trip_ms': 'n/a' if stats.last_round_trip is None else stats.last_round_trip * 1e3,
-                       'last_error': stats.last_error}
-        causes = self._arbiter.stop_causes()
-        watchdog = self._arbiter.watchdog_state(now)
-        watchdog_level = (Level.OK if watchdog == 'ok' else
-                          Level.WARN if watchdog.startswith('disarmed') else Level.ERROR)
+        now, name = time.monotonic(), self.get_name()
+        reports = [self._link.health(now), *self._arbiter.health(now)]
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
-            status(f'{name}: link', link_level, link_message, address, link_values),
-            status(f'{name}: arbitration', Level.WARN if causes else Level.OK,
-                   f'holding the cell stopped: {"; ".join(causes)}' if causes else 'no stop requested',
-                   values={f'refused.{source}': count for source, count in self._arbiter.refused.items()}),
-            status(f'{name}: watchdog', watchdog_level, watchdog,
-                   values={'timeout_s': self._config.watchdog.timeout})]))
+            status(f'{name}: {r.name}', r.level, r.message, r.hardware_id, r.values) for r in reports]))
 
     def destroy_node(self) -> None:
         """Close the command socket (absent when the configuration was refused)."""

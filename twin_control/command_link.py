@@ -13,7 +13,9 @@ from typing import Generic, TypeVar
 
 from twin_control.config import LinkConfig
 from twin_control.safety import CellCommand
+from twin_core.levels import Level
 from twin_core.network import UdpEndpoint
+from twin_core.status import Status
 from twin_sensors.wire import MAX_DATAGRAM, CommandName, WireError, encode_command, make_command, parse_ack
 
 T = TypeVar('T')
@@ -87,6 +89,22 @@ class CommandLink(UdpEndpoint, Generic[T]):
         self._transmit(datagram)
         self.stats.sent += 1
         return seq, superseded
+
+    def health(self, now: float) -> Status:
+        """ERROR while commands go unacked; the counters and the latest ack (``now``: monotonic s)."""
+        stats, address = self.stats, f'{self.config.host}:{self.config.port}'
+        if self.up is None:
+            level, message = Level.OK, f'{address}: no command sent yet'
+        elif self.up:
+            level, message = Level.OK, f'{address}: acked'
+        else:
+            level, message = Level.ERROR, f'{address}: commands not acked ({stats.last_error or "timeout"})'
+        return Status('link', level, message, {
+            'sent': stats.sent, 'retries': stats.retries, 'acked': stats.acked, 'rejected': stats.rejected,
+            'lost': stats.lost, 'superseded': stats.superseded, 'unexpected': stats.unexpected,
+            'in_flight': self.in_flight, 'last_ack_age_s': 'never' if stats.last_ack is None else now - stats.last_ack,
+            'last_round_trip_ms': 'n/a' if stats.last_round_trip is None else stats.last_round_trip * 1e3,
+            'last_error': stats.last_error}, address)
 
     def poll(self, now: float) -> list[Outcome[T]]:
         """Read every ack waiting, resend or give up on overdue commands; return what ended."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_control.config import ActuationConfig
-from twin_core.levels import Risk
+from twin_core.levels import Level, Risk
+from twin_core.status import Status
 from twin_core.urdf import ArmDescription
 from twin_sensors.wire import CommandName
 
@@ -254,6 +255,16 @@ class Arbiter:
         """Why the cell is held stopped (empty when it is not)."""
         return (['operator stop'] if self._operator_stop else []) + [
             f'{cause}: {text}' for cause, text in self._latched.items()]
+
+    def health(self, now: float) -> list[Status]:
+        """Arbitration (WARN while holding the cell stopped) and the watchdog (WARN disarmed, ERROR on stale inputs)."""
+        causes, watchdog = self.stop_causes(), self.watchdog_state(now)
+        return [
+            Status('arbitration', Level.WARN if causes else Level.OK,
+                   f'holding the cell stopped: {"; ".join(causes)}' if causes else 'no stop requested',
+                   {f'refused.{source}': count for source, count in self.refused.items()}),
+            Status('watchdog', Level.OK if watchdog == 'ok' else Level.WARN if watchdog.startswith('disarmed')
+                   else Level.ERROR, watchdog, {'timeout_s': self.config.watchdog.timeout})]
 
     # ---------------------------------------------------------------- internals
 
