@@ -11,6 +11,7 @@ from std_msgs.msg import Float64
 
 from harness import isolated_config, statuses
 from twin_bringup.node_table import load_node_table
+from twin_core.levels import Level
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
 from twin_ros.common import status
 
@@ -47,7 +48,7 @@ def test_fleet_node_books_the_shared_mechanic_once_and_reports_each_robot(start_
     assert plan[1].rul == 25 * 86400.0 and plan[1].resources == ['mechanic']
 
     def reported(messages):
-        health.publish(DiagnosticArray(status=[status('health_monitor: heartbeat', 'OK', 'all fresh')]))
+        health.publish(DiagnosticArray(status=[status('health_monitor: heartbeat', Level.OK, 'all fresh')]))
         seen = statuses(messages[-3:], 'fleet: ')
         return seen.get('fleet: robot_1') is not None and seen['fleet: robot_1'].level == DiagnosticStatus.OK
     latest = statuses(probe.wait_for('/diagnostics', reported, timeout=20)[-3:], 'fleet: ')
