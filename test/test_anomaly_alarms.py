@@ -7,6 +7,7 @@ import pytest
 from twin_anomaly.alarms import AlarmStream, at_rest
 from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
 from twin_core.channels import Series
+from twin_core.levels import Level
 
 RATE = 100.0
 NAMES = ('a', 'b')
@@ -82,3 +83,15 @@ def test_latency_runs_from_a_frames_arrival_to_its_decision(model):
     assert stream.latency() == (0.0, 0.0)
     run(stream, normal(0.02, 5), np.zeros(2))  # arrivals at 0 and 1, decided at 2
     assert stream.latency() == (1.5, 2.0)
+
+
+def test_the_report_shows_each_alarmed_sensor_while_its_alarm_is_active(model):
+    data = normal(13.5, 6)
+    data.values[1000:1050, 1] += 0.2  # a step that ends: its alarm clears 200 frames later
+    stream = AlarmStream(model, batch_frames=4)
+    run(stream, Series(data.time[:1100], NAMES, data.values[:1100]), np.zeros(1100))
+    detector, b = stream.report()
+    assert (detector.name, detector.level, detector.values['alarms']) == ('detector', Level.OK, stream.alarms)
+    assert detector.values['frames'] == 1100 and b.name == 'b' and b.level in (Level.WARN, Level.ERROR)
+    run(stream, Series(data.time[1100:], NAMES, data.values[1100:]), np.zeros(len(data.time) - 1100))
+    assert [(r.name, r.level, r.message) for r in stream.report()[1:]] == [('b', Level.OK, 'normal')]

@@ -14,6 +14,8 @@ import numpy as np
 
 from twin_anomaly.anomaly import AnomalyEvent, AnomalyModel, OnlineDetector
 from twin_core.channels import stack_rows
+from twin_core.levels import Level
+from twin_core.status import Status
 
 MIN_SPEED_OVERRIDE = 0.05  # below this the cell is all but still
 LATENCY_HISTORY = 1000  # decisions the latency statistics cover
@@ -67,3 +69,17 @@ class AlarmStream:
     def alarmed(self) -> set[str]:
         """The sensors with an alarm active now."""
         return {self.model.score_names[j].rsplit('/', 1)[0] for j in np.flatnonzero(self.detector.active)}
+
+    def report(self) -> list[Status]:
+        """The detector's counts and latency; per sensor that raised an alarm, its last one while active."""
+        p50, worst = self.latency()
+        reports = [Status('detector', Level.OK, f'{self.frames} frames, {self.alarms} alarms', {
+            'frames': self.frames, 'alarms': self.alarms, 'suppressed_at_rest': self.suppressed,
+            'decision_latency_ms_p50': p50 * 1e3, 'decision_latency_ms_max': worst * 1e3})]
+        alarmed = self.alarmed()
+        for sensor, event in sorted(self.latest.items()):
+            active = sensor in alarmed
+            reports.append(Status(sensor, event.severity if active else Level.OK,
+                                  event.description if active else 'normal',
+                                  {'score': float(event.score), 'threshold': event.threshold}))
+        return reports

@@ -11,7 +11,6 @@ from twin_anomaly.anomaly import AnomalyModel
 from twin_anomaly.config import AnomalyConfig
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
-from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_core.stamps import from_seconds
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
@@ -54,18 +53,8 @@ class AnomalyNode(Node):
 
     def _publish_diagnostics(self) -> None:
         name = self.get_name()
-        alarms = self._alarms
-        p50, worst = alarms.latency()
-        statuses = [status(f'{name}: detector', Level.OK, f'{alarms.frames} frames, {alarms.alarms} alarms', values={
-            'frames': alarms.frames, 'alarms': alarms.alarms, 'suppressed_at_rest': alarms.suppressed,
-            'decision_latency_ms_p50': p50 * 1e3, 'decision_latency_ms_max': worst * 1e3})]
-        alarmed = alarms.alarmed()
-        for sensor, event in sorted(alarms.latest.items()):
-            level = event.severity if sensor in alarmed else Level.OK
-            statuses.append(status(f'{name}: {sensor}', level, event.description if sensor in alarmed else 'normal',
-                                   values={'score': float(event.score), 'threshold': event.threshold}))
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                  status=statuses))
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
+            status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in self._alarms.report()]))
 
 
 def main(args: list[str] | None = None) -> int:
