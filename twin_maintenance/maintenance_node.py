@@ -11,7 +11,7 @@ from std_msgs.msg import Header
 
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
-from twin_core.levels import Level, Risk
+from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_core.stamps import from_seconds
 from twin_core.urdf import read_arm_description, urdf_file
@@ -22,8 +22,6 @@ from twin_maintenance.planner import MaintenancePlanner, Plan
 from twin_maintenance.rul import RulModel
 from twin_ros.common import LATCHED, declare_config, run, status
 from twin_ros.stamps import to_msg
-
-DIAGNOSTIC_LEVEL = {Risk.LOW: Level.OK, Risk.MEDIUM: Level.OK, Risk.HIGH: Level.WARN, Risk.CRITICAL: Level.ERROR}
 
 
 class MaintenanceNode(Node):
@@ -85,13 +83,7 @@ class MaintenanceNode(Node):
 
     def _publish_diagnostics(self) -> None:
         name = self.get_name()
-        statuses = []
-        for component, assessment in sorted(self._planner.assessments.items()):
-            risk, estimate = assessment.risk, assessment.rul
-            values = {'risk': risk, 'health': assessment.condition, 'anomalies': self._planner.alarms.get(component, 0)}
-            if estimate is not None:
-                values.update(rul_s=estimate.median, rul_low_s=estimate.low, rul_high_s=estimate.high)
-            statuses.append(status(f'{name}: {component}', DIAGNOSTIC_LEVEL[risk], f'risk {risk}', values=values))
+        statuses = [status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in self._planner.report()]
         statuses.append(status(f'{name}: schedule', Level.OK, f'revision {self._schedule.revision}, '
                                f'{len(self._schedule.tasks)} tasks'))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),

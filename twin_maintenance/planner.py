@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.channels import stack_rows
-from twin_core.levels import Risk
+from twin_core.levels import Level, Risk
+from twin_core.status import Status
 from twin_maintenance.condition import ConditionRow, ConditionWindows, joint_channels, motor_condition
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.rul import RATINGS, RulEstimate, RulModel, risk_level
 from twin_maintenance.scheduler import DAY, Booking, Scheduler, Task
 
+RISK_LEVEL = {Risk.LOW: Level.OK, Risk.MEDIUM: Level.OK, Risk.HIGH: Level.WARN, Risk.CRITICAL: Level.ERROR}
 MOTOR_HIGH, MOTOR_MEDIUM = 0.2, 0.4  # motor condition below which its cooling needs service
 
 
@@ -135,6 +137,18 @@ class MaintenancePlanner:
         risk = Risk.HIGH if condition < MOTOR_HIGH else Risk.MEDIUM if condition < MOTOR_MEDIUM else Risk.LOW
         return Assessment(risk, condition), Task(f'{joint}_motor', 'service motor cooling', config.motor_duration,
                                               now + config.safety_margin, config.mechanical_resources, risk)
+
+    def report(self) -> list[Status]:
+        """Per assessed component: its risk (HIGH a warning, CRITICAL an error), condition, alarms and RUL."""
+        reports = []
+        for component, assessment in sorted(self.assessments.items()):
+            values = {'risk': assessment.risk, 'health': assessment.condition,
+                      'anomalies': self.alarms.get(component, 0)}
+            if assessment.rul is not None:
+                values.update(rul_s=assessment.rul.median, rul_low_s=assessment.rul.low,
+                              rul_high_s=assessment.rul.high)
+            reports.append(Status(component, RISK_LEVEL[assessment.risk], f'risk {assessment.risk}', values))
+        return reports
 
     def _changed(self, tasks: dict[str, Task], now: float) -> bool:
         if tasks.keys() != self._tasks.keys():
