@@ -41,8 +41,7 @@ def frame(t: float, values: np.ndarray) -> SyncedFrame:
 def models(tmp_path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     t = np.arange(int(120 * RATE)) / RATE
-    channels = tuple(f'encoders.joint_states.{name}' for name in NAMES)
-    normal = Series(t, channels, signals(t, rng))
+    normal = Series(t, tuple(NAMES), signals(t, rng))
     AnomalyModel.fit(normal, DetectorSettings(autoencoder_epochs=2)).save(tmp_path / 'anomaly')
     life = np.arange(100.0, 0.0, -1.0)
     RulModel.fit(('vibration', 'friction_power'), np.zeros(life.size), np.column_stack((1 / life, life)),
@@ -90,7 +89,7 @@ maintenance_planner:
   ros__parameters:
     rul_model: {rul_model}
     joints: [{JOINT}]
-    sensors: ["encoders:encoders.joint_states.{JOINT}.position"]
+    sensors: ["encoders:{JOINT}.position"]
     window: 1.0
     batch_frames: 10
 """)
@@ -118,7 +117,7 @@ maintenance_planner:
     finally:
         frames.close()
     raised = [e for e in events if e.active]
-    assert raised[0].sensor == f'encoders.joint_states.{JOINT}.effort'
+    assert raised[0].sensor == f'{JOINT}.effort'
     assert raised[0].score > raised[0].threshold and raised[0].severity >= 1
     onset = raised[0].header.stamp.sec + raised[0].header.stamp.nanosec * 1e-9
     assert 0.0 <= onset - frames.step_time < 0.2  # in frame time

@@ -1,6 +1,7 @@
 """Anomaly core on synthetic series: calibrated false alarms, detection delay, hysteresis, and the
 vectorised scoring against its definitions (also on the shipped model)."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -13,11 +14,12 @@ from twin_anomaly.anomaly import ZSCORE_CLIP, AnomalyModel, DetectorSettings, On
 from twin_anomaly.anomaly_cli import detect
 from twin_anomaly.features import FeatureStream, prediction_weights, run_lengths
 from twin_anomaly.forest import CompiledForest
-from twin_anomaly.kinematic import ENCODERS, GYRO_CHANNELS, IMU_FRAME
+from twin_anomaly.kinematic import GYRO_CHANNELS, IMU_FRAME
 from twin_anomaly.metrics import event_scores
-from twin_core.channels import Series, channel_name
+from twin_core.channels import Series
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
+from twin_core.signals import joint_signals
 
 RATE = 100.0
 NAMES = ('a', 'b', 'c')
@@ -127,8 +129,7 @@ def test_multivariate_models_catch_a_broken_correlation(tmp_path):
 
 
 ARM = ArmKinematics.from_urdf(CONFIG_DIR / 'arm.urdf')
-ARM_CHANNELS = GYRO_CHANNELS + tuple(f'{ENCODERS}.{j}.{value}' for value in ('position', 'velocity')
-                                     for j in ARM.joint_names)
+ARM_CHANNELS = GYRO_CHANNELS + joint_signals(ARM.joint_names, 'position') + joint_signals(ARM.joint_names, 'velocity')
 IMU_DEVICE_BIAS = np.array([0.0012, -0.0008, 0.0015])  # rad/s
 
 
@@ -177,9 +178,15 @@ def test_event_scores():
     assert scores.missed_rate == 0.5 and scores.pointwise_far == pytest.approx(15 / 930)
 
 
-def test_channel_names_follow_topics():
-    assert channel_name('/encoders/joint_states', 'joint_2.effort') == 'encoders.joint_states.joint_2.effort'
-    assert channel_name('/motors/joint_2/temperature', 'temperature') == 'motors.joint_2.temperature'
+def test_models_with_topic_based_channel_names_still_load(tmp_path):
+    model = AnomalyModel.fit(arm_motion(60, 10), ROBUST, ARM)
+    model.save(tmp_path / 'model')
+    document = json.loads((tmp_path / 'model' / 'model.json').read_text())
+    document['names'] = [name.replace('imu.', 'imu.data.').replace('joint_', 'encoders.joint_states.joint_')
+                         for name in document['names']]
+    assert document['names'][0] == 'imu.data.angular_velocity.x'
+    (tmp_path / 'model' / 'model.json').write_text(json.dumps(document))
+    assert AnomalyModel.load(tmp_path / 'model').names == model.names
 
 
 def test_a_channel_that_has_not_started_is_not_missing():

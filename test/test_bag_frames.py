@@ -28,9 +28,10 @@ def stamp(t: float) -> Time:
 
 
 def frame(t: float, stale: bool) -> SyncedFrame:
-    imu = SensorSample(topic='imu/data', names=['angular_velocity.x'], values=[t],
+    imu = SensorSample(topic='imu/data', type='sensor_msgs/msg/Imu', names=['angular_velocity.x'], values=[t],
                        quality=SensorSample.QUALITY_STALE if stale else SensorSample.QUALITY_INTERPOLATED)
-    scan = SensorSample(topic='scan', names=[], values=[2.0, 0.5, math.inf], quality=SensorSample.QUALITY_HELD)
+    scan = SensorSample(topic='scan', type='sensor_msgs/msg/LaserScan', names=[], values=[2.0, 0.5, math.inf],
+                        quality=SensorSample.QUALITY_HELD)
     return SyncedFrame(header=Header(stamp=stamp(t)), samples=[imu, scan], complete=not stale)
 
 
@@ -48,7 +49,7 @@ def test_frames_of_a_bag_become_a_labelled_csv(tmp_path: Path) -> None:
 
     assert main(['frames', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'frames.csv')]) == 0
     series = read_csv(tmp_path / 'frames.csv', label_column='label')
-    assert series.names == ('imu.data.angular_velocity.x', 'scan.min')
+    assert series.names == ('imu.angular_velocity.x', 'scan.min')
     assert np.allclose(series.time - T0, np.arange(100) / 100, atol=1e-5)
     imu = series.values[:, 0]
     assert np.isnan(imu[40:50]).all() and np.allclose(imu[:40], np.arange(40) / 100, atol=1e-6)

@@ -104,13 +104,13 @@ def test_summaries_flag_silent_robots_and_active_errors():
     team = fleet()
     team.on_health('robot_1', Level.OK, 'all fresh', now=100.0)
     team.on_health('robot_2', Level.OK, 'all fresh', now=90.0)
-    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', Level.ERROR, True)
+    team.on_alarm('robot_1', 'joint_2.velocity/residual', Level.ERROR, True)
     team.on_schedule('robot_1', (task('joint_2', MONDAY_8H, risk=Risk.CRITICAL, rul=7200.0),
                                  task('imu', MONDAY_8H, risk=Risk.MEDIUM, rul=0.0)))
     one, two = team.summaries(now=100.0)
     assert (one.level, one.active_alarms, one.worst_risk, one.min_rul) == (Level.ERROR, 1, Risk.CRITICAL, 7200.0)
     assert two.level == Level.STALE and 'silent' in two.message and math.isinf(two.min_rul)
-    team.on_alarm('robot_1', 'encoders.joint_states.joint_2.velocity/residual', Level.ERROR, False)
+    team.on_alarm('robot_1', 'joint_2.velocity/residual', Level.ERROR, False)
     assert team.summaries(now=100.0)[0].level == Level.OK
 
 

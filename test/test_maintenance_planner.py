@@ -1,4 +1,5 @@
 """Maintenance planning policy: ratings per component, their tasks, alarm counts and when to replan."""
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ MONDAY_MORNING = 4 * DAY + 8 * HOUR
 LIMIT = 10.0
 # Health index = 1 - friction_power: a joint pushing 9.5 N·m at 1 rad/s against a 10 N·m limit reads 0.05.
 RUL = RulModel(('friction_power',), math.inf, np.zeros(1), np.ones(1), np.array([0.0, 1.0]), {}, 0.01)
-CONFIG = MaintenanceConfig(joints=('joint_1',), sensors=('imu:imu.data.linear_acceleration.x',), window=1.0,
+CONFIG = MaintenanceConfig(joints=('joint_1',), sensors=('imu:imu.linear_acceleration.x',), window=1.0,
                            batch_frames=10)
 
 
@@ -24,8 +25,8 @@ def feed(planner: MaintenancePlanner, start: float, seconds: float, effort: floa
     plans = []
     for t in start + np.arange(round(seconds * 100)) / 100:
         plan = planner.add_frame(float(t), {
-            'encoders.joint_states.joint_1.velocity': 1.0, 'encoders.joint_states.joint_1.effort': effort,
-            'motors.joint_1.temperature': temperature, 'imu.data.linear_acceleration.x': imu})
+            'joint_1.velocity': 1.0, 'joint_1.effort': effort, 'joint_1.temperature': temperature,
+            'imu.linear_acceleration.x': imu})
         plans += [plan] if plan else []
     return plans
 
@@ -75,10 +76,16 @@ def test_a_deadline_that_moves_by_replan_change_of_the_time_left_replans():
 
 def test_alarms_count_for_the_joints_and_sensors_their_channel_names():
     planner = MaintenancePlanner(CONFIG, RUL, {'joint_1': LIMIT})
-    for sensor in ('encoders.joint_states.joint_1.effort', 'imu.data.angular_velocity.z',
-                   'imu.data.linear_acceleration.x', 'multivariate'):
+    for sensor in ('joint_1.effort', 'imu.angular_velocity.z', 'imu.linear_acceleration.x', 'multivariate'):
         planner.count_alarm(sensor)
     assert planner.alarms == {'joint_1': 1, 'imu': 2}
+    config = dataclasses.replace(CONFIG, sensors=('encoders:encoders.joint_states.joint_1.position',
+                                                  'plc:motors.joint_1.temperature'))  # the older names
+    planner = MaintenancePlanner(config, RUL, {'joint_1': LIMIT, 'joint_2': LIMIT})
+    for sensor in ('joint_2.velocity', 'joint_2.temperature', 'joint_1.acceleration'):
+        planner.count_alarm(sensor)
+    assert planner.alarms == {'encoders': 1, 'plc': 1, 'joint_1': 1}
+    assert 'joint_1.position' in planner.names
 
 
 def test_joints_the_robot_description_lacks_are_refused():

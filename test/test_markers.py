@@ -48,23 +48,23 @@ def trajectory(values: np.ndarray, stamp: float = 10.0, names=JOINTS) -> Traject
 
 
 def test_joint_of_matches_whole_channel_parts_only() -> None:
-    assert joint_of('encoders.joint_states.joint_3.velocity', JOINTS) == 'joint_3'
-    assert joint_of('motors.joint_2.temperature', JOINTS) == 'joint_2'
+    assert joint_of('joint_3.velocity', JOINTS) == 'joint_3'
+    assert joint_of('joint_2.temperature', JOINTS) == 'joint_2'
     assert joint_of('multivariate', JOINTS) is None
-    assert joint_of('imu.data.linear_acceleration.x', JOINTS) is None
-    assert joint_of('encoders.joint_states.joint_12.velocity', JOINTS) is None
+    assert joint_of('imu.linear_acceleration.x', JOINTS) is None
+    assert joint_of('joint_12.velocity', JOINTS) is None
 
 
 def test_alarms_keep_the_worst_active_level_per_joint_until_cleared() -> None:
     alarms = ActiveAlarms(JOINTS)
-    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', Level.WARN, True)
-    alarms.update('encoders.joint_states.joint_3.effort', 'level', Level.ERROR, True)
-    alarms.update('encoders.joint_states.joint_3.effort', 'flat', Level.WARN, True)
+    alarms.update('joint_3.velocity', 'residual', Level.WARN, True)
+    alarms.update('joint_3.effort', 'level', Level.ERROR, True)
+    alarms.update('joint_3.effort', 'flat', Level.WARN, True)
     assert (alarms.level('joint_3'), alarms.level('joint_2'), alarms.level(None)) == (Level.ERROR, Level.OK, Level.OK)
-    alarms.update('encoders.joint_states.joint_3.effort', 'level', Level.ERROR, False)
+    alarms.update('joint_3.effort', 'level', Level.ERROR, False)
     assert alarms.level('joint_3') == Level.WARN and len(alarms) == 2
-    alarms.update('encoders.joint_states.joint_3.velocity', 'residual', Level.WARN, False)
-    alarms.update('encoders.joint_states.joint_3.effort', 'flat', Level.WARN, False)
+    alarms.update('joint_3.velocity', 'residual', Level.WARN, False)
+    alarms.update('joint_3.effort', 'flat', Level.WARN, False)
     alarms.update('scan.min', 'missing', Level.ERROR, False)  # clearing an unknown alarm is harmless
     assert alarms.level('joint_3') == Level.OK and len(alarms) == 0
     with pytest.raises(ValueError, match='severity 3'):
@@ -93,7 +93,7 @@ def test_colours_follow_joint_alarms_and_unassigned_alarms_mark_base_and_outline
         kinematics: ArmKinematics) -> None:
     parts = segments(kinematics)
     alarms = ActiveAlarms(JOINTS)
-    alarms.update('encoders.joint_states.joint_2.velocity', 'residual', Level.ERROR, True)
+    alarms.update('joint_2.velocity', 'residual', Level.ERROR, True)
     colours = dict(zip(((s.parent, s.child) for s in parts), segment_colours(parts, alarms)))
     assert colours.pop(('link_2', 'link_3')) == LEVEL_COLOURS[Level.ERROR]
     assert set(colours.values()) == {LEVEL_COLOURS[Level.OK]}

@@ -95,10 +95,8 @@ def write_bag(path: Path, predictions: bool = True) -> None:
                 header=header(t), joint_names=JOINTS, points=[JointTrajectoryPoint(
                     positions=[q + DRIFT * h for q in twin_q(t + h)],
                     time_from_start=to_duration(from_seconds(h))) for h in HORIZONS])))
-    for t, sensor, active in ((2.3, 'encoders.joint_states.joint_3.effort', True),
-                              (2.8, 'encoders.joint_states.joint_3.effort', False),
-                              (6.0, 'imu.data.angular_velocity.y', True),
-                              (6.5, 'imu.data.angular_velocity.y', False)):
+    for t, sensor, active in ((2.3, 'joint_3.effort', True), (2.8, 'joint_3.effort', False),
+                              (6.0, 'imu.angular_velocity.y', True), (6.5, 'imu.angular_velocity.y', False)):
         messages.append((t, ANOMALIES, AnomalyEvent(header=header(t), sensor=sensor, method='residual',
                                                     score=9.0, threshold=4.0, severity=1, active=active)))
     for k in range(int(SPAN)):

@@ -35,6 +35,7 @@ from twin_anomaly.kinematic import GyroResidual
 from twin_core.channels import Series
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
+from twin_core.signals import canonical
 
 MAD_TO_SIGMA = 1.4826
 METHODS = ('robust', 'iforest', 'autoencoder')
@@ -205,13 +206,15 @@ class AnomalyModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> AnomalyModel:
-        """A model written by :meth:`save`."""
+        """A model written by :meth:`save` (channel names in the older topic-based form are read as
+        their signals).
+        """
         directory = Path(directory)
         document = json.loads((directory / 'model.json').read_text())
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                   for k, v in document.pop('settings').items()}
         settings = DetectorSettings(**fields)
-        names = tuple(document.pop('names'))
+        names = tuple(canonical(name) for name in document.pop('names'))
         kinematic = document.pop('kinematic', None)
         arrays: dict[str, Any] = {k: np.array(v) for k, v in document.items()}  # center, scale, ...
         model = cls(names, settings, **arrays,

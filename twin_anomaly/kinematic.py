@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from twin_core.channels import channel_name
 from twin_core.kinematics import ArmKinematics
+from twin_core.signals import IMU_ANGULAR_VELOCITY, joint_signals
 from twin_core.urdf import JointOrigin
 
 IMU_FRAME = 'imu_link'
-GYRO_CHANNELS = tuple(channel_name('imu/data', f'angular_velocity.{a}') for a in 'xyz')
-ENCODERS = 'encoders.joint_states'
+GYRO_CHANNELS = IMU_ANGULAR_VELOCITY
 
 
 class GyroResidual:
@@ -30,8 +29,8 @@ class GyroResidual:
 
     def __init__(self, kinematics: ArmKinematics, names: Sequence[str], frame: str = IMU_FRAME) -> None:
         index = {name: j for j, name in enumerate(names)}
-        needed = [*GYRO_CHANNELS, *(f'{ENCODERS}.{joint}.{value}' for value in ('position', 'velocity')
-                                    for joint in kinematics.joint_names)]
+        needed = [*GYRO_CHANNELS, *joint_signals(kinematics.joint_names, 'position'),
+                  *joint_signals(kinematics.joint_names, 'velocity')]
         missing = [name for name in needed if name not in index]
         if missing:
             raise KeyError(f'kinematic residual: no channel {", ".join(missing)}')

@@ -31,6 +31,7 @@ from asyncua import ua
 from twin_bridge.opcua_config import ServerConfig
 from twin_core.levels import Level
 from twin_core.opcua import engineering_units
+from twin_core.signals import joint_signal
 from twin_core.stamps import from_seconds, to_seconds
 from twin_maintenance.scheduler import PlannedTask
 
@@ -115,7 +116,7 @@ class TwinAddressSpace:
             variables.append(setpoint)
         for joint in self.joint_names:
             variables += [Variable(self._axis(joint, name), V.Double, 0.0, unit,
-                                   f'{joint}.position' if name == 'ActualPosition' else '')
+                                   joint_signal(joint, 'position').name if name == 'ActualPosition' else '')
                           for name, unit in AXIS.items()]
             variables += [Variable(self._motor(joint, name), V.Double, 0.0, unit) for name, unit in MOTOR.items()]
         twin: list[tuple[str, str, ua.VariantType, object, ua.EUInformation | None]] = [

@@ -1,9 +1,9 @@
-"""Named multivariate time series: channel naming, SyncedFrame conversion and CSV files.
+"""Named multivariate time series: SyncedFrame conversion and CSV files.
 
-A channel is ``<topic, slashes as dots>.<value name>`` (``encoders.joint_states.joint_2.effort``,
-``imu.data.linear_acceleration.x``); a name equal to the topic's last segment is not repeated
-(``motors.joint_2.temperature``). Inputs without value names (laser ranges) contribute their
-smallest finite value as ``<topic>.min``. Stale or missing inputs give NaN.
+A channel is a signal of :mod:`twin_core.signals` (``joint_2.effort``, ``joint_2.temperature``,
+``imu.linear_acceleration.x``, ``task_id``). A laser scan contributes its smallest finite range
+(:func:`~twin_core.signals.range_min`: ``scan.min``). Stale or missing inputs give NaN. CSV
+columns in the older topic-based form are read as their signals.
 """
 from __future__ import annotations
 
@@ -17,15 +17,8 @@ from typing import Any
 import numpy as np
 
 from twin_core.levels import Quality
+from twin_core.signals import LASER_SCAN_TYPE, canonical, input_prefix, range_min
 from twin_core.stamps import from_msg, to_seconds
-
-
-def channel_name(topic: str, name: str) -> str:
-    """The channel of value ``name`` of input ``topic``."""
-    segments = [s for s in topic.split('/') if s]
-    if segments and segments[-1] == name:
-        return '.'.join(segments)
-    return '.'.join(segments + [name])
 
 
 def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
@@ -34,12 +27,13 @@ def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
     values: dict[str, float] = {}
     for sample in frame.samples:
         stale = not Quality(sample.quality).fresh
-        if sample.names:
-            for name, value in zip(sample.names, sample.values):
-                values[channel_name(sample.topic, name)] = math.nan if stale else float(value)
-        else:
+        if sample.type == LASER_SCAN_TYPE:
             finite = [v for v in sample.values if math.isfinite(v)]
-            values[channel_name(sample.topic, 'min')] = math.nan if stale or not finite else min(finite)
+            values[range_min(sample.topic).name] = math.nan if stale or not finite else min(finite)
+            continue
+        prefix = input_prefix(sample.type, sample.topic)
+        for name, value in zip(sample.names, sample.values):
+            values[prefix + name] = math.nan if stale else float(value)
     return stamp, values
 
 
@@ -74,7 +68,7 @@ def read_csv(path: str | Path, time_column: str = 'time', label_column: str | No
     """A series from a CSV with a header; non-numeric columns are skipped unless named."""
     with open(path, newline='', encoding='utf-8') as stream:
         reader = csv.reader(stream)
-        header = next(reader)
+        header = [canonical(name) for name in next(reader)]
         table = list(reader)
     position = {name: j for j, name in enumerate(header)}
     for required in [time_column, *([label_column] if label_column else []), *(columns or [])]:

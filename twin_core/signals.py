@@ -190,6 +190,22 @@ def input_prefix(type_name: str, topic: str) -> str:
     return ''
 
 
+def input_type(name: str) -> str | None:
+    """The message type of the frame input that delivers signal ``name`` (the inverse of
+    :func:`input_prefix`); None for signals the twin derives (acceleration, end effector).
+    """
+    quantity = name.rpartition('.')[2]
+    if name.startswith(IMU_PREFIX):
+        return IMU_TYPE
+    if name in (TASK_ID, TASK_PROGRESS, SPEED_OVERRIDE, STOPPED):
+        return CELL_STATUS_TYPE
+    if quantity == 'min':
+        return LASER_SCAN_TYPE
+    if quantity == 'temperature':
+        return TEMPERATURE_TYPE
+    return JOINT_STATE_TYPE if quantity in ('position', 'velocity', 'effort') and '.' in name else None
+
+
 _LEGACY = re.compile(r'^(?:(?P<imu>imu\.data\.)|encoders\.joint_states\.|cell\.status\.'
                      r'|motors\.(?P<joint>[^.]+)\.(?=temperature$))')
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_anomaly.features import FeatureStream
+from twin_core.signals import joint_signal
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,10 @@ class JointChannels:
     effort_limit: float
 
 
-def joint_channels(joint: str, effort_limit: float, encoders: str = 'encoders.joint_states',
-                   motors: str = 'motors') -> JointChannels:
-    """Channel names as the synchronizer's default inputs produce them."""
-    return JointChannels(joint, f'{encoders}.{joint}.velocity', f'{encoders}.{joint}.effort',
-                         f'{motors}.{joint}.temperature', effort_limit)
+def joint_channels(joint: str, effort_limit: float) -> JointChannels:
+    """The joint's velocity, effort and temperature signals."""
+    velocity, effort, temperature = (joint_signal(joint, q).name for q in ('velocity', 'effort', 'temperature'))
+    return JointChannels(joint, velocity, effort, temperature, effort_limit)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ class MaintenanceConfig:
     joints: tuple[str, ...] = field(default_factory=default_joint_names, metadata=describe(
         'Joints whose gearbox and motor are tracked (default: the URDF\'s movable joints).'))
     sensors: tuple[str, ...] = field(default=(
-        'imu:imu.data.linear_acceleration.x', 'encoders:encoders.joint_states.joint_1.position',
-        'lidar:scan.min', 'plc:motors.joint_1.temperature'), metadata=describe(
+        'imu:imu.linear_acceleration.x', 'encoders:joint_1.position', 'lidar:scan.min',
+        'plc:joint_1.temperature'), metadata=describe(
         'Tracked sensors as name:channel (the channel goes missing when the sensor drops out).'))
     window: float = field(default=60.0, metadata=describe(
         'Seconds of frames per condition-indicator window.', min=1.0, max=86400.0))

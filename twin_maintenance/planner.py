@@ -15,6 +15,7 @@ import numpy as np
 
 from twin_core.channels import stack_rows
 from twin_core.levels import Level, Risk
+from twin_core.signals import canonical, input_type
 from twin_core.status import Status
 from twin_maintenance.condition import ConditionRow, ConditionWindows, joint_channels, motor_condition
 from twin_maintenance.config import MaintenanceConfig
@@ -53,8 +54,8 @@ class MaintenancePlanner:
             raise ValueError(f'joints: unknown {sorted(unknown)}')
         self.config, self._rul = config, rul
         joints = [joint_channels(j, float(effort_limits[j])) for j in config.joints]
-        sensors = dict(entry.split(':', 1) for entry in config.sensors)
-        self._sensor_prefix = {sensor: channel.split('.')[0] for sensor, channel in sensors.items()}
+        sensors = {sensor: canonical(channel) for sensor, channel in (entry.split(':', 1) for entry in config.sensors)}
+        self._sensor_inputs = {sensor: input_type(channel) for sensor, channel in sensors.items()}
         self.names = tuple(dict.fromkeys([c for j in joints for c in (j.velocity, j.effort, j.temperature)]
                                          + list(sensors.values())))
         self._windows = ConditionWindows(self.names, joints, sensors, config.window)
@@ -67,13 +68,16 @@ class MaintenancePlanner:
         self.bookings: list[Booking] = []
 
     def count_alarm(self, sensor: str) -> None:
-        """Count a raised alarm of channel ``sensor`` for the joints it names or the sensor of its topic."""
+        """Count a raised alarm of channel ``sensor`` for the joints it names and the sensors whose
+        channel comes from the same kind of input.
+        """
         parts = sensor.split('.')
         for joint in self.config.joints:
             if joint in parts:
                 self.alarms[joint] += 1
-        for name, prefix in self._sensor_prefix.items():
-            if parts[0] == prefix:
+        kind = input_type(sensor)
+        for name, sensor_kind in self._sensor_inputs.items():
+            if kind is not None and kind == sensor_kind:
                 self.alarms[name] += 1
 
     def add_frame(self, time: float, values: Mapping[str, float]) -> Plan | None:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twin_core.channels import channel_name, read_csv
+from twin_core.channels import read_csv
+from twin_core.signals import IMU, joint_signal, joint_signals, range_min
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_maintenance.condition import ConditionWindows, joint_channels
 from twin_sim.paths import scenario_path
@@ -32,19 +33,17 @@ from twin_sim.settings import SimSettings
 from twin_sim.truth import TruthRecorder
 from twin_sim.workcell import Workcell
 
-IMU_TOPIC, ENCODER_TOPIC, SCAN_TOPIC = 'imu/data', 'encoders/joint_states', 'scan'
-IMU_NAMES = tuple(f'{v}.{a}' for v in ('linear_acceleration', 'angular_velocity') for a in 'xyz')
+SCAN_TOPIC = 'scan'
 SCAN_PERIOD, PLC_PERIOD = 0.05, 0.1  # s between laser scans and PLC temperature updates
 TIMEOUTS = {'imu': 0.05, 'encoders': 0.05, 'scan': 0.2, 'plc': 0.5}  # s, as config/sync.yaml
 
 
 def frame_channels(joints: Sequence[str]) -> list[str]:
-    """Channel names of the frames, as :func:`channel_name` derives them from SyncedFrames."""
-    return ([channel_name(IMU_TOPIC, n) for n in IMU_NAMES]
-            + [channel_name(ENCODER_TOPIC, f'{j}.{f}') for j in joints
-               for f in ('position', 'velocity', 'effort')]
-            + [channel_name(SCAN_TOPIC, 'min')]
-            + [channel_name(f'motors/{j}/temperature', 'temperature') for j in joints])
+    """Channel names of the frames, as :func:`~twin_core.channels.frame_values` names them."""
+    return ([signal.name for signal in IMU]
+            + [joint_signal(j, f).name for j in joints for f in ('position', 'velocity', 'effort')]
+            + [range_min(SCAN_TOPIC).name]
+            + list(joint_signals(joints, 'temperature')))
 
 
 class _Held:

@@ -60,7 +60,7 @@ class Alarm:
     @property
     def source(self) -> str:
         """The sensor the score belongs to: the channel without its last field
-        (``encoders.joint_states.joint_3.velocity`` → ``encoders.joint_states.joint_3``).
+        (``imu.angular_velocity.y`` → ``imu.angular_velocity``, ``joint_3.velocity`` → ``joint_3``).
         """
         return self.sensor.rsplit('.', 1)[0]
 

@@ -25,7 +25,7 @@ DRAW, CLEAR = 'draw', 'clear'
 
 def joint_of(channel: str, joints: Sequence[str]) -> str | None:
     """The joint a sensor channel concerns: a dot-separated part equal to a joint name
-    ('encoders.joint_states.joint_3.velocity' → 'joint_3'); None for 'multivariate', imu, scan.
+    ('joint_3.velocity' → 'joint_3'); None for 'multivariate', imu, scan.
     """
     return next((part for part in channel.split('.') if part in joints), None)
 
