@@ -20,7 +20,6 @@ from twin_core.signals import (
     Kind,
     Layout,
     Signal,
-    slerp,
 )
 from twin_core.urdf import read_arm_description
 from twin_sim.model import build_model
@@ -65,15 +64,6 @@ def test_lookup_interpolates_per_field_and_zero_means_latest() -> None:
     assert state[5] == 1.0  # held
     np.testing.assert_array_equal(history.state_at(0.0), row(10.0, math.pi / 2, 2.0))
     np.testing.assert_array_equal(history.state_at(2.0), row(10.0, math.pi / 2, 2.0))
-
-
-def test_slerp_takes_the_shorter_arc_and_keeps_unit_norm() -> None:
-    q0, q1 = quat_z(0.0), -quat_z(math.radians(60))  # same rotation, opposite hemisphere
-    for fraction in (0.0, 0.3, 0.5, 1.0):
-        out = np.array(slerp(q0, q1, fraction))
-        assert np.linalg.norm(out) == pytest.approx(1.0)
-        angle = 2 * math.atan2(abs(out[2]), abs(out[3]))
-        assert angle == pytest.approx(math.radians(60) * fraction, abs=1e-9)
 
 
 def test_lookups_outside_the_span_raise_instead_of_clamping() -> None:

@@ -12,7 +12,7 @@ from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 from harness import CONFIG_DIR
 from twin_core.config import ConfigError, build, ros_parameters
 from twin_core.levels import Quality
-from twin_core.signals import Kind, Layout, Signal, slerp
+from twin_core.signals import Kind, Layout, Signal
 from twin_interfaces.msg import CellStatus
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy
@@ -243,7 +243,6 @@ def test_slerp_matches_the_closed_form_rotation():
     (sample,) = timeline.frame(25 * MS).samples
     assert sample.quality == Quality.INTERPOLATED
     assert sample.values == pytest.approx(about_z(0.7))  # nlerp would give 0.62 rad
-    assert slerp(about_z(0.4), about_z(0.4), 0.5) == pytest.approx(about_z(0.4))
 
 
 def test_dead_input_turns_stale_and_frames_keep_coming():
