@@ -221,6 +221,25 @@ def test_outbox_survives_a_core_restart_and_duplicates_are_dropped(mosquitto, tm
         second_core.stop()
 
 
+def test_a_burst_arrives_in_the_order_it_was_sent(mosquitto, tmp_path: Path) -> None:
+    """The sender thread hands messages to paho while the network thread acks and reads: the
+    packets must still leave in order, whole (one writer of the socket)."""
+    broker = mosquitto()
+    collector = Collector()
+    core = Core(loop_config(broker.port, tmp_path, capacity=5000), collector, tmp_path)
+    core.bridge.start()
+    try:
+        wait_connected(core.bridge)
+        for i in range(3000):
+            core.bridge.send(0, Header(frame_id=str(i)))
+        collector.wait(3000, timeout=60.0)
+        received = [int(m.frame_id) for _, m in collector.messages]
+        assert received == list(range(3000)), next(
+            f'at {k}: {v}' for k, v in enumerate(received) if v != k)
+    finally:
+        core.stop()
+
+
 def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Path) -> None:
     broker = mosquitto()
     broker.stop()

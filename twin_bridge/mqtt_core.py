@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -33,6 +33,7 @@ from twin_bridge.payload import PayloadError, Schema, encode_cdr, encode_json
 from twin_core.config import ConfigError
 from twin_core.dead_letters import DeadLetters
 from twin_core.levels import Level
+from twin_core.restart import Backoff
 from twin_core.stamps import to_seconds
 from twin_core.workers import Workers
 from twin_ros.messages import message_class
@@ -77,7 +78,6 @@ class MqttLink:
         self._volatile_ids = itertools.count()
         self._boot = secrets.token_hex(6)
         self._stopping = False
-        self._network_runs = 0
         self._client = self._make_client()
 
     def start(self) -> None:
@@ -102,20 +102,26 @@ class MqttLink:
         self._client.disconnect()
 
     def _network_loop(self) -> None:
-        """Run paho's network loop (connects, reconnects with backoff); returns after :meth:`stop`.
+        """Connect, serve the connection, reconnect with backoff; returns after :meth:`stop`.
 
-        Restarted after a failure, it starts from a new connection: the old socket may hold a
-        half-read packet.
+        paho's single-thread interface (``reconnect`` and ``loop``) run in this worker: with the
+        write hook of :meth:`_make_client`, a publish from another thread only queues its packet
+        and wakes this loop, so the socket has one writer and packets leave whole and in order.
+        A restarted worker starts from a new connection (the old socket may hold a half-read packet).
         """
-        if self._network_runs:
+        client = self._client
+        backoff = Backoff(self.config.reconnect_min, self.config.reconnect_max)
+        while not self._stopping:
             try:
-                self._client.reconnect()
+                client.reconnect()
             except OSError:
-                pass  # not reachable now: the loop below retries with backoff
-        self._network_runs += 1
-        self._client.loop_forever(retry_first_connection=True)
-        if not self._stopping:
-            raise RuntimeError('the network loop ended while the link is running')
+                self._on_connect_fail(client, None)
+            else:
+                while client.loop(timeout=1.0) == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    if client.is_connected():
+                        backoff.reset()
+            with self._wake:
+                self._wake.wait_for(lambda: self._stopping, timeout=backoff.delay())
 
     def publish(self, topic: str, qos: int, retain: bool, payload_for: Callable[[str], bytes]) -> None:
         """Queue a message; QoS 1/2 is stored in the outbox before this returns."""
@@ -138,8 +144,6 @@ class MqttLink:
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else self.config.clean_start)
         client.max_inflight_messages_set(self.config.max_inflight)
-        # paho annotates the delays as int; it computes with them as seconds, fractions included.
-        client.reconnect_delay_set(self.config.reconnect_min, self.config.reconnect_max)  # type: ignore[arg-type]
         client.will_set(self.status_topic, 'offline', qos=1, retain=True)
         if self.broker.username:
             client.username_pw_set(self.broker.username, self._password())
@@ -149,6 +153,9 @@ class MqttLink:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        # Only the network worker writes to the socket: without this hook paho writes from the
+        # publishing thread too, and two writers reorder (or interleave) packets.
+        client.on_socket_register_write = lambda _client, _userdata, _socket: None
         client.on_message = lambda _client, _userdata, message: self._on_message(
             message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
         return client
