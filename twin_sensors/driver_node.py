@@ -1,6 +1,7 @@
 """rclpy base of the driver nodes: typed config, stamping, connection logging, 1 Hz diagnostics."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from builtin_interfaces.msg import Time
@@ -12,6 +13,7 @@ from std_msgs.msg import Header
 from twin_core.dead_letters import DeadLetters
 from twin_ros.common import declare_config, status, supervised_workers
 from twin_ros.stamps import to_msg
+from twin_sensors.readers import SerialReader
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import Stamper
 
@@ -46,6 +48,11 @@ class DriverNode(Node):
         self.source = self.stats.source = source
         self._reader = reader
         reader.start()
+
+    def attach_serial(self, on_data: Callable[[bytes, int], None]) -> None:
+        """Read the configured serial port (``config.serial``) in a supervised thread."""
+        self.attach(SerialReader(self.config.serial, on_data, self.on_state, self.now_ns, self.workers),
+                    self.config.serial.port)
 
     def restart_stream(self) -> None:
         """Called on every (re)connection: drop state from before, such as a cut line."""

@@ -7,7 +7,6 @@ from sensor_msgs.msg import JointState
 from twin_ros.common import run
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.encoders import EncoderConfig, EncoderStream
-from twin_sensors.readers import SerialReader
 from twin_sensors.stats import frame_decoder_values
 
 
@@ -19,9 +18,7 @@ class EncoderDriver(DriverNode):
         self._stream = EncoderStream(self.config, self.stats)
         self._names = list(self.config.joint_names)
         self._publisher = self.create_publisher(JointState, 'encoders/joint_states', qos_profile_sensor_data)
-        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns,
-                                 self.workers),
-                    self.config.serial.port)
+        self.attach_serial(self._on_data)
 
     def restart_stream(self) -> None:
         self._stream.restart()

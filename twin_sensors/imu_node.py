@@ -7,7 +7,6 @@ from sensor_msgs.msg import Imu
 from twin_ros.common import run
 from twin_sensors.driver_node import DriverNode
 from twin_sensors.imu import ImuConfig, ImuStream
-from twin_sensors.readers import SerialReader
 
 
 class ImuDriver(DriverNode):
@@ -22,9 +21,7 @@ class ImuDriver(DriverNode):
         self._message.linear_acceleration_covariance = self._stream.accel_covariance
         self._message.angular_velocity_covariance = self._stream.gyro_covariance
         self._publisher = self.create_publisher(Imu, 'imu/data', qos_profile_sensor_data)
-        self.attach(SerialReader(self.config.serial, self._on_data, self.on_state, self.now_ns,
-                                 self.workers),
-                    self.config.serial.port)
+        self.attach_serial(self._on_data)
 
     def restart_stream(self) -> None:
         self._stream.restart()
