@@ -35,14 +35,17 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 
 from twin_bringup.launcher import node_environment
-from twin_bringup.sandbox import isolated_config
 from twin_interfaces.msg import SyncedFrame
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
+from sandbox import isolated_config  # noqa: E402
 
 STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState,
           '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
 RAW_PUBLISHER = '''
 import sys, time, rclpy
 from sensor_msgs.msg import Imu
+
 rclpy.init()
 node = rclpy.create_node('raw_imu_publisher')
 pub = node.create_publisher(Imu, '/bench/raw_imu', 100)

@@ -29,7 +29,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 
 from twin_bringup.launcher import node_environment
-from twin_bringup.sandbox import isolated_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
+from sandbox import isolated_config  # noqa: E402
 
 
 def joint_states_topic(robots: int, index: int) -> str:

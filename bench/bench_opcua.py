@@ -31,12 +31,13 @@ from asyncua import Client, Server, ua
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from std_msgs.msg import Float64
 
-from twin_bringup.sandbox import free_port
 from twin_interfaces.msg import TwinState
 from twin_sim.hardware import PlcChannel
 from twin_sim.plc import NAMESPACE, PlcServer, PlcState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
+from sandbox import free_port  # noqa: E402
+
 from harness import NodeProcess  # noqa: E402
 
 logging.getLogger('asyncua').setLevel(logging.ERROR)

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from twin_anomaly.anomaly_cli import main as twin_anomaly
 from twin_bringup.launcher import node_environment
-from twin_bringup.sandbox import isolated_config
 from twin_core.paths import resolve_executable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
+from sandbox import isolated_config  # noqa: E402
 
 TOPICS = ('/twin/synced_frame:twin_interfaces/msg/SyncedFrame', '/workcell_sim/truth:twin_interfaces/msg/WorkcellTruth')
 

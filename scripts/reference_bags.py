@@ -24,8 +24,10 @@ import yaml
 from rosbags.highlevel import AnyReader
 
 from twin_bringup.launcher import clean_stale_shared_memory
-from twin_bringup.sandbox import isolated_config
 from twin_core.paths import config_dir, resolve_executable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
+from sandbox import isolated_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 7

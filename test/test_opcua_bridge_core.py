@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from asyncua import Client, ua
+from sandbox import free_port
 
 from opcua_fixtures import connect as connect_secure
 from opcua_fixtures import make_certificates
 from twin_bridge.opcua_config import ClientConfig, SecurityConfig, ServerConfig
 from twin_bridge.opcua_server import TwinServer
 from twin_bridge.opcua_space import TwinAddressSpace, from_datetime, speed_override_command, to_datetime
-from twin_bringup.sandbox import free_port
 from twin_core.config import ConfigError, build
 from twin_core.levels import Level, Risk
 from twin_core.stamps import from_seconds

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from asyncua import Client, ua
+from sandbox import free_port
 from std_msgs.msg import Float64
 
 from harness import TopicProbe
 from twin_bridge.opcua_node import LATCHED
-from twin_bringup.sandbox import free_port
 from twin_interfaces.msg import TwinState
 from twin_interfaces.srv import GetHistory
 from twin_sim.hardware import PlcChannel

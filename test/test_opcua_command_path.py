@@ -19,12 +19,12 @@ import pytest
 import yaml
 from asyncua import Client, ua
 from diagnostic_msgs.msg import DiagnosticArray
+from sandbox import free_port
 from std_msgs.msg import Float64
 
 from harness import NodeProcess, TopicProbe, isolated_config, statuses
 from opcua_fixtures import connect, make_certificates
 from twin_bridge.opcua_config import OpcUaBridgeConfig
-from twin_bringup.sandbox import free_port
 from twin_core.config import build, ros_parameters
 from twin_interfaces.msg import CommandAudit, WorkcellTruth
 from twin_ros.common import LATCHED
