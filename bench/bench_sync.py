@@ -1,28 +1,51 @@
-"""Synchronizer cost: the ApproximateTime policy and the timeline against the Python
-message_filters ApproximateTimeSynchronizer algorithm, on the same synthetic streams.
+"""Synchronizer cost: the twin's sync node input path, ApproximateTime policy and timeline
+against the Python message_filters ApproximateTimeSynchronizer, on the same synthetic streams.
 
 Streams: IMU 1 kHz, encoders 500 Hz, lidar 20 Hz (+ two temperatures at 20 and 10 Hz), stamps
 jittered by up to 0.2 ms, delivered in stamp order; slop / max interval 5 ms.
+
+The baseline is the real ``message_filters.ApproximateTimeSynchronizer`` (ros2/message_filters,
+``src/message_filters/__init__.py``, BSD-3-Clause), unmodified: it is imported from an installed
+``message_filters`` or from the directory given by ``--message-filters`` (the directory holding
+the ``message_filters`` package; it is not part of this repository). It receives the ROS
+messages (``header.stamp`` a ``builtin_interfaces/Time``) through its input filters'
+``signalMessage``, as its ``Subscriber`` hands them over. Without it, only the same algorithm on
+int stamps runs (far cheaper than the real class: no rclpy ``Time``/``Duration`` objects).
+"node" rows run the sync node's own ``_on_message`` (adapter conversion from the same ROS
+messages, then policy or timeline) on the node's state without DDS; sets go to a list, as the
+baseline's callback does, instead of being published.
+
 sets/s: sets (frames) per stream second; spread: mean stamp spread of a set (timeline: max_skew
 of complete frames); µs/msg: CPU per input message, everything included; speed-up: baseline
-CPU / CPU. Run: ``python bench/bench_sync.py [--seconds 20] [--queue-size 10]``.
+CPU / CPU. Run: ``python bench/bench_sync.py [--seconds 20] [--queue-size 10]
+[--message-filters DIR]``.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import itertools
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
+from rclpy.clock import ROSClock
+from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
 from twin_core.signals import Layout, Signal
+from twin_core.stamps import from_msg
+from twin_core.urdf import default_joint_names
+from twin_ros.stamps import to_msg
 from twin_sync.approximate import ApproximateTimePolicy
 from twin_sync.frame import Sample
+from twin_sync.sync_config import APPROXIMATE, TIMELINE, SyncConfig
+from twin_sync.sync_node import SyncNode
 from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput
 
 MS = 1_000_000
@@ -34,6 +57,13 @@ TOPICS = [('imu', 1 * MS, 0, INTERPOLATE, 6),
           ('temperature_1', 50 * MS, 11 * MS // 10, HOLD, 1),
           ('temperature_2', 100 * MS, 23 * MS // 10, HOLD, 1)]
 Event = tuple[int, int, Any]  # (input, stamp_ns, message)
+JOINTS = default_joint_names()
+# the sync node's configuration of these streams
+NODE_INPUTS = [('imu/data', 'sensor_msgs/msg/Imu', 0.05),
+               ('encoders/joint_states', 'sensor_msgs/msg/JointState', 0.05),
+               ('scan', 'sensor_msgs/msg/LaserScan', 0.2),
+               (f'motors/{JOINTS[0]}/temperature', 'sensor_msgs/msg/Temperature', 0.5),
+               (f'motors/{JOINTS[1]}/temperature', 'sensor_msgs/msg/Temperature', 0.5)]
 
 
 class MessageFiltersBaseline:
@@ -82,6 +112,39 @@ class MessageFiltersBaseline:
                     break
 
 
+def load_message_filters(path: str | None) -> ModuleType | None:
+    """The real message_filters package: installed, or from ``path``; None when neither."""
+    if path:
+        sys.path.insert(0, path)
+    try:
+        return importlib.import_module('message_filters')
+    except ImportError:
+        return None
+
+
+def ros_message(index: int, stamp: int) -> Any:
+    """The ROS message input ``index`` carries, stamped ``stamp`` (a Time message)."""
+    value = stamp * 1e-9
+    if index == 0:
+        message = Imu()
+        message.orientation_covariance[0] = -1.0
+        message.linear_acceleration.x = message.angular_velocity.z = value
+    elif index == 1:
+        message = JointState(name=JOINTS, position=[value] * len(JOINTS),
+                             velocity=[value] * len(JOINTS))
+    elif index == 2:
+        message = LaserScan(ranges=[value] * 360)
+    else:
+        message = Temperature(temperature=value)
+    message.header.stamp = to_msg(stamp)
+    return message
+
+
+def ros_events(events: Sequence[Event]) -> list[Event]:
+    """The same events carrying ROS messages, built before anything is timed (DDS's work)."""
+    return [(index, stamp, ros_message(index, stamp)) for index, stamp, _ in events]
+
+
 def make_events(topics: int, seconds: float, seed: int = 1) -> list[Event]:
     """Messages of the first ``topics`` streams in stamp order; the message is a Sample."""
     rng = random.Random(seed)
@@ -106,6 +169,51 @@ def run_baseline(events: Sequence[Event], topics: int, queue_size: int) -> list[
     for index, stamp, message in events:
         sync.add(index, stamp, message)
     return [spread_ms([sample.stamp_ns for sample in matched]) for matched in sets]
+
+
+def run_message_filters(module: ModuleType, events: Sequence[Event], topics: int,
+                        queue_size: int) -> list[float]:
+    """The real ApproximateTimeSynchronizer fed ROS messages through its input filters."""
+    sets: list[Any] = []
+    inputs = [module.SimpleFilter() for _ in range(topics)]
+    sync = module.ApproximateTimeSynchronizer(inputs, queue_size, SLOP / 1e9)
+    sync.registerCallback(lambda *m: sets.append(m))
+    for index, _, message in events:
+        inputs[index].signalMessage(message)
+    return [spread_ms([from_msg(m.header.stamp) for m in matched]) for matched in sets]
+
+
+def node_state(topics: int, queue_size: int, mode: str, sets: list[Any]) -> SimpleNamespace:
+    """What SyncNode's message path reads of the node, built as its constructor builds it."""
+    inputs = NODE_INPUTS[:topics]
+    config = SyncConfig(
+        mode=mode, topics=tuple(t for t, _, _ in inputs), types=tuple(t for _, t, _ in inputs),
+        modes=tuple(m for *_, m, _ in TOPICS[:topics]), timeouts=tuple(t for *_, t in inputs),
+        queue_size=queue_size, max_interval=SLOP / 1e9,
+        lower_bounds=tuple((period - 500_000) / 1e9 for _, period, *_ in TOPICS[:topics]))
+    clock = ROSClock()
+    state = SimpleNamespace(_now_ns=lambda: clock.now().nanoseconds, _publish=sets.append)
+    state._on_set = functools.partial(SyncNode._on_set, state)
+    SyncNode._build(state, config)
+    return state
+
+
+def run_node(events: Sequence[Event], topics: int, queue_size: int,
+             mode: str = APPROXIMATE) -> list[float]:
+    """SyncNode._on_message per ROS message; in timeline mode also its 100 Hz tick."""
+    frames: list[Any] = []
+    state = node_state(topics, queue_size, mode, frames)
+    on_message = functools.partial(SyncNode._on_message, state)
+    tick = 10 * MS
+    next_tick = tick
+    for index, stamp, message in events:
+        on_message(index, message)
+        if mode == TIMELINE and stamp >= next_tick:
+            next_tick += tick
+            frames.extend(state._timeline.next_frames(stamp))
+    if mode == TIMELINE:
+        return [frame.max_skew * 1e3 for frame in frames if frame.complete]
+    return [frame.max_skew * 1e3 for frame in frames]
 
 
 def run_approximate(events: Sequence[Event], topics: int, queue_size: int,
@@ -149,24 +257,40 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=20.0, help='stream length, s')
     parser.add_argument('--queue-size', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--message-filters', metavar='DIR',
+                        help='directory holding the message_filters package, if not installed')
     options = parser.parse_args()
-    runners = [('message_filters (baseline)', run_baseline),
-               ('ApproximateTime, no bounds', functools.partial(run_approximate, bounded=False)),
-               ('ApproximateTime, bounds', run_approximate), ('Timeline 100 Hz', run_timeline)]
+    module = load_message_filters(options.message_filters)
+    # (name, runner, takes ROS messages)
+    runners: list[tuple[str, Callable[..., list[float]], bool]] = []
+    if module is None:
+        print('message_filters not found (--message-filters DIR): no faithful baseline')
+    else:
+        runners.append(('message_filters (baseline)', functools.partial(run_message_filters, module),
+                        True))
+    runners += [('mf algorithm, int stamps', run_baseline, False),
+                ('node, approximate', run_node, True),
+                ('node, timeline 100 Hz', functools.partial(run_node, mode=TIMELINE), True),
+                ('ApproximateTime, no bounds', functools.partial(run_approximate, bounded=False),
+                 False),
+                ('ApproximateTime, bounds', run_approximate, False),
+                ('Timeline 100 Hz', run_timeline, False)]
     print(f'stream {options.seconds:g} s, queue_size {options.queue_size}, slop 5 ms, '
           f'CPU time best of {options.repeats}')
     print(f'{"topics":>6}  {"implementation":<28}{"sets/s":>8}{"spread ms":>11}{"µs/msg":>9}'
           f'{"msg/s":>10}{"speed-up":>10}')
     for topics in (3, 5):
         events = make_events(topics, options.seconds)
+        messages = ros_events(events)
         baseline_cpu = None
-        for name, runner in runners:
-            spreads, cpu = measure(runner, events, topics, options.queue_size, options.repeats)
+        for name, runner, ros in runners:
+            spreads, cpu = measure(runner, messages if ros else events, topics, options.queue_size,
+                                   options.repeats)
             baseline_cpu = baseline_cpu or cpu
             mean = f'{np.mean(spreads):.2f}' if spreads else '-'
             print(f'{topics:>6}  {name:<28}{len(spreads) / options.seconds:>8.1f}{mean:>11}'
                   f'{cpu / len(events) * 1e6:>9.2f}{len(events) / cpu:>10.0f}'
-                  f'{baseline_cpu / cpu:>9.1f}x')
+                  f'{baseline_cpu / cpu:>9.1f}x', flush=True)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,20 @@ class SyncNode(Node):
 
     def __init__(self) -> None:
         super().__init__('twin_sync')
-        self._config = config = declare_config(self, SyncConfig)
+        config = declare_config(self, SyncConfig)
+        self._build(config)
+        self._publisher = self.create_publisher(SyncedFrame, 'twin/synced_frame', 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
+            self.create_subscription(adapter.message_class, topic,
+                                     partial(self._on_message, index), qos_profile_sensor_data)
+        if config.mode != APPROXIMATE:
+            self.create_timer(1.0 / config.output_rate_hz, self._on_tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _build(self, config: SyncConfig) -> None:
+        """The state the message path uses (no ROS entities; the benchmark builds it alone)."""
+        self._config = config
         self._adapters = [ADAPTERS[t] for t in config.types]
         self._monitor = SyncMonitor(config)
         self._timeline = Timeline(
@@ -43,14 +56,6 @@ class SyncNode(Node):
             len(config.topics), self._on_set, queue_size=config.queue_size,
             max_interval_ns=from_seconds(config.max_interval), age_penalty=config.age_penalty,
             lower_bounds_ns=[from_seconds(b) for b in config.lower_bounds])
-        self._publisher = self.create_publisher(SyncedFrame, 'twin/synced_frame', 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
-            self.create_subscription(adapter.message_class, topic,
-                                     partial(self._on_message, index), qos_profile_sensor_data)
-        if config.mode != APPROXIMATE:
-            self.create_timer(1.0 / config.output_rate_hz, self._on_tick)
-        self.create_timer(1.0, self._publish_diagnostics)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
