@@ -92,10 +92,12 @@ def test_outbox_is_bounded_and_persistent(tmp_path: Path) -> None:
     outbox = Outbox(open_store(tmp_path / 'o.sqlite'), capacity=5)
     ids = [outbox.add('t', 1, False, str.encode).payload.decode() for _ in range(8)]
     assert (outbox.depth, outbox.dropped) == (5, 3)
+    outbox.flush()  # rows are written in one transaction per commit
     reopened = Outbox(open_store(tmp_path / 'o.sqlite'), capacity=5)
     pending = reopened.after(0, 100)
     assert [p.payload.decode() for p in pending] == ids[3:]
     reopened.remove([pending[0].seq, pending[1].seq])
+    reopened.flush()
     assert reopened.depth == 3
     assert reopened.add('t', 1, False, str.encode).seq == 9  # ids are never reused
     assert reopened.epoch == outbox.epoch
@@ -105,6 +107,7 @@ def test_seen_ids_window_survives_reopen(tmp_path: Path) -> None:
     seen = SeenIds(open_store(tmp_path / 's.sqlite'), window=3)
     for message_id in 'abcd':
         seen.add(message_id)
+    seen.flush()
     again = SeenIds(open_store(tmp_path / 's.sqlite'), window=3)
     assert [i in again for i in 'abcd'] == [False, True, True, True]
 

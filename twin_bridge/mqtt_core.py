@@ -1,10 +1,11 @@
 """MQTT side of the bridge, without rclpy: the broker link and the mapping pipeline.
 
 :class:`MqttLink` wraps a paho-mqtt 2.x client running in its own network thread. QoS 1/2
-messages go through the on-disk :class:`~twin_bridge.outbox.Outbox` first; a sender thread hands
-them to paho in order, at most ``max_inflight`` unacknowledged, and deletes each once the broker
-acknowledges it. paho re-sends unacknowledged messages after a reconnect, and a restarted bridge
-re-sends the whole outbox, so nothing is lost; receivers drop the resulting duplicates by id.
+messages go through the on-disk :class:`~twin_bridge.outbox.Outbox` first; a sender thread commits
+the outbox (new messages, acknowledged ones to delete and inbound ids seen, one transaction per
+wake-up), then hands committed messages to paho in order, at most ``max_inflight`` unacknowledged.
+paho re-sends unacknowledged messages after a reconnect, and a restarted bridge re-sends the
+whole outbox, so nothing is lost; receivers drop the resulting duplicates by id.
 :class:`MqttBridge` encodes outbound ROS messages, validates and deduplicates inbound payloads,
 and counts everything for the diagnostics.
 """
@@ -74,7 +75,6 @@ class MqttLink:
         self._early: dict[int, Any] = {}  # mid -> reason, acknowledged before publish() returned
         self._acked: list[int] = []
         self._volatile: deque[tuple[str, bytes, bool]] = deque(maxlen=client.max_inflight * 50)
-        self._handed = 0  # highest outbox seq handed to paho
         self._volatile_ids = itertools.count()
         self._boot = secrets.token_hex(6)
         self._stopping = False
@@ -93,10 +93,14 @@ class MqttLink:
         self._workers.spawn('mqtt sender', self._send_loop)
 
     def stop(self) -> None:
-        """Publish the retained "offline" status, disconnect and let both workers end."""
+        """Publish the retained "offline" status, disconnect and let both workers end.
+
+        Queued outbox rows are committed, so a stopped bridge has lost nothing.
+        """
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        self.outbox.flush()
         if self.stats.connected:
             self._client.publish(self.status_topic, 'offline', qos=1, retain=True).wait_for_publish(2.0)
         self._client.disconnect()
@@ -124,7 +128,7 @@ class MqttLink:
                 self._wake.wait_for(lambda: self._stopping, timeout=backoff.delay())
 
     def publish(self, topic: str, qos: int, retain: bool, payload_for: Callable[[str], bytes]) -> None:
-        """Queue a message; QoS 1/2 is stored in the outbox before this returns."""
+        """Queue a message; QoS 1/2 is queued in the outbox and on disk at the sender's next commit."""
         if qos == 0:
             payload = payload_for(f'{self._boot}/{next(self._volatile_ids)}')
             with self._wake:
@@ -156,9 +160,13 @@ class MqttLink:
         # Only the network worker writes to the socket: without this hook paho writes from the
         # publishing thread too, and two writers reorder (or interleave) packets.
         client.on_socket_register_write = lambda _client, _userdata, _socket: None
-        client.on_message = lambda _client, _userdata, message: self._on_message(
-            message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
+        client.on_message = self._on_paho_message
         return client
+
+    def _on_paho_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._on_message(message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
+        with self._wake:  # the sender commits the inbound id
+            self._wake.notify()
 
     def _password(self) -> str | None:
         if not self.broker.password_file:
@@ -263,8 +271,8 @@ class MqttLink:
 
     def _ready(self) -> bool:
         room = self.stats.connected and len(self._inflight) < self.config.max_inflight
-        return (self._stopping or bool(self._acked)
-                or (room and (bool(self._volatile) or self.outbox.last_seq > self._handed))
+        return (self._stopping or bool(self._acked) or self.outbox.store.dirty
+                or (room and (bool(self._volatile) or self.outbox.ready))
                 or (not self.stats.connected and bool(self._volatile)))
 
     def _send_loop(self) -> None:
@@ -280,14 +288,14 @@ class MqttLink:
                 room = self.config.max_inflight - len(self._inflight) if connected else 0
             if acked:
                 self.outbox.remove(acked)
+            self.outbox.flush()  # before anything is handed to paho
             if not connected:
                 self.stats.unsent_qos0 += len(volatile)
                 continue
             for topic, payload, retain in volatile:
                 self._hand(self._client.publish(topic, payload, 0, retain), QOS0)
             if room > 0:
-                for entry in self.outbox.after(self._handed, room):
-                    self._handed = entry.seq
+                for entry in self.outbox.take(room):
                     self._hand(self._client.publish(entry.topic, entry.payload, entry.qos, entry.retain),
                                entry.seq)
 

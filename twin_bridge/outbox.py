@@ -1,17 +1,22 @@
 """Durable MQTT state in one sqlite3 file: the bounded outbox and the ids already delivered.
 
-WAL journal with ``synchronous=NORMAL``: every commit survives a crash of the process (the
-bridge or the broker restarting); the last commits may be lost on a power failure.
+Writes are grouped: :meth:`Outbox.add`, :meth:`Outbox.remove` and :meth:`SeenIds.add` only queue
+their rows in memory, and :meth:`Store.commit` writes everything queued in one transaction. The
+bridge's sender commits whenever it wakes (so a batch is whatever arrived during the previous
+commit) and hands a message to the broker only once it is committed. WAL journal with
+``synchronous=NORMAL``: a commit survives a crash of the process; the last commits may be lost on
+a power failure.
 """
 from __future__ import annotations
 
 import secrets
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 SCHEMA = '''
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,15 +38,37 @@ class Pending:
     retain: bool
 
 
+class Writer(Protocol):
+    """Rows queued in memory for the store's next commit."""
+
+    @property
+    def unsaved(self) -> bool: ...
+
+    def write(self, db: sqlite3.Connection) -> None: ...
+
+
 @dataclass(frozen=True)
 class Store:
     """One connection to the bridge's database, shared by all threads under ``lock``.
 
     (Separate connections would contend for sqlite's file lock, whose busy handler sleeps.)
+    ``writers`` write their queued rows inside :meth:`commit`'s transaction.
     """
 
     db: sqlite3.Connection
     lock: threading.Lock
+    writers: list[Writer] = field(default_factory=list)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether rows wait for :meth:`commit`."""
+        return any(writer.unsaved for writer in self.writers)
+
+    def commit(self) -> None:
+        """Write every queued row in one transaction."""
+        with self.lock, self.db:
+            for writer in self.writers:
+                writer.write(self.db)
 
 
 def open_store(path: Path) -> Store:
@@ -59,73 +86,153 @@ class Outbox:
 
     The epoch is drawn when the database is created, so ids stay unique if it is deleted.
     When full, the oldest pending message is dropped and counted in ``dropped``.
+    :meth:`take` returns committed messages not taken yet, oldest first (first those a previous
+    run left in the file, then this run's).
     """
 
     def __init__(self, store: Store, capacity: int) -> None:
-        self._db, self._lock = store.db, store.lock
+        self.store = store
+        self._db = store.db
+        self._lock = threading.Lock()  # the in-memory queues; store.lock is taken before it
         self.capacity = capacity
         self.dropped = 0
-        with self._db:
+        with store.lock, self._db:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
         self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self.depth = self._db.execute('SELECT count(*) FROM outbox').fetchone()[0]
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
         self._next_seq = (row[0] if row else 0) + 1
+        self._recovered = self._next_seq - 1  # messages up to here come from the file
+        self._taken = 0  # highest seq taken
+        self._committed = self._recovered  # highest seq written
+        self._unsaved: list[Pending] = []
+        self._removed: list[int] = []
+        self._queue: deque[Pending] = deque()  # this run's messages not taken yet
+        store.writers.append(self)
 
     @property
     def last_seq(self) -> int:
         """The sequence number of the newest message ever added."""
         return self._next_seq - 1
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether rows wait for :meth:`Store.commit`."""
+        return bool(self._unsaved or self._removed)
+
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`take` has something to return."""
+        return self._taken < self._recovered or (bool(self._queue) and self._queue[0].seq <= self._committed)
+
     def add(self, topic: str, qos: int, retain: bool, payload_for: Callable[[str], bytes]) -> Pending:
-        """Store a message whose payload ``payload_for(message_id)`` builds; drop the oldest if full."""
+        """Queue a message whose payload ``payload_for(message_id)`` builds; drop the oldest if full."""
+        if self.depth >= self.capacity:
+            self._drop_oldest()
         with self._lock:
             seq = self._next_seq
             self._next_seq += 1
             entry = Pending(seq, topic, payload_for(f'{self.epoch}/{seq}'), qos, retain)
-            with self._db:
-                if self.depth >= self.capacity:
-                    self._db.execute('DELETE FROM outbox WHERE seq = (SELECT min(seq) FROM outbox)')
-                    self.dropped += 1
-                    self.depth -= 1
-                self._db.execute('INSERT INTO outbox VALUES (?, ?, ?, ?, ?)',
-                                 (seq, topic, entry.payload, qos, int(retain)))
+            self._unsaved.append(entry)
+            self._queue.append(entry)
             self.depth += 1
-            return entry
+        return entry
+
+    def _drop_oldest(self) -> None:
+        self.store.commit()
+        with self.store.lock, self._db:
+            row = self._db.execute('DELETE FROM outbox WHERE seq = (SELECT min(seq) FROM outbox) '
+                                   'RETURNING seq').fetchone()
+        if row is None:
+            return
+        with self._lock:
+            if self._queue and self._queue[0].seq == row[0]:
+                self._queue.popleft()
+            self.dropped += 1
+            self.depth -= 1
 
     def remove(self, seqs: list[int]) -> None:
-        """Forget acknowledged messages (already dropped ones are ignored)."""
-        with self._lock, self._db:
-            removed = self._db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in seqs])
-            self.depth -= removed.rowcount
+        """Forget acknowledged messages at the next commit (already dropped ones are ignored)."""
+        with self._lock:
+            self._removed.extend(seqs)
+
+    def flush(self) -> None:
+        """Commit everything queued (this outbox's rows and those of the store's other writers)."""
+        self.store.commit()
+
+    def write(self, db: sqlite3.Connection) -> None:
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, []
+            removed, self._removed = self._removed, []
+        if unsaved:
+            db.executemany('INSERT INTO outbox VALUES (?, ?, ?, ?, ?)',
+                           [(e.seq, e.topic, e.payload, e.qos, int(e.retain)) for e in unsaved])
+            self._committed = unsaved[-1].seq
+        if removed:
+            deleted = db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in removed]).rowcount
+            with self._lock:
+                self.depth -= deleted
+
+    def take(self, limit: int) -> list[Pending]:
+        """Up to ``limit`` committed messages not taken yet, oldest first."""
+        if self._taken < self._recovered:
+            entries = self.after(self._taken, limit)
+            entries = [e for e in entries if e.seq <= self._recovered]
+            self._taken = entries[-1].seq if len(entries) == limit else self._recovered
+            if entries:
+                return entries
+        taken: list[Pending] = []
+        with self._lock:
+            while self._queue and len(taken) < limit and self._queue[0].seq <= self._committed:
+                taken.append(self._queue.popleft())
+        if taken:
+            self._taken = taken[-1].seq
+        return taken
 
     def after(self, seq: int, limit: int) -> list[Pending]:
-        """Up to ``limit`` pending messages with a sequence number above ``seq``, oldest first."""
-        with self._lock:
+        """Up to ``limit`` committed messages with a sequence number above ``seq``, oldest first."""
+        with self.store.lock:
             rows = self._db.execute('SELECT seq, topic, payload, qos, retain FROM outbox '
                                     'WHERE seq > ? ORDER BY seq LIMIT ?', (seq, limit)).fetchall()
         return [Pending(s, t, bytes(p), q, bool(r)) for s, t, p, q, r in rows]
 
 
 class SeenIds:
-    """The ``window`` most recent inbound message ids, in memory and on disk."""
+    """The ``window`` most recent inbound message ids, in memory and (from the next commit) on disk."""
 
     def __init__(self, store: Store, window: int) -> None:
-        self._db, self._lock = store.db, store.lock
+        self.store = store
+        self._lock = threading.Lock()
         self.window = window
-        rows = self._db.execute('SELECT id, n FROM seen ORDER BY n DESC LIMIT ?', (window,)).fetchall()
+        rows = store.db.execute('SELECT id, n FROM seen ORDER BY n DESC LIMIT ?', (window,)).fetchall()
         self._ids: OrderedDict[str, None] = OrderedDict((i, None) for i, _ in reversed(rows))
         self._count = rows[0][1] if rows else 0
+        self._unsaved: list[tuple[str, int]] = []
+        store.writers.append(self)
 
     def __contains__(self, message_id: str) -> bool:
         with self._lock:
             return message_id in self._ids
 
+    @property
+    def unsaved(self) -> bool:
+        return bool(self._unsaved)
+
     def add(self, message_id: str) -> None:
-        with self._lock, self._db:
+        with self._lock:
             self._count += 1
             self._ids[message_id] = None
-            self._db.execute('INSERT OR REPLACE INTO seen VALUES (?, ?)', (message_id, self._count))
+            self._unsaved.append((message_id, self._count))
             if len(self._ids) > self.window:
                 self._ids.popitem(last=False)
-                self._db.execute('DELETE FROM seen WHERE n <= ?', (self._count - self.window,))
+
+    def flush(self) -> None:
+        self.store.commit()
+
+    def write(self, db: sqlite3.Connection) -> None:
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, []
+            count = self._count
+        if unsaved:
+            db.executemany('INSERT OR REPLACE INTO seen VALUES (?, ?)', unsaved)
+            db.execute('DELETE FROM seen WHERE n <= ?', (count - self.window,))
