@@ -56,3 +56,19 @@ def test_approximate_mode_adds_the_matching_counters():
     source = timeline([Quality.EXACT] * N, [S] * N)
     first, second = monitor.report(source, STATS, 2 * S)[:2]
     assert (first.values['unmatched_dropped'], second.values['bound_violations']) == (4, 2)
+
+
+def test_approximate_mode_judges_inputs_by_the_policys_newest_stamps():
+    """No timeline is kept in approximate mode: fresh within the input's timeout of now - delay."""
+    config = replace(CONFIG, mode=APPROXIMATE)
+    monitor = SyncMonitor(config)
+    judged = 10 * S - round(config.delay * S)
+    newest = (judged - round(config.timeouts[0] * S), judged - round(config.timeouts[1] * S) - 1,
+              None) + (judged + S,) * (N - 3)
+    stats = replace(STATS, newest=newest, out_of_order=(3,) + (0,) * (N - 1))
+    imu, joints, scan, *rest = monitor.report(timeline([Quality.MISSING] * N, [None] * N), stats, 10 * S)
+    assert (imu.level, imu.message, imu.values['out_of_order']) == (Level.OK, 'fresh', 3)
+    assert imu.values['age_s'] == pytest.approx(config.delay + config.timeouts[0])
+    assert (joints.level, joints.message, scan.message, scan.values['age_s']) == (
+        Level.WARN, 'stale', 'missing', 'never')
+    assert all(r.message == 'fresh' for r in rest[:-1])

@@ -38,6 +38,7 @@ class ApproximateStats:
     duplicate_stamps: tuple[int, ...]
     bound_violations: tuple[int, ...]
     sets: int
+    newest: tuple[int | None, ...] = ()  # stamp of the newest message accepted, per input
 
 
 class ApproximateTimePolicy:
@@ -95,7 +96,7 @@ class ApproximateTimePolicy:
         with self._lock:
             return ApproximateStats(tuple(self._received), tuple(self._dropped),
                                     tuple(self._out_of_order), tuple(self._duplicates),
-                                    tuple(self._violations), self._sets)
+                                    tuple(self._violations), self._sets, tuple(self._last_stamp))
 
     def _add(self, i: int, entry: Entry) -> None:
         self._received[i] += 1

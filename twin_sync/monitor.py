@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from twin_core.levels import Level
+from twin_core.levels import Level, Quality
 from twin_core.stamps import from_seconds, to_seconds
 from twin_core.status import Status
 from twin_sync.approximate import ApproximateStats
 from twin_sync.frame import Frame
 from twin_sync.sync_config import APPROXIMATE, SyncConfig
-from twin_sync.timeline import Timeline
+from twin_sync.timeline import InputCounters, Timeline
 
 SKEW_HISTORY = 1000  # frames the skew percentiles cover
 
@@ -37,13 +37,28 @@ class SyncMonitor:
         self._skews.append(frame.max_skew)
 
     def report(self, timeline: Timeline, approximate: ApproximateStats, now_ns: int) -> list[Status]:
-        """One status per input and one of the output; rates count since the last report."""
+        """One status per input and one of the output; rates count since the last report.
+
+        Inputs are judged at ``now - delay``: in timeline mode by the timeline's frame there,
+        in approximate mode (no timeline kept) by each input's newest stamp: HELD while within
+        the input's timeout, then STALE, MISSING before any; counters from the policy.
+        """
         config = self._config
-        frame = timeline.frame(now_ns - from_seconds(config.delay))
+        judged = now_ns - from_seconds(config.delay)
+        if config.mode == APPROXIMATE:
+            newest_stamps = list(approximate.newest) or [None] * len(config.topics)
+            all_counters = [InputCounters(out_of_order=o, duplicates=d) for o, d in zip(
+                approximate.out_of_order, approximate.duplicate_stamps)]
+            qualities = [Quality.MISSING if newest is None else Quality.HELD
+                         if judged - newest <= from_seconds(timeout) else Quality.STALE
+                         for newest, timeout in zip(newest_stamps, config.timeouts)]
+        else:
+            newest_stamps = [timeline.newest_stamp(index) for index in range(len(config.topics))]
+            all_counters = list(timeline.counters)
+            qualities = [sample.quality for sample in timeline.frame(judged).samples]
         reports = []
         for index, topic in enumerate(config.topics):
-            counters, newest = timeline.counters[index], timeline.newest_stamp(index)
-            quality = frame.samples[index].quality
+            counters, newest, quality = all_counters[index], newest_stamps[index], qualities[index]
             values: dict[str, Any] = {
                 'rate_hz': self._received[index] - self._reported[index],
                 'age_s': 'never' if newest is None else to_seconds(now_ns - newest),

@@ -24,8 +24,8 @@ from twin_sync.timeline import Timeline, TimelineInput
 class SyncNode(Node):
     """Subscribes the configured inputs and publishes synchronized frames and diagnostics.
 
-    Every sample goes to the timeline, which also judges each input's freshness for the
-    diagnostics; in approximate mode it goes to the matching policy as well.
+    Every sample goes to the timeline, or in approximate mode to the matching policy only (the
+    diagnostics then judge each input's freshness by the policy's newest stamps).
     """
 
     def __init__(self) -> None:
@@ -45,6 +45,9 @@ class SyncNode(Node):
         """The state the message path uses (no ROS entities; the benchmark builds it alone)."""
         self._config = config
         self._adapters = [ADAPTERS[t] for t in config.types]
+        self._converters = [(adapter.convert, topic)
+                            for adapter, topic in zip(self._adapters, config.topics)]
+        self._approximate = config.mode == APPROXIMATE
         self._monitor = SyncMonitor(config)
         self._timeline = Timeline(
             [TimelineInput(mode, from_seconds(timeout))
@@ -62,10 +65,12 @@ class SyncNode(Node):
 
     def _on_message(self, index: int, message: Any) -> None:
         self._monitor.received(index)
-        sample = self._adapters[index].convert(message, self._config.topics[index])
-        self._timeline.add(index, sample, self._now_ns())
-        if self._config.mode == APPROXIMATE:
+        convert, topic = self._converters[index]
+        sample = convert(message, topic)
+        if self._approximate:
             self._policy.add(index, sample.stamp_ns, sample)
+        else:
+            self._timeline.add(index, sample, self._now_ns())
 
     def _on_tick(self) -> None:
         """Publish the frame of the latest grid time and, on sim time, of the ones since the last tick.
