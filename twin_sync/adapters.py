@@ -57,11 +57,15 @@ def temperature_layout(topic: str) -> Layout:
 def _joint_state(message: JointState, _topic: str) -> Sample:
     """Fields (position, velocity, effort) count only when they have one value per joint."""
     names = tuple(message.name)
-    filled = [(f, column) for f in ('position', 'velocity', 'effort')
-              if len(column := getattr(message, f)) == len(names) and names]
+    count = len(names)
+    filled = [(f, column) for f, column in (('position', message.position),
+                                            ('velocity', message.velocity),
+                                            ('effort', message.effort))
+              if len(column) == count and count]
     layout = joint_layout(names, tuple(f for f, _ in filled))
-    values = np.column_stack([np.asarray(c, dtype=float) for _, c in filled]).ravel() \
-        if filled else np.empty(0)
+    values = np.empty(count * len(filled))
+    for offset, (_, column) in enumerate(filled):  # joint-major: every len(filled)-th value
+        values[offset::len(filled)] = column
     return Sample(from_msg(message.header.stamp), layout, values)
 
 
