@@ -2,8 +2,9 @@
 
 :class:`MqttLink` wraps a paho-mqtt 2.x client running in its own network thread. QoS 1/2
 messages go through the on-disk :class:`~twin_bridge.outbox.Outbox` first; a sender thread commits
-the outbox (new messages, acknowledged ones to delete and inbound ids seen, one transaction per
-wake-up), then hands committed messages to paho in order, at most ``max_inflight`` unacknowledged.
+the outbox (new messages, acknowledged ones to delete and inbound ids seen: one transaction per
+wake-up, at least every ``COMMIT_S``), then hands committed messages to paho in order, at most
+``max_inflight`` unacknowledged.
 paho re-sends unacknowledged messages after a reconnect, and a restarted bridge re-sends the
 whole outbox, so nothing is lost; receivers drop the resulting duplicates by id.
 :class:`MqttBridge` encodes outbound ROS messages, validates and deduplicates inbound payloads,
@@ -40,6 +41,8 @@ from twin_core.workers import Workers
 from twin_ros.messages import message_class
 
 StateCallback = Callable[[bool, str], None]
+COMMIT_S = 0.05  # longest time a queued outbox row or inbound id waits for the sender's commit
+ACK_BATCH = 256  # acknowledgements that wake the sender without room to send
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)
 
 
@@ -77,6 +80,7 @@ class MqttLink:
         self._volatile: deque[tuple[str, bytes, bool]] = deque(maxlen=client.max_inflight * 50)
         self._volatile_ids = itertools.count()
         self._boot = secrets.token_hex(6)
+        self._batch = max(1, client.max_inflight // 4)  # messages handed to paho per wake-up, at least
         self._stopping = False
         self._client = self._make_client()
 
@@ -160,13 +164,9 @@ class MqttLink:
         # Only the network worker writes to the socket: without this hook paho writes from the
         # publishing thread too, and two writers reorder (or interleave) packets.
         client.on_socket_register_write = lambda _client, _userdata, _socket: None
-        client.on_message = self._on_paho_message
+        client.on_message = lambda _client, _userdata, message: self._on_message(
+            message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
         return client
-
-    def _on_paho_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._on_message(message.topic, bytes(message.payload))  # paho decodes bytes; typed bytes | bytearray
-        with self._wake:  # the sender commits the inbound id
-            self._wake.notify()
 
     def _password(self) -> str | None:
         if not self.broker.password_file:
@@ -270,15 +270,19 @@ class MqttLink:
         self._wake.notify()
 
     def _ready(self) -> bool:
-        room = self.stats.connected and len(self._inflight) < self.config.max_inflight
-        return (self._stopping or bool(self._acked) or self.outbox.store.dirty
-                or (room and (bool(self._volatile) or self.outbox.ready))
-                or (not self.stats.connected and bool(self._volatile)))
+        """Whether the sender has a batch: room for a quarter of ``max_inflight`` (or stopping, QoS 0
+        messages to drop, many acknowledgements); anything else waits for ``COMMIT_S`` at most.
+        """
+        connected = self.stats.connected
+        room = connected and self.config.max_inflight - len(self._inflight) >= self._batch
+        return (self._stopping or len(self._acked) >= ACK_BATCH
+                or (room and (bool(self._volatile) or self.outbox.unsaved or self.outbox.ready))
+                or (not connected and bool(self._volatile)))
 
     def _send_loop(self) -> None:
         while not self._workers.stopping.is_set():
             with self._wake:
-                self._wake.wait_for(self._ready)
+                self._wake.wait_for(self._ready, timeout=COMMIT_S)
                 if self._stopping:
                     return
                 acked, self._acked = self._acked, []

@@ -3,7 +3,8 @@
 Writes are grouped: :meth:`Outbox.add`, :meth:`Outbox.remove` and :meth:`SeenIds.add` only queue
 their rows in memory, and :meth:`Store.commit` writes everything queued in one transaction. The
 bridge's sender commits whenever it wakes (so a batch is whatever arrived during the previous
-commit) and hands a message to the broker only once it is committed. WAL journal with
+commit) and hands a message to the broker only once it is committed; at most ``MAX_UNSAVED``
+messages wait for a commit (the next :meth:`Outbox.add` commits them itself). WAL journal with
 ``synchronous=NORMAL``: a commit survives a crash of the process; the last commits may be lost on
 a power failure.
 """
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic 
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_order ON seen (n);
 '''
+MAX_UNSAVED = 256  # messages queued for commit at most: the next add commits them itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class Store:
 
     def commit(self) -> None:
         """Write every queued row in one transaction."""
+        if not self.dirty:
+            return
         with self.lock, self.db:
             for writer in self.writers:
                 writer.write(self.db)
@@ -129,6 +133,8 @@ class Outbox:
         """Queue a message whose payload ``payload_for(message_id)`` builds; drop the oldest if full."""
         if self.depth >= self.capacity:
             self._drop_oldest()
+        elif len(self._unsaved) >= MAX_UNSAVED:
+            self.store.commit()
         with self._lock:
             seq = self._next_seq
             self._next_seq += 1
