@@ -42,7 +42,6 @@ from twin_ros.messages import message_class
 
 StateCallback = Callable[[bool, str], None]
 COMMIT_S = 0.05  # longest time a queued outbox row or inbound id waits for the sender's commit
-ACK_BATCH = 256  # acknowledgements that wake the sender without room to send
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)
 
 
@@ -270,12 +269,12 @@ class MqttLink:
         self._wake.notify()
 
     def _ready(self) -> bool:
-        """Whether the sender has a batch: room for a quarter of ``max_inflight`` (or stopping, QoS 0
-        messages to drop, many acknowledgements); anything else waits for ``COMMIT_S`` at most.
+        """Whether the sender has work: acknowledgements, room for a quarter of ``max_inflight`` (or
+        QoS 0 messages to drop, or stopping); anything else waits for ``COMMIT_S`` at most.
         """
         connected = self.stats.connected
         room = connected and self.config.max_inflight - len(self._inflight) >= self._batch
-        return (self._stopping or len(self._acked) >= ACK_BATCH
+        return (self._stopping or bool(self._acked)
                 or (room and (bool(self._volatile) or self.outbox.unsaved or self.outbox.ready))
                 or (not connected and bool(self._volatile)))
 
