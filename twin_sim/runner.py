@@ -35,6 +35,20 @@ class _Task:
     due: float = 0.0
 
 
+def epoch_of(instant: float) -> float:
+    """The system-clock time of the ``time.monotonic()`` reading ``instant``.
+
+    The two clocks are read back to back, again if a thread switch (GIL hand-over, ~5 ms) fell
+    between the readings: a mapping made across one would shift every stamp by as much.
+    """
+    while True:
+        before = time.monotonic()
+        epoch = time.time()
+        after = time.monotonic()
+        if after - before < 1e-4:
+            return epoch - (0.5 * (before + after) - instant)
+
+
 class SimRunner:
     """Steps a Workcell in real time (× ``speed``; ≤ 0 or inf: as fast as possible) and serves its channels.
 
@@ -157,7 +171,7 @@ class SimRunner:
         for task in tasks:
             task.due = workcell.time
         wall_origin, sim_origin = time.monotonic(), workcell.time
-        self._pacing = (time.time(), sim_origin)
+        self._pacing = (epoch_of(wall_origin), sim_origin)
         window = (wall_origin, sim_origin, self._emitted_counts())
         paced = self.speed < math.inf
         while not stop_event.is_set() and workcell.time < end - 0.5 * timestep:
@@ -172,7 +186,7 @@ class SimRunner:
                 lag = max(0.0, now - wall_due)
                 if lag > self.max_lag:
                     wall_origin, sim_origin = now, next_due
-                    self._pacing = (time.time() - (time.monotonic() - now), sim_origin)  # epoch of ``now``
+                    self._pacing = (epoch_of(now), sim_origin)
                     _log.warning("simulation %.3f s behind the wall clock; skipping ahead", lag)
                     workcell.skip_clock(lag * self.speed)
                     self._stats["resyncs"] += 1
