@@ -25,7 +25,7 @@ def config_dir() -> Path:
     return share_dir() / 'config'
 
 
-def resolve_executable(name: str, package: str = 'twin_bringup') -> str:
+def resolve_executable(name: str, package: str = PACKAGE) -> str:
     """Find an executable: the venv's bin, PATH, then ``<prefix>/lib/<package>`` (``ros2 run``)."""
     search = [str(Path(sys.executable).parent), os.environ.get('PATH', '')]
     search += [str(Path(p) / 'lib' / package)
