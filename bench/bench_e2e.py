@@ -11,6 +11,9 @@ loopback-only profile), lets it warm up, then records for a while:
   plain rclpy processes (the floor any stage pays);
 * CPU of every node process of the graph (cores, from /proc via psutil).
 
+The graph runs once per executor (``--executors``, default both: the twin's lean executor, then
+rclpy's SingleThreadedExecutor), one after the other in the same run.
+
     python bench/bench_e2e.py --warmup 8 --duration 20
 """
 from __future__ import annotations
@@ -36,10 +39,12 @@ from sensor_msgs.msg import Imu, JointState
 
 from twin_bringup.launcher import node_environment
 from twin_interfaces.msg import SyncedFrame
+from twin_ros.executor import CHOICES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
+SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher itself
 STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState,
           '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
 RAW_PUBLISHER = '''
@@ -121,21 +126,16 @@ def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
     return usage
 
 
-def row(name: str, values: list[float], duration: float) -> str:
+def row(name: str, values: list[float], duration: float, rated: float) -> str:
     if not values:
-        return f'{name:34s} {"no messages":>10s}'
+        return f'{name:34s} {rated:8.0f} {"no messages":>10s}'
     ms = np.asarray(values) * 1e3
-    return (f'{name:34s} {len(values) / duration:8.1f} {np.percentile(ms, 50):8.2f} '
+    return (f'{name:34s} {rated:8.0f} {len(values) / duration:8.1f} {np.percentile(ms, 50):8.2f} '
             f'{np.percentile(ms, 99):8.2f} {ms.max():8.2f}')
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--warmup', type=float, default=8.0)
-    parser.add_argument('--duration', type=float, default=20.0)
-    parser.add_argument('--imu-rate', type=float, default=1000.0, help='IMU output rate (Hz)')
-    args = parser.parse_args()
-
+def run_graph(args: argparse.Namespace, executor: str) -> None:
+    """Start the graph with the given executor in every node, record, print its tables."""
     domain = random.randint(1, 101)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
@@ -143,6 +143,7 @@ def main() -> None:
     set_imu_rate(config, args.imu_rate)
     env = node_environment(str(config / 'fastdds_loopback.xml'))
     env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
+    env['TWIN_EXECUTOR'] = executor
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
     delay = yaml.safe_load((config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']
 
@@ -170,20 +171,39 @@ def main() -> None:
         launcher.wait(timeout=30)
         recorder.close()
 
-    print(f'graph: {len(cpu_after)} node processes, IMU {args.imu_rate:g} Hz, domain {domain}, recorded '
-          f'{elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
+    print(f'\nexecutor {executor}: {len(cpu_after)} node processes, IMU {args.imu_rate:g} Hz, domain {domain}, '
+          f'recorded {elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
           f'load {os.getloadavg()[0]:.1f}')
-    print(f'{"stage (receive time - stamp)":34s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} {"max ms":>8s}')
-    print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed))
+    print(f'{"stage (receive time - stamp)":34s} {"rated":>8s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} '
+          f'{"max ms":>8s}')
+    rated = {'/imu/data': args.imu_rate, '/encoders/joint_states': 500.0,
+             '/twin/synced_frame': 100.0, '/twin/joint_states': 100.0, '/bench/raw_imu': 1000.0}
+    print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed, 1000.0))
     for topic in STAGES:
-        print(row(topic, recorder.latencies[topic], elapsed))
+        print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
-    print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed))
+    print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
     print(f'{"node":34s} {"cores":>8s}')
+    twin = 0.0
     for key in sorted(cpu_after):
-        print(f'{key[0]:34s} {(cpu_after[key] - cpu_before.get(key, 0.0)) / elapsed:8.3f}')
+        cores = (cpu_after[key] - cpu_before.get(key, 0.0)) / elapsed
+        twin += cores if key[0] not in SIMULATOR else 0.0
+        print(f'{key[0]:34s} {cores:8.3f}')
     total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
+    print(f'{"twin (every node but the simulator)":34s} {twin:8.3f}')
     print(f'{"total":34s} {total:8.3f}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--warmup', type=float, default=8.0)
+    parser.add_argument('--duration', type=float, default=20.0)
+    parser.add_argument('--imu-rate', type=float, default=1000.0, help='IMU output rate (Hz)')
+    parser.add_argument('--executors', nargs='+', choices=CHOICES, default=list(CHOICES),
+                        help='run the graph once per executor, one after the other')
+    args = parser.parse_args()
+    for executor in args.executors:
+        run_graph(args, executor)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten
 from twin_core.levels import Level
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
+from twin_ros.executor import make_executor
 
 T = TypeVar('T')
 
@@ -144,6 +145,7 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
     except (ConfigError, RCLError) as error:
         return _configuration_error(logger, error)
     try:
+        executor = make_executor()
         node = node_factory()
     except BaseException as error:
         interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
@@ -157,7 +159,7 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
             return 0
         raise
     try:
-        rclpy.spin(node)
+        rclpy.spin(node, executor=executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:
@@ -165,6 +167,7 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
             raise
         # SIGINT shut the context down while the executor was building its wait set.
     finally:
+        executor.shutdown()  # releases the entities it holds
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
