@@ -358,3 +358,15 @@ def test_shipped_parameters_are_the_defaults():
 def test_invalid_inputs_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build(SyncConfig, override, 'twin_sync')
+
+
+def test_a_tick_started_when_due_publishes_each_frame_just_after_it_falls_due():
+    margin = MS // 2
+    for now in (0, 1, 7 * MS + 123, 2 * S + 29 * MS, 2 * S + 30 * MS, 2 * S + 30 * MS + margin):
+        timeline = make_timeline(TimelineInput(HOLD, S))
+        start = now + timeline.until_due_ns(now, margin)
+        assert now < start <= now + 10 * MS
+        assert (start - 30 * MS) % (10 * MS) == margin  # a grid time, 30 ms delay, and the margin
+        for tick in range(5):  # the periodic tick after it: each frame comes out `margin` late
+            frame_due = start + tick * 10 * MS
+            assert timeline.next_frames(frame_due)[-1].stamp_ns == frame_due - 30 * MS - margin

@@ -20,6 +20,8 @@ from twin_sync.monitor import SyncMonitor
 from twin_sync.sync_config import APPROXIMATE, SyncConfig
 from twin_sync.timeline import Timeline, TimelineInput
 
+TICK_MARGIN_NS = 500_000  # after a grid time falls due; rcl timers keep their phase
+
 
 class SyncNode(Node):
     """Subscribes the configured inputs and publishes synchronized frames and diagnostics.
@@ -38,7 +40,9 @@ class SyncNode(Node):
             self.create_subscription(adapter.message_class, topic,
                                      partial(self._on_message, index), qos_profile_sensor_data)
         if config.mode != APPROXIMATE:
-            self.create_timer(1.0 / config.output_rate_hz, self._on_tick)
+            # The periodic tick starts just after a grid time falls due, so frames go out at once.
+            self._ticker = self.create_timer(
+                to_seconds(self._timeline.until_due_ns(self._now_ns(), TICK_MARGIN_NS)), self._start_ticking)
         self.create_timer(1.0, self._publish_diagnostics)
 
     def _build(self, config: SyncConfig) -> None:
@@ -71,6 +75,11 @@ class SyncNode(Node):
             self._policy.add(index, sample.stamp_ns, sample)
         else:
             self._timeline.add(index, sample, self._now_ns())
+
+    def _start_ticking(self) -> None:
+        self.destroy_timer(self._ticker)
+        self._ticker = self.create_timer(1.0 / self._config.output_rate_hz, self._on_tick)
+        self._on_tick()
 
     def _on_tick(self) -> None:
         """Publish the frame of the latest grid time and, on sim time, of the ones since the last tick.

@@ -103,6 +103,12 @@ class Timeline:
         stamps = self._buffers[index].stamps
         return stamps[-1] if stamps else None
 
+    def until_due_ns(self, now_ns: int, margin_ns: int) -> int:
+        """Time from ``now_ns`` to ``margin_ns`` after the next grid time falls due (is
+        ``delay`` old): a periodic tick started then publishes each frame as soon as it is due.
+        """
+        return (margin_ns - (now_ns - self._delay)) % self._period or self._period
+
     def next_frame(self, now_ns: int) -> Frame | None:
         """The frame at the latest grid time not after ``now_ns - delay``, once per grid time."""
         frames = self.next_frames(now_ns)
