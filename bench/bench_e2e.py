@@ -4,9 +4,10 @@ Starts the whole graph (``twin_launch`` on a private copy of config/, its own DD
 loopback-only profile), lets it warm up, then records for a while:
 
 * latency of each stage: receive time minus header stamp (the stamp is the sensor instant, mapped
-  from the device clock), for /imu/data, /encoders/joint_states, /twin/synced_frame and
-  /twin/joint_states; the synchronizer's timeline lags by its configured ``delay`` on purpose, so
-  the table also shows the state latency net of that delay;
+  from the device clock), for /imu/data, /encoders/joint_states, /twin/live/joint_states (the live
+  mirror of each encoder sample), /twin/synced_frame and /twin/joint_states (aligned); the
+  synchronizer's timeline lags by its configured ``delay`` on purpose, so the table also shows the
+  aligned state's latency net of that delay;
 * the baseline measured in the same run: one DDS hop of sensor_msgs/Imu at 1 kHz between two
   plain rclpy processes (the floor any stage pays);
 * CPU of every node process of the graph (cores, from /proc via psutil).
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
 SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher itself
-STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState,
+STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/live/joint_states': JointState,
           '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
 RAW_PUBLISHER = '''
 import sys, time, rclpy
@@ -176,7 +177,7 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
           f'load {os.getloadavg()[0]:.1f}')
     print(f'{"stage (receive time - stamp)":34s} {"rated":>8s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} '
           f'{"max ms":>8s}')
-    rated = {'/imu/data': args.imu_rate, '/encoders/joint_states': 500.0,
+    rated = {'/imu/data': args.imu_rate, '/encoders/joint_states': 500.0, '/twin/live/joint_states': 500.0,
              '/twin/synced_frame': 100.0, '/twin/joint_states': 100.0, '/bench/raw_imu': 1000.0}
     print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed, 1000.0))
     for topic in STAGES:

@@ -250,3 +250,38 @@ def test_state_node_draws_alarms_health_and_the_prediction_ghost(start_process, 
     probe.wait_for('/twin/predicted_markers', cleared, timeout=3)
     assert node.process.poll() is None, node.output()
     assert 'severity 9' in node.output() and 'every point needs 4 positions' in node.output()
+
+
+def test_each_joint_measurement_is_mirrored_live_in_the_twin_joint_order(start_process, probe):
+    from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
+    probe.subscribe('/twin/live/joint_states', JointState,
+                    QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    start_state_node(start_process, probe)
+    encoders = probe.node.create_publisher(JointState, '/encoders/joint_states', qos_profile_sensor_data)
+    assert wait_for(lambda: encoders.get_subscription_count() > 0, timeout=10)
+    shuffled = ['joint_3', 'joint_1', 'joint_4', 'joint_2']
+    sent = [START + i * 0.002 for i in range(50)]
+    for index, t in enumerate(sent):
+        if index == 25:  # refused and reported, and the stream goes on
+            encoders.publish(JointState(header=Header(stamp=stamp(t)), name=shuffled,
+                                        position=[float('nan'), 0.0, 0.0, 0.0]))
+        encoders.publish(JointState(header=Header(stamp=stamp(t)), name=shuffled,
+                                    position=[3.0 + t, 1.0 + t, 4.0 + t, 2.0 + t], velocity=[0.3, 0.1, 0.4, 0.2]))
+        time.sleep(0.2 if index == len(sent) - 2 else 0.005)  # best effort: the last one alone
+    live = probe.wait_for('/twin/live/joint_states', lambda m: m and m[-1].header.stamp == stamp(sent[-1]),
+                          timeout=10)
+    assert len(live) >= 10
+    assert all(list(m.name) == JOINTS and m.header.frame_id == 'base_link' for m in live)
+    received = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in live]
+    assert received == sorted(received)
+    last = live[-1]
+    assert last.header.stamp == stamp(sent[-1])
+    np.testing.assert_allclose(last.position, [1.0 + sent[-1], 2.0 + sent[-1], 3.0 + sent[-1], 4.0 + sent[-1]])
+    np.testing.assert_allclose(last.velocity, [0.1, 0.2, 0.3, 0.4])
+    assert all(np.isfinite(m.position).all() for m in live)
+
+    def reported(messages: list) -> bool:
+        return any('encoders/joint_states' in s.message and 'non-finite position' in s.message
+                   for m in messages for s in m.status)
+    probe.wait_for('/diagnostics', reported, timeout=5)

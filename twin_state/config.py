@@ -78,6 +78,9 @@ class StateConfig:
         'Rate of twin/markers and at most of twin/predicted_markers.', min=0.1, max=100.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of /diagnostics.', min=0.1, max=50.0))
+    live_input: str = field(default='encoders/joint_states', metadata=describe(
+        'Joint measurements (sensor_msgs/JointState) mirrored on twin/live/joint_states as each '
+        "arrives, beside the aligned twin/joint_states; '' = no live output."))
     history: HistoryConfig = HistoryConfig()
     scan: ScanConfig = ScanConfig()
     visualization: VisualizationConfig = VisualizationConfig()

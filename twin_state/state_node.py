@@ -1,5 +1,8 @@
 """twin_state node: synchronized frames in; joint states, end-effector pose, state, markers out.
 
+Besides the aligned output, twin/live/joint_states mirrors each joint measurement (``live_input``)
+as it arrives, in the twin's joint order.
+
 Markers (at markers_rate_hz): twin/markers shows the arm coloured by the active anomaly alarms,
 obstacles and maintenance labels from the maintenance schedule; twin/predicted_markers shows the ghost
 of twin/predicted_trajectory (path, ghost arms, uncertainty spheres) and is cleared when
@@ -15,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
@@ -34,6 +38,7 @@ from twin_state import markers as viz
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
+from twin_state.live import LiveMirror
 from twin_state.monitor import StateMonitor
 from twin_state.state import TwinState
 
@@ -109,6 +114,12 @@ class StateNode(Node):
         self._predicted_markers = self.create_publisher(MarkerArray, 'twin/predicted_markers', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        if self._config.live_input:
+            self._live = LiveMirror(kinematics.joint_names)
+            self._live_joint_states = self.create_publisher(JointState, 'twin/live/joint_states',
+                                                            qos_profile_sensor_data)
+            self.create_subscription(JointState, self._config.live_input, self._on_live,
+                                     qos_profile_sensor_data)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
                                  self._on_prediction, 10)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory_std',
@@ -134,6 +145,18 @@ class StateNode(Node):
         self._end_effector.publish(PoseStamped(header=header,
                                                pose=pose_msg(robot.end_effector_pose)))
         self._state.publish(state_msg(state, header))
+
+    def _on_live(self, message: JointState) -> None:
+        try:
+            joints = self._live.update(from_msg(message.header.stamp), message.name, message.position,
+                                       message.velocity, message.effort)
+        except ValueError as error:
+            self._reject(self._config.live_input, error)
+            return
+        self._live_joint_states.publish(JointState(
+            header=Header(stamp=message.header.stamp, frame_id=self._base_frame),
+            name=self._live.joint_names, position=joints.position.tolist(),
+            velocity=joints.velocity.tolist(), effort=joints.effort.tolist()))
 
     def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
                       ) -> GetStateAt.Response:
