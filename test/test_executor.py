@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import rclpy
+from rcl_interfaces.msg import ListParametersResult
+from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.timer import TimerInfo
 from std_msgs.msg import Int32
-from std_srvs.srv import Trigger
 
 from twin_ros.executor import LeanExecutor
 
@@ -88,17 +89,16 @@ def test_timers_fire_at_their_rate_and_get_timer_info_when_asked(executor, conte
 def test_services_parameters_and_futures_go_through_the_executor(executor, context) -> None:
     server = node_in(executor, context, 'lean_server')
     server.declare_parameter('gain', 1.5)
-    server.create_service(Trigger, 'ping', lambda request, response: Trigger.Response(
-        success=True, message='pong'))
+    server.create_service(ListParameters, 'list_names', lambda request, response: ListParameters.Response(
+        result=ListParametersResult(names=['pong'])))
     caller = rclpy.create_node('lean_caller', context=context)
     executor.add_node(caller)
-    client = caller.create_client(Trigger, 'ping')
+    client = caller.create_client(ListParameters, 'list_names')
     assert spin_until(executor, client.service_is_ready)
-    future = client.call_async(Trigger.Request())
+    future = client.call_async(ListParameters.Request())
     executor.spin_until_future_complete(future, timeout_sec=10.0)
-    assert future.result().message == 'pong'
+    assert list(future.result().result.names) == ['pong']
 
-    from rcl_interfaces.srv import GetParameters
     parameters = caller.create_client(GetParameters, '/lean_server/get_parameters')
     assert spin_until(executor, parameters.service_is_ready)
     reply = parameters.call_async(GetParameters.Request(names=['gain']))
@@ -174,3 +174,27 @@ def test_qos_events_are_still_delivered(executor, context) -> None:
     node.create_publisher(Int32, 'mismatched', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
     assert spin_until(executor, lambda: bool(incompatible), timeout=5.0)
     assert incompatible[0].total_count == 1
+
+
+def test_a_batch_period_takes_what_arrived_meanwhile_in_one_wake_up(context) -> None:
+    batching = LeanExecutor(context=context, batch_period_ns=20_000_000)
+    node = node_in(batching, context, 'lean_batch')
+    arrivals: list[float] = []
+    node.create_subscription(Int32, 'batched', lambda m: arrivals.append(time.monotonic()), RELIABLE_DEEP)
+    publisher = node.create_publisher(Int32, 'batched', RELIABLE_DEEP)
+    try:
+        wait_for_subscriber(batching, publisher)
+
+        def publish() -> None:
+            for value in range(200):  # 1 ms apart: 200 wake-ups without a batch period
+                publisher.publish(Int32(data=value))
+                time.sleep(0.001)
+        sender = threading.Thread(target=publish)
+        sender.start()
+        assert spin_until(batching, lambda: len(arrivals) == 200)
+        sender.join()
+    finally:
+        node.destroy_node()
+        batching.shutdown()
+    wake_ups = 1 + sum(1 for a, b in zip(arrivals, arrivals[1:]) if b - a > 0.005)
+    assert wake_ups <= 25  # about one per 20 ms over the ~250 ms of sending

@@ -30,7 +30,7 @@ from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten
 from twin_core.levels import Level
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
-from twin_ros.executor import make_executor
+from twin_ros.executor import LeanExecutor, make_executor
 
 T = TypeVar('T')
 
@@ -136,6 +136,9 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
     :data:`CONFIG_ERROR_EXIT_CODE`, which launchers do not restart: a parameter file that is
     missing or that rclpy cannot parse, or a :class:`ConfigError` or :class:`OSError` (a missing
     or unreadable file) raised while the node is built.
+
+    A node with a ``spin_batch_period_ns`` attribute (latency it can spare per input) is spun with
+    that batch period (see :class:`~twin_ros.executor.LeanExecutor`).
     """
     logger = rclpy.logging.get_logger(name)
     argv = sys.argv if args is None else args
@@ -158,6 +161,8 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
         if interrupted:  # SIGINT/SIGTERM while the node was being built
             return 0
         raise
+    if isinstance(executor, LeanExecutor):
+        executor.batch_period_ns = getattr(node, 'spin_batch_period_ns', 0)
     try:
         rclpy.spin(node, executor=executor)
     except (KeyboardInterrupt, ExternalShutdownException):
