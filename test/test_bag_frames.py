@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
@@ -62,5 +63,8 @@ def test_a_bag_without_frames_is_a_clear_error(tmp_path: Path, capsys) -> None:
                                          qos=('reliable',)), PREFIXES, T0 * NS_PER_S)
     recording.write(TRUTH, serialize_message(WorkcellTruth()), T0 * NS_PER_S)
     recording.close()
-    assert main(['frames', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'frames.csv')]) == 1
-    assert 'no /twin/synced_frame messages' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(['frames', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'frames.csv')])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert 'twin_anomaly frames: error:' in error and 'no /twin/synced_frame messages' in error

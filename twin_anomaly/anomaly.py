@@ -32,39 +32,18 @@ from twin_anomaly.autoencoder import Autoencoder
 from twin_anomaly.features import FeatureStream, run_lengths
 from twin_anomaly.forest import CompiledForest
 from twin_anomaly.kinematic import GyroResidual
+from twin_anomaly.settings import METHODS, DetectorSettings
 from twin_core.channels import Series
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
 from twin_core.signals import canonical
 
 MAD_TO_SIGMA = 1.4826
-METHODS = ('robust', 'iforest', 'autoencoder')
+DEFAULT_SETTINGS = DetectorSettings()
 PER_SENSOR = ('residual', 'level', 'flat', 'missing')
 MULTIVARIATE = 'multivariate'
 ZSCORE_CLIP = 20.0  # standardized inputs of the multivariate models are clipped to ±this
 BLOCK = 4096  # frames an OnlineDetector scores at once
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """How a model is fitted and how its scores become alarms."""
-
-    methods: tuple[str, ...] = METHODS
-    window: int = 10  # frames of the local linear prediction
-    gap: int = 5  # frames between the prediction's window and the predicted frame
-    target_far: float = 1e-4  # fraction of normal frames above each raw threshold
-    margin: float = 1.5  # threshold = margin × calibrated quantile
-    # frames: least flat/missing threshold; 0.25 s at 100 frames/s rides out the late samples a
-    # loaded live data path holds or drops, and still finds a dropout or stuck sensor within 0.3 s
-    min_run: int = 25
-    debounce: int = 3  # frames above threshold before an alarm rises
-    clear: int = 200  # frames below clear_ratio × threshold before it clears
-    clear_ratio: float = 0.8  # above 1 / margin: normal peaks let an alarm clear
-    iforest_trees: int = 50
-    iforest_samples: int = 256
-    autoencoder_epochs: int = 15
-    max_fit_rows: int = 60000  # multivariate models are trained on at most this many rows
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +88,7 @@ class AnomalyModel:
         return names + [f'{MULTIVARIATE}/{m}' for m in ('iforest', 'autoencoder') if m in self.settings.methods]
 
     @classmethod
-    def fit(cls, normal: Series, settings: DetectorSettings = DetectorSettings(),
+    def fit(cls, normal: Series, settings: DetectorSettings = DEFAULT_SETTINGS,
             kinematics: ArmKinematics | None = None) -> AnomalyModel:
         """Fit the statistics and models on ``normal`` and calibrate the thresholds on it;
         ``kinematics`` (the arm's) adds the gyro's kinematic residual.

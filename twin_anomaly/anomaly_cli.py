@@ -1,7 +1,9 @@
 """twin_anomaly: fit, score and evaluate anomaly detectors on a multivariate time-series CSV.
 
-The CSV has a header, a time column (s), numeric sensor columns and optionally a 0/1 label
-column (1 = anomalous). Examples::
+The CSV has a header, a time column (seconds, or ISO 8601 date-times such as
+``2024-03-01T12:00:00.25``; naive ones are read as UTC), numeric sensor columns and optionally a
+0/1 label column (1 = anomalous; ``label`` unless ``--label-column`` says otherwise), which is never
+fitted as a sensor. Examples::
 
     twin_anomaly fit --data normal.csv --model models/anomaly --urdf config/arm.urdf
     twin_anomaly score --data run.csv --model models/anomaly --out scores.csv
@@ -15,22 +17,41 @@ import csv
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from twin_anomaly.anomaly import METHODS, AnomalyModel, DetectorSettings, OnlineDetector, range_alarms
-from twin_anomaly.bag_frames import bag_series
 from twin_anomaly.metrics import EventScores, event_scores
+from twin_anomaly.settings import METHODS, DetectorSettings
 from twin_core.channels import Series, read_csv, write_csv
-from twin_core.kinematics import ArmKinematics
 
-FIT_OPTIONS = ('window', 'gap', 'target_far', 'margin', 'min_run', 'debounce', 'clear', 'seed')
+if TYPE_CHECKING:  # the models import torch and scikit-learn: only the commands that need them do
+    from twin_anomaly.anomaly import AnomalyModel
+
+FIT_OPTIONS = {  # option: help (the detector runs frame by frame: counts are in frames)
+    'window': 'frames in the local linear prediction of each sensor',
+    'gap': 'frames between that window and the predicted frame',
+    'target_far': 'fraction of normal held-out frames allowed above each raw threshold (0..1)',
+    'margin': 'alarm threshold = margin x the calibrated quantile',
+    'min_run': 'frames: shortest repeated/missing run that can alarm',
+    'debounce': 'frames above threshold before an alarm rises',
+    'clear': 'frames below clear_ratio x threshold before an alarm clears',
+    'seed': 'random seed of the multivariate models',
+}
+
+
+def _models() -> Any:
+    """The model module (imports torch and scikit-learn), one thread for torch."""
+    import torch
+
+    from twin_anomaly import anomaly
+    torch.set_num_threads(1)
+    return anomaly
 
 
 def detect(model: AnomalyModel, series: Series, batch: int = 0) -> np.ndarray:
     """Alarm state per frame and score, fed in blocks of ``batch`` frames (0: one block)."""
-    detector = OnlineDetector(model)
+    detector = _models().OnlineDetector(model)
     step = batch or max(len(series.time), 1)
     return np.vstack([detector.process(series.time[i:i + step], series.values[i:i + step])[0]
                       for i in range(0, len(series.time), step)])
@@ -52,30 +73,33 @@ def evaluate(model: AnomalyModel, series: Series, tolerance: float = 0.0,
              ignore: np.ndarray | None = None) -> dict[str, EventScores]:
     """Event-wise scores of each method and of the fixed-threshold baseline."""
     alarms = method_alarms(model, detect(model, series))
-    alarms['baseline'] = range_alarms(model, series.values)
+    alarms['baseline'] = _models().range_alarms(model, series.values)
     return {name: event_scores(series.time, series.labels, alarm, tolerance, ignore)
             for name, alarm in alarms.items()}
 
 
-def _load(arguments: argparse.Namespace, model: AnomalyModel | None = None) -> Series:
-    columns = model.names if model else (arguments.columns.split(',') if arguments.columns else None)
-    return read_csv(arguments.data, arguments.time_column, arguments.label_column, columns)
+def _load(arguments: argparse.Namespace, model: AnomalyModel | None = None, path: Path | None = None,
+          names: Sequence[str] | None = None) -> Series:
+    columns = names or (model.names if model else (arguments.columns.split(',') if arguments.columns else None))
+    return read_csv(path or arguments.data, arguments.time_column, arguments.label_column, columns,
+                    label_required=arguments.command == 'evaluate')
 
 
 def _fit(arguments: argparse.Namespace) -> int:
     series = _load(arguments)
     for extra in arguments.data_also:
-        more = read_csv(extra, arguments.time_column, arguments.label_column, series.names)
+        more = _load(arguments, path=extra, names=series.names)
         series = Series(np.concatenate([series.time, more.time]), series.names,
                         np.vstack([series.values, more.values]),
                         None if series.labels is None else np.concatenate([series.labels, more.labels]))
     if series.labels is not None:
         series = series.rows(series.labels == 0)
-    settings = DetectorSettings(methods=tuple(arguments.methods.split(',')),
+    settings = DetectorSettings(methods=tuple(arguments.methods),
                                 **{option: getattr(arguments, option) for option in FIT_OPTIONS})
     started = time.perf_counter()
+    from twin_core.kinematics import ArmKinematics
     kinematics = ArmKinematics.from_urdf(arguments.urdf) if arguments.urdf else None
-    model = AnomalyModel.fit(series, settings, kinematics)
+    model = _models().AnomalyModel.fit(series, settings, kinematics)
     model.save(arguments.model)
     print(f'fitted {len(series.names)} channels on {len(series.time)} rows in '
           f'{time.perf_counter() - started:.1f} s; model in {arguments.model}')
@@ -83,7 +107,7 @@ def _fit(arguments: argparse.Namespace) -> int:
 
 
 def _score(arguments: argparse.Namespace) -> int:
-    model = AnomalyModel.load(arguments.model)
+    model = _models().AnomalyModel.load(arguments.model)
     series = _load(arguments, model)
     alarms = detect(model, series, arguments.batch)
     names = model.score_names
@@ -97,7 +121,7 @@ def _score(arguments: argparse.Namespace) -> int:
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:
-    model = AnomalyModel.load(arguments.model)
+    model = _models().AnomalyModel.load(arguments.model)
     series = _load(arguments, model)
     for name, scores in evaluate(model, series, arguments.tolerance).items():
         print(f'{name:12s} {scores.summary()}')
@@ -105,11 +129,8 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
 
 def _frames(arguments: argparse.Namespace) -> int:
-    try:
-        series = bag_series(arguments.bag)
-    except ValueError as error:
-        print(f'twin_anomaly: {error}')
-        return 1
+    from twin_anomaly.bag_frames import bag_series
+    series = bag_series(arguments.bag)
     write_csv(arguments.out, series)
     faulty = 'no truth' if series.labels is None else f'{int(series.labels.sum())} labelled faulty'
     print(f'{len(series.time)} frames x {len(series.names)} channels ({faulty}) into {arguments.out}')
@@ -117,27 +138,30 @@ def _frames(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    torch.set_num_threads(1)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='twin_anomaly', description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
     for name, handler in (('fit', _fit), ('score', _score), ('evaluate', _evaluate)):
         command = commands.add_parser(name)
         command.set_defaults(handler=handler)
         command.add_argument('--data', type=Path, required=True, help='CSV file')
         command.add_argument('--model', type=Path, required=True, help='model directory')
-        command.add_argument('--time-column', default='time')
-        command.add_argument('--label-column', default=None if name != 'evaluate' else 'label',
-                             help='0/1 column (fit: labelled rows are left out)')
+        command.add_argument('--time-column', default='time',
+                             help='seconds or ISO 8601 date-times (default: %(default)s)')
+        command.add_argument('--label-column', default='label', help=(
+            '0/1 column, 1 = anomalous (default: %(default)s; never a sensor; fit leaves labelled '
+            'rows out, evaluate needs it)'))
     fit = commands.choices['fit']
     fit.add_argument('--columns', help='comma-separated sensor columns (default: every numeric one)')
     fit.add_argument('--data-also', type=Path, nargs='*', default=[], metavar='CSV',
                      help='more normal data (same columns), e.g. frames recorded through the live data path')
-    fit.add_argument('--methods', default=','.join(METHODS))
+    fit.add_argument('--methods', type=_methods, default=METHODS, metavar='M[,M...]',
+                     help=f'comma-separated, among {", ".join(METHODS)} (default: all)')
     fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
     defaults = DetectorSettings()
-    for option in FIT_OPTIONS:
+    for option, text in FIT_OPTIONS.items():
         value = getattr(defaults, option)
-        fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value)
+        fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value,
+                         help=f'{text} (default: %(default)s)')
     frames = commands.add_parser('frames', help='CSV of the synchronized frames in a twin_record bag')
     frames.set_defaults(handler=_frames)
     frames.add_argument('--bag', type=Path, required=True)
@@ -147,7 +171,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.choices['evaluate'].add_argument('--tolerance', type=float, default=0.0,
                                               help='s after an event that still count as detecting it')
     arguments = parser.parse_args(argv)
-    return arguments.handler(arguments)
+    try:
+        return arguments.handler(arguments)
+    except (KeyError, ValueError, OSError) as error:  # a file or column the command cannot use
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        parser.exit(2, f'{parser.prog} {arguments.command}: error: {message}\n')
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in text.split(',') if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f'{text!r}: choose among {", ".join(METHODS)}')
+    return methods
 
 
 if __name__ == '__main__':

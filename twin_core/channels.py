@@ -11,6 +11,7 @@ import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,21 @@ def stack_rows(names: Sequence[str], rows: Iterable[Mapping[str, float]]) -> np.
 
 
 def read_csv(path: str | Path, time_column: str = 'time', label_column: str | None = None,
-             columns: Sequence[str] | None = None) -> Series:
-    """A series from a CSV with a header; non-numeric columns are skipped unless named."""
+             columns: Sequence[str] | None = None, label_required: bool = True) -> Series:
+    """A series from a CSV with a header; non-numeric columns are skipped unless named.
+
+    Times are seconds or ISO 8601 date-times (naive ones in UTC); the label column is never a
+    channel, and without ``label_required`` a file lacking it has no labels.
+    """
     with open(path, newline='', encoding='utf-8') as stream:
         reader = csv.reader(stream)
-        header = [canonical(name) for name in next(reader)]
+        header = [canonical(name) for name in next(reader, [])]
         table = list(reader)
+    if not header:
+        raise ValueError(f'{path}: empty file, a header row is needed')
     position = {name: j for j, name in enumerate(header)}
+    if label_column and label_column not in position and not label_required:
+        label_column = None
     for required in [time_column, *([label_column] if label_column else []), *(columns or [])]:
         if required not in position:
             raise KeyError(f'{path}: no column {required!r} (columns: {", ".join(header)})')
@@ -83,7 +92,26 @@ def read_csv(path: str | Path, time_column: str = 'time', label_column: str | No
     values = np.column_stack([column(name) for name in columns]) if columns else \
         np.empty((len(table), 0))
     labels = (column(label_column) > 0.5).astype(np.int8) if label_column else None
-    return Series(column(time_column), tuple(columns), values, labels)
+    return Series(_times(path, time_column, [row[position[time_column]] for row in table]),
+                  tuple(columns), values, labels)
+
+
+def _times(path: str | Path, name: str, cells: Sequence[str]) -> np.ndarray:
+    """Seconds from numbers or ISO 8601 date-times; ValueError naming the first bad cell."""
+    times = np.empty(len(cells))
+    for row, cell in enumerate(cells):
+        try:
+            times[row] = float(cell)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(cell.strip())
+            except ValueError:
+                raise ValueError(f'{path}: row {row + 2}: {name} {cell!r} is neither seconds nor an '
+                                 'ISO 8601 date-time') from None
+            times[row] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        if not math.isfinite(times[row]):
+            raise ValueError(f'{path}: row {row + 2}: {name} {cell!r} is not a finite time')
+    return times
 
 
 def _float(text: str) -> float:

@@ -1,0 +1,30 @@
+"""How an anomaly model is fitted and how its scores become alarms (no heavy imports, so the
+command line's help comes at once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METHODS = ('robust', 'iforest', 'autoencoder')
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How a model is fitted and how its scores become alarms."""
+
+    methods: tuple[str, ...] = METHODS
+    window: int = 10  # frames of the local linear prediction
+    gap: int = 5  # frames between the prediction's window and the predicted frame
+    target_far: float = 1e-4  # fraction of normal frames above each raw threshold
+    margin: float = 1.5  # threshold = margin × calibrated quantile
+    # frames: least flat/missing threshold; 0.25 s at 100 frames/s rides out the late samples a
+    # loaded live data path holds or drops, and still finds a dropout or stuck sensor within 0.3 s
+    min_run: int = 25
+    debounce: int = 3  # frames above threshold before an alarm rises
+    clear: int = 200  # frames below clear_ratio × threshold before it clears
+    clear_ratio: float = 0.8  # above 1 / margin: normal peaks let an alarm clear
+    iforest_trees: int = 50
+    iforest_samples: int = 256
+    autoencoder_epochs: int = 15
+    max_fit_rows: int = 60000  # multivariate models are trained on at most this many rows
+    seed: int = 0
