@@ -19,10 +19,13 @@ class EventScores:
 
     events: int
     detected: int
-    alarms: int
-    false_alarms: int
+    alarms: int  # alarmed stretches: inside an event window (true) or outside all (false)
+    false_alarms: int  # alarmed stretches outside every event window
+    false_alarm_seconds: float  # time in alarm outside every event window
     normal_hours: float
     pointwise_far: float  # fraction of normal frames in alarm
+    pointwise_missed: float  # fraction of anomalous frames not in alarm
+    pointwise_f1: float  # F1 of the per-frame alarm against the per-frame label
     delays: tuple[float, ...]  # s from each detected event's onset to its first alarm
 
     @property
@@ -53,7 +56,8 @@ class EventScores:
                  if self.delays else 'delay -')
         return (f'events {self.detected}/{self.events}  F1 {self.f1:.3f}  precision {self.precision:.3f}  '
                 f'missed {self.missed_rate:.3f}  false alarms {self.false_alarms} '
-                f'({self.false_alarms_per_hour:.2f}/h, pointwise FAR {self.pointwise_far:.2e})  {delay}')
+                f'({self.false_alarms_per_hour:.2f}/h, {self.false_alarm_seconds:.1f} s in alarm)  |  pointwise '
+                f'F1 {self.pointwise_f1:.3f} FAR {self.pointwise_far:.2e} MAR {self.pointwise_missed:.3f}  {delay}')
 
 
 def event_scores(time: np.ndarray, labels: np.ndarray, alarms: np.ndarray, tolerance: float = 0.0,
@@ -61,8 +65,8 @@ def event_scores(time: np.ndarray, labels: np.ndarray, alarms: np.ndarray, toler
     """Score ``alarms`` (any-channel, per frame) against 0/1 ``labels``.
 
     A labelled event counts as detected when an alarm is on within its interval extended by
-    ``tolerance`` s; an alarm run whose onset lies in no such window (nor in ``ignore``) is a
-    false alarm.
+    ``tolerance`` s. Every stretch of alarm outside all such windows (and outside ``ignore``) is
+    a false alarm, also the part of an alarm that outlasts its event's window.
     """
     time, labels, alarms = np.asarray(time, float), np.asarray(labels, bool), np.asarray(alarms, bool)
     ignore = np.zeros_like(labels) if ignore is None else np.asarray(ignore, bool)
@@ -75,11 +79,18 @@ def event_scores(time: np.ndarray, labels: np.ndarray, alarms: np.ndarray, toler
         hits = np.flatnonzero(alarms[start:stop])
         if hits.size:
             delays.append(float(time[start + hits[0]] - time[start]))
-    onsets = [start for start, _ in intervals(alarms)]
-    false = sum(1 for i in onsets if not window[i] and not ignore[i])
+    false = intervals(alarms & ~window & ~ignore)
+    true = intervals(alarms & window & ~ignore)
     normal = ~labels & ~ignore
+    anomalous = labels & ~ignore
     period = float(np.median(np.diff(time))) if len(time) > 1 else 0.0
+    hits = int((alarms & anomalous).sum())
+    in_alarm = int((alarms & ~ignore).sum())
+    pointwise_f1 = 2.0 * hits / (in_alarm + anomalous.sum()) if in_alarm + anomalous.sum() else math.nan
     return EventScores(
-        events=len(events), detected=len(delays), alarms=len([i for i in onsets if not ignore[i]]),
-        false_alarms=false, normal_hours=normal.sum() * period / 3600.0,
-        pointwise_far=float((alarms & normal).sum() / max(normal.sum(), 1)), delays=tuple(delays))
+        events=len(events), detected=len(delays), alarms=len(true) + len(false), false_alarms=len(false),
+        false_alarm_seconds=sum(end - start for start, end in false) * period,
+        normal_hours=normal.sum() * period / 3600.0,
+        pointwise_far=float((alarms & normal).sum() / max(normal.sum(), 1)),
+        pointwise_missed=float(1.0 - hits / anomalous.sum()) if anomalous.sum() else math.nan,
+        pointwise_f1=float(pointwise_f1), delays=tuple(delays))
