@@ -170,12 +170,29 @@ def test_event_scores():
     labels = np.zeros(1000, bool)
     labels[100:150] = labels[500:520] = True
     alarms = np.zeros(1000, bool)
-    alarms[103:160] = True  # detects the first event 0.3 s late
+    alarms[103:160] = True  # detects the first event 0.3 s late, outlasts it by 1 s
     alarms[800:805] = True  # false alarm
     scores = event_scores(time, labels, alarms)
-    assert (scores.events, scores.detected, scores.alarms, scores.false_alarms) == (2, 1, 2, 1)
-    assert scores.delays == pytest.approx((0.3,)) and scores.f1 == pytest.approx(0.5)
+    assert (scores.events, scores.detected, scores.alarms, scores.false_alarms) == (2, 1, 3, 2)
+    assert scores.false_alarm_seconds == pytest.approx(1.5)
+    assert scores.delays == pytest.approx((0.3,)) and scores.f1 == pytest.approx(0.4)
     assert scores.missed_rate == 0.5 and scores.pointwise_far == pytest.approx(15 / 930)
+    assert scores.pointwise_missed == pytest.approx(23 / 70)
+    assert scores.pointwise_f1 == pytest.approx(2 * 47 / (62 + 70))
+    tolerant = event_scores(time, labels, alarms, tolerance=1.0)  # the tail clears within 1 s
+    assert (tolerant.alarms, tolerant.false_alarms, tolerant.false_alarm_seconds) == (2, 1, pytest.approx(0.5))
+
+
+def test_an_alarm_that_outlasts_its_event_into_normal_time_is_a_false_alarm():
+    time = np.arange(1000) / 10.0
+    labels = np.zeros(1000, bool)
+    labels[100:150] = True
+    alarms = np.zeros(1000, bool)
+    alarms[120:600] = True  # rises in the event, then stays on through half the normal time
+    scores = event_scores(time, labels, alarms)
+    assert (scores.detected, scores.false_alarms) == (1, 1)
+    assert scores.false_alarm_seconds == pytest.approx(45.0)
+    assert scores.pointwise_far == pytest.approx(450 / 950)
 
 
 def test_models_with_topic_based_channel_names_still_load(tmp_path):
@@ -328,3 +345,18 @@ def test_scores_and_alarms_equal_the_reference(source, fitted_model, monkeypatch
     parts = [streamed.process(time[i:i + 3], values[i:i + 3]) for i in range(0, len(time), 3)]
     assert np.array_equal(np.vstack([a for a, _ in parts]), expected)
     assert [(e.stamp, f'{e.sensor}/{e.method}', e.active) for _, more in parts for e in more] == transitions
+
+
+def test_the_isolation_forest_alarms_on_outliers_and_seldom_on_normal_data():
+    """Its score is bounded by 1: a margin times a high quantile of it could never be reached."""
+    rng = np.random.default_rng(3)
+    names = ('a', 'b', 'c', 'd')
+    normal = Series(np.arange(6000) / RATE, names, rng.normal(size=(6000, 4)))
+    model = AnomalyModel.fit(normal, DetectorSettings(methods=('iforest',), target_far=1e-3))
+    column = model.score_names.index('multivariate/iforest')
+    assert model.thresholds[column] < 1.0
+    test = rng.normal(size=(3000, 4))
+    test[2000:2100] += 6.0  # every channel far out at once
+    alarms = detect(model, Series(np.arange(3000) / RATE, names, test))[:, column]
+    assert alarms[2000:2100].mean() > 0.5
+    assert alarms[:1900].mean() < 0.01

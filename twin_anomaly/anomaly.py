@@ -15,8 +15,9 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
   standardized values.
 
 Thresholds are the (1 − ``target_far``) quantile of each score on held-out normal data times
-a margin. An alarm rises after ``debounce`` frames above 1 and clears after ``clear`` frames
-below ``clear_ratio``, so a single spike raises nothing and a burst raises one event.
+a margin (the isolation forest's bounded score: the quantile alone). An alarm rises after
+``debounce`` frames above 1 and clears after ``clear`` frames below ``clear_ratio``, so a single
+spike raises nothing and a burst raises one event.
 """
 from __future__ import annotations
 
@@ -131,6 +132,11 @@ class AnomalyModel:
             columns = [j for j, name in enumerate(self.score_names) if name.endswith(f'/{kind}')]
             thresholds[columns] = np.maximum(self.settings.margin * raw[:, columns].max(axis=0),
                                              self.settings.min_run)
+        if self.iforest is not None:
+            # Its score is bounded by 1 and saturates (about 0.73 with 256-sample trees) for any
+            # point beyond the normal data, just above the normal quantiles: no margin on it.
+            column = self.score_names.index(f'{MULTIVARIATE}/iforest')
+            thresholds[column] = max(float(quantile[column]), 1e-9)
         self.thresholds = thresholds
 
     def standardize(self, values: np.ndarray) -> np.ndarray:
