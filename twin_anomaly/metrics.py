@@ -84,13 +84,13 @@ def event_scores(time: np.ndarray, labels: np.ndarray, alarms: np.ndarray, toler
     normal = ~labels & ~ignore
     anomalous = labels & ~ignore
     period = float(np.median(np.diff(time))) if len(time) > 1 else 0.0
-    hits = int((alarms & anomalous).sum())
+    caught = int((alarms & anomalous).sum())
     in_alarm = int((alarms & ~ignore).sum())
-    pointwise_f1 = 2.0 * hits / (in_alarm + anomalous.sum()) if in_alarm + anomalous.sum() else math.nan
+    pointwise_f1 = 2.0 * caught / (in_alarm + anomalous.sum()) if in_alarm + anomalous.sum() else math.nan
     return EventScores(
         events=len(events), detected=len(delays), alarms=len(true) + len(false), false_alarms=len(false),
         false_alarm_seconds=sum(end - start for start, end in false) * period,
         normal_hours=normal.sum() * period / 3600.0,
         pointwise_far=float((alarms & normal).sum() / max(normal.sum(), 1)),
-        pointwise_missed=float(1.0 - hits / anomalous.sum()) if anomalous.sum() else math.nan,
+        pointwise_missed=float(1.0 - caught / anomalous.sum()) if anomalous.sum() else math.nan,
         pointwise_f1=float(pointwise_f1), delays=tuple(delays))
