@@ -80,8 +80,42 @@ def test_usage_errors_end_in_one_line_and_exit_2(tmp_path: Path, capsys, argumen
 def test_help_gives_units_and_choices_without_loading_the_models() -> None:
     script = ('import sys\nfrom twin_anomaly.anomaly_cli import main\ntry:\n    main(["fit", "--help"])\n'
               'except SystemExit:\n    pass\nprint("LOADED", sorted({"torch", "sklearn"} & set(sys.modules)))\n')
-    output = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True).stdout
+    output = ' '.join(subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                                     check=True).stdout.split())
     assert 'LOADED []' in output
     assert 'among robust, iforest, autoencoder' in output
-    assert 'frames above threshold before an alarm rises' in output
+    assert 's above threshold before an alarm rises (default: 0.03)' in output
     assert 'seconds or ISO 8601 date-times' in output
+
+
+@pytest.mark.parametrize(('step', 'options', 'frames'), [
+    (0.01, [], {'window': 10, 'gap': 5, 'min_run': 25, 'debounce': 3, 'clear': 200}),  # the twin's frames
+    (1.0, ['--clear', '10', '--debounce', '3'], {'window': 2, 'gap': 0, 'min_run': 1, 'debounce': 3, 'clear': 10}),
+])
+def test_durations_are_seconds_counted_at_the_data_rate(tmp_path: Path, capsys, step, options, frames) -> None:
+    rows = 600
+    data = write(tmp_path / 'run.csv', ['time', 'a', 'b'],
+                 [[f'{i * step:.3f}', np.sin(i / 7.0), np.cos(i / 5.0)] for i in range(rows)])
+    model = tmp_path / 'model'
+    assert main(['fit', '--data', str(data), '--model', str(model), '--methods', 'robust', *options]) == 0
+    assert f'sampled at {1.0 / step:.4g} Hz' in capsys.readouterr().out
+    from twin_anomaly.anomaly import AnomalyModel
+    settings = AnomalyModel.load(model).settings
+    assert {option: getattr(settings, option) for option in frames} == frames
+
+
+def test_evaluation_prints_the_baselines_of_the_same_run(tmp_path: Path, capsys) -> None:
+    data = sensor_file(tmp_path / 'run.csv')
+    model = tmp_path / 'model'
+    assert main(['fit', '--data', str(data), '--model', str(model), '--methods', 'robust']) == 0
+    assert main(['evaluate', '--data', str(data), '--model', str(model)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert {'all', 'robust', 'baseline', 'always'} <= set(lines)
+    assert 'pointwise F1' in lines['always'] and 'FAR 1.00e+00' in lines['always']
+
+
+def test_a_time_column_that_never_increases_is_refused(tmp_path: Path, capsys) -> None:
+    data = write(tmp_path / 'flat.csv', ['time', 'a'], [[5.0, float(i)] for i in range(20)])
+    with pytest.raises(SystemExit):
+        main(['fit', '--data', str(data), '--model', str(tmp_path / 'model')])
+    assert 'cannot infer the sampling rate' in capsys.readouterr().err

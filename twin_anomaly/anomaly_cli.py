@@ -28,16 +28,34 @@ from twin_core.channels import Series, read_csv, write_csv
 if TYPE_CHECKING:  # the models import torch and scikit-learn: only the commands that need them do
     from twin_anomaly.anomaly import AnomalyModel
 
-FIT_OPTIONS = {  # option: help (the detector runs frame by frame: counts are in frames)
-    'window': 'frames in the local linear prediction of each sensor',
-    'gap': 'frames between that window and the predicted frame',
-    'target_far': 'fraction of normal held-out frames allowed above each raw threshold (0..1)',
+TWIN_FRAME_RATE_HZ = 100.0  # the twin's frames: the default durations are the node's frame counts
+DURATIONS = {  # option: (help, fewest frames); given in s, counted in frames of the data's rate
+    'window': ('s of the local linear prediction of each sensor', 2),
+    'gap': ('s between that window and the predicted sample', 0),
+    'min_run': ('s: shortest run of repeated or missing values that can alarm', 1),
+    'debounce': ('s above threshold before an alarm rises', 1),
+    'clear': (f's below {DetectorSettings.clear_ratio} x threshold before an alarm clears', 1),
+}
+FIT_OPTIONS = {
+    'target_far': 'fraction of normal held-out samples allowed above each raw threshold (0..1)',
     'margin': 'alarm threshold = margin x the calibrated quantile',
-    'min_run': 'frames: shortest repeated/missing run that can alarm',
-    'debounce': 'frames above threshold before an alarm rises',
-    'clear': 'frames below clear_ratio x threshold before an alarm clears',
     'seed': 'random seed of the multivariate models',
 }
+
+
+def sample_rate(series: Series) -> float:
+    """Samples per second: the inverse of the median step between increasing times."""
+    steps = np.diff(series.time)
+    steps = steps[steps > 0]
+    if steps.size == 0:
+        raise ValueError('cannot infer the sampling rate: the time column never increases')
+    return float(1.0 / np.median(steps))
+
+
+def frame_counts(arguments: argparse.Namespace, rate_hz: float) -> dict[str, int]:
+    """The duration options as frame counts at ``rate_hz`` (at least each one's fewest)."""
+    return {option: max(fewest, round(getattr(arguments, option) * rate_hz))
+            for option, (_, fewest) in DURATIONS.items()}
 
 
 def _models() -> Any:
@@ -74,6 +92,7 @@ def evaluate(model: AnomalyModel, series: Series, tolerance: float = 0.0,
     """Event-wise scores of each method and of the fixed-threshold baseline."""
     alarms = method_alarms(model, detect(model, series))
     alarms['baseline'] = _models().range_alarms(model, series.values)
+    alarms['always alarm'] = np.ones(len(series.time), dtype=bool)
     return {name: event_scores(series.time, series.labels, alarm, tolerance, ignore)
             for name, alarm in alarms.items()}
 
@@ -94,7 +113,10 @@ def _fit(arguments: argparse.Namespace) -> int:
                         None if series.labels is None else np.concatenate([series.labels, more.labels]))
     if series.labels is not None:
         series = series.rows(series.labels == 0)
-    settings = DetectorSettings(methods=tuple(arguments.methods),
+    rate = sample_rate(series)
+    frames = frame_counts(arguments, rate)
+    print(f'sampled at {rate:.4g} Hz: ' + ', '.join(f'{option} {count} samples' for option, count in frames.items()))
+    settings = DetectorSettings(methods=tuple(arguments.methods), **frames,
                                 **{option: getattr(arguments, option) for option in FIT_OPTIONS})
     started = time.perf_counter()
     from twin_core.kinematics import ArmKinematics
@@ -158,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help=f'comma-separated, among {", ".join(METHODS)} (default: all)')
     fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
     defaults = DetectorSettings()
+    for option, (text, _) in DURATIONS.items():
+        fit.add_argument(f'--{option.replace("_", "-")}', type=float,
+                         default=getattr(defaults, option) / TWIN_FRAME_RATE_HZ, help=f'{text} (default: %(default)s)')
     for option, text in FIT_OPTIONS.items():
         value = getattr(defaults, option)
         fit.add_argument(f'--{option.replace("_", "-")}', type=type(value), default=value,
