@@ -59,6 +59,7 @@ setup(
             'opcua_bridge = twin_bridge.opcua_node:main',
             'actuation_node = twin_control.actuation_node:main',
             'twin_record = twin_bag.recorder_node:main',
+            'twin_view = twin_bridge.view_node:main',
             'twin_play = twin_bag.player_node:main',
             'twin_report = twin_report.cli:main',
             'twin_dead_letters = twin_core.dead_letters:main',

@@ -3,6 +3,7 @@
     ros2 launch twin_bringup twin.launch.py            # twin + simulated workcell
     ros2 launch twin_bringup twin.launch.py sim:=false # twin only, against the real cell
     ros2 launch twin_bringup twin.launch.py rviz:=true # + robot_state_publisher and RViz
+    ros2 launch twin_bringup twin.launch.py view:=true # + live view for Foxglove / Lichtblick (ws://host:8765)
     ros2 launch twin_bringup twin.launch.py robots:=3   # a fleet: robot_1..3 and the fleet node
     ros2 launch twin_bringup twin.launch.py robot_ids:=2  # robot_2 of a fleet spread over machines
     ros2 launch twin_bringup twin.launch.py dds_profile:=/path/fastdds.xml
@@ -85,7 +86,8 @@ def _graph(context, *args, **kwargs):
     scratch = Path(tempfile.mkdtemp(prefix='twin_launch_'))  # parameter files of namespaced robots
     robot_ids = [int(i) for i in LaunchConfiguration('robot_ids').perform(context).split(',') if i.strip()]
     robots = int(LaunchConfiguration('robots').perform(context))
-    entries = load_node_table(config_dir, with_sim=with_sim).select(with_sim, robots, robot_ids)
+    entries = load_node_table(config_dir, with_sim=with_sim).select(with_sim, robots, robot_ids,
+                                                                    with_view=_enabled(context, 'view'))
     actions = list(environment) + [RegisterEventHandler(OnShutdown(
         on_shutdown=lambda *_: shutil.rmtree(scratch, ignore_errors=True)))]
     for entry in entries:
@@ -111,6 +113,9 @@ def generate_launch_description():
         DeclareLaunchArgument('robot_ids', default_value='',
                               description='Comma-separated robots of a fleet to run here (namespaced, '
                                           'no fleet node): one machine of a multi-machine fleet.'),
+        DeclareLaunchArgument('view', default_value='false',
+                              description='Serve the live view (Foxglove WebSocket, config/view.yaml) '
+                                          'for Foxglove or Lichtblick; each robot of a fleet on its own port.'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz on the twin (with robot_state_publisher per robot).'),
         DeclareLaunchArgument('robot_state_publisher', default_value='false',

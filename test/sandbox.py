@@ -47,6 +47,7 @@ def isolated_config(directory: Path) -> Path:
     edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
     edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
     edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
+    edit('view.yaml', 'twin_view', lambda p: p.update(port=free_port()))
     graph = yaml.safe_load((config / 'graph.yaml').read_text())
     fleet = graph['fleet']
     fleet['device_dir'] = str(directory / 'dev')

@@ -117,3 +117,12 @@ def test_summaries_flag_silent_robots_and_active_errors():
 def test_robots_must_be_distinct():
     with pytest.raises(ValueError, match='distinct'):
         fleet(('robot_1', 'robot_1'))
+
+
+def test_the_live_view_starts_only_when_asked_and_each_robot_gets_its_own_port():
+    table = load_node_table(config_dir())
+    assert 'twin_view' not in [e.name for e in table.select(with_sim=True)]
+    assert [e.name for e in table.select(with_sim=False, with_view=True)].count('twin_view') == 1
+    views = [e for e in table.select(with_sim=True, robots=2, with_view=True) if e.name == 'twin_view']
+    assert [e.namespace for e in views] == ['robot_1', 'robot_2']
+    assert [e.override_values()['port'] for e in views] == [8775, 8785]

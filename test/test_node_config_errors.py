@@ -51,7 +51,7 @@ class Started:
 
 def _every_node() -> list[Started]:
     table = load_node_table(CONFIG_DIR)
-    entries = [*table.select(with_sim=True), table.fleet.aggregator]
+    entries = [*table.select(with_sim=True, with_view=True), table.fleet.aggregator]
     return [Started(e.executable, e.name, e.parameters) for e in entries] + [
         Started('mqtt_bridge', 'mqtt_bridge', ('mqtt_bridge.yaml',)),
         Started('opcua_bridge', 'opcua_bridge', ('opcua_bridge.yaml',)),

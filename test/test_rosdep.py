@@ -47,6 +47,7 @@ ROSDEP_KEY_OF_MODULE = {
 PYPI_NAME_OF_MODULE = {
     'torch': 'torch', 'mujoco': 'mujoco', 'asyncua': 'asyncua', 'rosbags': 'rosbags', 'sklearn': 'scikit-learn',
     'paho': 'paho-mqtt', 'cryptography': 'cryptography', 'grimp': 'import-linter', 'importlinter': 'import-linter',
+    'foxglove': 'foxglove-sdk', 'websockets': 'websockets',
 }
 # Declared dependencies that no import shows: what in the tree uses them (a regular expression).
 USED_WITHOUT_IMPORT = {

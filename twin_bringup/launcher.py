@@ -191,6 +191,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--robot-state-publisher', action='store_true',
                         help='publish each robot\'s URDF and TF from its twin/joint_states '
                              '(needs robot_state_publisher, and tf2_ros for a fleet)')
+    parser.add_argument('--view', action='store_true',
+                        help='serve the live view (Foxglove WebSocket, config/view.yaml) for Foxglove or Lichtblick')
     parser.add_argument('--rviz', action='store_true',
                         help='start RViz on the twin (needs rviz2; implies --robot-state-publisher)')
     return parser.parse_args(argv)
@@ -202,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir or default_config_dir()
     with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
         try:
-            nodes = load_node_table(config_dir, with_sim=args.sim).select(args.sim, args.robots, args.robot_ids)
+            nodes = load_node_table(config_dir, with_sim=args.sim).select(args.sim, args.robots, args.robot_ids,
+                                                                          with_view=args.view)
             commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
                         for e in nodes]
             entries: list[Launched] = list(nodes)

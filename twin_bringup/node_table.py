@@ -16,7 +16,7 @@ import yaml
 
 from twin_core.config import ConfigError, build, describe, ros_parameters
 
-ROLES = ('twin', 'sim', 'fleet')
+ROLES = ('twin', 'sim', 'view', 'fleet')
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class NodeEntry:
     namespace: str = ''
     parameters: tuple[str, ...] = ()
     remappings: tuple[str, ...] = ()
-    role: str = field(default='twin', metadata=describe('twin, sim or fleet', choices=ROLES))
+    role: str = field(default='twin', metadata=describe('twin, sim, view or fleet', choices=ROLES))
     overrides: tuple[str, ...] = field(default=(), metadata=describe(
         'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
 
@@ -127,14 +127,15 @@ class NodeTable:
     nodes: tuple[NodeEntry, ...]
     fleet: Fleet | None = None
 
-    def select(self, with_sim: bool, robots: int = 1, robot_ids: Sequence[int] = ()) -> list[NodeEntry]:
-        """The entries to start: the twin's nodes, plus the simulator's when asked.
+    def select(self, with_sim: bool, robots: int = 1, robot_ids: Sequence[int] = (),
+               with_view: bool = False) -> list[NodeEntry]:
+        """The entries to start: the twin's nodes, plus the simulator's and the live view's when asked.
 
         With ``robots`` > 1, one namespaced copy per robot and the fleet aggregator. With
         ``robot_ids``, only those robots of the fleet (namespaced, no aggregator): a fleet
         spread over several machines.
         """
-        chosen = [n for n in self.nodes if with_sim or n.role != 'sim']
+        chosen = [n for n in self.nodes if (with_sim or n.role != 'sim') and (with_view or n.role != 'view')]
         if robots == 1 and not robot_ids:
             return chosen
         if robots < 1 or any(i < 1 for i in robot_ids):
@@ -169,8 +170,8 @@ def load_node_table(config_dir: Path, filename: str = 'graph.yaml', with_sim: bo
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f'{path}: node names used twice: {duplicates}')
-    fleet = table.select(with_sim, robots=2) if table.fleet else []
-    for entry in table.select(with_sim) + fleet:  # one robot as the files say, and as a fleet
+    fleet = table.select(with_sim, robots=2, with_view=True) if table.fleet else []
+    for entry in table.select(with_sim, with_view=True) + fleet:  # one robot as the files say, and as a fleet
         validate_parameters(entry, config_dir)
     return table
 

@@ -1,0 +1,97 @@
+"""twin_view over the real Foxglove WebSocket protocol: a client subscribes and decodes the CDR."""
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import threading
+import time
+
+import pytest
+import websockets
+from rclpy.serialization import deserialize_message
+from sandbox import free_port
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header, String
+
+from harness import CONFIG_DIR
+from twin_core.stamps import from_seconds
+from twin_ros.stamps import to_msg
+
+pytestmark = pytest.mark.integration
+SUBPROTOCOL = 'foxglove.sdk.v1'
+MESSAGE_DATA = 0x01  # binary opcode: subscription id (u32), receive time (u64), payload
+
+
+async def watch(url: str, topics: list[str], seconds: float) -> tuple[dict, dict[str, list[tuple[int, bytes]]]]:
+    """Advertised channels by topic, and the messages of ``topics`` received for ``seconds``."""
+    received: dict[str, list[tuple[int, bytes]]] = {topic: [] for topic in topics}
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL], max_size=None) as socket:
+        channels: dict[str, dict] = {}
+        while not set(topics) <= set(channels):
+            message = json.loads(await asyncio.wait_for(socket.recv(), 10.0))
+            if message['op'] == 'advertise':
+                channels.update({c['topic']: c for c in message['channels']})
+        by_subscription = {index: topic for index, topic in enumerate(topics)}
+        await socket.send(json.dumps({'op': 'subscribe', 'subscriptions': [
+            {'id': index, 'channelId': channels[topic]['id']} for index, topic in by_subscription.items()]}))
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = await asyncio.wait_for(socket.recv(), left)
+            except TimeoutError:
+                break
+            if isinstance(frame, bytes) and frame[0] == MESSAGE_DATA:
+                subscription, stamp = struct.unpack_from('<IQ', frame, 1)
+                received[by_subscription[subscription]].append((stamp, frame[13:]))
+    return channels, received
+
+
+def test_a_viewer_gets_the_twin_topics_as_cdr_with_their_ros2_definitions(start_process, probe):
+    port = free_port()
+    node = start_process('twin_view', '--ros-args', '--params-file', str(CONFIG_DIR / 'view.yaml'),
+                         '-p', f'port:={port}', name='twin_view')
+    publisher = probe.node.create_publisher(JointState, '/twin/joint_states', 10)
+    deadline = time.monotonic() + 20.0
+    while publisher.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, f'twin_view never subscribed:\n{node.output()}'
+        time.sleep(0.05)
+    stop = False
+
+    def publish() -> None:
+        index = 0
+        while not stop:
+            publisher.publish(JointState(header=Header(stamp=to_msg(from_seconds(100.0 + index / 100.0)),
+                                                       frame_id='base_link'),
+                                         name=['joint_1', 'joint_2'], position=[0.01 * index, -0.5]))
+            index += 1
+            time.sleep(0.01)
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        channels, received = asyncio.run(watch(f'ws://127.0.0.1:{port}',
+                                               ['/twin/joint_states', '/robot_description'], 3.0))
+    finally:
+        stop = True
+        sender.join()
+
+    served = sorted(channels)
+    print(f'\nserved: {served}')
+    assert {'/twin/joint_states', '/twin/live/joint_states', '/twin/markers', '/scan', '/diagnostics',
+            '/twin/anomalies', '/twin/maintenance_schedule', '/robot_description'} <= set(served)
+    joint_channel = channels['/twin/joint_states']
+    assert (joint_channel['encoding'], joint_channel['schemaName'], joint_channel['schemaEncoding']) == (
+        'cdr', 'sensor_msgs/msg/JointState', 'ros2msg')
+    assert joint_channel['schema'].startswith('std_msgs/Header header\nstring[] name')
+    assert 'MSG: builtin_interfaces/Time' in joint_channel['schema']
+
+    joint_states = [deserialize_message(payload, JointState) for _, payload in received['/twin/joint_states']]
+    rate = len(joint_states) / 3.0
+    print(f'/twin/joint_states: {len(joint_states)} messages in 3 s ({rate:.0f}/s); last: '
+          f'{list(joint_states[-1].name)} {list(joint_states[-1].position)}')
+    assert rate > 50
+    positions = [m.position[0] for m in joint_states]
+    assert positions == sorted(positions) and all(list(m.name) == ['joint_1', 'joint_2'] for m in joint_states)
+    description = deserialize_message(received['/robot_description'][0][1], String).data
+    assert '<robot' in description and 'joint_1' in description
+    assert node.process.poll() is None

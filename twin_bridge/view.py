@@ -1,0 +1,63 @@
+"""Live view: the twin's topics served on the Foxglove WebSocket protocol (Foxglove, Lichtblick).
+
+Messages go out as they came in, CDR bytes with the ``ros2msg`` definition of their type as the
+channel's schema, so a viewer decodes them like a ROS 2 bag: no conversion per message. The
+robot description is served on ``robot_description`` (std_msgs/msg/String) for the 3D panel.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from twin_bag.config import QOS_CHOICES, check_topics
+from twin_bag.writer import load_typestore
+from twin_core.config import describe
+from twin_core.network import check_host
+
+ROS2_SCHEMA_ENCODING = 'ros2msg'
+CDR = 'cdr'
+DESCRIPTION_TYPE = 'std_msgs/msg/String'
+SERVED = (  # topic, type, subscription QoS
+    ('twin/joint_states', 'sensor_msgs/msg/JointState', 'reliable'),
+    ('twin/live/joint_states', 'sensor_msgs/msg/JointState', 'sensor_data'),
+    ('twin/end_effector_pose', 'geometry_msgs/msg/PoseStamped', 'reliable'),
+    ('twin/markers', 'visualization_msgs/msg/MarkerArray', 'reliable'),
+    ('twin/predicted_markers', 'visualization_msgs/msg/MarkerArray', 'reliable'),
+    ('twin/predicted_trajectory', 'trajectory_msgs/msg/JointTrajectory', 'reliable'),
+    ('twin/state', 'twin_interfaces/msg/TwinState', 'reliable'),
+    ('twin/anomalies', 'twin_interfaces/msg/AnomalyEvent', 'reliable'),
+    ('twin/maintenance_schedule', 'twin_interfaces/msg/MaintenanceSchedule', 'latched'),
+    ('scan', 'sensor_msgs/msg/LaserScan', 'sensor_data'),
+    ('diagnostics', 'diagnostic_msgs/msg/DiagnosticArray', 'reliable'),
+)
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Parameters of the ``twin_view`` node."""
+
+    host: str = field(default='127.0.0.1', metadata=describe(
+        "Address the WebSocket server listens on ('0.0.0.0': every interface, for viewers on the cell network)."))
+    port: int = field(default=8765, metadata=describe('WebSocket port (0: any free port).', min=0, max=65535))
+    topics: tuple[str, ...] = field(default=tuple(t for t, _, _ in SERVED), metadata=describe(
+        'Served topics (relative names follow the node namespace).'))
+    types: tuple[str, ...] = field(default=tuple(t for _, t, _ in SERVED), metadata=describe(
+        'Message type of each topic, e.g. sensor_msgs/msg/JointState.'))
+    qos: tuple[str, ...] = field(default=tuple(q for _, _, q in SERVED), metadata=describe(
+        f'Subscription QoS of each topic, one of {list(QOS_CHOICES)}.'))
+    urdf: str = field(default='', metadata=describe(
+        "Robot description served on robot_description; empty: config/arm.urdf."))
+    description_period_s: float = field(default=2.0, metadata=describe(
+        'The robot description is sent again this often (s), for viewers that connect later.',
+        min=0.1, max=3600.0))
+
+    def __post_init__(self) -> None:
+        check_host(self.host)
+        check_topics(self.topics, self.types, self.qos)
+
+
+def schemas(type_names: Iterable[str], prefixes: Iterable[str]) -> dict[str, bytes]:
+    """The ``ros2msg`` definition (the type's fields, then each type it uses) of every type."""
+    names = sorted(set(type_names))
+    typestore = load_typestore(names, list(prefixes))
+    return {name: typestore.generate_msgdef(name, ros_version=2)[0].encode() for name in names}
