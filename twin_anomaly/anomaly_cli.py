@@ -24,6 +24,7 @@ import numpy as np
 from twin_anomaly.metrics import EventScores, event_scores
 from twin_anomaly.settings import METHODS, DetectorSettings
 from twin_core.channels import Series, read_csv, write_csv
+from twin_core.cli import run_command
 
 if TYPE_CHECKING:  # the models import torch and scikit-learn: only the commands that need them do
     from twin_anomaly.anomaly import AnomalyModel
@@ -196,11 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.choices['evaluate'].add_argument('--tolerance', type=float, default=0.0,
                                               help='s after an event that still count as detecting it')
     arguments = parser.parse_args(argv)
-    try:
-        return arguments.handler(arguments)
-    except (KeyError, ValueError, OSError) as error:  # a file or column the command cannot use
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        parser.exit(2, f'{parser.prog} {arguments.command}: error: {message}\n')
+    return run_command(parser, arguments, arguments.handler)
 
 
 def _methods(text: str) -> tuple[str, ...]:

@@ -15,10 +15,12 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from twin_core.cli import run_command
 from twin_maintenance.rul import RulModel, nasa_score, two_point_rul
 
 COLUMNS = {
@@ -174,10 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the evaluated units are the trained ones: use each unit's own calibration (default: the "
         'pooled index, as for any unit the model has not seen)'))
     arguments = parser.parse_args(argv)
-    try:
-        return _run(arguments, parser)
-    except (KeyError, ValueError, OSError) as error:
-        parser.exit(2, f'{parser.prog} {arguments.command}: error: {error}\n')
+    return run_command(parser, arguments, partial(_run, parser=parser))
 
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
