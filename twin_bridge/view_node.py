@@ -17,13 +17,12 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
 
+from twin_bag.config import RELIABLE_DEPTH
 from twin_bridge.view import CDR, DESCRIPTION_TYPE, ROS2_SCHEMA_ENCODING, ViewConfig, schemas
 from twin_core.config import ConfigError
 from twin_core.urdf import urdf_file
 from twin_ros.common import declare_config, qos_profile, run
 from twin_ros.messages import message_class
-
-RELIABLE_DEPTH = 100
 
 
 class ViewNode(Node):

@@ -43,7 +43,7 @@ class Table:
     wear: np.ndarray  # NaN where unknown
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evaluation:
     """Predictions at the evaluated rows against the truth."""
 
@@ -136,9 +136,7 @@ def evaluate(model: RulModel, table: Table, points: int = 20, last: bool = False
     if not results:
         raise ValueError('no unit has four rows up to a known remaining life')
     units, times, *columns = zip(*results)
-    evaluation = Evaluation(*map(np.array, columns))
-    evaluation.units, evaluation.times = list(units), list(times)
-    return evaluation
+    return Evaluation(*map(np.array, columns), units=list(units), times=list(times))
 
 
 def write_predictions(path: Path, evaluation: Evaluation) -> None:
