@@ -31,6 +31,7 @@ from twin_core.levels import Level
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
 from twin_ros.executor import LeanExecutor, make_executor
+from twin_ros.logs import route_python_logging, unroute_python_logging
 
 T = TypeVar('T')
 
@@ -147,6 +148,14 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
         rclpy.init(args=argv)
     except (ConfigError, RCLError) as error:
         return _configuration_error(logger, error)
+    handler = route_python_logging(logger)
+    try:
+        return _build_and_spin(node_factory, logger)
+    finally:
+        unroute_python_logging(handler)
+
+
+def _build_and_spin(node_factory: Callable[[], Node], logger: RcutilsLogger) -> int:
     try:
         executor = make_executor()
         node = node_factory()

@@ -14,7 +14,7 @@ from twin_core.dead_letters import DeadLetters
 from twin_ros.common import declare_config, status, supervised_workers
 from twin_ros.stamps import to_msg
 from twin_sensors.readers import SerialReader
-from twin_sensors.stats import DriverStats
+from twin_sensors.stats import DEVICE_STARTUP_GRACE_S, DriverStats
 from twin_sensors.timestamps import Stamper
 
 C = TypeVar('C')
@@ -70,6 +70,8 @@ class DriverNode(Node):
             self.restart_stream()
         if connected:  # rclpy wants one severity per logging call site
             self.get_logger().info(detail)
+        elif self.stats.waiting():
+            self.get_logger().info(f'waiting for the device: {detail}')
         else:
             self.get_logger().warning(detail)
 
@@ -94,6 +96,9 @@ class DriverNode(Node):
         super().destroy_node()
 
     def _publish_diagnostics(self) -> None:
+        if self.stats.overdue():
+            self.get_logger().warning(f'{self.source} not reached within {DEVICE_STARTUP_GRACE_S:g} s '
+                                      f'of start: {self.stats.last_error}')
         rate = self.stats.rate()
         level, message = self.stats.health(rate)
         values = self.stats.values(rate) | self.extra_values() | self.stamper.values()
