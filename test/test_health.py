@@ -4,13 +4,13 @@ from twin_core.levels import Level
 
 
 def test_expected_component_never_heard_from_is_stale():
-    tracker = HealthTracker(HealthConfig(expected=('workcell_sim',)))
+    tracker = HealthTracker(HealthConfig(expected=('workcell_sim',), startup_grace=0.0))
     (component,) = tracker.components(now=10.0)
     assert (component.name, component.level, component.age) == ('workcell_sim', Level.STALE, None)
 
 
 def test_reports_age_into_stale_and_worst_level_wins():
-    tracker = HealthTracker(HealthConfig(expected=('workcell_sim',), stale_after=2.0))
+    tracker = HealthTracker(HealthConfig(expected=('workcell_sim',), stale_after=2.0, startup_grace=0.0))
     tracker.report('workcell_sim: physics', Level.OK, 'running', now=0.0)
     tracker.report('imu_driver: port', Level.WARN, 'parse errors', now=0.0)
     assert tracker.overall(now=1.0).level == Level.WARN
@@ -19,6 +19,18 @@ def test_reports_age_into_stale_and_worst_level_wins():
     levels = {c.name: c.level for c in tracker.components(now=3.0)}
     assert levels == {'workcell_sim: physics': Level.STALE, 'imu_driver: port': Level.OK}
     assert tracker.overall(now=3.0).level == Level.STALE
+
+
+def test_components_not_ready_at_start_up_are_starting_but_an_error_is_reported_at_once():
+    tracker = HealthTracker(HealthConfig(expected=('imu_driver', 'twin_sync'), startup_grace=20.0), started=100.0)
+    tracker.report('twin_sync: imu/data', Level.WARN, 'missing', now=101.0)
+    overall = tracker.overall(now=102.0)
+    assert (overall.level, overall.message) == (Level.OK, 'starting: twin_sync: imu/data, imu_driver')
+    assert {c.name: c.level for c in tracker.components(now=102.0)} == {
+        'twin_sync: imu/data': Level.WARN, 'imu_driver': Level.STALE}  # the aggregate keeps the truth
+    assert tracker.overall(now=120.0).level == Level.STALE  # grace over: still never heard from
+    tracker.report('plc_driver: opc.tcp://plc', Level.ERROR, 'rejected', now=103.0)
+    assert tracker.overall(now=103.5).level == Level.ERROR
 
 
 def test_all_ok():

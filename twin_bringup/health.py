@@ -15,6 +15,9 @@ class HealthConfig:
         'Components (diagnostic status name prefixes) that must report; silence is STALE.'))
     stale_after: float = field(default=3.0, metadata=describe(
         'Seconds without a report before a component is STALE.', min=0.1, max=3600.0))
+    startup_grace: float = field(default=20.0, metadata=describe(
+        'Seconds after the monitor starts during which a WARN or STALE component counts as starting '
+        '(the overall level stays OK); an ERROR is reported at once.', min=0.0, max=3600.0))
     publish_rate_hz: float = field(default=1.0, metadata=describe(
         'Rate of the aggregated diagnostics_agg and the heartbeat.', min=0.1, max=50.0))
     log_period: float = field(default=10.0, metadata=describe(
@@ -35,8 +38,9 @@ class ComponentHealth:
 class HealthTracker:
     """Keeps the last report of every component and marks silent ones STALE."""
 
-    def __init__(self, config: HealthConfig) -> None:
+    def __init__(self, config: HealthConfig, started: float = 0.0) -> None:
         self._config = config
+        self._started = started
         self._last: dict[str, tuple[float, Level, str]] = {}
 
     def report(self, name: str, level: Level, message: str, now: float) -> None:
@@ -57,11 +61,17 @@ class HealthTracker:
         return judged
 
     def overall(self, now: float) -> ComponentHealth:
-        """The worst level across components, with the names of those at that level."""
+        """The worst level across components, with the names of those at that level; during the
+        start-up grace only ERROR counts, and components not yet OK are named as starting.
+        """
         judged = self.components(now)
         if not judged:
             return ComponentHealth('twin', Level.OK, 'no components expected', 0.0)
-        level = max(c.level for c in judged)
+        starting = now - self._started < self._config.startup_grace
+        level = max((c.level for c in judged if c.level == Level.ERROR or not starting), default=Level.OK)
+        if level == Level.OK and starting and any(c.level != Level.OK for c in judged):
+            names = [c.name for c in judged if c.level != Level.OK]
+            return ComponentHealth('twin', Level.OK, f'starting: {", ".join(names)}', 0.0)
         culprits = [c.name for c in judged if c.level == level]
         message = 'all components OK' if level == Level.OK else f'{level}: {", ".join(culprits)}'
         return ComponentHealth('twin', level, message, 0.0)

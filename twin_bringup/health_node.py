@@ -17,7 +17,7 @@ class HealthMonitor(Node):
     def __init__(self) -> None:
         super().__init__('health_monitor')
         self._config = declare_config(self, HealthConfig)
-        self._tracker = HealthTracker(self._config)
+        self._tracker = HealthTracker(self._config, started=self._now())
         self._status_name = f'{self.get_name()}: heartbeat'
         self._beats = 0
         self._summary_log = SummaryLog(self._config.log_period)

@@ -20,6 +20,8 @@ def physics_status(stats: Mapping[str, Any], truth: Any, speed: float) -> Status
               'task_id': truth.task_id, 'task_phase': truth.task_phase,
               'speed_override': truth.speed_override, 'stopped': truth.stopped,
               'active_faults': ', '.join(truth.active_faults) or 'none'}
+    if not stats['running'] and truth.time == 0.0:
+        return Status('physics', Level.OK, 'starting: the simulation loop has not run yet', values)
     if not stats['running']:
         return Status('physics', Level.ERROR, 'simulation loop not running', values)
     if math.isnan(stats['real_time_factor']):
