@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
@@ -20,6 +21,7 @@ from harness import REPO
 from twin_bag.config import RecorderConfig
 from twin_bag.player import Playback
 from twin_bag.recorder import Recording
+from twin_core.status import FINISHED
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule
 
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
@@ -131,6 +133,31 @@ def test_twin_record_gets_a_latched_message_published_before_it_started(start_pr
         (revision,) = [reader.deserialize(raw, connection.msgtype).revision
                        for _, _, raw in reader.messages([connection])]
     assert revision == 7
+
+
+def test_a_topic_without_messages_is_still_listed_in_the_recording(tmp_path: Path) -> None:
+    config = RecorderConfig(output=str(tmp_path / 'bag'), topics=('/temp', '/audit'),
+                            types=(TEMPERATURE, AUDIT), qos=('sensor_data', 'reliable'))
+    recording = Recording(config, PREFIXES, T0)
+    from rclpy.serialization import serialize_message
+    recording.write('/temp', serialize_message(Temperature(temperature=1.0)), T0)
+    recording.close()
+    with AnyReader([tmp_path / 'bag']) as reader:
+        assert {c.topic: c.msgcount for c in reader.connections} == {'/temp': 1, '/audit': 0}
+
+
+@pytest.mark.integration
+def test_twin_record_says_it_finished_on_diagnostics_at_the_end_of_its_duration(start_process, probe,
+                                                                                 tmp_path: Path) -> None:
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    recorder = start_process('twin_record', '--out', str(tmp_path / 'bag'), '--duration', '2',
+                             '--topics', f'/bag_test/temp:{TEMPERATURE}')
+    assert recorder.wait(15.0) == 0, recorder.output()
+    probe.sleep(0.5)
+    bag = [s for array in probe.messages('/diagnostics') for s in array.status if s.name == 'twin_recorder: bag']
+    assert bag, recorder.output()
+    assert [{v.key: v.value for v in s.values}.get(FINISHED) for s in bag] == [None] * (len(bag) - 1) + ['true']
+    assert bag[-1].message == 'finished'
 
 
 @pytest.mark.integration

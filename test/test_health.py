@@ -46,3 +46,13 @@ def test_the_summary_is_logged_when_the_level_changes_and_else_every_period():
     assert log.due(Level.WARN, 6.0)  # a change: at once
     assert not log.due(Level.WARN, 15.0)
     assert log.due(Level.WARN, 16.0)
+
+
+def test_a_component_that_finished_is_forgotten_not_stale_until_it_reports_again():
+    tracker = HealthTracker(HealthConfig(expected=('twin_recorder',), stale_after=2.0, startup_grace=0.0))
+    tracker.report('twin_recorder: bag', Level.OK, 'recording', now=0.0)
+    tracker.report('twin_recorder: bag', Level.OK, 'finished', now=1.0, finished=True)
+    assert tracker.components(now=100.0) == []  # neither STALE nor 'never reported' (it is expected)
+    assert tracker.overall(now=100.0).level == Level.OK
+    tracker.report('twin_recorder: bag', Level.OK, 'recording', now=200.0)  # a new recording
+    assert [c.level for c in tracker.components(now=203.0)] == [Level.STALE]

@@ -17,7 +17,8 @@ def default_output(start_ns: int) -> Path:
 
 
 class Recording:
-    """The bag being recorded, with the message definitions of every configured type.
+    """The bag being recorded, with the message definitions of every configured type and a
+    connection for every configured topic (with 0 messages if none came).
 
     ``KeyError`` if a type's definition is found in none of the ament ``prefixes``.
     """
@@ -29,6 +30,8 @@ class Recording:
         typestore = load_typestore(config.types, prefixes)
         self._bag = BagWriter(self.path, typestore, config.compression == 'zstd',
                               {t: offered_qos(q) for t, q in zip(config.topics, config.qos)})
+        for topic, msgtype in self._types.items():  # a topic recorded without messages is listed too
+            self._bag.add_topic(topic, msgtype)
 
     def write(self, topic: str, data: bytes, stamp_ns: int) -> None:
         """Append one serialized message received on ``topic`` at ``stamp_ns``."""

@@ -3,7 +3,9 @@
     twin_record --out run1 --topics /scan:sensor_msgs/msg/LaserScan:sensor_data --duration 60
     ros2 run twin_bringup twin_record --ros-args --params-file my_topics.yaml  # parameters: RecorderConfig
 
-Message times are receive times on the node's clock (``use_sim_time`` respected).
+Message times are receive times on the node's clock (``use_sim_time`` respected). At the end
+of ``duration_s`` its last diagnostics status says ``finished: true`` (the health monitor then
+forgets it rather than calling it STALE).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from twin_bag.config import RELIABLE_DEPTH, RecorderConfig, parse_topic
 from twin_bag.recorder import Recording
 from twin_core.config import ConfigError
 from twin_core.levels import Level
+from twin_core.status import FINISHED
 from twin_ros.common import declare_config, qos_profile, run_cli, status
 from twin_ros.messages import message_class
 
@@ -64,24 +67,33 @@ class Recorder(Node):
 
     def _on_duration(self) -> None:
         self.get_logger().info('duration reached')
+        self._finish()
         rclpy.try_shutdown(context=self.context)
 
-    def _publish_diagnostics(self) -> None:
+    def _publish_diagnostics(self, finished: bool = False) -> None:
         if self._recording is None:
             return
         counts = self._recording.counts
+        last = {FINISHED: 'true'} if finished else {}
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()),
-            status=[status(f'{self.get_name()}: bag', Level.OK, 'recording',
+            status=[status(f'{self.get_name()}: bag', Level.OK, 'finished' if finished else 'recording',
                            values={'path': self._recording.path, 'messages': counts.total(),
-                                   **counts})]))
+                                   **counts, **last})]))
+
+    def _finish(self) -> None:
+        """Finish the bag (once) and, while the node can still publish, say so on diagnostics."""
+        if self._recording is None:
+            return
+        if rclpy.ok(context=self.context):  # after a Ctrl-C the context is already down
+            self._publish_diagnostics(finished=True)
+        recording, self._recording = self._recording, None
+        recording.close()
+        self.get_logger().info(f'wrote {recording.counts.total()} messages to {recording.path}')
 
     def destroy_node(self) -> None:
         """Finish the bag (once: rclpy also calls this at shutdown), then leave the graph."""
-        if self._recording is not None:
-            recording, self._recording = self._recording, None
-            recording.close()
-            self.get_logger().info(f'wrote {recording.counts.total()} messages to {recording.path}')
+        self._finish()
         super().destroy_node()
 
 

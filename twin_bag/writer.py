@@ -49,7 +49,7 @@ def _referenced(fields: list) -> list[str]:
 
 class BagWriter:
     """A rosbag2 MCAP bag being written: one connection per topic, added with its first
-    message (message definitions from ``typestore``, offered QoS from ``qos``).
+    message or by :meth:`add_topic` (message definitions from ``typestore``, offered QoS from ``qos``).
     """
 
     def __init__(self, path: Path, typestore: Typestore, zstd: bool,
@@ -63,15 +63,19 @@ class BagWriter:
             self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
 
-    def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
-        """Append one serialized message."""
+    def add_topic(self, topic: str, msgtype: str) -> Connection:
+        """The topic's connection, added now if it has none (a topic may stay without messages)."""
         connection = self._connections.get(topic)
         if connection is None:
             offered = (self._qos[topic],) if topic in self._qos else ()
             connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore,
                                                      offered_qos_profiles=offered)
             self._connections[topic] = connection
-        self._writer.write(connection, stamp_ns, data)
+        return connection
+
+    def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """Append one serialized message."""
+        self._writer.write(self.add_topic(topic, msgtype), stamp_ns, data)
 
     def close(self) -> None:
         """Write the MCAP summary and metadata.yaml."""

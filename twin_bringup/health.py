@@ -36,16 +36,24 @@ class ComponentHealth:
 
 
 class HealthTracker:
-    """Keeps the last report of every component and marks silent ones STALE."""
+    """Keeps the last report of every component and marks silent ones STALE, except those that
+    said they finished their work (forgotten until they report again).
+    """
 
     def __init__(self, config: HealthConfig, started: float = 0.0) -> None:
         self._config = config
         self._started = started
         self._last: dict[str, tuple[float, Level, str]] = {}
+        self._finished: set[str] = set()
 
-    def report(self, name: str, level: Level, message: str, now: float) -> None:
-        """Record a status named ``name`` seen at ``now``."""
-        self._last[name] = (now, level, message)
+    def report(self, name: str, level: Level, message: str, now: float, finished: bool = False) -> None:
+        """Record a status named ``name`` seen at ``now``; ``finished``: its last one."""
+        if finished:
+            self._last.pop(name, None)
+            self._finished.add(name)
+        else:
+            self._last[name] = (now, level, message)
+            self._finished.discard(name)
 
     def components(self, now: float) -> list[ComponentHealth]:
         """Every reported component plus every expected one, with silence judged STALE."""
@@ -56,7 +64,7 @@ class HealthTracker:
                 level, message = Level.STALE, f'no report for {age:.1f} s (last: {message})'
             judged.append(ComponentHealth(name, level, message, age))
         for expected in self._config.expected:
-            if not any(name.startswith(expected) for name in self._last):
+            if not any(name.startswith(expected) for name in (*self._last, *self._finished)):
                 judged.append(ComponentHealth(expected, Level.STALE, 'never reported', None))
         return judged
 

@@ -1,4 +1,6 @@
-"""Health monitor node: aggregates diagnostics into diagnostics_agg and a heartbeat."""
+"""Health monitor node: aggregates diagnostics into diagnostics_agg and a heartbeat; a status
+with ``finished: true`` (twin_core.status.FINISHED) retires its component.
+"""
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -8,6 +10,7 @@ from std_msgs.msg import Header
 from twin_bringup.health import HealthConfig, HealthTracker, SummaryLog
 from twin_core.levels import Level
 from twin_core.stamps import to_seconds
+from twin_core.status import FINISHED
 from twin_ros.common import declare_config, run, status, status_level
 
 
@@ -33,7 +36,8 @@ class HealthMonitor(Node):
         now = self._now()
         for entry in message.status:
             if entry.name != self._status_name:
-                self._tracker.report(entry.name, status_level(entry), entry.message, now)
+                finished = any(kv.key == FINISHED and kv.value == 'true' for kv in entry.values)
+                self._tracker.report(entry.name, status_level(entry), entry.message, now, finished)
 
     def _publish(self) -> None:
         now = self._now()

@@ -7,6 +7,10 @@ from typing import Any
 
 from twin_core.levels import Level
 
+# Key of a component's last status, value 'true': it ended its work and reports no more (a
+# health monitor forgets it instead of judging its silence STALE).
+FINISHED = 'finished'
+
 
 @dataclass(frozen=True)
 class Status:
