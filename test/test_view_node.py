@@ -15,7 +15,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 
 from harness import CONFIG_DIR
+from twin_bridge.view import joint_transforms, transforms_message
+from twin_core.kinematics import ArmKinematics
 from twin_core.stamps import from_seconds
+from twin_core.urdf import urdf_file
 from twin_ros.stamps import to_msg
 
 pytestmark = pytest.mark.integration
@@ -70,7 +73,7 @@ def test_a_viewer_gets_the_twin_topics_as_cdr_with_their_ros2_definitions(start_
     sender.start()
     try:
         channels, received = asyncio.run(watch(f'ws://127.0.0.1:{port}',
-                                               ['/twin/joint_states', '/robot_description'], 3.0))
+                                               ['/twin/joint_states', '/robot_description', '/tf'], 3.0))
     finally:
         stop = True
         sender.join()
@@ -94,4 +97,15 @@ def test_a_viewer_gets_the_twin_topics_as_cdr_with_their_ros2_definitions(start_
     assert positions == sorted(positions) and all(list(m.name) == ['joint_1', 'joint_2'] for m in joint_states)
     description = deserialize_message(received['/robot_description'][0][1], String).data
     assert '<robot' in description and 'joint_1' in description
+
+    tf_channel = channels['/tf']
+    assert (tf_channel['encoding'], tf_channel['schemaName']) == ('protobuf', 'foxglove.FrameTransforms')
+    transforms = [payload for _, payload in received['/tf']]
+    print(f'/tf: {len(transforms)} messages in 3 s')
+    assert 30 <= len(transforms) <= 3.0 * 30 + 3  # from 100 joint states a second, at most 30 a second
+    kinematics = ArmKinematics.from_urdf(urdf_file())
+    expected = {transforms_message(joint_transforms(kinematics, {'joint_1': m.position[0], 'joint_2': -0.5}),
+                                   m.header.stamp.sec, m.header.stamp.nanosec).encode() for m in joint_states}
+    assert sum(payload in expected for payload in transforms) >= len(transforms) - 2  # in flight at the ends
+    assert b'base_link' in transforms[-1] and b'tool0' in transforms[-1]
     assert node.process.poll() is None

@@ -2,21 +2,29 @@
 
 Messages go out as they came in, CDR bytes with the ``ros2msg`` definition of their type as the
 channel's schema, so a viewer decodes them like a ROS 2 bag: no conversion per message. The
-robot description is served on ``robot_description`` (std_msgs/msg/String) for the 3D panel.
+robot description is served on ``robot_description`` (std_msgs/msg/String) and, from the twin's
+joint states, the transform of every URDF joint on ``tf`` (foxglove.FrameTransforms), so the 3D
+panel draws the arm without robot_state_publisher.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
+from foxglove.messages import FrameTransform, FrameTransforms, Quaternion, Timestamp, Vector3
+from transforms3d.quaternions import mat2quat
 
 from twin_bag.config import QOS_CHOICES, check_topics
 from twin_bag.writer import load_typestore
 from twin_core.config import describe
+from twin_core.kinematics import ArmKinematics
 from twin_core.network import check_host
 
 ROS2_SCHEMA_ENCODING = 'ros2msg'
 CDR = 'cdr'
 DESCRIPTION_TYPE = 'std_msgs/msg/String'
+TRANSFORMS_TOPIC = 'tf'
 SERVED = (  # topic, type, subscription QoS
     ('twin/joint_states', 'sensor_msgs/msg/JointState', 'reliable'),
     ('twin/live/joint_states', 'sensor_msgs/msg/JointState', 'sensor_data'),
@@ -47,6 +55,10 @@ class ViewConfig:
         f'Subscription QoS of each topic, one of {list(QOS_CHOICES)}.'))
     urdf: str = field(default='', metadata=describe(
         "Robot description served on robot_description; empty: config/arm.urdf."))
+    frame_prefix: str = field(default='', metadata=describe(
+        "Prefix of the transforms' frame ids ('robot_1/' in a fleet, like the state node's)."))
+    transform_rate_hz: float = field(default=30.0, metadata=describe(
+        'At most this many transform updates per second (from twin/joint_states).', min=1.0, max=1000.0))
     description_period_s: float = field(default=2.0, metadata=describe(
         'The robot description is sent again this often (s), for viewers that connect later.',
         min=0.1, max=3600.0))
@@ -61,3 +73,38 @@ def schemas(type_names: Iterable[str], prefixes: Iterable[str]) -> dict[str, byt
     names = sorted(set(type_names))
     typestore = load_typestore(names, list(prefixes))
     return {name: typestore.generate_msgdef(name, ros_version=2)[0].encode() for name in names}
+
+
+@dataclass(frozen=True)
+class JointTransform:
+    """Pose of a URDF joint's child link in its parent link: translation (m), quaternion x, y, z, w."""
+
+    parent: str
+    child: str
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+
+
+def joint_transforms(kinematics: ArmKinematics, positions: Mapping[str, float],
+                     prefix: str = '') -> list[JointTransform]:
+    """The transform of every joint of the tree at ``positions`` (missing joints at 0), frame ids
+    prefixed with ``prefix``.
+    """
+    frames = kinematics.transforms(positions)
+    result = []
+    for parent, child in kinematics.edges:
+        local = np.linalg.solve(frames[parent], frames[child])
+        w, x, y, z = mat2quat(local[:3, :3])
+        result.append(JointTransform(prefix + parent, prefix + child, tuple(float(v) for v in local[:3, 3]),
+                                     (float(x), float(y), float(z), float(w))))
+    return result
+
+
+def transforms_message(transforms: Iterable[JointTransform], sec: int, nanosec: int) -> FrameTransforms:
+    """``transforms`` stamped ``sec``.``nanosec`` as one foxglove.FrameTransforms message."""
+    stamp = Timestamp(sec=sec, nsec=nanosec)
+    return FrameTransforms(transforms=[
+        FrameTransform(timestamp=stamp, parent_frame_id=t.parent, child_frame_id=t.child,
+                       translation=Vector3(x=t.translation[0], y=t.translation[1], z=t.translation[2]),
+                       rotation=Quaternion(x=t.rotation[0], y=t.rotation[1], z=t.rotation[2], w=t.rotation[3]))
+        for t in transforms])

@@ -13,13 +13,25 @@ from functools import partial
 
 import foxglove
 from foxglove import Channel, Schema
+from foxglove.channels import FrameTransformsChannel
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from twin_bag.config import RELIABLE_DEPTH
-from twin_bridge.view import CDR, DESCRIPTION_TYPE, ROS2_SCHEMA_ENCODING, ViewConfig, schemas
+from twin_bridge.view import (
+    CDR,
+    DESCRIPTION_TYPE,
+    ROS2_SCHEMA_ENCODING,
+    TRANSFORMS_TOPIC,
+    ViewConfig,
+    joint_transforms,
+    schemas,
+    transforms_message,
+)
 from twin_core.config import ConfigError
+from twin_core.kinematics import ArmKinematics
 from twin_core.urdf import urdf_file
 from twin_ros.common import declare_config, qos_profile, run
 from twin_ros.messages import message_class
@@ -53,7 +65,13 @@ class ViewNode(Node):
         self._description = serialize_message(String(data=urdf.read_text()))
         self._send_description()
         self.create_timer(config.description_period_s, self._send_description)
-        self.get_logger().info(f'serving {len(topics) + 1} topics on ws://{config.host}:{self.port}')
+        self._kinematics = ArmKinematics.from_urdf(urdf)
+        self._frame_prefix = config.frame_prefix
+        self._transform_period_ns = int(1e9 / config.transform_rate_hz)
+        self._last_transforms_ns = 0
+        self._transforms = FrameTransformsChannel(self.resolve_topic_name(TRANSFORMS_TOPIC))
+        self.create_subscription(JointState, 'twin/joint_states', self._send_transforms, RELIABLE_DEPTH)
+        self.get_logger().info(f'serving {len(topics) + 2} topics on ws://{config.host}:{self.port}')
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -63,6 +81,16 @@ class ViewNode(Node):
 
     def _send_description(self) -> None:
         self._description_channel.log(self._description, log_time=self._now_ns())
+
+    def _send_transforms(self, message: JointState) -> None:
+        now = self._now_ns()
+        if now - self._last_transforms_ns < self._transform_period_ns:
+            return
+        self._last_transforms_ns = now
+        transforms = joint_transforms(self._kinematics, dict(zip(message.name, message.position)),
+                                      self._frame_prefix)
+        self._transforms.log(transforms_message(transforms, message.header.stamp.sec,
+                                                message.header.stamp.nanosec), log_time=now)
 
     def destroy_node(self) -> None:
         server = getattr(self, '_server', None)
