@@ -3,7 +3,8 @@
 One YAML file (``config/graph.yaml``) feeds both ``launch/twin.launch.py`` and
 ``twin_launch``. Loading it validates every entry and every parameter file
 against the node's schema, so a typo stops the launch with a message naming
-the key instead of a node silently ignoring it.
+the key instead of a node silently ignoring it. The entries themselves
+(:class:`~twin_core.graph.NodeEntry`) are read by ``twin_core.graph``.
 """
 from __future__ import annotations
 
@@ -12,77 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
-from twin_core.config import ConfigError, build, describe, ros_parameters
-
-ROLES = ('twin', 'sim', 'view', 'fleet')
-
-
-@dataclass(frozen=True)
-class NodeEntry:
-    """One process of the graph."""
-
-    executable: str
-    name: str
-    config: str = field(metadata=describe('Parameter schema as module:Class.'))
-    namespace: str = ''
-    parameters: tuple[str, ...] = ()
-    remappings: tuple[str, ...] = ()
-    role: str = field(default='twin', metadata=describe('twin, sim, view or fleet', choices=ROLES))
-    overrides: tuple[str, ...] = field(default=(), metadata=describe(
-        'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
-
-    @property
-    def qualified_name(self) -> str:
-        """``/namespace/name``: unique in the graph."""
-        namespace = self.namespace.strip('/')
-        return f'/{namespace}/{self.name}' if namespace else f'/{self.name}'
-
-    def override_values(self) -> dict[str, object]:
-        """The overrides as typed values (parsed like ``-p name:=value``)."""
-        return {name: yaml.safe_load(value) for name, _, value in (o.partition(':=') for o in self.overrides)}
-
-    def parameter_files(self, config_dir: Path) -> list[Path]:
-        """Absolute paths of the parameter files (relative ones live in ``config_dir``)."""
-        return [config_dir / name for name in self.parameters]
-
-    def merged_parameters(self, config_dir: Path) -> dict:
-        """The node's parameters: its files in order, then the overrides (nested)."""
-        merged: dict = {}
-        for path in self.parameter_files(config_dir):
-            if not path.is_file():
-                raise ConfigError(f'{self.name}: parameter file {path} does not exist')
-            _merge(merged, _nest(ros_parameters(path, self.name)))
-        _merge(merged, _nest(self.override_values()))
-        return merged
-
-    def launch_parameter_files(self, config_dir: Path, scratch: Path) -> list[Path]:
-        """Parameter files to start the node with.
-
-        Parameter files name nodes without a namespace; a namespaced node gets one file in
-        ``scratch`` keyed by its full name, with its overrides merged in.
-        """
-        if not self.namespace:
-            return self.parameter_files(config_dir)
-        path = scratch / f'{self.qualified_name.strip("/").replace("/", "__")}.yaml'
-        path.write_text(yaml.safe_dump({self.qualified_name: {
-            'ros__parameters': self.merged_parameters(config_dir)}}))
-        return [path]
-
-    def ros_arguments(self, config_dir: Path, scratch: Path) -> list[str]:
-        """The ``--ros-args`` part of this node's command line (see :meth:`launch_parameter_files`)."""
-        args = ['--ros-args', '-r', f'__node:={self.name}']
-        if self.namespace:
-            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
-        for path in self.launch_parameter_files(config_dir, scratch):
-            args += ['--params-file', str(path)]
-        for remap in self.remappings:
-            args += ['-r', remap]
-        if not self.namespace:
-            for override in self.overrides:
-                args += ['-p', override]
-        return args
+from twin_core.config import ConfigError, build, describe
+from twin_core.graph import NodeEntry, read_node_table
 
 
 @dataclass(frozen=True)
@@ -154,18 +86,8 @@ def load_node_table(config_dir: Path, filename: str = 'graph.yaml', with_sim: bo
     physics engine it imports) is never loaded where the twin runs against a real cell.
     """
     path = config_dir / filename
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f'{path}: cannot read node table: {error.strerror}') from None
-    if not isinstance(document, dict) or not isinstance(document.get('nodes'), list):
-        raise ConfigError(f'{path}: expected a mapping with a list under "nodes"')
-    unknown = set(document) - {'nodes', 'fleet'}
-    if unknown:
-        raise ConfigError(f'{path}: unknown top-level keys {sorted(unknown)}')
-    table = NodeTable(tuple(build(NodeEntry, entry, f'{path.name}: nodes[{i}]')
-                            for i, entry in enumerate(document['nodes'])),
-                      build(Fleet, document['fleet'], f'{path.name}: fleet') if 'fleet' in document else None)
+    nodes, document = read_node_table(path)
+    table = NodeTable(nodes, build(Fleet, document['fleet'], f'{path.name}: fleet') if 'fleet' in document else None)
     names = [n.qualified_name for n in table.nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -187,26 +109,3 @@ def _schema(entry: NodeEntry) -> type:
         return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
         raise ConfigError(f'{entry.name}.config: cannot load schema {entry.config}: {error}') from None
-
-
-def _nest(parameters: dict) -> dict:
-    """Parameter files may nest mappings or use dotted names; normalise to nesting."""
-    nested: dict = {}
-    for key, value in parameters.items():
-        node = nested
-        *parents, leaf = str(key).split('.')
-        for part in parents:
-            node = node.setdefault(part, {})
-        if isinstance(value, dict):
-            _merge(node.setdefault(leaf, {}), _nest(value))
-        else:
-            node[leaf] = value
-    return nested
-
-
-def _merge(into: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value

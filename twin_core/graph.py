@@ -1,0 +1,123 @@
+"""The node table's entries (``config/graph.yaml``): one process each, with its parameter files.
+
+Read here without validating the parameters against each node's schema (that needs every
+layer: ``twin_bringup.node_table`` does it before a launch), so that tools of any layer start
+a node the way ``twin_launch`` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from twin_core.config import ConfigError, build, describe, ros_parameters
+
+ROLES = ('twin', 'sim', 'view', 'fleet')
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """One process of the graph."""
+
+    executable: str
+    name: str
+    config: str = field(metadata=describe('Parameter schema as module:Class.'))
+    namespace: str = ''
+    parameters: tuple[str, ...] = ()
+    remappings: tuple[str, ...] = ()
+    role: str = field(default='twin', metadata=describe('twin, sim, view or fleet', choices=ROLES))
+    overrides: tuple[str, ...] = field(default=(), metadata=describe(
+        'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
+
+    @property
+    def qualified_name(self) -> str:
+        """``/namespace/name``: unique in the graph."""
+        namespace = self.namespace.strip('/')
+        return f'/{namespace}/{self.name}' if namespace else f'/{self.name}'
+
+    def override_values(self) -> dict[str, object]:
+        """The overrides as typed values (parsed like ``-p name:=value``)."""
+        return {name: yaml.safe_load(value) for name, _, value in (o.partition(':=') for o in self.overrides)}
+
+    def parameter_files(self, config_dir: Path) -> list[Path]:
+        """Absolute paths of the parameter files (relative ones live in ``config_dir``)."""
+        return [config_dir / name for name in self.parameters]
+
+    def merged_parameters(self, config_dir: Path) -> dict:
+        """The node's parameters: its files in order, then the overrides (nested)."""
+        merged: dict = {}
+        for path in self.parameter_files(config_dir):
+            if not path.is_file():
+                raise ConfigError(f'{self.name}: parameter file {path} does not exist')
+            _merge(merged, _nest(ros_parameters(path, self.name)))
+        _merge(merged, _nest(self.override_values()))
+        return merged
+
+    def launch_parameter_files(self, config_dir: Path, scratch: Path) -> list[Path]:
+        """Parameter files to start the node with.
+
+        Parameter files name nodes without a namespace; a namespaced node gets one file in
+        ``scratch`` keyed by its full name, with its overrides merged in.
+        """
+        if not self.namespace:
+            return self.parameter_files(config_dir)
+        path = scratch / f'{self.qualified_name.strip("/").replace("/", "__")}.yaml'
+        path.write_text(yaml.safe_dump({self.qualified_name: {
+            'ros__parameters': self.merged_parameters(config_dir)}}))
+        return [path]
+
+    def ros_arguments(self, config_dir: Path, scratch: Path) -> list[str]:
+        """The ``--ros-args`` part of this node's command line (see :meth:`launch_parameter_files`)."""
+        args = ['--ros-args', '-r', f'__node:={self.name}']
+        if self.namespace:
+            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
+        for path in self.launch_parameter_files(config_dir, scratch):
+            args += ['--params-file', str(path)]
+        for remap in self.remappings:
+            args += ['-r', remap]
+        if not self.namespace:
+            for override in self.overrides:
+                args += ['-p', override]
+        return args
+
+
+def read_node_table(path: Path) -> tuple[tuple[NodeEntry, ...], dict[str, Any]]:
+    """The entries of the node table at ``path`` and its whole document; ``ConfigError`` if it is
+    unreadable, not a mapping with a list under "nodes", has unknown top-level keys or a bad entry.
+    """
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f'{path}: cannot read node table: {error.strerror}') from None
+    if not isinstance(document, dict) or not isinstance(document.get('nodes'), list):
+        raise ConfigError(f'{path}: expected a mapping with a list under "nodes"')
+    unknown = set(document) - {'nodes', 'fleet'}
+    if unknown:
+        raise ConfigError(f'{path}: unknown top-level keys {sorted(unknown)}')
+    return tuple(build(NodeEntry, entry, f'{path.name}: nodes[{i}]')
+                 for i, entry in enumerate(document['nodes'])), document
+
+
+def _nest(parameters: dict) -> dict:
+    """Parameter files may nest mappings or use dotted names; normalise to nesting."""
+    nested: dict = {}
+    for key, value in parameters.items():
+        node = nested
+        *parents, leaf = str(key).split('.')
+        for part in parents:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict):
+            _merge(node.setdefault(leaf, {}), _nest(value))
+        else:
+            node[leaf] = value
+    return nested
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
