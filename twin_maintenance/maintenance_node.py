@@ -1,7 +1,8 @@
 """Maintenance planner node: condition, RUL and risk per component, a schedule, alerts.
 
 Subscribes twin/synced_frame and twin/anomalies; publishes the schedule on
-twin/maintenance_schedule (latched), alerts on diagnostics, and serves ~/get_schedule.
+twin/maintenance_schedule (latched; an empty one with the first frame, stamped like the frames,
+until the first assessment), alerts on diagnostics, and serves ~/get_schedule.
 """
 from __future__ import annotations
 
@@ -49,14 +50,16 @@ class MaintenanceNode(Node):
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
         self.create_service(GetSchedule, '~/get_schedule', self._get_schedule)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
-        self._publish_schedule(Plan(0.0, [], []))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
         if event.active:
             self._planner.count_alarm(event.sensor)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
-        plan = self._planner.add_frame(*frame_values(frame))
+        time, values = frame_values(frame)
+        if not self._schedule.revision:  # no plan yet: an empty one, made at the frames' time
+            self._publish_schedule(Plan(time, [], []))
+        plan = self._planner.add_frame(time, values)
         if plan is not None:
             self._publish_schedule(plan)
 
