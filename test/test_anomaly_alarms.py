@@ -4,10 +4,10 @@ import itertools
 import numpy as np
 import pytest
 
-from twin_anomaly.alarms import AlarmStream, at_rest
+from twin_anomaly.alarms import AlarmStream, LateInputs, at_rest
 from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
 from twin_core.channels import Series
-from twin_core.levels import Level
+from twin_core.levels import Level, Quality
 
 RATE = 100.0
 NAMES = ('a', 'b')
@@ -95,3 +95,32 @@ def test_the_report_shows_each_alarmed_sensor_while_its_alarm_is_active(model):
     assert detector.values['frames'] == 1100 and b.name == 'b' and b.level in (Level.WARN, Level.ERROR)
     run(stream, Series(data.time[1100:], NAMES, data.values[1100:]), np.zeros(len(data.time) - 1100))
     assert [(r.name, r.level, r.message) for r in stream.report()[1:]] == [('b', Level.OK, 'normal')]
+
+
+def test_an_input_is_late_when_the_synchronizer_holds_what_it_used_to_interpolate():
+    late = LateInputs()
+    assert late.check([('imu/data', Quality.HELD), ('motors/joint_1/temperature', Quality.HELD)]) == []
+    assert late.check([('imu/data', Quality.INTERPOLATED), ('motors/joint_1/temperature', Quality.HELD)]) == []
+    assert late.check([('imu/data', Quality.HELD), ('motors/joint_1/temperature', Quality.HELD)]) == ['imu/data']
+    assert late.check([('imu/data', Quality.STALE)]) == []  # stale values are missing (NaN), not late
+
+
+def test_a_glitch_in_frames_with_late_inputs_is_suppressed_and_the_same_glitch_on_time_is_not(model):
+    data = normal(30, 3)
+    data.values[1500:1530, 0] += 0.3  # what held, out-of-step values look like: 30 noise sigmas
+    late = np.zeros(len(data.time), dtype=bool)
+    late[1500:1530] = True
+
+    def raised(flags: np.ndarray) -> tuple[list, AlarmStream]:
+        stream = AlarmStream(model, batch_frames=4)
+        events = []
+        for t, row, flag in zip(data.time, data.values, flags):
+            events += stream.add(float(t), dict(zip(NAMES, row)), False, bool(flag))
+        return [e for e in events if e.active], stream
+
+    on_time, _ = raised(np.zeros(len(data.time), dtype=bool))
+    assert on_time and all(e.sensor == 'a' for e in on_time)
+    suppressed, stream = raised(late)
+    assert suppressed == []
+    assert stream.suppressed_late >= 1 and stream.late_frames == 30
+    assert stream.report()[0].values['suppressed_late_input'] == stream.suppressed_late

@@ -6,7 +6,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from twin_anomaly.alarms import AlarmStream, at_rest
+from twin_anomaly.alarms import AlarmStream, LateInputs, at_rest
 from twin_anomaly.anomaly import AnomalyModel
 from twin_anomaly.config import AnomalyConfig
 from twin_core.channels import frame_values
@@ -39,13 +39,15 @@ class AnomalyNode(Node):
         if not (path / 'model.json').is_file():
             raise ConfigError(f'anomaly_detector.model: no model in {path} (fit one with `twin_anomaly fit`)')
         self._alarms = AlarmStream(AnomalyModel.load(path), config.batch_frames)
+        self._late_inputs = LateInputs()
         self._events_publisher = self.create_publisher(AnomalyEventMsg, 'twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
-        for event in self._alarms.add(*frame_values(frame), at_rest(cell_status(frame))):
+        late = self._late_inputs.check((sample.topic, sample.quality) for sample in frame.samples)
+        for event in self._alarms.add(*frame_values(frame), at_rest(cell_status(frame)), bool(late)):
             self._events_publisher.publish(AnomalyEventMsg(
                 header=Header(stamp=to_msg(from_seconds(event.stamp)), frame_id='base_link'), sensor=event.sensor,
                 method=event.method, score=float(event.score), threshold=event.threshold,
