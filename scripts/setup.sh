@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2)
+APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2 chromium)  # chromium: the report page test (headless)
 STAMP="$VENV/.requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -1,6 +1,7 @@
-"""Regression on the reference bags (test/data/bags, scripts/reference_bags.py): each bag's driver
-topics are replayed with ``twin_play --clock`` into the real sync, state, anomaly and
-maintenance processes running on the bag's time (``use_sim_time``), and the outcomes are checked
+"""Regression on the reference bags (test/data/bags, scripts/reference_bags.py): each bag is
+replayed through the twin as ``twin_report`` replays it (twin_report.replay: the node table's sync,
+state, anomaly, maintenance and predictor processes on the bag's time, its driver topics from
+``twin_play --clock``, their outputs recorded by ``twin_record``), and the outcomes are checked
 against the bag's ground truth and its manifest entry."""
 from __future__ import annotations
 
@@ -12,31 +13,22 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.qos import DurabilityPolicy, QoSProfile
-from rclpy.serialization import deserialize_message
-from rosbags.highlevel import AnyReader
-from sensor_msgs.msg import JointState
+from diagnostic_msgs.msg import DiagnosticStatus
 
-from harness import CONFIG_DIR, REPO, NodeProcess, TopicProbe, wait_for
+from harness import CONFIG_DIR, REPO
+from twin_bag.reading import read_topics
 from twin_core.kinematics import ArmKinematics
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
+from twin_report import replay as twin_replay
+from twin_ros.graph import GraphWatch
 from twin_state.fidelity import Trajectory, evaluate
 
 pytestmark = pytest.mark.integration
 
 BAGS = REPO / 'test' / 'data' / 'bags'
 MANIFEST = yaml.safe_load((BAGS / 'manifest.yaml').read_text())['bags']
-RATE = 1.0  # replay speed (at 2.0 the four nodes drop frames on a 2-core machine); nodes follow /clock
-DRIVER_TOPICS = ('/imu/data', '/encoders/joint_states', '/scan', '/cell/status',
-                 *(f'/motors/joint_{i}/temperature' for i in range(1, 5)))
 TRUTH = '/workcell_sim/joint_states'
-NODES = (('sync_node', 'twin_sync', 'sync.yaml'), ('state_node', 'twin_state', 'state.yaml'),
-         ('anomaly_node', 'anomaly_detector', 'anomaly.yaml'),
-         ('maintenance_node', 'maintenance_planner', 'maintenance.yaml'))
-# The shipped 60 s health window never closes in a 16 s bag: windows of two task cycles' length
-# let the planner assess within the bag.
-MAINTENANCE_WINDOW_S = 4.0
+FRAMES = '/twin/synced_frame'
+RECORDED = {**twin_replay.OUTPUTS, FRAMES: 'twin_interfaces/msg/SyncedFrame'}
 OUTPUT_PERIOD_S = 0.01  # config/sync.yaml output_rate_hz
 MAX_JOINT_RMSE = 0.01  # rad, after latency alignment
 MAX_LATENCY_S = 0.05
@@ -52,23 +44,25 @@ NOT_DETECTABLE = {'overheating': (
 
 @dataclass
 class Replay:
-    """What the twin published while one bag was replayed, with the bag's truth and start."""
+    """What the twin published while one bag was replayed (messages read back from the recorded
+    bag), with the bag's truth and start.
+    """
 
     entry: dict[str, Any]
     start_ns: int
     truth: Trajectory
     twin: Trajectory
-    frames: list[SyncedFrame]
-    anomalies: list[AnomalyEvent]
-    schedules: list[MaintenanceSchedule]
-    diagnostics: list[DiagnosticArray]
+    frames: list[Any]
+    anomalies: list[Any]
+    schedules: list[Any]
+    diagnostics: list[Any]
 
     def seconds(self, stamp: Any) -> float:
         """A header stamp in s from the bag's start."""
         return (stamp.sec * 10**9 + stamp.nanosec - self.start_ns) / 1e9
 
     @property
-    def alarms(self) -> list[AnomalyEvent]:
+    def alarms(self) -> list[Any]:
         return [e for e in self.anomalies if e.active]
 
     def compared(self) -> tuple[Trajectory, Trajectory]:
@@ -83,7 +77,7 @@ class Replay:
         return Trajectory(self.twin.stamps[keep], self.twin.positions[keep], self.twin.joint_names), self.truth
 
 
-def stamped(messages: list[JointState], start_ns: int) -> Trajectory:
+def stamped(messages: list[Any], start_ns: int) -> Trajectory:
     """Joint positions of JointState messages against their header stamps (s from start_ns)."""
     messages = sorted(messages, key=lambda m: (m.header.stamp.sec, m.header.stamp.nanosec))
     return Trajectory(np.array([(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec - start_ns) / 1e9
@@ -91,55 +85,22 @@ def stamped(messages: list[JointState], start_ns: int) -> Trajectory:
                       np.array([list(m.position) for m in messages]), tuple(messages[0].name))
 
 
-def read_truth(bag: Path) -> tuple[int, Trajectory]:
-    """The bag's start time (ns) and its ground-truth joint trajectory."""
-    with AnyReader([bag]) as reader:
-        connections = [c for c in reader.connections if c.topic == TRUTH]
-        messages = [deserialize_message(raw, JointState) for _, _, raw in reader.messages(connections)]
-        return reader.start_time, stamped(messages, reader.start_time)
-
-
 def replay(entry: dict[str, Any], env: dict[str, str], directory: Path) -> Replay:
-    """Start the twin's nodes on sim time, play the bag's driver topics into them, collect
-    what they published, stop them (each must have survived the bag).
-    """
-    start_ns, truth = read_truth(BAGS / entry['bag'])
-    probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
-    processes: list[NodeProcess] = []
+    """Replay the bag through the twin (every process must survive it), read back what it published."""
+    bag = BAGS / entry['bag']
+    setup = twin_replay.plan(bag, directory / 'outputs', CONFIG_DIR, directory, RECORDED)
+    watch = GraphWatch(int(env['ROS_DOMAIN_ID']))
     try:
-        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        for topic, kind, qos in (('/twin/joint_states', JointState, 1000),
-                                 ('/twin/synced_frame', SyncedFrame, 1000),
-                                 ('/twin/anomalies', AnomalyEvent, 1000),
-                                 ('/twin/maintenance_schedule', MaintenanceSchedule, latched),
-                                 ('/diagnostics', DiagnosticArray, 1000)):
-            probe.subscribe(topic, kind, qos)
-        for executable, name, params in NODES:
-            overrides = ('-p', f'window:={MAINTENANCE_WINDOW_S}') if name == 'maintenance_planner' else ()
-            processes.append(NodeProcess(
-                [executable, '--ros-args', '-r', f'__node:={name}', '--params-file',
-                 str(CONFIG_DIR / params), '-p', 'use_sim_time:=true', *overrides],
-                env, directory / f'{name}.log'))
-        graph = probe.node
-        ready = wait_for(lambda: graph.count_subscribers('/twin/synced_frame') >= 3
-                         and graph.count_subscribers('/imu/data') >= 1
-                         and graph.count_publishers('/twin/joint_states') >= 1, timeout=60.0)
-        assert ready, '\n'.join(p.output()[-2000:] for p in processes)
-        player = NodeProcess(['twin_play', str(BAGS / entry['bag']), '--clock', '--rate',
-                              str(RATE), '--delay', '0.5', '--topics', *DRIVER_TOPICS],
-                             env, directory / 'twin_play.log')
-        processes.append(player)
-        assert player.wait(timeout=entry['duration_s'] / RATE + 30.0) == 0, player.output()
-        probe.sleep(1.0)  # the last frames and events in flight
-        for process in processes[:-1]:
-            assert process.process.poll() is None, process.output()
-        result = Replay(entry, start_ns, truth, stamped(probe.messages('/twin/joint_states'), start_ns),
-                        probe.messages('/twin/synced_frame'), probe.messages('/twin/anomalies'),
-                        probe.messages('/twin/maintenance_schedule'), probe.messages('/diagnostics'))
+        twin_replay.run(setup, env, directory / 'logs', watch.shows)
     finally:
-        for process in processes:
-            process.stop()
-        probe.close()
+        watch.close()
+    inputs = read_topics(bag, {TRUTH: 'sensor_msgs/msg/JointState'})
+    outputs = read_topics(setup.output, RECORDED).messages
+    start_ns = round(inputs.start * 1e9)
+    result = Replay(entry, start_ns, stamped(inputs.messages[TRUTH], start_ns),
+                    stamped(outputs['/twin/joint_states'], start_ns), outputs.get(FRAMES, []),
+                    outputs.get('/twin/anomalies', []), outputs.get('/twin/maintenance_schedule', []),
+                    outputs.get('/diagnostics', []))
     print(report(result))
     return result
 

@@ -24,6 +24,7 @@ from twin_bag.recorder import Recording
 from twin_core.stamps import from_seconds
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
 from twin_report.cli import main
+from twin_report.page import milliseconds
 from twin_report.series import (
     ANOMALIES,
     DIAGNOSTICS,
@@ -164,10 +165,11 @@ def test_report_shows_every_section_with_the_bags_numbers(report) -> None:
     assert '<td>replace gearbox</td><td>HIGH</td>' in html
 
 
-def test_a_bag_without_predictions_gets_a_no_data_note(report) -> None:
+def test_a_bag_without_predictions_says_the_topic_was_not_recorded(report) -> None:
     code, html, images = report(False)
     assert code == 0
-    assert f'No data: the run has no {PREDICTION} messages.' in html
+    assert f'Not recorded: {PREDICTION} (the twin&#x27;s predictions).' in html
+    assert f'<th>messages {PREDICTION}</th><td>not recorded</td>' in html
     assert html.count('data:image/png;base64,') == 4
     assert not (images / 'run_prediction.png').exists()
     assert '<section id="tracking">' in html and 'latency</th>' in html
@@ -182,3 +184,55 @@ def test_unreadable_or_empty_input_is_a_clear_error(tmp_path: Path, capsys) -> N
     assert not (tmp_path / 'r.html').exists()
     with pytest.raises(SystemExit):
         main(['--out', str(tmp_path / 'r.html')])  # neither a bag nor --live
+
+
+def recorded_bag(path: Path, topics: list[str], anomaly_at: float | None = None) -> None:
+    """``topics`` recorded (each listed, with or without messages) over SPAN s: the truth with a
+    collision from FAULT, the twin as the truth, an alarm at ``anomaly_at`` s if given.
+    """
+    recording = Recording(RecorderConfig(output=str(path), topics=tuple(topics),
+                                         types=tuple(TOPICS[t] for t in topics),
+                                         qos=('reliable',) * len(topics)), PREFIXES, from_seconds(T0))
+    for k in range(int(SPAN * 10)):
+        t = k / 10
+        faults = ['collision:link_3'] if FAULT[0] <= t < FAULT[1] else []
+        recording.write(TRUTH, serialize_message(WorkcellTruth(
+            header=header(t), joint_names=JOINTS, position=truth_q(t), health=[1.0] * 4,
+            active_faults=faults)), from_seconds(T0 + t))
+        if TWIN_JOINTS in topics:
+            recording.write(TWIN_JOINTS, serialize_message(JointState(header=header(t), name=JOINTS,
+                                                                      position=truth_q(t))), from_seconds(T0 + t))
+    if anomaly_at is not None:
+        recording.write(ANOMALIES, serialize_message(AnomalyEvent(
+            header=header(anomaly_at), sensor='joint_3.effort', method='residual', score=9.0, threshold=4.0,
+            severity=1, active=True)), from_seconds(T0 + anomaly_at))
+    recording.close()
+
+
+def test_sections_of_topics_not_recorded_say_so_and_count_nothing(tmp_path: Path) -> None:
+    recorded_bag(tmp_path / 'bag', [TRUTH])  # the ground truth only, like a bag of inputs
+    assert main([str(tmp_path / 'bag'), '--no-replay', '--out', str(tmp_path / 'r.html')]) == 0
+    html = (tmp_path / 'r.html').read_text()
+    for topic in (TWIN_JOINTS, PREDICTION, ANOMALIES, SCHEDULE, DIAGNOSTICS):
+        assert f'Not recorded: {topic}' in html or f'not recorded: {topic}' in html, topic
+        assert f'<th>messages {topic}</th><td>not recorded</td>' in html
+    assert f'<th>anomaly alarms</th><td>not recorded: {ANOMALIES}</td>' in html
+    assert '0 / 0' not in html and 'No data' not in html
+    assert '<th>ground-truth faults</th><td class="num">1</td>' in html
+
+
+def test_a_topic_recorded_without_messages_counts_zero_not_absent(tmp_path: Path) -> None:
+    recorded_bag(tmp_path / 'bag', [TRUTH, TWIN_JOINTS, ANOMALIES])
+    assert main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'r.html')]) == 0
+    html = (tmp_path / 'r.html').read_text()
+    assert 'inside / outside fault intervals</th><td>0 / 0</td>' in html  # recorded: no alarm rose
+    recorded_bag(tmp_path / 'alarmed', [TRUTH, TWIN_JOINTS, ANOMALIES], anomaly_at=6.0)
+    assert main([str(tmp_path / 'alarmed'), '--out', str(tmp_path / 'r.html')]) == 0
+    assert 'inside / outside fault intervals</th><td>0 / 1</td>' in (tmp_path / 'r.html').read_text()
+
+
+def test_a_twin_in_step_with_the_truth_has_latency_zero_not_minus_zero(tmp_path: Path) -> None:
+    recorded_bag(tmp_path / 'bag', [TRUTH, TWIN_JOINTS])
+    assert main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'r.html')]) == 0
+    assert '<th>latency (twin behind truth)</th><td>0.0 ms</td>' in (tmp_path / 'r.html').read_text()
+    assert milliseconds(-4e-5) == '0.0 ms' and milliseconds(0.03) == '30.0 ms' and milliseconds(-0.03) == '-30.0 ms'

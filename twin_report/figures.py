@@ -15,10 +15,11 @@ from matplotlib.figure import Figure
 
 from twin_core.levels import Risk
 from twin_report.analysis import HorizonError, Tracking, in_fault
+from twin_report.page import milliseconds
 from twin_report.series import PredictedTrajectory, Run, Schedule
 from twin_state.fidelity import Trajectory
 
-DPI = 80
+DPI = 100  # 11 in wide figures fill the page's 70em column
 RISK_COLORS = {Risk.LOW: 'tab:green', Risk.MEDIUM: 'gold', Risk.HIGH: 'tab:orange', Risk.CRITICAL: 'tab:red'}
 HOUR = 3600.0
 
@@ -47,8 +48,8 @@ def tracking_figure(run: Run, tracking: Tracking) -> bytes:
                   label='twin')
         axis.set_ylabel(f'{joint}\n[rad]')
     axes[0].legend(loc='upper right', ncol=2, fontsize='small')
-    axes[0].set_title(f'Twin vs ground truth ({run.truth_source}); latency '
-                      f'{tracking.report.latency * 1e3:.1f} ms')
+    axes[0].set_title(f'Twin vs ground truth ({run.truth_source}); twin behind truth by '
+                      f'{milliseconds(tracking.report.latency)}')
     for column, joint in enumerate(joints):
         axes[-1].plot(tracking.stamps - run.start, np.abs(tracking.error[:, column]) * 1e3, lw=0.8,
                       label=joint)
@@ -153,8 +154,12 @@ def condition_figure(run: Run) -> bytes:
             bottom.plot(stamps, np.array(bound) / HOUR, ':', lw=1, color=color(component))
     for schedule in run.schedules:
         for task in schedule.tasks:
-            if task.rul > 0.0:
+            if 0.0 < task.rul < np.inf:
                 bottom.plot(schedule.stamp - run.start, task.rul / HOUR, 'k^', ms=5)
+    if components and not any(np.isfinite(s.rul) for s in run.rul):
+        bottom.text(0.5, 0.5, 'RUL unbounded for every component: no wear trend in the windows yet',
+                    transform=bottom.transAxes, ha='center', va='center', color='0.3')
+        bottom.set_yticks([])
     top.set_ylabel('health (1 new, 0 failure)')
     top.set_title('Health: ground truth (solid) and twin estimate (dashed)')
     top.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0))

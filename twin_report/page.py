@@ -44,6 +44,16 @@ def nodata(text: str) -> str:
     return f'<p class="nodata">No data: {escape(text)}</p>'
 
 
+def not_recorded(topic: str, consequence: str = '') -> str:
+    """The note of a topic the run did not record (``consequence``: what is missing for it)."""
+    return f'<p class="nodata">Not recorded: {escape(topic)}{escape(consequence and f" ({consequence})")}.</p>'
+
+
+def milliseconds(seconds: float) -> str:
+    """``seconds`` in ms with one decimal; never ``-0.0``."""
+    return f'{round(seconds * 1e3, 1) + 0.0:.1f} ms'
+
+
 def note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 

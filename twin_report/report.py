@@ -1,5 +1,6 @@
 """A run as one self-contained HTML page: a summary table, then one section per view, each
-with its figure (embedded PNG) and numbers, or a note when the run lacks its topics.
+with its figure (embedded PNG) and numbers, or a note naming the topic the run did not record
+(or recorded without what the view needs).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from twin_report.analysis import (
     in_fault,
     tracking,
 )
-from twin_report.page import document, image, nodata, note, pairs, section, table
+from twin_report.page import document, image, milliseconds, nodata, not_recorded, note, pairs, section, table
 from twin_report.series import (
     ANOMALIES,
     DIAGNOSTICS,
@@ -60,19 +61,34 @@ def mrad(value: float) -> str:
     return f'{value * 1e3:.2f} mrad'
 
 
+def hours(rul: float, low: float, high: float) -> str:
+    """An RUL (s) as ``median [10 %, 90 %]`` in h; 'unbounded' without a wear trend (infinite)."""
+    if not np.isfinite(rul):
+        return 'unbounded (no wear trend)'
+    return f'{rul / HOUR:.2f} [{low / HOUR:.2f}, {high / HOUR:.2f}]'
+
+
+def _absent(run: Run, topic: str, consequence: str, empty: str) -> str:
+    """Why a series is missing: ``topic`` not recorded, or recorded without what it needs (``empty``)."""
+    return nodata(empty) if topic in run.counts else not_recorded(topic, consequence)
+
+
 def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: ReportOptions) -> str:
     title = ('tracking', 'Twin vs physical joint tracking')
     if run.twin is None:
-        return section(*title, [nodata(f'the run has no {TWIN_JOINTS} messages.')])
+        return section(*title, [_absent(run, TWIN_JOINTS, "the twin's joint states",
+                                        f'{TWIN_JOINTS} holds fewer than two samples.')])
     if run.truth is None:
-        return section(*title, [nodata(f'the run has neither {TRUTH_JOINTS} nor {TRUTH} messages.')])
+        truth = TRUTH_JOINTS if TRUTH_JOINTS in run.counts else TRUTH
+        return section(*title, [_absent(run, truth, f'nor {TRUTH}: the ground truth',
+                                        f'{truth} holds fewer than two samples.')])
     try:
         result: Tracking = tracking(run.twin, run.truth, kinematics, options.max_lag)
     except ValueError as error:
         return section(*title, [nodata(f'fidelity not computable: {error}.')])
     fidelity = result.report
     report.summary += [
-        ('latency (twin behind truth)', f'{fidelity.latency * 1e3:.1f} ms'),
+        ('latency (twin behind truth)', milliseconds(fidelity.latency)),
         ('joint RMSE, aligned (max over joints)', mrad(float(fidelity.joint_rmse.max()))),
         ('end-effector error mean / p95 / max',
          f'{fidelity.ee_error_mean * 1e3:.2f} / {fidelity.ee_error_p95 * 1e3:.2f} / '
@@ -86,7 +102,7 @@ def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: Repo
              f'±{options.max_lag:g} s.'),
         image(report.images['tracking'], 'twin and truth joint positions and error'),
         table(('joint', 'RMSE aligned', 'RMSE as is'), rows),
-        pairs([('latency', f'{fidelity.latency * 1e3:.1f} ms'),
+        pairs([('latency', milliseconds(fidelity.latency)),
                ('end-effector error mean', f'{fidelity.ee_error_mean * 1e3:.2f} mm'),
                ('end-effector error p95', f'{fidelity.ee_error_p95 * 1e3:.2f} mm'),
                ('end-effector error max', f'{fidelity.ee_error_max * 1e3:.2f} mm')])])
@@ -95,7 +111,8 @@ def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: Repo
 def _prediction(run: Run, report: Report) -> str:
     title = ('prediction', 'Prediction vs actual')
     if not run.predictions:
-        return section(*title, [nodata(f'the run has no {PREDICTION} messages.')])
+        return section(*title, [_absent(run, PREDICTION, "the twin's predictions",
+                                        f'{PREDICTION} holds no prediction with points.')])
     errors: list[HorizonError] = [e for e in (
         horizon_error(run.predictions, run.twin, 'twin') if run.twin else None,
         horizon_error(run.predictions, run.truth, 'truth') if run.truth else None,
@@ -127,26 +144,31 @@ def _prediction(run: Run, report: Report) -> str:
 
 def _anomalies(run: Run, report: Report, options: ReportOptions) -> str:
     title = ('anomalies', 'Anomaly timeline against ground-truth faults')
-    recorded = ANOMALIES in run.counts
-    if not recorded and not run.faults:
-        return section(*title, [nodata(f'the run has no {ANOMALIES} messages and no ground-truth '
-                                       'faults.')])
-    inside = alarms_inside(run, options.grace)
-    report.summary += [('ground-truth faults', len(run.faults)),
-                       ('anomaly alarms inside / outside fault intervals',
-                        f'{inside} / {len(run.alarms) - inside}')]
-    parts = [] if recorded else [nodata(f'the run has no {ANOMALIES} messages.')]
-    if TRUTH not in run.counts:
-        parts.append(nodata(f'the run has no {TRUTH} messages: fault intervals unknown.'))
+    recorded, truth = ANOMALIES in run.counts, TRUTH in run.counts
+    alarms_missing = not_recorded(ANOMALIES, "the twin's alarms")
+    faults_missing = not_recorded(TRUTH, 'the ground-truth fault intervals')
+    if not recorded and not truth:
+        report.summary.append(('anomaly alarms', f'not recorded: {ANOMALIES}'))
+        return section(*title, [alarms_missing, faults_missing])
+    report.summary.append(('ground-truth faults', len(run.faults) if truth else f'not recorded: {TRUTH}'))
+    parts = [] if truth else [faults_missing]
+    if not recorded:
+        report.summary.append(('anomaly alarms', f'not recorded: {ANOMALIES}'))
+        parts.append(alarms_missing)
+    elif truth:
+        inside = alarms_inside(run, options.grace)
+        report.summary.append(('anomaly alarms inside / outside fault intervals',
+                               f'{inside} / {len(run.alarms) - inside}'))
+        parts.append(note(f'Alarms: {len(run.alarms)}; inside a fault interval (or up to {options.grace:g} s '
+                          f'after it): {inside}; outside: {len(run.alarms) - inside}.'))
+    else:
+        report.summary.append(('anomaly alarms', len(run.alarms)))
     report.images['anomalies'] = figures.anomaly_figure(run, options.grace)
-    parts += [
-        note(f'Alarms: {len(run.alarms)}; inside a fault interval (or up to {options.grace:g} s '
-             f'after it): {inside}; outside: {len(run.alarms) - inside}.'),
-        image(report.images['anomalies'], 'anomaly alarms over fault intervals')]
+    parts.append(image(report.images['anomalies'], 'anomaly alarms over fault intervals'))
     if run.faults:
         parts.append(table(('fault', 'start [s]', 'end [s]', 'alarms', 'first alarm after'), [
             (d.fault.label, round(d.fault.start - run.start, 2), round(d.fault.end - run.start, 2),
-             d.alarms, '—' if d.delay is None else f'{d.delay * 1e3:.0f} ms')
+             d.alarms if recorded else '—', '—' if d.delay is None else f'{d.delay * 1e3:.0f} ms')
             for d in detections(run, options.grace)]))
     if run.alarms:
         parts.append(table(('sensor', 'method', 'rise [s]', 'clear [s]', 'severity', 'in fault'), [
@@ -158,19 +180,21 @@ def _anomalies(run: Run, report: Report, options: ReportOptions) -> str:
 
 def _condition(run: Run, report: Report) -> str:
     title = ('health', 'Health and remaining useful life')
-    if run.condition is None and not run.rul:
-        return section(*title, [nodata(f'the run has neither {TRUTH} health nor maintenance '
-                                       f'planner RUL statuses on {DIAGNOSTICS}.')])
-    report.images['health'] = figures.condition_figure(run)
-    parts = [image(report.images['health'], 'health and RUL trends')]
+    missing = [] if run.condition is not None else [
+        _absent(run, TRUTH, 'the ground-truth health', f'{TRUTH} carries no health.')]
     if not run.rul:
-        parts.append(nodata(f'no maintenance planner RUL statuses on {DIAGNOSTICS}.'))
+        missing.append(_absent(run, DIAGNOSTICS, "the maintenance planner's health and RUL",
+                               f'no maintenance planner RUL statuses among the {DIAGNOSTICS} messages.'))
+    if run.condition is None and not run.rul:
+        return section(*title, missing)
+    report.images['health'] = figures.condition_figure(run)
+    parts = [image(report.images['health'], 'health and RUL trends'), *missing]
     latest = {s.component: s for s in run.rul}
     truth = dict(zip(run.condition.joint_names, run.condition.condition[-1])) if run.condition else {}
     rows = [(component, f'{truth[component]:.3f}' if component in truth else '—',
              f'{latest[component].condition:.3f}' if component in latest else '—',
-             f'{latest[component].rul / HOUR:.2f} [{latest[component].rul_low / HOUR:.2f}, '
-             f'{latest[component].rul_high / HOUR:.2f}]' if component in latest else '—')
+             hours(latest[component].rul, latest[component].rul_low, latest[component].rul_high)
+             if component in latest else '—')
             for component in dict.fromkeys([*truth, *latest])]
     parts.append(table(('component', 'truth health (last)', 'twin health (last)',
                         'twin RUL [h] median [10 %, 90 %]'), rows))
@@ -182,9 +206,11 @@ def _condition(run: Run, report: Report) -> str:
 def _schedule(run: Run, report: Report) -> str:
     title = ('schedule', 'Maintenance schedule')
     if not run.schedules:
-        return section(*title, [nodata(
-            f'the run has no {SCHEDULE} messages (record it as latched: '
-            f'twin_record --topics {SCHEDULE}:twin_interfaces/msg/MaintenanceSchedule:latched).')])
+        report.summary.append(('maintenance plan', 'none' if SCHEDULE in run.counts else f'not recorded: {SCHEDULE}'))
+        return section(*title, [_absent(
+            run, SCHEDULE, 'record it as latched: '
+            f'twin_record --topics {SCHEDULE}:twin_interfaces/msg/MaintenanceSchedule:latched',
+            f'{SCHEDULE} was recorded without a message.')])
     latest = run.schedules[-1]
     late = sum(task.late for task in latest.tasks)
     report.summary.append(('maintenance plan', f'revision {latest.revision}: '
@@ -198,8 +224,8 @@ def _schedule(run: Run, report: Report) -> str:
               table(('component', 'action', 'risk', 'start', 'end', 'deadline',
                      'RUL [h] median [10 %, 90 %]', 'resources', 'late'), [
                   (t.component, t.action, t.risk.name, utc(t.start), utc(t.end), utc(t.deadline),
-                   f'{t.rul / HOUR:.2f} [{t.rul_low / HOUR:.2f}, {t.rul_high / HOUR:.2f}]'
-                   if t.rul > 0.0 else '—', ', '.join(t.resources), 'yes' if t.late else 'no')
+                   hours(t.rul, t.rul_low, t.rul_high) if t.rul > 0.0 else '—', ', '.join(t.resources),
+                   'yes' if t.late else 'no')
                   for t in latest.tasks])]
     if latest.unplaced:
         parts.append(note(f'Unplaced (no slot in the horizon): {", ".join(latest.unplaced)}.'))
@@ -211,7 +237,7 @@ def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = R
     report = Report()
     report.summary += [('source', run.source), ('start', utc(run.start)),
                        ('duration', f'{run.end - run.start:.1f} s')]
-    report.summary += [(f'messages {topic}', run.counts.get(topic, 'absent')) for topic in TOPICS]
+    report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS]
     sections = [_tracking(run, report, kinematics, options), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]
     summary = section('summary', 'Summary', [pairs(report.summary)])

@@ -1,0 +1,164 @@
+"""twin_report on a shipped bag of inputs: it replays the bag through the twin first (one replay
+for the module), every section then has data, no process or shared memory is left behind (also
+after Ctrl-C or a node that fails), and headless Chromium renders the page with its figures.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+from PIL import Image
+
+from harness import CONFIG_DIR, REPO, stale_fastdds_segments
+from twin_core.paths import resolve_executable
+from twin_report.screenshot import screenshot
+from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS
+
+pytestmark = pytest.mark.integration
+
+BAG = REPO / 'test' / 'data' / 'bags' / 'collision'
+SECTIONS = ('summary', 'tracking', 'prediction', 'anomalies', 'health', 'schedule')
+FIGURES = ('anomalies', 'health', 'prediction', 'schedule', 'tracking')
+WINDOW = (1280, 2400)  # px: the summary and the tracking figure
+TWIN_BLUE = (31, 119, 180)  # matplotlib's tab:blue, the twin's line in the tracking figure
+
+
+@dataclass
+class Reported:
+    code: int
+    stderr: str
+    html: Path
+    images: Path
+    leftovers: list[str]
+    leaked: set[str]
+
+
+def domain(ros_env: dict[str, str]) -> str:
+    """A domain of this test run for the report's replay only (the tests' own are 1..101)."""
+    return str(int(ros_env['ROS_DOMAIN_ID']) + 120)
+
+
+def processes_on(domain_id: str) -> list[str]:
+    """Command lines of the living processes (but this one) on ROS_DOMAIN_ID ``domain_id``."""
+    found = []
+    for process in psutil.process_iter(['pid', 'cmdline']):
+        try:
+            if process.pid != os.getpid() and process.environ().get('ROS_DOMAIN_ID') == domain_id:
+                found.append(' '.join(process.info['cmdline'] or []))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def chromium_processes() -> list[int]:
+    """Living processes of a Chromium started by twin_report.screenshot (its profile twin_chromium_*)."""
+    found = []
+    for process in psutil.process_iter(['pid', 'cmdline', 'status']):
+        if process.info['status'] != psutil.STATUS_ZOMBIE and any(
+                'twin_chromium_' in part for part in process.info['cmdline'] or []):
+            found.append(process.pid)
+    return found
+
+
+def twin_report(ros_env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([resolve_executable('twin_report'), *arguments, '--domain-id', domain(ros_env)],
+                            env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope='module')
+def reported(ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Reported:
+    directory = tmp_path_factory.mktemp('report_replay')
+    before = stale_fastdds_segments()
+    report = twin_report(ros_env, str(BAG), '--out', str(directory / 'report.html'),
+                         '--images-dir', str(directory / 'images'))
+    _, stderr = report.communicate(timeout=240)
+    time.sleep(1.0)  # processes killed at the very end are reaped
+    return Reported(report.returncode, stderr, directory / 'report.html', directory / 'images',
+                    processes_on(domain(ros_env)), stale_fastdds_segments() - before)
+
+
+def test_a_bag_of_inputs_is_replayed_and_every_section_has_data(reported: Reported) -> None:
+    assert reported.code == 0, reported.stderr
+    assert f'has no {TWIN_JOINTS}, only the twin\'s inputs: replaying it through the twin' in reported.stderr
+    html = reported.html.read_text()
+    for anchor in SECTIONS:
+        assert f'<section id="{anchor}">' in html
+    assert 'Not recorded' not in html and 'No data' not in html and 'not recorded' not in html
+    assert sorted(p.stem for p in reported.images.iterdir()) == [f'report_{name}' for name in FIGURES]
+    for topic in TOPICS:  # the bag's truth and the replay's outputs
+        assert f'<th>messages {topic}</th><td class="num">' in html, topic
+    for topic in (TWIN_JOINTS, PREDICTION, ANOMALIES, SCHEDULE, DIAGNOSTICS):
+        assert f'<th>messages {topic}</th><td class="num">0</td>' not in html, topic
+    # The collision is caught, the predictor's shipped horizon is the one compared.
+    horizon = yaml.safe_load((CONFIG_DIR / 'predictor.yaml').read_text())['predictor']['ros__parameters']['horizon']
+    assert f'prediction RMSE at {horizon:g} s vs twin' in html
+    assert '<td>collision:link_3</td>' in html
+    assert 'inside / outside fault intervals</th><td>0 / ' not in html
+    # Every plan is stamped in the bag's time (2026), none at the epoch.
+    assert 'planned at 2026-' in html and '1970' not in html
+    assert '-0.0 ms' not in html
+
+
+def test_the_replay_leaves_no_process_nor_shared_memory(reported: Reported) -> None:
+    assert reported.code == 0, reported.stderr
+    assert reported.leftovers == []
+    assert not reported.leaked
+
+
+def test_chromium_renders_the_page_with_its_figures(reported: Reported, tmp_path: Path) -> None:
+    png = tmp_path / 'page.png'
+    screenshot(reported.html, png, *WINDOW)
+    with Image.open(png) as shot:
+        assert shot.size == WINDOW
+        pixels = np.asarray(shot.convert('RGB'))
+    colors = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colors) > 1000, len(colors)  # text, tables and plots, not a blank or error page
+    near_blue = (np.abs(pixels.astype(int) - TWIN_BLUE).sum(axis=2) < 30).sum()
+    assert near_blue > 1000, near_blue  # the tracking figure's twin lines are drawn (none without it)
+    assert chromium_processes() == []
+
+
+def test_ctrl_c_during_the_replay_stops_every_process(ros_env: dict[str, str], tmp_path: Path) -> None:
+    before = stale_fastdds_segments()
+    report = twin_report(ros_env, str(BAG), '--out', str(tmp_path / 'report.html'))
+    assert report.stderr is not None
+    lines = []
+    for line in report.stderr:  # until the bag plays: every node and the recorder are up
+        lines.append(line)
+        if 'playing' in line:
+            break
+    assert any('playing' in line for line in lines), ''.join(lines)
+    time.sleep(2.0)
+    report.send_signal(signal.SIGINT)
+    _, rest = report.communicate(timeout=60)
+    assert report.returncode == 130, ''.join(lines) + rest
+    assert 'interrupted' in rest
+    time.sleep(1.0)
+    assert processes_on(domain(ros_env)) == []
+    assert not stale_fastdds_segments() - before
+    assert not (tmp_path / 'report.html').exists()
+
+
+def test_a_node_that_fails_ends_the_report_with_one_line_and_no_process_left(ros_env: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    config = tmp_path / 'config'
+    shutil.copytree(CONFIG_DIR, config)
+    maintenance = config / 'maintenance.yaml'
+    maintenance.write_text(maintenance.read_text().replace('urdf: ""', 'urdf: /nonexistent/arm.urdf'))
+    report = twin_report(ros_env, str(BAG), '--out', str(tmp_path / 'report.html'), '--config-dir', str(config))
+    _, stderr = report.communicate(timeout=120)
+    assert report.returncode == 1, stderr
+    error = [line for line in stderr.splitlines() if 'exited with code' in line]
+    assert len(error) == 1 and error[0].startswith('twin_report: maintenance_planner exited with code 2'), stderr
+    assert 'Traceback' not in stderr
+    time.sleep(1.0)
+    assert processes_on(domain(ros_env)) == []
