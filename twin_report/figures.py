@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from twin_core.levels import Risk
 from twin_report.analysis import HorizonError, Tracking, in_fault
@@ -22,6 +23,7 @@ from twin_state.fidelity import Trajectory
 DPI = 100  # 11 in wide figures fill the page's 70em column
 RISK_COLORS = {Risk.LOW: 'tab:green', Risk.MEDIUM: 'gold', Risk.HIGH: 'tab:orange', Risk.CRITICAL: 'tab:red'}
 HOUR = 3600.0
+EXAMPLES = 12  # predictions drawn at most in the prediction figure's example window
 
 
 def png(figure: Figure) -> bytes:
@@ -55,6 +57,7 @@ def tracking_figure(run: Run, tracking: Tracking) -> bytes:
                       label=joint)
     axes[-1].set_yscale('log')
     axes[-1].set_ylim(bottom=1e-2)
+    axes[-1].yaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
     axes[-1].set_ylabel('|aligned error|\n[mrad]')
     axes[-1].set_xlabel('time [s]')
     axes[-1].legend(loc='upper right', ncol=len(joints), fontsize='small')
@@ -85,7 +88,9 @@ def prediction_figure(run: Run, errors: Sequence[HorizonError], reference: Traje
     shown = (reference.stamps >= first) & (reference.stamps <= last + 1.5)
     right.plot(reference.stamps[shown] - run.start, reference.positions[shown, column],
                color='0.4', lw=2.5, label='actual')
-    examples = [p for p in run.predictions if first <= p.origin <= last][::5]
+    shown_predictions = [p for p in run.predictions if first <= p.origin <= last]
+    stride = max(1, len(shown_predictions) // EXAMPLES)
+    examples = shown_predictions[::stride]
     for index, example in enumerate(examples):
         index_in_prediction = example.joint_names.index(joint)
         right.plot(example.origin + example.horizons - run.start,
@@ -95,7 +100,7 @@ def prediction_figure(run: Run, errors: Sequence[HorizonError], reference: Traje
                    color='tab:purple')
     right.set_xlabel('time [s]')
     right.set_ylabel(f'{joint} [rad]')
-    right.set_title(f'Predictions (every 5th) over the actual {joint}')
+    right.set_title(f'Predictions ({"all" if stride == 1 else f"every {stride}th"}) over the actual {joint}')
     right.legend(fontsize='small')
     return png(figure)
 
@@ -156,7 +161,8 @@ def condition_figure(run: Run) -> bytes:
         for task in schedule.tasks:
             if 0.0 < task.rul < np.inf:
                 bottom.plot(schedule.stamp - run.start, task.rul / HOUR, 'k^', ms=5)
-    if components and not any(np.isfinite(s.rul) for s in run.rul):
+    bounded = any(np.isfinite(s.rul) for s in run.rul)
+    if components and not bounded:
         bottom.text(0.5, 0.5, 'RUL unbounded for every component: no wear trend in the windows yet',
                     transform=bottom.transAxes, ha='center', va='center', color='0.3')
         bottom.set_yticks([])
@@ -166,7 +172,7 @@ def condition_figure(run: Run) -> bytes:
     bottom.set_ylabel('RUL [h]')
     bottom.set_xlabel('time [s]')
     bottom.set_title('Twin RUL: median, 10 % and 90 % dotted (diagnostics); ▲ RUL of scheduled tasks')
-    if components:
+    if bounded:
         bottom.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0))
     return png(figure)
 
