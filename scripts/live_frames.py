@@ -16,16 +16,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from tqdm import tqdm
 
 from twin_anomaly.anomaly_cli import main as twin_anomaly
 from twin_bringup.launcher import node_environment
 from twin_core.paths import resolve_executable
+from twin_core.progress import advance_to, progress_bar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
 TOPICS = ('/twin/synced_frame:twin_interfaces/msg/SyncedFrame', '/workcell_sim/truth:twin_interfaces/msg/WorkcellTruth')
+POLL_PERIOD = 1.0  # s between looks at the clock and the recorder
 
 
 def split(frames: Path, fit: Path, held: Path, fraction: float = 2 / 3) -> None:
@@ -33,6 +38,13 @@ def split(frames: Path, fit: Path, held: Path, fraction: float = 2 / 3) -> None:
     cut = int(len(rows) * fraction)
     fit.write_text('\n'.join([header, *rows[:cut]]) + '\n')
     held.write_text('\n'.join([header, *rows[cut:]]) + '\n')
+
+
+def follow(bar: tqdm, started: float, finished: Callable[[], bool]) -> None:
+    """Move ``bar`` to the seconds since ``started`` (monotonic clock) until ``finished()``."""
+    while not finished():
+        time.sleep(POLL_PERIOD)
+        advance_to(bar, time.monotonic() - started)
 
 
 def main() -> int:
@@ -48,17 +60,24 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix='live_frames_'))
     config = isolated_config(work)
     env = node_environment(str(config / 'fastdds_loopback.xml'))
-    with open(arguments.out / 'launch.log', 'w') as log:
+    started = time.monotonic()
+    with (open(arguments.out / 'launch.log', 'w') as log,
+          progress_bar(arguments.warmup + arguments.duration, 'warm-up', 's') as bar):
         launcher = subprocess.Popen(
             [resolve_executable('twin_launch'), '--config-dir', str(config), '--duration',
              str(arguments.warmup + arguments.duration + 30.0)], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            time.sleep(arguments.warmup)
-            subprocess.run([resolve_executable('twin_record'), '--out', str(bag), '--duration', str(arguments.duration),
-                            '--compression', 'zstd', '--topics', *TOPICS], env=env, check=True)
+            follow(bar, started, lambda: time.monotonic() - started >= arguments.warmup)
+            bar.set_description_str('recording')
+            recorder = subprocess.Popen(
+                [resolve_executable('twin_record'), '--out', str(bag), '--duration', str(arguments.duration),
+                 '--compression', 'zstd', '--topics', *TOPICS], env=env, stdout=log, stderr=subprocess.STDOUT)
+            follow(bar, started, lambda: recorder.poll() is not None)
         finally:
             launcher.terminate()
             launcher.wait(timeout=60)
+    if recorder.returncode:
+        parser.exit(1, f'twin_record failed with exit code {recorder.returncode}: see {log.name}\n')
     frames = arguments.out / 'frames.csv'
     code = twin_anomaly(['frames', '--bag', str(bag), '--out', str(frames)])
     if code == 0:

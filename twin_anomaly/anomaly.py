@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -38,6 +38,9 @@ from twin_core.channels import Series
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
 from twin_core.signals import canonical
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 MAD_TO_SIGMA = 1.4826
 DEFAULT_SETTINGS = DetectorSettings()
@@ -90,9 +93,10 @@ class AnomalyModel:
 
     @classmethod
     def fit(cls, normal: Series, settings: DetectorSettings = DEFAULT_SETTINGS,
-            kinematics: ArmKinematics | None = None) -> AnomalyModel:
+            kinematics: ArmKinematics | None = None, progress: tqdm | None = None) -> AnomalyModel:
         """Fit the statistics and models on ``normal`` and calibrate the thresholds on it;
-        ``kinematics`` (the arm's) adds the gyro's kinematic residual.
+        ``kinematics`` (the arm's) adds the gyro's kinematic residual, ``progress`` follows the
+        autoencoder's epochs.
         """
         unknown = set(settings.methods) - set(METHODS)
         if unknown or not settings.methods:
@@ -119,7 +123,8 @@ class AnomalyModel:
                 random_state=settings.seed).fit(standardized), standardized)
         if 'autoencoder' in settings.methods:
             model.autoencoder = Autoencoder(len(normal.names), seed=settings.seed)
-            model.autoencoder.fit(standardized, epochs=settings.autoencoder_epochs, seed=settings.seed)
+            model.autoencoder.fit(standardized, epochs=settings.autoencoder_epochs, seed=settings.seed,
+                                  progress=progress)
         model.calibrate(normal)
         return model
 

@@ -16,6 +16,7 @@ import argparse
 import csv
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from twin_anomaly.metrics import EventScores, event_scores
 from twin_anomaly.settings import METHODS, DetectorSettings
 from twin_core.channels import Series, read_csv, write_csv
 from twin_core.cli import run_command
+from twin_core.progress import progress_bar
 
 if TYPE_CHECKING:  # the models import torch and scikit-learn: only the commands that need them do
     from twin_anomaly.anomaly import AnomalyModel
@@ -122,7 +124,9 @@ def _fit(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
     from twin_core.kinematics import ArmKinematics
     kinematics = ArmKinematics.from_urdf(arguments.urdf) if arguments.urdf else None
-    model = _models().AnomalyModel.fit(series, settings, kinematics)
+    with (progress_bar(settings.autoencoder_epochs, 'autoencoder', 'epoch')
+          if 'autoencoder' in settings.methods else nullcontext()) as epochs:
+        model = _models().AnomalyModel.fit(series, settings, kinematics, epochs)
     model.save(arguments.model)
     print(f'fitted {len(series.names)} channels on {len(series.time)} rows in '
           f'{time.perf_counter() - started:.1f} s; model in {arguments.model}')

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Autoencoder:
@@ -19,14 +23,18 @@ class Autoencoder:
             nn.Linear(code, hidden), nn.Tanh(), nn.Linear(hidden, n_inputs))
 
     def fit(self, inputs: np.ndarray, epochs: int = 30, batch: int = 256, lr: float = 3e-3,
-            seed: int = 0) -> float:
-        """Train on ``inputs`` (n, k); returns the final mean squared error."""
+            seed: int = 0, progress: tqdm | None = None) -> float:
+        """Train on ``inputs`` (n, k); returns the final mean squared error. ``progress`` restarts
+        at 0 of ``epochs`` and moves an epoch at a time with the loss.
+        """
         data = torch.as_tensor(inputs, dtype=torch.float32)
         generator = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.Adam(self.network.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
         loss = torch.tensor(0.0)
         self.network.train()
+        if progress is not None:
+            progress.reset(total=epochs)
         for _ in range(epochs):
             for rows in torch.randperm(len(data), generator=generator).split(batch):
                 optimiser.zero_grad()
@@ -34,6 +42,9 @@ class Autoencoder:
                 loss.backward()
                 optimiser.step()
             schedule.step()
+            if progress is not None:
+                progress.set_postfix_str(f'loss={loss.item():.3g}', refresh=False)
+                progress.update()
         self.network.eval()
         return loss.item()
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from twin_core.channels import read_csv
+from twin_core.progress import SIM_SECONDS, advance_to, progress_bar
 from twin_core.signals import IMU, joint_signal, joint_signals, range_min
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_maintenance.condition import ConditionWindows, joint_channels
@@ -72,7 +73,8 @@ def record(workcell: Workcell, duration: float, out: Path, rate: float = 100.0) 
     next_scan = next_plc = 0.0
     count = int(duration * rate)
     out.mkdir(parents=True, exist_ok=True)
-    with TruthRecorder(out, joints) as truth, open(out / 'frames.csv', 'w', newline='') as stream:
+    with (TruthRecorder(out, joints) as truth, open(out / 'frames.csv', 'w', newline='') as stream,
+          progress_bar(count * steps * workcell.settings.timestep, workcell.scenario.name, SIM_SECONDS) as bar):
         writer = csv.writer(stream)
         writer.writerow(['time', *frame_channels(joints), 'label', 'fault'])
         for row in range(count):
@@ -94,6 +96,7 @@ def record(workcell: Workcell, duration: float, out: Path, rate: float = 100.0) 
             writer.writerow([f'{now:.3f}', *(f'{v:.7g}' for v in values), int(bool(active)), ';'.join(active)])
             if row % truth_every == 0:
                 truth.record(workcell.truth(), workcell.faults.started(now))
+            advance_to(bar, now)
     return count
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from twin_core.progress import progress_bar
 from twin_predictor.joint_data import JointData, load_truth
 from twin_predictor.registry import MODELS, create, save
 from twin_predictor.thermal import fit_thermal, save_thermal, temperature_rmse
@@ -70,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = create(arguments.model, len(data.joint_names), train.scales(),
                    **overrides(arguments, data.joint_names))
     start = time.perf_counter()
-    history = fit(model, train, arguments.steps, arguments.batch, arguments.learning_rate, arguments.seed,
-                  arguments.time_limit)
+    with progress_bar(arguments.steps, f'training (at most {arguments.time_limit:g} s)', 'step') as bar:
+        history = fit(model, train, arguments.steps, arguments.batch, arguments.learning_rate, arguments.seed,
+                      arguments.time_limit, bar)
     seconds = time.perf_counter() - start
     metrics = {'train_loss': validation_loss(model, train), 'validation_loss': validation_loss(model, held_out),
                'steps': len(history), 'training_seconds': seconds}

@@ -4,12 +4,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from twin_predictor.dynamics import DynamicsModel, Scales
 from twin_predictor.joint_data import JointData
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,11 @@ def samples_from(data: JointData) -> Samples:
 
 
 def fit(model: DynamicsModel, samples: Samples, steps: int, batch: int = 512, learning_rate: float = 3e-3,
-        seed: int = 0, time_limit: float = float('inf')) -> list[float]:
+        seed: int = 0, time_limit: float = float('inf'), progress: tqdm | None = None) -> list[float]:
     """Adam, learning rate annealed (cosine) over whichever runs out first: steps or time.
 
-    Every ensemble member draws its own minibatches. Returns the loss history.
+    Every ensemble member draws its own minibatches. Returns the loss history. ``progress`` moves a
+    step at a time with the loss; its total is the steps, or those the time limit allows once it binds.
     """
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -52,11 +57,13 @@ def fit(model: DynamicsModel, samples: Samples, steps: int, batch: int = 512, le
     start = time.perf_counter()
     model.train()
     for step in range(steps):
-        progress = min(1.0, max(step / steps, (time.perf_counter() - start) / time_limit))
-        if progress >= 1.0:
+        done = min(1.0, max(step / steps, (time.perf_counter() - start) / time_limit))
+        if done >= 1.0:
             break
+        if progress is not None and step:
+            progress.total = min(steps, max(step + 1, round(step / done)))
         for group in optimiser.param_groups:
-            group['lr'] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * progress))
+            group['lr'] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * done))
         index = torch.randint(len(samples), (model.members, batch), generator=generator)
         loss = model.loss(samples.q[index], samples.qd[index], samples.tau[index], samples.qdd[index],
                           samples.dt[index])
@@ -64,6 +71,11 @@ def fit(model: DynamicsModel, samples: Samples, steps: int, batch: int = 512, le
         loss.backward()
         optimiser.step()
         history.append(loss.item())
+        if progress is not None:
+            progress.set_postfix_str(f'loss={history[-1]:.3g}', refresh=False)
+            progress.update()
+    if progress is not None:
+        progress.total = len(history)
     model.eval()
     return history
 

@@ -8,20 +8,17 @@ Example::
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from twin_core.progress import SIM_SECONDS, advance_to, progress_bar
 from twin_core.urdf import urdf_file
 from twin_sim.paths import scenario_path
 from twin_sim.scenario import Scenario
 from twin_sim.settings import SimSettings
 from twin_sim.truth import TruthRecorder
 from twin_sim.workcell import Workcell
-
-LOG = logging.getLogger(__name__)
-PROGRESS_PERIOD = 10.0  # s of wall time between progress messages
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,23 +42,20 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(workcell: Workcell, duration: float, truth_rate: float, out: Path) -> float:
     """Simulate ``duration`` s, recording truth at ``truth_rate`` Hz; returns sim-seconds per wall-second."""
     steps_per_row = max(1, round(1.0 / (truth_rate * workcell.settings.timestep)))
-    rows = int(duration / (steps_per_row * workcell.settings.timestep))
-    wall_start = last_report = time.perf_counter()
-    with TruthRecorder(out, workcell.joint_names) as recorder:
+    row_period = steps_per_row * workcell.settings.timestep
+    rows = int(duration / row_period)
+    wall_start = time.perf_counter()
+    with (TruthRecorder(out, workcell.joint_names) as recorder,
+          progress_bar(rows * row_period, workcell.scenario.name, SIM_SECONDS) as bar):
         recorder.record(workcell.truth(), workcell.faults.started(workcell.time))
         for _ in range(rows):
             workcell.step(steps_per_row)
             recorder.record(workcell.truth(), workcell.faults.started(workcell.time))
-            now = time.perf_counter()
-            if now - last_report > PROGRESS_PERIOD:
-                last_report = now
-                LOG.info("t = %.0f / %.0f s (%.0fx real time)", workcell.time, duration,
-                         workcell.time / (now - wall_start))
+            advance_to(bar, workcell.time)
     return workcell.time / (time.perf_counter() - wall_start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     arguments = parse_arguments(argv)
     scenario = Scenario.from_file(scenario_path(arguments.scenario))
     settings = SimSettings(timestep=arguments.timestep, control_period_steps=arguments.control_period_steps)
