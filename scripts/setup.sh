@@ -38,7 +38,9 @@ install_python_packages() {
     return
   fi
   log "pip install (ROS 2 wheels, torch CPU, tools)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
+  local quiet=(-q)
+  [ -t 1 ] && quiet=()  # on a terminal: what pip collects, with download bars (rate, ETA)
+  "$VENV/bin/pip" install "${quiet[@]}" --disable-pip-version-check -r "$ROOT/requirements.txt" \
     -r "$ROOT/requirements-torch.txt" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" > "$STAMP"
 }
