@@ -94,9 +94,9 @@ def joint_transforms(kinematics: ArmKinematics, positions: Mapping[str, float],
     result = []
     for parent, child in kinematics.edges:
         local = np.linalg.solve(frames[parent], frames[child])
-        w, x, y, z = mat2quat(local[:3, :3])
-        result.append(JointTransform(prefix + parent, prefix + child, tuple(float(v) for v in local[:3, 3]),
-                                     (float(x), float(y), float(z), float(w))))
+        w, x, y, z = (float(v) for v in mat2quat(local[:3, :3]))
+        tx, ty, tz = (float(v) for v in local[:3, 3])
+        result.append(JointTransform(prefix + parent, prefix + child, (tx, ty, tz), (x, y, z, w)))
     return result
 
 
