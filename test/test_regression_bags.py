@@ -19,7 +19,6 @@ from harness import CONFIG_DIR, REPO
 from twin_bag.reading import read_topics
 from twin_core.kinematics import ArmKinematics
 from twin_report import replay as twin_replay
-from twin_ros.graph import GraphWatch
 from twin_state.fidelity import Trajectory, evaluate
 
 pytestmark = pytest.mark.integration
@@ -89,11 +88,7 @@ def replay(entry: dict[str, Any], env: dict[str, str], directory: Path) -> Repla
     """Replay the bag through the twin (every process must survive it), read back what it published."""
     bag = BAGS / entry['bag']
     setup = twin_replay.plan(bag, directory / 'outputs', CONFIG_DIR, directory, RECORDED)
-    watch = GraphWatch(int(env['ROS_DOMAIN_ID']))
-    try:
-        twin_replay.run(setup, env, directory / 'logs', watch.shows)
-    finally:
-        watch.close()
+    twin_replay.run(setup, env, directory / 'logs')
     inputs = read_topics(bag, {TRUTH: 'sensor_msgs/msg/JointState'})
     outputs = read_topics(setup.output, RECORDED).messages
     start_ns = round(inputs.start * 1e9)

@@ -31,7 +31,6 @@ from twin_report import replay
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
 from twin_report.series import SCHEDULE, TOPICS, TWIN_JOINTS, Run
-from twin_ros.graph import GraphWatch
 
 RECORDER = 'twin_record'
 RECORDER_GRACE_S = 30.0  # beyond --duration, for the recorder to start and finish the bag
@@ -83,15 +82,11 @@ def replayed_run(bag: Path, output: Path | None, configs: Path, domain: int | No
     env = replay.environment(os.environ, configs, domain)
     say(f'replaying {setup.duration:.1f} s through {", ".join(setup.nodes)} (parameters from '
         f'{configs}, health window {setup.window:g} s) on ROS_DOMAIN_ID {env["ROS_DOMAIN_ID"]}')
-    os.environ.update(env)  # this process's graph watch: the same middleware, profile and domain
-    watch = GraphWatch(int(env['ROS_DOMAIN_ID']))
     try:
-        replay.run(setup, env, work / 'logs', watch.shows, say)
+        replay.run(setup, env, work / 'logs', say)
     except BaseException:
         say(f'the replay\'s logs are kept in {work / "logs"}')
         raise
-    finally:
-        watch.close()
     if output is not None:
         say(f'recorded the twin\'s outputs into {output}')
     run = read_run(bag, setup.output)

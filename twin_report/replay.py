@@ -4,7 +4,8 @@ The node table's analysis nodes (:data:`REPLAYED`, each started as ``twin_launch
 ``config/graph.yaml``'s executable, node name and parameter files) run on the bag's time
 (``use_sim_time``); ``twin_play --clock`` plays them the bag's topics that the synchronizer reads
 and ``twin_record``, on the same time, records what they publish. Every process is stopped at the
-end, also on an error or Ctrl-C. No rclpy here: whether the graph is up is asked of a callback.
+end, also on an error or Ctrl-C. No rclpy here: whether the graph is up is asked of a process
+(``python -m twin_ros.graph``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -65,12 +67,14 @@ class Replay:
         return ['twin_record', '--out', str(self.output), '--topics', *specs,
                 '--ros-args', '-p', 'use_sim_time:=true']
 
-    def ready(self) -> tuple[dict[str, str], tuple[str, ...]]:
-        """The graph once everything is up: (topic → node that subscribes it, '' any node;
-        topics with a publisher): the played topics read, the recorded ones recorded and published.
+    @property
+    def graph_watch(self) -> list[str]:
+        """The process that exits 0 once the graph is up: the played topics read, the recorded
+        ones recorded and published.
         """
-        subscribed = {topic: '' for topic in self.played} | {topic: RECORDER_NODE for topic in self.recorded}
-        return subscribed, tuple(self.recorded)
+        subscribed = [f'{topic}=' for topic in self.played] + [f'{topic}={RECORDER_NODE}' for topic in self.recorded]
+        return [sys.executable, '-m', 'twin_ros.graph', '--subscribed', *subscribed,
+                '--published', *self.recorded, '--timeout', f'{READY_TIMEOUT_S:g}']
 
 
 def plan(bag: Path, output: Path, config_dir: Path, scratch: Path,
@@ -180,14 +184,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-GraphReady = Callable[[dict[str, str], tuple[str, ...]], bool]  # (subscribed, published) -> all there
-
-
-def run(replay: Replay, env: Mapping[str, str], logs: Path, graph_ready: GraphReady,
-        say: Callable[[str], None] = lambda _: None) -> None:
-    """Start the nodes and the recorder, wait until ``graph_ready(*replay.ready())``, play the
-    bag on its time, let the last outputs arrive, finish the bag; every process is stopped on
-    return, on an error and on Ctrl-C or SIGTERM. ``RuntimeError`` if a process fails.
+def run(replay: Replay, env: Mapping[str, str], logs: Path, say: Callable[[str], None] = lambda _: None) -> None:
+    """Start the nodes and the recorder, wait until the graph shows them, play the bag on its
+    time, let the last outputs arrive, finish the bag; every process is stopped on return, on an
+    error and on Ctrl-C or SIGTERM. ``RuntimeError`` if a process fails.
     """
     processes = Processes(env, logs)
     with _terminate_as_interrupt():
@@ -196,12 +196,12 @@ def run(replay: Replay, env: Mapping[str, str], logs: Path, graph_ready: GraphRe
                 processes.start(name, command)
             processes.start(RECORDER_NODE, replay.recorder)
             say(f'started {", ".join(processes.started)}; their logs in {logs}')
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not graph_ready(*replay.ready()):
-                processes.check()
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f'the replay\'s nodes did not come up within {READY_TIMEOUT_S:g} s')
+            watch = processes.start('graph_watch', replay.graph_watch)
+            while watch.poll() is None:
+                processes.check(*replay.nodes, RECORDER_NODE)
                 time.sleep(0.1)
+            if watch.returncode != 0:
+                raise RuntimeError(f'the replay\'s nodes did not come up within {READY_TIMEOUT_S:g} s')
             say(f'playing {len(replay.played)} topics of {replay.bag} ({replay.duration:.1f} s at {RATE:g}x)')
             player = processes.start('twin_play', replay.player)
             try:
