@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:  make demo  (set up, then run the twin against the
 # simulated workcell)  and  make test  (set up, then run the test suite).
 SHELL := /bin/bash
-DURATION ?= 60
+DURATION ?= 90
 PYTEST_ARGS ?=
 ENV := source scripts/env.sh &&
 

@@ -236,3 +236,16 @@ def test_a_twin_in_step_with_the_truth_has_latency_zero_not_minus_zero(tmp_path:
     assert main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'r.html')]) == 0
     assert '<th>latency (twin behind truth)</th><td>0.0 ms</td>' in (tmp_path / 'r.html').read_text()
     assert milliseconds(-4e-5) == '0.0 ms' and milliseconds(0.03) == '30.0 ms' and milliseconds(-0.03) == '-30.0 ms'
+
+
+def test_the_summary_prints_every_layer_with_a_verdict_per_alarm(tmp_path: Path, capsys) -> None:
+    write_bag(tmp_path / 'bag', True)
+    assert main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'report.html'), '--summary']) == 0
+    out = capsys.readouterr().out
+    for block in ('Twin vs ground truth', 'Anomaly alarms', 'Health, remaining useful life and risk per joint',
+                  'Prediction', 'Written'):
+        assert f'\n{block}' in out
+    assert number(out, r'latency\s+([\d.]+) ms') == pytest.approx(LATENCY * 1e3, abs=0.2)
+    assert 'during a fault: detection' in out and 'no fault: false alarm' in out
+    assert 'risk HIGH' in out
+    assert f'{tmp_path / "report.html"} (the report page)' in out

@@ -2,7 +2,7 @@
 
     twin_report BAG --out report.html [--images-dir docs --image-prefix report_]
     twin_report BAG --replay --out report.html [--bag twin_outputs_bag]
-    twin_report --live --duration 60 --out report.html [--bag run_bag]
+    twin_report --live --duration 60 --out report.html [--bag run_bag] [--summary]
 
 From a bag (``twin_record``): twin vs ground-truth tracking, prediction vs actual, anomaly
 alarms against fault intervals, health and RUL, the maintenance schedule. A bag of the twin's
@@ -31,6 +31,7 @@ from twin_report import replay
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
 from twin_report.series import SCHEDULE, TOPICS, TWIN_JOINTS, Run
+from twin_report.text import summary_text
 
 RECORDER = 'twin_record'
 RECORDER_GRACE_S = 30.0  # beyond --duration, for the recorder to start and finish the bag
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='latency search range of the fidelity evaluation (s)')
     parser.add_argument('--grace', type=float, default=ReportOptions.grace,
                         help='s after a fault in which a rising alarm still counts as inside')
+    parser.add_argument('--summary', action='store_true',
+                        help='also print a summary of every layer, with what each figure means')
     arguments = parser.parse_args(argv)
     if arguments.live == (arguments.bag is not None):
         parser.error('give either a BAG or --live')
@@ -155,4 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         print('twin_report: interrupted', file=sys.stderr)
         return 130
     print(f'twin_report: wrote {arguments.out} ({len(report.images)} figures) from {bag}')
+    if arguments.summary:
+        kinematics = ArmKinematics.from_urdf(arguments.urdf)
+        print(summary_text(run, kinematics, arguments.max_lag, arguments.grace,
+                           [f'{arguments.out} (the report page)', f'{bag} (the recorded bag)']))
     return 0
