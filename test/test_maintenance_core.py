@@ -120,6 +120,17 @@ def test_health_windows_measure_vibration_and_dropouts():
     assert motor_condition(40.0, 25.0, 100.0) == pytest.approx(0.8)
 
 
+def test_a_sensor_starting_late_has_not_dropped_out_and_one_never_heard_from_has():
+    t = np.arange(2000) / 100.0  # two 10 s windows
+    late = np.where(t < 3.0, np.nan, 0.0)  # first value after 3 s, then every frame
+    silent = np.full(t.size, np.nan)
+    windows = ConditionWindows(('late', 'silent'), [], {'late': 'late', 'silent': 'silent'}, window=10.0)
+    rows = windows.update(t, np.column_stack((late, silent)))
+    rows += windows.update(np.array([20.0]), np.array([[0.0, np.nan]]))  # closes the second window
+    fractions = [(r.component, r.values['missing_fraction']) for r in rows]
+    assert fractions == [('late', 0.0), ('silent', 1.0), ('late', 0.0), ('silent', 1.0)]
+
+
 def task(component, deadline, resources=('mechanic',), duration=2 * HOUR):
     return Task(component, 'replace gearbox', duration, deadline, resources, Risk.HIGH)
 

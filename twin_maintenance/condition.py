@@ -47,7 +47,10 @@ class ConditionWindows:
 
     def __init__(self, names: tuple[str, ...], joints: list[JointChannels], sensors: dict[str, str],
                  window: float = 60.0, onset_speed: float = 0.3, prediction_window: int = 10) -> None:
-        """``sensors`` maps a sensor name to a channel that goes missing when it drops out."""
+        """``sensors`` maps a sensor name to a channel that goes missing when it drops out; its
+        missing fraction counts from its first value (a sensor still starting up has not dropped
+        out), and is 1 for a window in which it never delivered one.
+        """
         index = {name: j for j, name in enumerate(names)}
         self.joints, self.window, self.onset_speed = joints, window, onset_speed
         self.sensors = sensors
@@ -60,6 +63,8 @@ class ConditionWindows:
         self._end: float | None = None
         self._sums = np.zeros((6, len(joints)))  # Σr², n moving, Στq̇, n, ΣT, n(T)
         self._missing = np.zeros(len(sensors))
+        self._counted = np.zeros(len(sensors))  # frames since each sensor's first value
+        self._seen = np.zeros(len(sensors), dtype=bool)
         self._frames = 0
 
     def update(self, time: np.ndarray, values: np.ndarray) -> list[ConditionRow]:
@@ -90,7 +95,11 @@ class ConditionWindows:
         self._sums += [np.where(moving, residual ** 2, 0.0).sum(0), moving.sum(0),
                        np.nansum(power, 0), np.isfinite(power).sum(0),
                        np.nansum(temperature, 0), np.isfinite(temperature).sum(0)]
-        self._missing += np.isnan(values[:, self._sensor]).sum(0)
+        absent = np.isnan(values[:, self._sensor])
+        seen = np.logical_or.accumulate(~absent, axis=0) | self._seen
+        self._missing += (absent & seen).sum(0)
+        self._counted += seen.sum(0)
+        self._seen = seen[-1].copy()
         self._frames += len(values)
 
     def _close(self, end: float) -> list[ConditionRow]:
@@ -102,10 +111,13 @@ class ConditionWindows:
         rows = [ConditionRow(end, j.joint, {'vibration': float(vibration[i]), 'friction_power': float(friction[i]),
                                          'temperature': float(temperature[i])})
                 for i, j in enumerate(self.joints)]
-        rows += [ConditionRow(end, sensor, {'missing_fraction': float(self._missing[i] / max(self._frames, 1))})
+        with np.errstate(invalid='ignore', divide='ignore'):
+            missing = np.where(self._counted > 0, self._missing / self._counted, 1.0)
+        rows += [ConditionRow(end, sensor, {'missing_fraction': float(missing[i])})
                  for i, sensor in enumerate(self.sensors)]
         self._sums[:] = 0.0
         self._missing[:] = 0.0
+        self._counted[:] = 0.0
         self._frames = 0
         return rows
 
