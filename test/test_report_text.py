@@ -42,7 +42,8 @@ def full_run() -> Run:
                 Alarm('imu.angular_velocity.z', 'zscore', 1, 115.0, None, 6.0, 5.0)),
         faults=(FaultInterval('encoder_stuck:joint_3', 105.5, 108.0),),
         rul=(RulSample('joint_2', 118.0, 0.91, 7200.0, 3600.0, 10800.0),),
-        schedules=(Schedule(118.0, 1, (PlannedTask(component='joint_2', risk=Risk.MEDIUM),), ()),))
+        schedules=(Schedule(118.0, 1, (PlannedTask(component='joint_2', risk=Risk.MEDIUM),
+                                       PlannedTask('plc', 'inspect sensor', Risk.HIGH)), ()),))
 
 
 def test_every_block_reads_from_the_run_with_a_verdict_per_alarm():
@@ -51,7 +52,8 @@ def test_every_block_reads_from_the_run_with_a_verdict_per_alarm():
     assert 'joint_3.velocity' in text and 'during a fault: detection' in text
     assert 'imu.angular_velocity.z' in text and 'no fault: false alarm' in text
     assert 'encoder_stuck:joint_3' in text
-    assert 'joint_2' in text and '0.910   2.0' in text and '[1.0, 3.0] h, risk MEDIUM' in text
+    assert 'joint_2                    0.910' in text and 'RUL 2.00 [1.00, 3.00], risk MEDIUM' in text
+    assert 'inspect sensor, risk HIGH' in text
     assert 'error at 0.2 s             0.0 mrad RMS' in text  # the predictions were exact
     assert 'position held (baseline)' in text
     assert text.endswith('  out/demo/report.html')

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from twin_core.kinematics import ArmKinematics
 from twin_report.analysis import hold_baseline, horizon_error, in_fault, tracking
+from twin_report.report import hours
 from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TRUTH, TWIN_JOINTS, Run
 
-HOUR = 3600.0
 WIDTH = 26  # label column
 
 
@@ -64,13 +64,15 @@ def _condition(run: Run) -> list[str]:
         return [*lines, _row('not recorded', DIAGNOSTICS)]
     if not run.rul:
         return [*lines, _row('no assessment yet', 'the planner assesses each full window of frames')]
-    risks = {t.component: t.risk.name for t in run.schedules[-1].tasks} if run.schedules else {}
+    tasks = run.schedules[-1].tasks if run.schedules else ()
+    risks = {t.component: t.risk.name for t in tasks}
     latest = {sample.component: sample for sample in run.rul}
-    lines.append(_row('joint', 'health  RUL [h]', 'health: 1 new, 0 worn out; RUL median [10 %, 90 %]'))
+    lines.append(_row('component', 'health', 'health: 1 new, 0 worn out; RUL [h]: median [10 %, 90 %]'))
     for component, sample in sorted(latest.items()):
-        risk = risks.get(component, 'no task' if run.schedules else f'not recorded ({SCHEDULE})')
-        lines.append(_row(component, f'{sample.condition:.3f}   {sample.rul / HOUR:.1f}',
-                          f'[{sample.rul_low / HOUR:.1f}, {sample.rul_high / HOUR:.1f}] h, risk {risk}'))
+        risk = risks.get(component, 'LOW (no task)' if run.schedules else f'not recorded ({SCHEDULE})')
+        lines.append(_row(component, f'{sample.condition:.3f}',
+                          f'RUL {hours(sample.rul, sample.rul_low, sample.rul_high)}, risk {risk}'))
+    lines += [_row(t.component, '', f'{t.action}, risk {t.risk.name}') for t in tasks if t.component not in latest]
     return lines
 
 
