@@ -137,6 +137,7 @@ def test_serial_reader_waits_for_the_port_and_survives_unplug_replug(tmp_path: P
     reader.start()
     try:
         assert wait_for(lambda: collector.states == [False])  # reported once, however many retries
+        assert stats.last_error == f'cannot open {device.link}: No such file or directory'
         time.sleep(0.5)
         device.open()
         assert wait_for(lambda: collector.states == [False, True])

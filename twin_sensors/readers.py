@@ -6,6 +6,7 @@ detail)`` is called once per change of state, never per failed attempt.
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -24,6 +25,14 @@ DataCallback = Callable[[bytes, int], None]
 StateCallback = Callable[[bool, str], None]
 READ_TIMEOUT = 0.05  # s; bounds how long stop() waits for the reader thread
 MAX_DATAGRAM = 65535
+
+
+def reason(error: OSError | serial.SerialException) -> str:
+    """The system's words for an error that carries an errno (pyserial repeats the port in its
+    message), else the error's own message.
+    """
+    number = getattr(error, 'errno', None)
+    return os.strerror(number) if isinstance(number, int) and number > 0 else str(error)
 
 
 def reconnect_backoff() -> Backoff:
@@ -79,7 +88,7 @@ class ReaderThread(ABC):
             try:
                 self._open()
             except (OSError, serial.SerialException) as error:
-                self._set_state(False, f'cannot open {self.source}: {error}')
+                self._set_state(False, f'cannot open {self.source}: {reason(error)}')
                 self._stop.wait(self.backoff.delay())
                 continue
             self.backoff.reset()
