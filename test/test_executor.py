@@ -150,6 +150,28 @@ def test_spin_returns_when_the_context_shuts_down(executor, context) -> None:
     assert time.monotonic() - started < 2.0
 
 
+def test_a_shutdown_during_a_batch_ends_the_spin_without_touching_the_queue_again(executor, context) -> None:
+    """As a SIGINT while a callback runs: the messages still queued are not taken from a context
+    that is gone (rclpy's handles would raise RuntimeError).
+    """
+    node = node_in(executor, context, 'lean_interrupted')
+    received: list[int] = []
+
+    def on_message(message: Int32) -> None:
+        received.append(message.data)
+        context.shutdown()
+    node.create_subscription(Int32, 'interrupted', on_message, RELIABLE_DEEP)
+    publisher = node.create_publisher(Int32, 'interrupted', RELIABLE_DEEP)
+    wait_for_subscriber(executor, publisher)
+    for value in range(50):
+        publisher.publish(Int32(data=value))
+    time.sleep(0.2)  # all queued: one wake-up takes them as a batch
+    with pytest.raises(rclpy.executors.ExternalShutdownException):
+        for _ in range(100):
+            executor.spin_once(timeout_sec=0.05)
+    assert received == [0]
+
+
 def test_the_executor_is_chosen_by_environment_and_a_wrong_name_is_refused(monkeypatch, context) -> None:
     from rclpy.executors import SingleThreadedExecutor
 

@@ -70,6 +70,8 @@ class LeanExecutor(SingleThreadedExecutor):
         if self._tasks or isinstance(timeout_sec, TimeoutObject):
             super()._spin_once_impl(timeout_sec, wait_condition)
             return
+        if not self._context.ok():
+            raise ExternalShutdownException()
         if self._entities is None:
             self._entities = _Entities(self)
         entities = self._entities
@@ -81,6 +83,8 @@ class LeanExecutor(SingleThreadedExecutor):
             if not self._context.ok():
                 raise ExternalShutdownException()
             for callback in ready.callbacks:
+                if not self._context.ok():  # shut down by a callback or a signal meanwhile
+                    raise ExternalShutdownException()
                 callback()
             if ready.others:
                 # Base class path: it waits again (without blocking) and runs one ready entity.
@@ -143,6 +147,7 @@ class _Entities:
             len(self.others['service']) + counts.num_services,
             counts.num_events, executor._context.handle)
         self._timer_callbacks = {timer: _TimerCall(timer) for timer in self.timers}
+        self._running = executor._context.ok
         self._next_events_ns = 0
 
     def _enter(self, handle: Any) -> bool:
@@ -203,7 +208,7 @@ class _Entities:
                                    if t.handle.pointer in timers and t.handle.is_timer_ready())
         subscriptions = wait_set.get_ready_entities('subscription')
         if subscriptions:
-            ready.callbacks.extend(partial(_take_all, s) for s in self.subscriptions
+            ready.callbacks.extend(partial(_take_all, s, self._running) for s in self.subscriptions
                                    if s.handle.pointer in subscriptions)
             ready.others = ready.others or any(
                 s.handle.pointer in subscriptions for s in self.others['subscription'])
@@ -213,11 +218,13 @@ class _Entities:
         return ready
 
 
-def _take_all(subscription: Subscription) -> None:
-    """Every message queued for the subscription, each to its callback."""
+def _take_all(subscription: Subscription, running: Callable[[], bool]) -> None:
+    """Every message queued for the subscription, each to its callback, while ``running``
+    (a shutdown in a callback leaves the rest in the queue).
+    """
     handle, msg_type, raw = subscription.handle, subscription.msg_type, subscription.raw
     with_info = subscription._callback_type is Subscription.CallbackType.WithMessageInfo
-    while (taken := handle.take_message(msg_type, raw)) is not None:
+    while running() and (taken := handle.take_message(msg_type, raw)) is not None:
         if with_info:
             subscription.callback(*taken)
         else:
