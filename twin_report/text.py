@@ -35,7 +35,7 @@ def _fidelity(run: Run, kinematics: ArmKinematics, max_lag: float) -> list[str]:
             _row('joint error, aligned', f'{fidelity.joint_rmse[worst] * 1e3:.3f} mrad RMS',
                  f'worst joint ({fidelity.joint_names[worst]}), the latency taken out'),
             _row('joint error, as is', f'{fidelity.joint_rmse_unaligned.max() * 1e3:.3f} mrad RMS',
-                 'what a live viewer sees: model error plus latency'),
+                 'what a live viewer sees: that error plus the latency'),
             _row('tool position error', f'{fidelity.ee_error_mean * 1e3:.2f} mm mean',
                  f'p95 {fidelity.ee_error_p95 * 1e3:.2f} mm, max {fidelity.ee_error_max * 1e3:.2f} mm '
                  '(forward kinematics of both)')]
