@@ -302,7 +302,7 @@ class FitOptions:
     """How ``SupervisedRul.fit`` trains."""
 
     window: int = 30  # rows
-    cap: float | None = None  # remaining-life cap; None: chosen on the validation units (or no cap)
+    cap: float | str = 'auto'  # remaining-life cap, 'none', or 'auto': chosen on the validation units
     models: tuple[str, ...] = MODELS
     coverage: float = 0.8
     clusters: int | None = None  # KMeans regimes; None: exact regimes when few
@@ -383,8 +383,8 @@ class SupervisedRul:
         fit_rows, validation_rows, calibration_rows = (np.flatnonzero(g) for g in groups)
         lives = rul[np.r_[np.flatnonzero(runs.units[1:] != runs.units[:-1]) + 1, 0]]  # at each unit's first row
         life = float(np.median(lives))
-        caps: list[float | None] = ([options.cap] if options.cap is not None
-                                    else [None, *(round(f * life) for f in CAP_FRACTIONS)])
+        caps: list[float | None] = ([None, *(round(f * life) for f in CAP_FRACTIONS)] if options.cap == 'auto'
+                                    else [None] if options.cap == 'none' else [float(options.cap)])
         model = cls(tuple(sensors), tuple(settings), options, 'boosting', None, life,
                     Regimes.fit(runs.settings[fit_rows], runs.sensors[fit_rows], options.clusters, options.seed),
                     Conformal(np.zeros(0), np.zeros(1), np.zeros(1), options.coverage),
