@@ -166,3 +166,20 @@ def test_the_command_line_loads_neither_torch_nor_scikit_learn_until_it_trains()
             'print(sorted({"torch", "sklearn"} & set(sys.modules)))')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == '[]'
+
+
+@pytest.mark.parametrize('models', [('cnn',), ('boosting',)])
+def test_a_saved_model_predicts_as_the_fitted_one(fleet, tmp_path, models):
+    from twin_maintenance.rul_cli import read_table, runs_of
+    from twin_maintenance.supervised import FitOptions, SupervisedRul
+    table = read_table(fleet.train)
+    runs = runs_of(table, SETTINGS)
+    model = SupervisedRul.fit(runs, table.rul, SENSORS, SETTINGS, FitOptions(window=10, cap='none', models=models,
+                                                                             epochs=1), log=lambda line: None)
+    assert model.kind == models[0] and len(model.members) == 5
+    model.save(tmp_path / 'model')
+    loaded = SupervisedRul.load(tmp_path / 'model')
+    rows = np.arange(0, len(table.rul), 7)
+    assert np.allclose(loaded.predict(runs, rows), model.predict(runs, rows))
+    assert np.allclose(loaded.conformal.interval(model.predict(runs, rows)), model.conformal.interval(
+        model.predict(runs, rows)))

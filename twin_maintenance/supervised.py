@@ -18,7 +18,6 @@ and the uncapped target: the mean remaining life, linear regression and gradient
 from __future__ import annotations
 
 import json
-import math
 import time as clock
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,8 @@ MAX_EXACT_REGIMES = 20  # more distinct settings rows than this are clustered
 DEFAULT_CLUSTERS = 6
 CAP_FRACTIONS = (0.5, 0.75, 1.0)  # candidate caps, fractions of the median training life
 CONFORMAL_BANDS = 3  # bands of predicted RUL with intervals of their own
-SPLIT = (0.6, 0.2)  # fit and validation shares of the training units; calibration the rest
+FIT_SHARE = 0.7  # of the training units, to fit the candidates; the rest validate them
+FOLDS = 5  # of the units, for the kept model and its intervals
 MODELS = ('boosting', 'cnn')
 BASELINES = ('mean', 'linear', 'boosting')
 BASELINE_NAMES = {'mean': 'mean remaining life', 'linear': 'linear regression, last window',
@@ -344,8 +344,7 @@ class SupervisedRul:
     regimes: Regimes
     conformal: Conformal
     baselines: Baselines
-    trees: Trees | None = None
-    network: Any = None
+    members: list[Any] = field(default_factory=list)  # one model (Trees or a torch module) per fold
     validation: dict[str, float] = field(default_factory=dict)  # candidate -> RMSE on the validation units
 
     def inputs(self, runs: Runs) -> np.ndarray:
@@ -358,72 +357,77 @@ class SupervisedRul:
         """The boosting model's features of every row."""
         return history_features(runs, self.regimes.normalise(runs.settings, runs.sensors), self.options.window)
 
-    def predict(self, runs: Runs, rows: np.ndarray) -> np.ndarray:
-        """Remaining life at ``rows`` of ``runs`` (time units, at least 0)."""
+    def prepared(self, runs: Runs, rows: np.ndarray) -> np.ndarray:
+        """What the models of ``self.kind`` read at ``rows``: window features or windows of inputs."""
         if self.kind == 'cnn':
-            windows = sequence_windows(runs, self.inputs(runs), self.options.window, rows)
-            predicted = (self.cap or self.age_scale) * run_network(self.network, windows)
-        else:
-            assert self.trees is not None
-            predicted = self.trees.predict(self.features(runs)[rows])
-        return np.maximum(predicted, 0.0)
+            return sequence_windows(runs, self.inputs(runs), self.options.window, rows)
+        return self.features(runs)[rows]
+
+    def train_member(self, inputs: np.ndarray, rul: np.ndarray, cap: float | None) -> Any:
+        """A model of ``self.kind`` fitted to ``rul`` (capped at ``cap``) from prepared inputs."""
+        target = rul if cap is None else np.minimum(rul, cap)
+        if self.kind == 'cnn':
+            return train_network(inputs, target / (cap or self.age_scale), self.options.seed, self.options.epochs,
+                                 self.options.time_limit)
+        return Trees.fit(inputs, target, self.options.seed)
+
+    def run_member(self, member: Any, inputs: np.ndarray, cap: float | None) -> np.ndarray:
+        if self.kind == 'cnn':
+            return np.maximum((cap or self.age_scale) * run_network(member, inputs), 0.0)
+        return np.maximum(member.predict(inputs), 0.0)
+
+    def predict(self, runs: Runs, rows: np.ndarray) -> np.ndarray:
+        """Remaining life at ``rows`` of ``runs`` (time units, at least 0): the folds' mean."""
+        inputs = self.prepared(runs, rows)
+        return np.mean([self.run_member(member, inputs, self.cap) for member in self.members], axis=0)
 
     @classmethod
     def fit(cls, runs: Runs, rul: np.ndarray, sensors: Sequence[str], settings: Sequence[str],
             options: FitOptions = FitOptions(), log: Any = print) -> SupervisedRul:
-        """Split the units, choose the cap and the model on the validation units, calibrate the
-        intervals on the calibration units; ``log`` gets one line per candidate.
+        """Choose the cap and the model on validation units, then train it on ``FOLDS`` folds of
+        the units, each model on the others; the out-of-fold residuals (every unit held out once)
+        calibrate the intervals. ``log`` gets one line per candidate.
         """
         names = np.unique(runs.units)
-        if len(names) < 5:
-            raise ValueError(f'{len(names)} training units; at least 5 are needed (fit, validation, calibration)')
+        if len(names) < FOLDS:
+            raise ValueError(f'{len(names)} training units; at least {FOLDS} are needed (one per fold)')
         order = np.random.default_rng(options.seed).permutation(names)
-        cut = np.round(np.cumsum(SPLIT) * len(names)).astype(int)
-        groups = [np.isin(runs.units, part) for part in np.split(order, cut)]
-        fit_rows, validation_rows, calibration_rows = (np.flatnonzero(g) for g in groups)
-        lives = rul[np.r_[np.flatnonzero(runs.units[1:] != runs.units[:-1]) + 1, 0]]  # at each unit's first row
+        fit_units = np.isin(runs.units, order[:max(1, round(FIT_SHARE * len(names)))])
+        fit_rows, validation_rows = np.flatnonzero(fit_units), np.flatnonzero(~fit_units)
+        lives = rul[np.r_[0, np.flatnonzero(runs.units[1:] != runs.units[:-1]) + 1]]  # at each unit's first row
         life = float(np.median(lives))
         caps: list[float | None] = ([None, *(round(f * life) for f in CAP_FRACTIONS)] if options.cap == 'auto'
                                     else [None] if options.cap == 'none' else [float(options.cap)])
         model = cls(tuple(sensors), tuple(settings), options, 'boosting', None, life,
-                    Regimes.fit(runs.settings[fit_rows], runs.sensors[fit_rows], options.clusters, options.seed),
+                    Regimes.fit(runs.settings, runs.sensors, options.clusters, options.seed),
                     Conformal(np.zeros(0), np.zeros(1), np.zeros(1), options.coverage),
                     Baselines.fit(runs, rul, options.window, options.seed))
-        inputs, features = model.inputs(runs), model.features(runs)
         weights = unit_weights(runs.units[validation_rows])
-        best: dict[str, tuple[float, Any]] = {}
-
-        def target(cap: float | None) -> np.ndarray:
-            return rul[fit_rows] if cap is None else np.minimum(rul[fit_rows], cap)
-        for cap in caps if 'boosting' in options.models or len(caps) > 1 else []:
-            trees = Trees.fit(features[fit_rows], target(cap), options.seed)
-            score = rmse(np.maximum(trees.predict(features[validation_rows]), 0.0), rul[validation_rows], weights)
-            name = f'boosting, cap {cap if cap is not None else "none"}'
-            model.validation[name] = score
-            log(f'validation RMSE {score:7.2f}  {name}')
-            if score < best.get('boosting', (math.inf,))[0]:
-                best['boosting'] = (score, (cap, trees))
-        model.cap = best['boosting'][1][0] if best else caps[0]
-        if 'cnn' in options.models:
-            scale = model.cap or life
-            windows = sequence_windows(runs, inputs, options.window, np.arange(len(runs.units)))
-            network = train_network(windows[fit_rows], target(model.cap) / scale, options.seed, options.epochs,
-                                    options.time_limit)
-            score = rmse(np.maximum(scale * run_network(network, windows[validation_rows]), 0.0),
-                         rul[validation_rows], weights)
-            name = f'cnn, cap {model.cap if model.cap is not None else "none"}'
-            model.validation[name] = score
-            log(f'validation RMSE {score:7.2f}  {name}')
-            best['cnn'] = (score, network)
-        chosen = [kind for kind in MODELS if kind in options.models and kind in best]
-        model.kind = min(chosen, key=lambda kind: best[kind][0])
-        if model.kind == 'cnn':
-            model.network = best['cnn'][1]
-        else:
-            model.trees = best['boosting'][1][1]
-        predicted = model.predict(runs, calibration_rows)
-        model.conformal = Conformal.fit(predicted, rul[calibration_rows], runs.units[calibration_rows],
-                                        options.coverage)
+        scores: dict[tuple[str, float | None], float] = {}
+        every = np.arange(len(rul))
+        for kind in MODELS:
+            if kind not in options.models and not (kind == 'boosting' and len(caps) > 1):
+                continue  # boosting chooses the cap for the CNN too
+            model.kind = kind
+            inputs = model.prepared(runs, every)
+            for cap in caps if kind == 'boosting' else [min(scores, key=scores.__getitem__)[1] if scores else caps[0]]:
+                member = model.train_member(inputs[fit_rows], rul[fit_rows], cap)
+                scores[kind, cap] = rmse(model.run_member(member, inputs[validation_rows], cap), rul[validation_rows],
+                                         weights)
+                name = f'{kind}, cap {cap if cap is not None else "none"}'
+                model.validation[name] = scores[kind, cap]
+                log(f'validation RMSE {scores[kind, cap]:7.2f}  {name}')
+        model.kind, model.cap = min((key for key in scores if key[0] in options.models), key=scores.__getitem__)
+        inputs = model.prepared(runs, every)
+        fold = np.argsort(order)[np.searchsorted(names, runs.units)] % FOLDS  # by each unit's place in ``order``
+        held_out = np.zeros(len(rul))
+        for k in range(FOLDS):
+            member = model.train_member(inputs[fold != k], rul[fold != k], model.cap)
+            held_out[fold == k] = model.run_member(member, inputs[fold == k], model.cap)
+            model.members.append(member)
+        model.conformal = Conformal.fit(held_out, rul, runs.units, options.coverage)
+        log(f'kept {model.kind}, cap {model.cap if model.cap is not None else "none"}: out-of-fold RMSE '
+            f'{rmse(held_out, rul, unit_weights(runs.units)):.2f}')
         return model
 
     def save(self, directory: Path) -> None:
@@ -433,19 +437,22 @@ class SupervisedRul:
         directory.mkdir(parents=True, exist_ok=True)
         document = {
             'format': FORMAT, 'sensors': self.sensors, 'settings': self.settings, 'options': asdict(self.options),
-            'kind': self.kind, 'cap': self.cap, 'age_scale': self.age_scale, 'validation': self.validation,
+            'kind': self.kind, 'members': len(self.members), 'cap': self.cap, 'age_scale': self.age_scale,
+            'validation': self.validation,
             'regimes': {k: v.tolist() for k, v in asdict(self.regimes).items()},
             'conformal': {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self.conformal).items()},
             'baselines': {'window': self.baselines.window, 'mean': self.baselines.mean,
                           'linear': {k: v.tolist() for k, v in asdict(self.baselines.linear).items()}}}
         (directory / 'model.json').write_text(json.dumps(document, indent=1))
-        ensembles = {'baseline': self.baselines.trees, **({'model': self.trees} if self.trees else {})}
+        ensembles = {'baseline': self.baselines.trees,
+                     **{f'model{k}': m for k, m in enumerate(self.members) if isinstance(m, Trees)}}
         arrays: dict[str, Any] = {f'{name}.{k}': np.asarray(v) for name, trees in ensembles.items()
                                   for k, v in asdict(trees).items()}
         np.savez(directory / 'trees.npz', **arrays)
-        if self.network is not None:
+        if self.kind == 'cnn':
             import torch
-            torch.save(self.network.state_dict(), directory / 'cnn.pt')
+            for k, member in enumerate(self.members):
+                torch.save(member.state_dict(), directory / f'cnn{k}.pt')
 
     @classmethod
     def load(cls, directory: Path) -> SupervisedRul:
@@ -456,7 +463,7 @@ class SupervisedRul:
                              '`twin_rul train --method supervised`')
         with np.load(directory / 'trees.npz') as arrays:
             ensembles = {name: Trees(**{k: arrays[f'{name}.{k}'] for k in Trees.__dataclass_fields__})
-                         for name in ('baseline', 'model') if f'{name}.baseline' in arrays}
+                         for name in {key.split('.')[0] for key in arrays.files}}
         for trees in ensembles.values():
             trees.baseline = float(trees.baseline)
         options = FitOptions(**{**document['options'], 'models': tuple(document['options']['models'])})
@@ -469,10 +476,13 @@ class SupervisedRul:
                               np.array(conformal['high'], float), conformal['coverage']),
                     Baselines(document['baselines']['window'], document['baselines']['mean'], linear,
                               ensembles['baseline']),
-                    ensembles.get('model'), validation=document['validation'])
-        if model.kind == 'cnn':
-            import torch
-            model.network = build_network(2 * model.regimes.mean.shape[1] + 1, options.window)
-            model.network.load_state_dict(torch.load(directory / 'cnn.pt', weights_only=True))
-            model.network.eval()
+                    validation=document['validation'])
+        for k in range(document['members']):
+            if model.kind == 'cnn':
+                import torch
+                network = build_network(2 * model.regimes.mean.shape[1] + 1, options.window)
+                network.load_state_dict(torch.load(directory / f'cnn{k}.pt', weights_only=True))
+                model.members.append(network.eval())
+            else:
+                model.members.append(ensembles[f'model{k}'])
         return model
