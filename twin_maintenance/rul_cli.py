@@ -363,7 +363,8 @@ def _evaluate_supervised(arguments: argparse.Namespace, columns: dict[str, str])
     predicted = model.predict(runs, rows)
     low, high = model.conformal.interval(predicted)
     baselines = model.baselines.predict(runs, rows)
-    chosen = f'{model.kind} (regimes, cap {model.cap if model.cap is not None else "none"})'
+    chosen = (f'supervised {model.kind} ({"regimes, " if model.settings else ""}'
+              f'cap {model.cap if model.cap is not None else "none"})')
     predictions = {BASELINE_NAMES[name]: values for name, values in baselines.items()} | {chosen: predicted}
     true = table.rul[rows]
     where = 'at its last row of known RUL' if arguments.at == 'last' else f'at up to {arguments.points} rows'

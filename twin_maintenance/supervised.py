@@ -1,16 +1,20 @@
 """Remaining useful life learned from run-to-failure fleets (supervised), with conformal intervals.
 
 The target is the remaining life at every row of the training units, optionally capped
-(piecewise linear: constant ``cap`` while a unit is young, then falling to 0 at failure; the cap
-is chosen on the validation units among fractions of the median training life, or none).
-Sensors are z-scored per operating regime when settings columns are given (exact regimes when the
-settings take few distinct values, else KMeans clusters of them). Features of a row come from the
-last ``window`` rows of its unit: per sensor the last value, the mean and the slope, plus the
-unit's age (its time column). Candidates: gradient boosting on those features and a small 1-D
-CNN over the window itself; the one with the lower RMSE on the validation units is kept. Units,
-never rows, are split into fit (60 %), validation (20 %) and calibration (20 %) sets; the kept
-model's signed residuals on the calibration units give split-conformal intervals per band of
-predicted RUL (each calibration unit weighs the same, as if cut at a random row).
+(piecewise linear: constant ``cap`` while a unit is young, then falling to 0 at failure; by
+default the cap is chosen on the validation units among none and 0.5, 0.75, 1 × the median
+training life). Sensors are z-scored per operating regime when settings columns are given (exact
+regimes when the settings take at most 20 distinct values, else KMeans clusters of them).
+Features of a row come from the last ``window`` rows of its unit: per sensor the last value, the
+mean and the slope, the same of the change since the unit was new (its mean over its first
+``window`` rows: offsets and initial wear), that change per unit of age, and the age (time
+column). Candidates: gradient boosting on those features and a small 1-D CNN over the window of
+the normalised sensors, their change and the age; units, never rows, are split 70/30 into fit
+and validation sets and the candidate with the lower validation RMSE is kept. The kept model is
+then trained on five folds of the units, each model on the other four: predictions are the
+folds' mean, and the out-of-fold residuals (every unit held out once) give split-conformal
+intervals per band of predicted RUL, each unit weighing the same (as if cut at a random row).
+The CNN's time limit makes its result depend on the machine's speed when it is reached.
 
 Baselines fitted alongside on all training units, the same window of the raw sensors and settings
 and the uncapped target: the mean remaining life, linear regression and gradient boosting.
@@ -36,7 +40,6 @@ CONFORMAL_BANDS = 3  # bands of predicted RUL with intervals of their own
 FIT_SHARE = 0.7  # of the training units, to fit the candidates; the rest validate them
 FOLDS = 5  # of the units, for the kept model and its intervals
 MODELS = ('boosting', 'cnn')
-BASELINES = ('mean', 'linear', 'boosting')
 BASELINE_NAMES = {'mean': 'mean remaining life', 'linear': 'linear regression, last window',
                   'boosting': 'gradient boosting, last window'}
 
