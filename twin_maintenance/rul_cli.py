@@ -312,7 +312,7 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _train_supervised(arguments: argparse.Namespace, parser: argparse.ArgumentParser, columns: dict[str, str]) -> int:
-    from twin_maintenance.supervised import MODELS, FitOptions, SupervisedRul
+    from twin_maintenance.supervised import MODELS, FitOptions, SupervisedRul, cap_text
     settings = [c for c in arguments.settings.split(',') if c]
     models = tuple(m for m in arguments.models.split(',') if m)
     if not models or set(models) - set(MODELS):
@@ -342,14 +342,13 @@ def _train_supervised(arguments: argparse.Namespace, parser: argparse.ArgumentPa
     sensors = tuple(f for f in table.features if f not in settings)
     model = SupervisedRul.fit(runs, table.rul[known], sensors, settings, options)
     model.save(arguments.model)
-    cap_text = f'{model.cap:g}' if model.cap is not None else 'none'
     print(f'trained on {known.sum()} rows of {len(np.unique(runs.units))} units, {len(model.regimes.centers)} '
-          f'regimes; kept {model.kind}, cap {cap_text}; model in {arguments.model}')
+          f'regimes; kept {model.kind}, cap {cap_text(model.cap)}; model in {arguments.model}')
     return 0
 
 
 def _evaluate_supervised(arguments: argparse.Namespace, columns: dict[str, str]) -> int:
-    from twin_maintenance.supervised import BASELINE_NAMES, SupervisedRul
+    from twin_maintenance.supervised import BASELINE_NAMES, SupervisedRul, cap_text
     model = SupervisedRul.load(arguments.model)
     table = read_table(arguments.data, features=model.sensors + model.settings, **columns)
     if arguments.truth:
@@ -364,7 +363,7 @@ def _evaluate_supervised(arguments: argparse.Namespace, columns: dict[str, str])
     low, high = model.conformal.interval(predicted)
     baselines = model.baselines.predict(runs, rows)
     chosen = (f'supervised {model.kind} ({"regimes, " if model.settings else ""}'
-              f'cap {model.cap if model.cap is not None else "none"})')
+              f'cap {cap_text(model.cap)})')
     predictions = {BASELINE_NAMES[name]: values for name, values in baselines.items()} | {chosen: predicted}
     true = table.rul[rows]
     where = 'at its last row of known RUL' if arguments.at == 'last' else f'at up to {arguments.points} rows'

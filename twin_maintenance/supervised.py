@@ -296,6 +296,10 @@ class Conformal:
         return np.maximum(predicted + self.low[band], 0.0), np.maximum(predicted + self.high[band], 0.0)
 
 
+def cap_text(cap: float | None) -> str:
+    return 'none' if cap is None else f'{cap:g}'
+
+
 def rmse(predicted: np.ndarray, true: np.ndarray, weights: np.ndarray | None = None) -> float:
     return float(np.sqrt(np.average((predicted - true) ** 2, weights=weights)))
 
@@ -417,7 +421,7 @@ class SupervisedRul:
                 member = model.train_member(inputs[fit_rows], rul[fit_rows], cap)
                 scores[kind, cap] = rmse(model.run_member(member, inputs[validation_rows], cap), rul[validation_rows],
                                          weights)
-                name = f'{kind}, cap {cap if cap is not None else "none"}'
+                name = f'{kind}, cap {cap_text(cap)}'
                 model.validation[name] = scores[kind, cap]
                 log(f'validation RMSE {scores[kind, cap]:7.2f}  {name}')
         model.kind, model.cap = min((key for key in scores if key[0] in options.models), key=scores.__getitem__)
@@ -429,7 +433,7 @@ class SupervisedRul:
             held_out[fold == k] = model.run_member(member, inputs[fold == k], model.cap)
             model.members.append(member)
         model.conformal = Conformal.fit(held_out, rul, runs.units, options.coverage)
-        log(f'kept {model.kind}, cap {model.cap if model.cap is not None else "none"}: out-of-fold RMSE '
+        log(f'kept {model.kind}, cap {cap_text(model.cap)}: out-of-fold RMSE '
             f'{rmse(held_out, rul, unit_weights(runs.units)):.2f}')
         return model
 
