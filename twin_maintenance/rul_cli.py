@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 COLUMNS = {
     'unit': 'unit (machine) id',
     'time': 'time or cycle, increasing per unit',
-    'rul': 'remaining life in time units; empty where unknown (evaluate)',
-    'wear': 'normalized wear, 0 new .. 1 failure threshold (the training target)',
+    'rul': 'remaining life in time units; empty where unknown (the supervised target; evaluate)',
+    'wear': "normalized wear, 0 new .. 1 failure threshold (the curve method's target)",
 }
 
 
@@ -247,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.add_argument('--coverage', type=float, default=0.8, help='supervised: interval coverage (default: 0.8)')
     train.add_argument('--epochs', type=int, default=30, help='supervised: CNN epochs (default: %(default)s)')
     train.add_argument('--time-limit', type=float, default=90.0,
-                       help='supervised: CNN training time limit in s (default: %(default)s)')
+                       help=('supervised: time limit in s of each CNN training (a candidate, then 5 folds) '
+                             '(default: %(default)s)'))
     train.add_argument('--seed', type=int, default=0, help='supervised: unit split and training seed')
     evaluation = commands.choices['evaluate']
     evaluation.add_argument('--at', choices=('last', 'spread'), default='spread', help=(
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate.add_argument('--train-units', type=int, default=100, help='units run to failure (default: 100)')
     generate.add_argument('--test-units', type=int, default=100,
                           help='units cut at a random cycle before failure (default: 100)')
-    generate.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
+    generate.add_argument('--seed', type=int, default=0, help='seed of the whole fleet (default: %(default)s)')
     arguments = parser.parse_args(argv)
     return run_command(parser, arguments, partial(_run, parser=parser))
 
