@@ -11,7 +11,7 @@ from rcl_interfaces.msg import ListParametersResult
 from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from rclpy.timer import TimerInfo
+from rclpy.timer import Timer, TimerInfo
 from std_msgs.msg import Int32
 
 from twin_ros.executor import LeanExecutor
@@ -220,3 +220,27 @@ def test_a_batch_period_takes_what_arrived_meanwhile_in_one_wake_up(context) -> 
         batching.shutdown()
     wake_ups = 1 + sum(1 for a, b in zip(arrivals, arrivals[1:]) if b - a > 0.005)
     assert wake_ups <= 25  # about one per 20 ms over the ~250 ms of sending
+
+
+def test_a_timer_destroyed_in_its_callback_is_not_called_again(context) -> None:
+    """As a one-shot timer that starts a periodic one: its handle stays in the wait set until the
+    executor lists the entities again, but it is gone and must not fire once more meanwhile.
+    """
+    batching = LeanExecutor(context=context, batch_period_ns=5_000_000)  # > the timer's period
+    node = node_in(batching, context, 'lean_one_shot')
+    calls: list[float] = []
+    timers: list[Timer] = []
+
+    def once() -> None:
+        calls.append(time.monotonic())
+        node.destroy_timer(timers[0])
+    timers.append(node.create_timer(0.001, once))
+    try:
+        assert spin_until(batching, lambda: bool(calls))
+        deadline = time.monotonic() + 0.1
+        while time.monotonic() < deadline:
+            batching.spin_once(timeout_sec=0.01)
+    finally:
+        node.destroy_node()
+        batching.shutdown()
+    assert len(calls) == 1

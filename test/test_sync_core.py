@@ -2,6 +2,7 @@
 import math
 import re
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy
 from twin_sync.frame import Sample
 from twin_sync.sync_config import SyncConfig
+from twin_sync.sync_node import SyncNode
 from twin_sync.timeline import HOLD, INTERPOLATE, Timeline, TimelineInput
 
 MS = 1_000_000
@@ -370,3 +372,18 @@ def test_a_tick_started_when_due_publishes_each_frame_just_after_it_falls_due():
         for tick in range(5):  # the periodic tick after it: each frame comes out `margin` late
             frame_due = start + tick * 10 * MS
             assert timeline.next_frames(frame_due)[-1].stamp_ns == frame_due - 30 * MS - margin
+
+
+def test_ticks_that_straddle_the_grid_times_publish_each_frame_once():
+    """A tick that started late sits just before the grid times fall due; one that comes 1 ms
+    later (a batch) is past the next one. The node still publishes every grid time, in order.
+    """
+    clock = SimpleNamespace(now=0)
+    published: list[int] = []
+    node = SimpleNamespace(_now_ns=lambda: clock.now, _publish=lambda f: published.append(f.stamp_ns),
+                           _on_set=None)  # approximate mode only
+    SyncNode._build(node, SyncConfig())  # 100 Hz, 30 ms delay
+    for tick in range(100):
+        clock.now = S + 30 * MS + tick * 10 * MS - MS // 5 + (tick % 2) * MS
+        SyncNode._on_tick(node)
+    assert published == list(range(S - 10 * MS, S + 1000 * MS, 10 * MS))

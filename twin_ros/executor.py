@@ -197,19 +197,23 @@ class _Entities:
         ready = _Ready()
         guards = wait_set.get_ready_entities('guard_condition')
         if guards:
+            # Entities came or went: some listed here may be gone (a timer destroyed in its own
+            # callback would fire once more). Their callbacks wait for the rebuild; what is ready
+            # stays ready meanwhile (timers uncalled, messages queued).
             ready.rebuild = any(g.handle.pointer in guards for g in self.own_guards)
             for guard in self.others['guard_condition']:
                 if guard.handle.pointer in guards:
                     guard._executor_triggered = True
                     ready.others = True
         timers = wait_set.get_ready_entities('timer')
-        if timers:
+        if timers and not ready.rebuild:
             ready.callbacks.extend(self._timer_callbacks[t] for t in self.timers
                                    if t.handle.pointer in timers and t.handle.is_timer_ready())
         subscriptions = wait_set.get_ready_entities('subscription')
         if subscriptions:
-            ready.callbacks.extend(partial(_take_all, s, self._running) for s in self.subscriptions
-                                   if s.handle.pointer in subscriptions)
+            if not ready.rebuild:
+                ready.callbacks.extend(partial(_take_all, s, self._running) for s in self.subscriptions
+                                       if s.handle.pointer in subscriptions)
             ready.others = ready.others or any(
                 s.handle.pointer in subscriptions for s in self.others['subscription'])
         ready.others = (ready.others or bool(wait_set.get_ready_entities('client'))

@@ -85,16 +85,15 @@ class SyncNode(Node):
         self._on_tick()
 
     def _on_tick(self) -> None:
-        """Publish the frame of the latest grid time and, on sim time, of the ones since the last tick.
+        """Publish the frame of every grid time due since the last tick, one frame per grid time.
 
-        On sim time (/clock from a bag replay) the clock steps, so a tick comes late by design;
-        the player published the samples before the clock reached them, so the frames in
-        between are due and complete (as far back as samples are buffered). On the wall clock a
-        late tick means a starved process whose samples are still queued: frames computed now
-        for the grid times it missed would look stale, so they are skipped.
+        A tick comes late on a starved process, on sim time (a bag replay's /clock steps), or
+        again and again when the periodic tick started late and sits just before the grid times
+        fall due. The frames of the grid times since the last tick then go out together, as far
+        back as samples are buffered: consumers expect one frame per grid time. Each shows what
+        the buffer holds: after a stall longer than the delay, inputs may be HELD or STALE.
         """
-        sim_time = self.get_parameter('use_sim_time').value
-        for frame in self._timeline.next_frames(self._now_ns(), catch_up=sim_time):
+        for frame in self._timeline.next_frames(self._now_ns(), catch_up=True):
             self._publish(frame)
 
     def _on_set(self, matched: tuple[Entry, ...]) -> None:
