@@ -38,6 +38,11 @@ class RulEstimate:
     condition: float  # latest condition index, 1 new .. 0 failed
 
 
+def rmse(predicted: np.ndarray, true: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Root mean square error, optionally weighted per prediction."""
+    return float(np.sqrt(np.average((np.asarray(predicted, float) - true) ** 2, weights=weights)))
+
+
 def nasa_score(predicted: np.ndarray, true: np.ndarray) -> float:
     """PHM08 asymmetric score: late predictions (d > 0) cost more than early ones."""
     d = np.asarray(predicted, float) - np.asarray(true, float)

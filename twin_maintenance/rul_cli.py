@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin_core.cli import run_command
-from twin_maintenance.rul import RulModel, nasa_score, two_point_rul
+from twin_maintenance.rul import RulModel, nasa_score, rmse, two_point_rul
 
 if TYPE_CHECKING:
     from twin_maintenance.supervised import Runs
@@ -66,15 +66,11 @@ class Evaluation:
     units: list[str] = field(default_factory=list)  # of each prediction
     times: list[float] = field(default_factory=list)
 
-    @staticmethod
-    def rmse(predicted: np.ndarray, true: np.ndarray) -> float:
-        return float(np.sqrt(np.mean((predicted - true) ** 2)))
-
     def summary(self) -> str:
         inside = np.mean((self.low <= self.true) & (self.true <= self.high))
-        return (f'{len(self.true)} predictions: RMSE {self.rmse(self.predicted, self.true):.1f}  '
+        return (f'{len(self.true)} predictions: RMSE {rmse(self.predicted, self.true):.1f}  '
                 f'NASA score {nasa_score(self.predicted, self.true):.1f}  80 % interval coverage {inside:.2f}  |  '
-                f'naive two-point: RMSE {self.rmse(self.naive, self.true):.1f}  '
+                f'naive two-point: RMSE {rmse(self.naive, self.true):.1f}  '
                 f'NASA score {nasa_score(self.naive, self.true):.3g}')
 
 
@@ -209,7 +205,7 @@ def supervised_report(true: np.ndarray, predictions: dict[str, np.ndarray], low:
     for name, predicted in predictions.items():
         extra = (f'{np.mean((low <= true) & (true <= high)):13.2f} {np.mean(high - low):11.1f}' if name == chosen
                  else f'{"-":>13s} {"-":>11s}')
-        lines.append(f'{name:44s} {Evaluation.rmse(predicted, true):7.1f} {nasa_score(predicted, true):11.4g} {extra}')
+        lines.append(f'{name:44s} {rmse(predicted, true):7.1f} {nasa_score(predicted, true):11.4g} {extra}')
     return '\n'.join(lines)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from twin_core.progress import progress_bar
+from twin_maintenance.rul import rmse
 
 FORMAT = 'twin supervised RUL 1'  # model.json's format field
 MAX_EXACT_REGIMES = 20  # more distinct settings rows than this are clustered
@@ -298,10 +299,6 @@ class Conformal:
 
 def cap_text(cap: float | None) -> str:
     return 'none' if cap is None else f'{cap:g}'
-
-
-def rmse(predicted: np.ndarray, true: np.ndarray, weights: np.ndarray | None = None) -> float:
-    return float(np.sqrt(np.average((predicted - true) ** 2, weights=weights)))
 
 
 @dataclass(frozen=True)
