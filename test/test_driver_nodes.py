@@ -13,9 +13,21 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
+from trajectory_msgs.msg import JointTrajectory
 
+from twin_core.stamps import from_msg, to_seconds
+from twin_core.trajectory import JointPlan
 from twin_interfaces.msg import CellStatus
-from twin_sim.hardware import ChannelsConfig, CommandChannel, EncoderChannel, ImuChannel, LidarChannel, PlcChannel
+from twin_sensors.plan_node import PLAN_QOS
+from twin_sim.hardware import (
+    ChannelsConfig,
+    CommandChannel,
+    EncoderChannel,
+    ImuChannel,
+    LidarChannel,
+    PlanChannel,
+    PlcChannel,
+)
 from twin_sim.plc import PlcServer, PlcState
 from twin_sim.runner import SimRunner
 from twin_sim.scenario import Scenario
@@ -69,6 +81,7 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cell]:
     config = ChannelsConfig(
         imu=ImuChannel(link=str(links / "imu")), encoders=EncoderChannel(link=str(links / "encoders")),
         lidar=LidarChannel(port=free_port(socket.SOCK_DGRAM)), command=CommandChannel(enabled=False, port=0),
+        plan=PlanChannel(port=free_port(socket.SOCK_DGRAM)),
         plc=PlcChannel(endpoint=f"opc.tcp://127.0.0.1:{free_port(socket.SOCK_STREAM)}/twin/plc",
                        publish_rate_hz=20))
     settings = SimSettings(device_clock_offset=5.0, device_clock_drift_ppm=100.0)
@@ -150,6 +163,35 @@ def test_lidar_driver_publishes_scans(cell: Cell, start_process, probe) -> None:
     probe.wait_for("/diagnostics", lambda m: any(s.name.startswith("lidar_driver") for a in m for s in a.status),
                    5.0)
     assert diagnostics_of(probe, "lidar_driver")["_name"] == f"lidar_driver: udp://127.0.0.1:{cell.config.lidar.port}"
+
+
+def test_plan_driver_publishes_the_plan_and_desired_joint_states(cell: Cell, start_process, probe) -> None:
+    probe.subscribe("/plan/joint_trajectory", JointTrajectory, PLAN_QOS)
+    probe.subscribe("/plan/desired_joint_states", JointState, qos_profile_sensor_data)
+    probe.subscribe("/diagnostics", DiagnosticArray)
+    start_process(*driver("plan_driver", **{"udp.port": cell.config.plan.port}))
+    probe.wait_for("/plan/desired_joint_states", lambda m: len(m) >= 100, 15.0)
+    emitted, received = delivered(cell, probe, "plan", "/plan/desired_joint_states", 2.0)
+    assert emitted >= 150 and received == pytest.approx(emitted, rel=0.05)
+    plan, desired = probe.messages("/plan/joint_trajectory")[-1], probe.messages("/plan/desired_joint_states")[-1]
+    assert list(plan.joint_names) == JOINTS == list(desired.name) and len(plan.points) == 7
+    first = plan.points[0]
+    assert first.time_from_start.sec == first.time_from_start.nanosec == 0
+    assert list(first.positions) == pytest.approx(list(cell.runner.truth().q), abs=0.3)
+    # the plan predicts the desired states that follow it (quintic between segment ends)
+    last = from_msg(desired.header.stamp)
+    joint_plan = JointPlan.from_message(next(m for m in reversed(probe.messages("/plan/joint_trajectory"))
+                                             if to_seconds(last - from_msg(m.header.stamp)) > 1.0))
+    later = [m for m in probe.messages("/plan/desired_joint_states")
+             if 0.1 < to_seconds(from_msg(m.header.stamp) - joint_plan.stamp) < 1.0]
+    assert len(later) > 50
+    for message in later:
+        sample = joint_plan.sample(to_seconds(from_msg(message.header.stamp) - joint_plan.stamp))
+        assert list(message.position) == pytest.approx(sample.position[0].tolist(), abs=0.02)
+    probe.wait_for("/diagnostics", lambda m: any(s.name.startswith("plan_driver") for a in m for s in a.status),
+                   5.0)
+    values = diagnostics_of(probe, "plan_driver")
+    assert values["mode"] == "auto" and values["errors.crc"] == "0"
 
 
 def test_plc_driver_publishes_temperatures_and_cell_status(cell: Cell, start_process, probe) -> None:

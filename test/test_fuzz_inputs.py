@@ -21,6 +21,7 @@ from twin_core.config import ConfigError, build
 from twin_sensors.encoders import EncoderConfig, EncoderStream
 from twin_sensors.imu import ImuConfig, ImuStream
 from twin_sensors.lidar import LidarStream
+from twin_sensors.plan import PlanDriverConfig, PlanStream
 from twin_sensors.plc import PlcDriverConfig, PlcView
 from twin_sensors.stats import DriverStats
 from twin_sensors.wire import MsgType, encode_encoder_payload, encode_frame
@@ -93,6 +94,28 @@ def test_lidar_datagrams(head: tuple[float, ...], millimetres: list[int], tail: 
         assert not np.isnan(scan.ranges).any()
     assert len(scans) == (1 if all(map(math.isfinite, head)) else 0)
     assert len(scans) + rejected(stats) >= 1
+
+
+PLAN_HEAD = struct.Struct('<dBBB')
+
+
+@FUZZ
+@given(st.floats(allow_nan=True, allow_infinity=True), st.integers(0, 5), st.integers(0, 4), st.integers(0, 40),
+       st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=80), st.binary(max_size=20))
+def test_plan_datagrams(time: float, mode: int, joints: int, points: int, values: list[float], tail: bytes) -> None:
+    stats = DriverStats()
+    stream = PlanStream(PlanDriverConfig(joint_names=('a', 'b')), stats)
+    payload = PLAN_HEAD.pack(time, mode, joints, points) + struct.pack(f'<{len(values)}d', *values)
+    try:
+        frame = encode_frame(MsgType.PLAN, 1, payload)
+    except ValueError:  # beyond any frame
+        return
+    plans = stream.feed(frame) + stream.feed(tail)
+    for plan in plans:
+        assert math.isfinite(plan.device_time) and plan.positions.shape[1] == 2
+        assert all(np.isfinite(a).all() for a in (plan.times, plan.positions, plan.velocities, plan.accelerations))
+        assert plan.times[0] >= 0.0 and (np.diff(plan.times) >= 0.0).all()
+    assert len(plans) + rejected(stats) >= 1
 
 
 JSON_VALUES = st.recursive(st.none() | st.booleans() | NUMBERS | st.text(max_size=8),

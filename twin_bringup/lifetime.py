@@ -247,6 +247,9 @@ def simulator_resources(entries: Iterable[object], config_dir: Path) -> Simulato
         if channels.lidar.enabled:
             endpoints.append(Endpoint('udp', channels.lidar.host, channels.lidar.port,
                                       f'{name} channels.lidar, the lidar driver'))
+        if channels.plan.enabled:
+            endpoints.append(Endpoint('udp', channels.plan.host, channels.plan.port,
+                                      f'{name} channels.plan, the plan driver'))
         if channels.command.enabled and channels.command.port:
             endpoints.append(Endpoint('udp', channels.command.host, channels.command.port,
                                       f'{name} channels.command'))

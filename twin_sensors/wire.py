@@ -1,7 +1,7 @@
 """Wire formats shared by the simulated workcell (encode side) and the drivers (decode side).
 
 * IMU: ASCII CSV lines ``ax,ay,az,gx,gy,gz[,device_time]``, newline-terminated, over a serial port.
-* Encoders and lidar: binary frames
+* Encoders, lidar and the controller's plan: binary frames
   ``SYNC(A5 5A) | msg_type u8 | seq u16 | length u16 | payload | CRC-16/CCITT-FALSE u16``,
   little-endian, the CRC covering msg_type..payload.
 * Commands (twin -> cell): JSON datagrams ``{"seq", "cmd", "value"}`` answered by
@@ -150,6 +150,7 @@ class MsgType(enum.IntEnum):
 
     ENCODERS = 0x01
     LIDAR = 0x02
+    PLAN = 0x03
 
 
 def crc16_ccitt_false(data: bytes | memoryview) -> int:
@@ -368,6 +369,77 @@ def decode_lidar_payload(payload: bytes) -> LidarScan:
     ranges[millimetres == TOO_CLOSE_MM] = -np.inf
     device_time, angle_min, angle_increment, range_min, range_max, scan_time = head
     return LidarScan(device_time, angle_min, angle_increment, range_min, range_max, scan_time, ranges)
+
+
+# --------------------------------------------------------------------------- plan payload
+
+_PLAN_HEAD = struct.Struct("<dBBB")  # device time, mode, joints, points
+MAX_PLAN_POINTS = 32
+
+
+class PlanMode(enum.IntEnum):
+    """What the cell's controller is executing."""
+
+    AUTO = 0  # the task program
+    MANUAL = 1  # a commanded move
+    REJOIN = 2  # moving back onto the task path
+    HOLD = 3  # stopped or at speed 0: holding the current reference
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSample:
+    """The controller's commanded trajectory from ``device_time``: point 0 is the current reference.
+
+    ``times`` (P,) s from ``device_time``, non-decreasing; positions rad, velocities rad/s,
+    accelerations rad/s², each (P, joints).
+    """
+
+    device_time: float
+    mode: PlanMode
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    accelerations: np.ndarray
+
+
+def plan_payload_size(joints: int, points: int) -> int:
+    """Bytes of a plan payload (the decoder's bound on frame length with ``MAX_PLAN_POINTS``)."""
+    return _PLAN_HEAD.size + points * (1 + 3 * joints) * 8
+
+
+def encode_plan_payload(plan: PlanSample) -> bytes:
+    """Encode a plan: header, then per point its time and the joints' position, velocity, acceleration (f8)."""
+    points, joints = np.shape(plan.positions)
+    if not 0 < joints <= MAX_JOINTS or not 0 < points <= MAX_PLAN_POINTS or np.shape(plan.times) != (points,) \
+            or np.shape(plan.velocities) != (points, joints) or np.shape(plan.accelerations) != (points, joints):
+        raise ValueError(f"a plan has 1..{MAX_PLAN_POINTS} points of 1..{MAX_JOINTS} joints, all fields alike")
+    table = np.column_stack((plan.times, plan.positions, plan.velocities, plan.accelerations)).astype("<f8")
+    return _PLAN_HEAD.pack(plan.device_time, int(plan.mode), joints, points) + table.tobytes()
+
+
+def decode_plan_payload(payload: bytes) -> PlanSample:
+    """Decode an ``MsgType.PLAN`` payload; raise ``WireError`` (reasons ``payload``, ``non_finite``,
+    ``bad_mode``, ``time_order``) if it is malformed.
+    """
+    if len(payload) < _PLAN_HEAD.size:
+        raise WireError("payload", f"plan payload of {len(payload)} bytes is shorter than its header")
+    device_time, mode, joints, points = _PLAN_HEAD.unpack_from(payload)
+    if not joints or not 0 < points <= MAX_PLAN_POINTS or len(payload) != plan_payload_size(joints, points):
+        raise WireError("payload", f"plan payload of {len(payload)} bytes does not hold {points} points "
+                                   f"of {joints} joints")
+    try:
+        plan_mode = PlanMode(mode)
+    except ValueError:
+        raise WireError("bad_mode", f"unknown controller mode {mode}") from None
+    table = np.frombuffer(payload, dtype="<f8", offset=_PLAN_HEAD.size).reshape(points, 1 + 3 * joints)
+    if not (math.isfinite(device_time) and np.isfinite(table).all()):
+        raise WireError("non_finite", "plan frame holds a NaN or infinite time or value")
+    times = table[:, 0].astype(np.float64)
+    if times[0] < 0.0 or np.any(np.diff(times) < 0.0):
+        raise WireError("time_order", "plan point times must start at or after 0 and not decrease")
+    positions, velocities, accelerations = (table[:, 1 + i * joints:1 + (i + 1) * joints].astype(np.float64)
+                                            for i in range(3))
+    return PlanSample(device_time, plan_mode, times, positions, velocities, accelerations)
 
 
 # --------------------------------------------------------------------------- command datagrams

@@ -30,6 +30,19 @@ class Mode(Enum):
 
 
 @dataclass(frozen=True)
+class Plan:
+    """Commanded points from now: times (P,) s, positions, velocities, accelerations (P, n);
+    ``mode`` a ``Mode`` value, or ``hold`` while the speed scale is zero.
+    """
+
+    mode: str
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    accelerations: np.ndarray
+
+
+@dataclass(frozen=True)
 class Reference:
     position: np.ndarray  # rad
     velocity: np.ndarray  # rad/s
@@ -73,6 +86,7 @@ class CyclicTrajectory:
                 raise ScenarioError(f"task.cycle[{index}].duration: move too fast for the joint velocity "
                                     f"limits (peak {np.round(peak, 2).tolist()} rad/s)")
         spans = [segment.duration + segment.dwell for segment in task.segments]
+        self.moves: tuple[_Move, ...] = tuple(self._moves)
         self._segment_starts = np.concatenate(([0.0], np.cumsum(spans)[:-1]))
         self.period = float(sum(spans))
 
@@ -111,6 +125,8 @@ class PickAndPlaceController:
         self._move: _Move | None = None
         self._move_elapsed = 0.0
         self._position = self.trajectory.start_position.copy()
+        zero = np.zeros(len(arm.joint_names))
+        self.reference = Reference(self._position.copy(), zero, zero.copy())
 
     @property
     def initial_position(self) -> np.ndarray:
@@ -172,7 +188,52 @@ class PickAndPlaceController:
             if self.mode is Mode.REJOIN and self._move_elapsed >= self._move.duration:
                 self.mode = Mode.AUTO
         self._position = position
-        return Reference(position, velocity * scale, acceleration * scale ** 2 + velocity * scale_rate)
+        self.reference = Reference(position, velocity * scale, acceleration * scale ** 2 + velocity * scale_rate)
+        return self.reference
+
+    def plan(self, targets: int) -> Plan:
+        """The commanded trajectory from now: the current reference, then up to ``targets`` next
+        segment ends (goal reached, end of its dwell) in real seconds at the current speed scale.
+
+        Each move is a minimum-jerk profile, so the points with their velocities and
+        accelerations (zero at the ends) give the whole path by quintic interpolation. While the
+        speed scale is zero (stopped, override 0) the plan is the current reference alone.
+        """
+        current = self.reference
+        times, positions = [0.0], [current.position]
+        velocities, accelerations = [current.velocity], [current.acceleration]
+        scale = self.speed_scale
+        moving = scale > 1e-6
+        if moving:
+            zero = np.zeros_like(current.position)
+            for task_time, goal in self._upcoming(targets):
+                times.append(task_time / scale)
+                positions.append(goal)
+                velocities.append(zero)
+                accelerations.append(zero)
+        return Plan(self.mode.value if moving else 'hold', np.array(times), np.array(positions),
+                    np.array(velocities), np.array(accelerations))
+
+    def _upcoming(self, targets: int) -> list[tuple[float, np.ndarray]]:
+        """(task-clock seconds from now, position) of the next ``targets`` segment ends."""
+        if self.mode is not Mode.AUTO:
+            assert self._move is not None
+            return [(self._move.duration - self._move_elapsed, self._move.goal)][:targets]
+        trajectory = self.trajectory
+        segments = trajectory.task.segments
+        _, index, elapsed = trajectory.locate(self.task_time)
+        out: list[tuple[float, np.ndarray]] = []
+        offset = -elapsed
+        while len(out) < targets:
+            segment, move = segments[index], trajectory.moves[index]
+            arrival, departure = offset + move.duration, offset + move.duration + segment.dwell
+            if arrival > 0.0:
+                out.append((arrival, move.goal))
+            if segment.dwell > 0.0 and departure > 0.0 and len(out) < targets:
+                out.append((departure, move.goal))
+            offset = departure
+            index = (index + 1) % len(segments)
+        return out
 
     def _start_move(self, goal: np.ndarray) -> None:
         distance = np.abs(goal - self._position)

@@ -19,11 +19,14 @@ from twin_sensors.wire import (
     CommandName,
     LidarScan,
     MsgType,
+    PlanMode,
+    PlanSample,
     WireError,
     encode_ack,
     encode_encoder_payload,
     encode_frame,
     encode_lidar_payload,
+    encode_plan_payload,
     format_imu_line,
     parse_command,
     request_seq,
@@ -42,6 +45,7 @@ class Device(Protocol):
     def imu_sample(self) -> np.ndarray | None: ...
     def encoder_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None: ...
     def lidar_scan(self) -> np.ndarray | None: ...
+    def plan_sample(self, targets: int) -> Any: ...
     def set_speed_override(self, value: float) -> None: ...
     def protective_stop(self) -> None: ...
     def resume(self) -> None: ...
@@ -82,6 +86,20 @@ class LidarChannel:
 
 
 @dataclass(frozen=True)
+class PlanChannel:
+    enabled: bool = field(default=True, metadata=describe("send the controller's commanded trajectory"))
+    host: str = field(default="127.0.0.1",
+                      metadata=describe("destination of the plan datagrams (the plan driver's address)"))
+    port: int = field(default=7504, metadata=describe("destination UDP port", min=1, max=65535))
+    rate_hz: float = field(default=100.0, metadata=describe("plans per simulated second", **RATE))
+    targets: int = field(default=6, metadata=describe(
+        "segment ends sent after the current reference (goal reached, end of its dwell)", min=1, max=31))
+
+    def __post_init__(self) -> None:
+        check_host(self.host, ipv4_only=True)
+
+
+@dataclass(frozen=True)
 class CommandChannel:
     enabled: bool = field(default=True, metadata=describe('accept commands from the twin'))
     host: str = field(default="127.0.0.1", metadata=describe("address the command socket binds (0.0.0.0: all)"))
@@ -109,6 +127,7 @@ class ChannelsConfig:
     imu: ImuChannel = ImuChannel()
     encoders: EncoderChannel = EncoderChannel()
     lidar: LidarChannel = LidarChannel()
+    plan: PlanChannel = PlanChannel()
     command: CommandChannel = CommandChannel()
     plc: PlcChannel = PlcChannel()
 
@@ -202,16 +221,37 @@ class EncoderEmitter(SerialEmitter):
         return encode_frame(MsgType.ENCODERS, self._seq, payload)
 
 
-class LidarEmitter(UdpEndpoint, Emitter):
-    """Lidar scans as binary frames, one per UDP datagram."""
+class UdpEmitter(UdpEndpoint, Emitter, ABC):
+    """An emitter sending one frame per UDP datagram to ``config.host``:``config.port``."""
 
-    name = "lidar"
-
-    def __init__(self, config: LidarChannel) -> None:
+    def __init__(self, config: LidarChannel | PlanChannel) -> None:
         super().__init__(config.rate_hz)
         self.config = config
         self.send_errors = 0
         self._seq = 0
+
+    def _frame(self, msg_type: int, payload: bytes) -> bytes:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return encode_frame(msg_type, self._seq, payload)
+
+    def _send(self, message: bytes) -> None:
+        if self._socket is None:
+            raise RuntimeError(f"{self.name} channel is not open")
+        try:
+            self._socket.sendto(message, (self.config.host, self.config.port))
+        except OSError as error:
+            self.send_errors += 1
+            if self.send_errors == 1:
+                _log.warning("%s datagram not sent: %s", self.name, error)
+
+    def counters(self) -> dict[str, int]:
+        return super().counters() | {"send_errors": self.send_errors}
+
+
+class LidarEmitter(UdpEmitter):
+    """Lidar scans as binary frames, one per UDP datagram."""
+
+    name = "lidar"
 
     def _message(self, device: Device) -> bytes | None:
         ranges = device.lidar_scan()
@@ -225,27 +265,29 @@ class LidarEmitter(UdpEndpoint, Emitter):
             range_min=geometry.lidar_range_min, range_max=geometry.lidar_range_max, scan_time=self.period,
             ranges=ranges,
         )
-        self._seq = (self._seq + 1) & 0xFFFF
-        return encode_frame(MsgType.LIDAR, self._seq, encode_lidar_payload(scan))
+        return self._frame(MsgType.LIDAR, encode_lidar_payload(scan))
 
-    def _send(self, message: bytes) -> None:
-        if self._socket is None:
-            raise RuntimeError("lidar channel is not open")
-        try:
-            self._socket.sendto(message, (self.config.host, self.config.port))
-        except OSError as error:
-            self.send_errors += 1
-            if self.send_errors == 1:
-                _log.warning("lidar datagram not sent: %s", error)
 
-    def counters(self) -> dict[str, int]:
-        return super().counters() | {"send_errors": self.send_errors}
+class PlanEmitter(UdpEmitter):
+    """The controller's commanded trajectory as a binary frame, one per UDP datagram."""
+
+    name = "plan"
+    config: PlanChannel
+
+    def _message(self, device: Device) -> bytes | None:
+        plan = device.plan_sample(self.config.targets)
+        if plan is None:
+            return None
+        sample = PlanSample(device.device_time(), PlanMode[plan.mode.upper()], plan.times, plan.positions,
+                            plan.velocities, plan.accelerations)
+        return self._frame(MsgType.PLAN, encode_plan_payload(sample))
 
 
 def build_emitters(config: ChannelsConfig) -> list[Emitter]:
     """The periodic emitters of the enabled channels."""
     builders: list[tuple[Any, Callable[[Any], Emitter]]] = [
-        (config.imu, ImuEmitter), (config.encoders, EncoderEmitter), (config.lidar, LidarEmitter)]
+        (config.imu, ImuEmitter), (config.encoders, EncoderEmitter), (config.lidar, LidarEmitter),
+        (config.plan, PlanEmitter)]
     return [build(channel) for channel, build in builders if channel.enabled]
 
 

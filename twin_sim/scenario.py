@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 FAULT_TYPES = ("collision", "encoder_stuck", "imu_bias_jump", "sensor_dropout", "overheating")
-SENSOR_CHANNELS = ("imu", "encoders", "lidar", "plc")
+SENSOR_CHANNELS = ("imu", "encoders", "lidar", "plc", "plan")
 OBSTACLE_SHAPES = ("box", "cylinder")
 
 # Parameters each fault type accepts, with their defaults.

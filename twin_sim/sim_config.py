@@ -81,6 +81,8 @@ def describe_channels(channels: ChannelsConfig) -> str:
     if channels.lidar.enabled:
         parts.append(f'lidar udp://{channels.lidar.host}:{channels.lidar.port} '
                      f'@ {channels.lidar.rate_hz:g} Hz')
+    if channels.plan.enabled:
+        parts.append(f'plan udp://{channels.plan.host}:{channels.plan.port} @ {channels.plan.rate_hz:g} Hz')
     if channels.command.enabled:
         parts.append(f'commands udp://{channels.command.host}:{channels.command.port}')
     if channels.plc.enabled:

@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from twin_core.urdf import read_arm_description
-from twin_sim.controller import Mode, PickAndPlaceController
+from twin_sim.controller import Mode, PickAndPlaceController, Plan
 from twin_sim.faults import FaultSchedule
 from twin_sim.model import GRAVITY, build_model
 from twin_sim.scenario import Fault, Scenario, ScenarioError
@@ -162,6 +162,15 @@ class Workcell:
         if self.faults.is_dropped("lidar"):
             return None
         return self.lidar.scan(self.data)
+
+    def plan_sample(self, targets: int) -> Plan | None:
+        """The controller's commanded trajectory from now (see ``PickAndPlaceController.plan``);
+        None during a dropout of the ``plan`` channel.
+        """
+        self._refresh_faults()
+        if self.faults.is_dropped("plan"):
+            return None
+        return self.controller.plan(targets)
 
     def motor_temperatures(self) -> np.ndarray | None:
         """Winding temperatures (°C) as reported by the PLC; None during a PLC dropout."""

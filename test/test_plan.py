@@ -1,0 +1,90 @@
+"""The plan as a sensor: the controller's commanded trajectory, its wire format and its interpolation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin_core.trajectory import JointPlan
+from twin_core.urdf import urdf_file
+from twin_sensors.wire import PlanMode, PlanSample, WireError, decode_plan_payload, encode_plan_payload
+from twin_sim.controller import minimum_jerk
+from twin_sim.paths import scenario_path
+from twin_sim.scenario import Scenario
+from twin_sim.settings import SimSettings
+from twin_sim.workcell import Workcell
+
+
+def workcell() -> Workcell:
+    return Workcell(urdf_file(), Scenario.from_file(scenario_path('nominal')), SimSettings(control_period_steps=10))
+
+
+def test_a_minimum_jerk_move_is_the_quintic_between_its_ends() -> None:
+    plan = JointPlan(0, ('a',), np.array([0.0, 2.0]), np.array([[0.0], [1.0]]), np.zeros((2, 1)),
+                     np.zeros((2, 1)))
+    for u in (0.1, 0.37, 0.5, 0.9):
+        s, ds, dds = minimum_jerk(u)
+        sample = plan.sample(2.0 * u)
+        assert sample.position[0, 0] == pytest.approx(s)
+        assert sample.velocity[0, 0] == pytest.approx(ds / 2.0)
+        assert sample.acceleration[0, 0] == pytest.approx(dds / 4.0)
+
+
+def test_plan_holds_its_ends_and_falls_back_to_lower_orders() -> None:
+    times, positions = np.array([0.0, 1.0]), np.array([[0.0, 1.0], [2.0, 3.0]])
+    linear = JointPlan(0, ('a', 'b'), times, positions)
+    assert linear.sample([-1.0, 0.5, 5.0]).position.tolist() == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]
+    assert linear.sample(0.5).velocity.tolist() == [[2.0, 2.0]]
+    cubic = JointPlan(0, ('a', 'b'), times, positions, np.zeros((2, 2)))
+    assert cubic.sample(0.5).position[0].tolist() == pytest.approx([1.0, 2.0])
+    assert cubic.sample(1.0).velocity.tolist() == [[0.0, 0.0]]
+    with pytest.raises(ValueError):
+        JointPlan(0, ('a', 'b'), np.array([1.0, 0.0]), positions)
+    with pytest.raises(ValueError):
+        JointPlan(0, ('a', 'b'), times, np.array([[0.0, np.nan], [1.0, 1.0]]))
+
+
+def test_the_controller_plan_predicts_its_own_reference() -> None:
+    cell = workcell()
+    cell.step(3300)
+    plan = cell.plan_sample(6)
+    assert plan is not None and plan.mode == 'auto' and len(plan.times) == 7
+    joint_plan = JointPlan(0, cell.joint_names, plan.times, plan.positions, plan.velocities, plan.accelerations)
+    for k in range(1, 300):
+        cell.step(10)
+        reference = cell.controller.reference
+        sample = joint_plan.sample(k * 0.01)
+        assert sample.position[0] == pytest.approx(reference.position, abs=1e-9)
+        assert sample.velocity[0] == pytest.approx(reference.velocity, abs=1e-6)
+
+
+def test_a_stopped_controller_plans_to_hold() -> None:
+    cell = workcell()
+    cell.step(1000)
+    cell.protective_stop()
+    cell.step(500)
+    plan = cell.plan_sample(6)
+    assert plan is not None and plan.mode == 'hold' and len(plan.times) == 1
+    cell.command_joint_positions([0.1, 0.2, 0.3, 0.4])
+    cell.resume()
+    cell.step(500)
+    plan = cell.plan_sample(6)
+    assert plan is not None and plan.mode == 'manual' and plan.positions[-1].tolist() == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_plan_wire_format_round_trip_and_rejections() -> None:
+    sample = PlanSample(12.5, PlanMode.REJOIN, np.array([0.0, 0.5]), np.ones((2, 3)), np.zeros((2, 3)),
+                        np.full((2, 3), -1.0))
+    decoded = decode_plan_payload(encode_plan_payload(sample))
+    assert decoded.mode is PlanMode.REJOIN and decoded.device_time == 12.5
+    assert decoded.positions.tolist() == sample.positions.tolist()
+    assert decoded.accelerations.tolist() == sample.accelerations.tolist()
+    payload = bytearray(encode_plan_payload(sample))
+    with pytest.raises(WireError, match='payload'):
+        decode_plan_payload(bytes(payload[:-1]))
+    payload[8] = 9
+    with pytest.raises(WireError, match='bad_mode'):
+        decode_plan_payload(bytes(payload))
+    backwards = PlanSample(0.0, PlanMode.AUTO, np.array([0.5, 0.0]), np.ones((2, 3)), np.zeros((2, 3)),
+                           np.zeros((2, 3)))
+    with pytest.raises(WireError, match='time_order'):
+        decode_plan_payload(encode_plan_payload(backwards))
