@@ -294,7 +294,8 @@ def excursions(model: AnomalyModel, frames: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def fitted_model() -> AnomalyModel:
-    settings = DetectorSettings(iforest_trees=20, iforest_samples=128, autoencoder_epochs=2, max_fit_rows=4000)
+    settings = DetectorSettings(methods=('robust', 'iforest', 'autoencoder'), iforest_trees=20, iforest_samples=128,
+                                autoencoder_epochs=2, max_fit_rows=4000)
     return AnomalyModel.fit(arm_motion(60, 13), settings, ARM)
 
 
@@ -330,7 +331,7 @@ def test_scores_and_alarms_equal_the_reference(source, fitted_model, monkeypatch
     raw, worst = model.raw_scores(FeatureStream(len(model.names), model.settings.window, model.settings.gap), values)
     expected_raw, expected_worst = reference_raw_scores(model, values)
     np.testing.assert_allclose(raw, expected_raw, rtol=1e-9, atol=1e-9)
-    assert np.array_equal(worst, expected_worst)
+    assert np.array_equal(worst[:, 0], expected_worst)
     expected = reference_alarms(model, expected_raw)
     changes = expected != np.vstack((np.zeros(expected.shape[1], bool), expected[:-1]))
     assert changes[expected].any() and changes[~expected].any()  # alarms rise and clear
@@ -360,3 +361,76 @@ def test_the_isolation_forest_alarms_on_outliers_and_seldom_on_normal_data():
     alarms = detect(model, Series(np.arange(3000) / RATE, names, test))[:, column]
     assert alarms[2000:2100].mean() > 0.5
     assert alarms[:1900].mean() < 0.01
+
+
+# Held-out calibration and the convolutional autoencoder.
+
+def test_the_models_never_see_the_held_out_end_of_each_stretch():
+    first, second = normal(100, 20), normal(100, 21)
+    for part in (first, second):
+        part.values[-2500:] += 5.0  # the last quarter of each stretch: shifted
+    joined = Series(np.concatenate([first.time, second.time]), NAMES, np.vstack([first.values, second.values]))
+    stretches = anomaly.held_out(joined.time, ROBUST)  # time goes back: two stretches
+    assert stretches == [(0, 10000, 2500), (10000, 20000, 2500)]
+    model = AnomalyModel.fit(joined, ROBUST)
+    unshifted = np.vstack([first.values[:-2500], second.values[:-2500]])
+    np.testing.assert_allclose(model.center, np.median(unshifted, axis=0))
+    # calibrated on the shifted rows: their level scores (about 5 / scale) set the thresholds
+    level = [model.score_names.index(f'{c}/level') for c in NAMES]
+    assert np.all(model.thresholds[level] > 1.5 * 4.0 / model.scale)
+
+
+def test_held_out_thresholds_hold_the_target_false_alarm_rate_of_the_autoencoders_on_fresh_data():
+    """Calibrated on the rows they were fitted on, reconstruction errors come out too low."""
+    settings = DetectorSettings(methods=('autoencoder', 'convolutional'), target_far=5e-3, margin=1.0,
+                                autoencoder_epochs=4, max_fit_rows=20000, conv_fit_windows=8000)
+    model = AnomalyModel.fit(normal(300, 22), settings)
+    fresh = normal(300, 23)
+    raw, _ = model.raw_scores(FeatureStream(3, settings.window, settings.gap), fresh.values)
+    rates = (raw > model.thresholds).mean(axis=0)
+    assert np.all(rates < 3 * settings.target_far) and np.all(rates > settings.target_far / 5), rates
+
+
+def phase_drift(seconds: float, seed: int, onset: int, ramp: int) -> Series:
+    """``normal``, but c's phase slides a quarter turn against a from ``onset`` over ``ramp`` frames:
+    each channel stays a smooth sine in its normal range, only their relation breaks.
+    """
+    data = normal(seconds, seed)
+    rng = np.random.default_rng(seed + 100)
+    t = data.time
+    shift = np.clip((np.arange(t.size) - onset) / ramp, 0.0, 1.0) * np.pi / 2
+    data.values[:, 2] = 2.0 * np.sin(2 * np.pi * t / 8.5 + shift) + rng.normal(0, 0.01, t.size)
+    return data
+
+
+@pytest.fixture(scope='module')
+def windowed_model() -> AnomalyModel:
+    settings = DetectorSettings(methods=('robust', 'convolutional'), autoencoder_epochs=5, conv_fit_windows=15000)
+    return AnomalyModel.fit(normal(300, 24), settings)
+
+
+def test_the_convolutional_autoencoder_streams_like_one_batch(windowed_model, monkeypatch):
+    data = phase_drift(40, 25, 2000, 500)
+    column = windowed_model.score_names.index('multivariate/convolutional')
+    raw, worst = windowed_model.raw_scores(FeatureStream(3, 10, 5), data.values)
+    assert np.all(raw[:windowed_model.settings.conv_window - 1, column] == 0.0)  # no full window yet
+    monkeypatch.setattr(anomaly, 'BLOCK', 1030)
+    whole, events = OnlineDetector(windowed_model).process(data.time, data.values)
+    for batch in (1, 4, 7):
+        assert np.array_equal(detect(windowed_model, data, batch=batch), whole)
+    streamed = anomaly.WindowStream(windowed_model.convolutional, 3)
+    errors = np.vstack([streamed.update(windowed_model.standardize(data.values[i:i + 4]))
+                        for i in range(0, len(data.time), 4)])
+    np.testing.assert_allclose(errors.mean(axis=1), raw[:, column], rtol=1e-5, atol=1e-7)
+    assert any(e.method == 'convolutional' and 'worst channel c' in e.description for e in events)
+
+
+def test_the_convolutional_autoencoder_catches_a_broken_correlation_the_per_sensor_scores_miss(windowed_model):
+    assert not detect(windowed_model, normal(120, 26)).any()
+    data = phase_drift(60, 27, 2000, 500)
+    alarms = detect(windowed_model, data)
+    column = windowed_model.score_names.index('multivariate/convolutional')
+    assert not np.delete(alarms, column, axis=1).any()  # every per-sensor score stays quiet
+    onset = np.flatnonzero(alarms[:, column])
+    assert onset.size and onset[0] > 2000 and data.time[onset[0]] - data.time[2000] < 5.0
+    assert alarms[3000:, column].mean() > 0.9

@@ -10,12 +10,15 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
 * per gyro axis ``<channel>/kinematic`` (models fitted with the arm's kinematics): robust
   z-score of the gyro minus the angular rate the joint states imply — an IMU bias jump while
   the arm moves;
-* multivariate ``multivariate/iforest`` (IsolationForest) and ``multivariate/autoencoder``
-  (reconstruction error; the event names the worst-reconstructed channel) on robustly
-  standardized values.
+* multivariate ``multivariate/iforest`` (IsolationForest), ``multivariate/autoencoder`` (dense,
+  reconstruction error of each frame) and ``multivariate/convolutional`` (1-D convolutional
+  autoencoder, reconstruction error of the window of ``conv_window`` frames ending at each frame)
+  on robustly standardized values; the autoencoders' events name the worst-reconstructed channel.
 
-Thresholds are the (1 − ``target_far``) quantile of each score on held-out normal data times
-a margin (the isolation forest's bounded score: the quantile alone). An alarm rises after
+The last ``holdout`` of each contiguous stretch of normal data (by time) is kept out of fitting:
+the statistics and models never see it, and the thresholds are the (1 − ``target_far``) quantile
+of each score on it times a margin (the isolation forest's bounded score: the quantile alone), so
+they hold the false-alarm rate on normal data the model has not seen. An alarm rises after
 ``debounce`` frames above 1 and clears after ``clear`` frames below ``clear_ratio``, so a single
 spike raises nothing and a burst raises one event.
 """
@@ -30,7 +33,8 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from twin_anomaly.autoencoder import Autoencoder
-from twin_anomaly.features import FeatureStream, run_lengths
+from twin_anomaly.convolutional import ConvAutoencoder, WindowStream, windows_of
+from twin_anomaly.features import FeatureStream, run_lengths, stretches
 from twin_anomaly.forest import CompiledForest
 from twin_anomaly.kinematic import GyroResidual
 from twin_anomaly.settings import METHODS, DetectorSettings
@@ -48,6 +52,7 @@ PER_SENSOR = ('residual', 'level', 'flat', 'missing')
 MULTIVARIATE = 'multivariate'
 ZSCORE_CLIP = 20.0  # standardized inputs of the multivariate models are clipped to ±this
 BLOCK = 4096  # frames an OnlineDetector scores at once
+RECONSTRUCTION = ('autoencoder', 'convolutional')  # the scores that name a worst channel
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class AnomalyModel:
     kinematic_scale: np.ndarray = field(default_factory=lambda: np.empty(0))
     iforest: CompiledForest | None = None
     autoencoder: Autoencoder | None = None
+    convolutional: ConvAutoencoder | None = None
 
     @property
     def score_names(self) -> list[str]:
@@ -89,26 +95,32 @@ class AnomalyModel:
         if 'robust' in self.settings.methods:
             names = [f'{c}/{kind}' for kind in PER_SENSOR for c in self.names]
             names += [f'{c}/kinematic' for c in self.kinematic.channels] if self.kinematic else []
-        return names + [f'{MULTIVARIATE}/{m}' for m in ('iforest', 'autoencoder') if m in self.settings.methods]
+        return names + [f'{MULTIVARIATE}/{m}' for m in METHODS[1:] if m in self.settings.methods]
 
     @classmethod
     def fit(cls, normal: Series, settings: DetectorSettings = DEFAULT_SETTINGS,
             kinematics: ArmKinematics | None = None, progress: tqdm | None = None) -> AnomalyModel:
-        """Fit the statistics and models on ``normal`` and calibrate the thresholds on it;
+        """Fit the statistics and models on ``normal`` but the last ``settings.holdout`` of each of
+        its contiguous stretches, and calibrate the thresholds on those held-out rows;
         ``kinematics`` (the arm's) adds the gyro's kinematic residual, ``progress`` follows the
-        autoencoder's epochs.
+        autoencoders' epochs.
         """
         unknown = set(settings.methods) - set(METHODS)
         if unknown or not settings.methods:
             raise ValueError(f'methods must be among {METHODS}, got {settings.methods}')
-        train = normal.values
+        if not 0.0 <= settings.holdout < 1.0:
+            raise ValueError(f'holdout must be in [0, 1), got {settings.holdout}')
+        parts = held_out(normal.time, settings)
+        fitted = [(start, end - held) for start, end, held in parts if end - held > start]
+        train = np.vstack([normal.values[start:end] for start, end in fitted])
         center = np.nanmedian(train, axis=0)
         scale = _robust_scale(train - center)
-        residual = FeatureStream(len(normal.names), settings.window, settings.gap).update(train).residual
+        residual = np.vstack([FeatureStream(len(normal.names), settings.window, settings.gap)
+                              .update(normal.values[start:end]).residual for start, end in fitted])
         residual_center = np.nanmedian(residual, axis=0)
         model = cls(normal.names, settings, center, scale, residual_center,
-                    _robust_scale(residual - residual_center), np.nanmin(train, axis=0),
-                    np.nanmax(train, axis=0))
+                    _robust_scale(residual - residual_center), np.nanmin(normal.values, axis=0),
+                    np.nanmax(normal.values, axis=0))
         if kinematics is not None:
             model.kinematic = GyroResidual(kinematics, normal.names)
             kinematic = model.kinematic(train)
@@ -125,12 +137,31 @@ class AnomalyModel:
             model.autoencoder = Autoencoder(len(normal.names), seed=settings.seed)
             model.autoencoder.fit(standardized, epochs=settings.autoencoder_epochs, seed=settings.seed,
                                   progress=progress)
-        model.calibrate(normal)
+        if 'convolutional' in settings.methods:
+            model.convolutional = ConvAutoencoder(len(normal.names), settings.conv_window, seed=settings.seed)
+            windows = [windows_of(model.standardize(normal.values[start:end]), settings.conv_window)
+                       for start, end in fitted if end - start >= settings.conv_window]
+            if not windows:
+                raise ValueError(f'convolutional autoencoder: no normal stretch holds {settings.conv_window} frames')
+            count = sum(len(w) for w in windows)
+            chosen = np.sort(rng.choice(count, min(count, settings.conv_fit_windows), replace=False))
+            model.convolutional.fit(np.concatenate(windows)[chosen] if count > len(chosen) else np.concatenate(windows),
+                                    epochs=settings.autoencoder_epochs, seed=settings.seed, progress=progress)
+        held = np.zeros(len(normal.time), dtype=bool)
+        for _, end, count in parts:
+            held[end - count:end] = True
+        model.calibrate(normal, held if held.any() else None)
         return model
 
-    def calibrate(self, normal: Series) -> None:
-        """Thresholds from normal data (flat/missing runs have a floor of ``min_run``)."""
-        raw = self.raw_scores(FeatureStream(len(self.names), self.settings.window, self.settings.gap), normal.values)[0]
+    def calibrate(self, normal: Series, held: np.ndarray | None = None) -> None:
+        """Thresholds from the ``held`` rows of normal data (default: all), each contiguous stretch
+        scored from its start (flat/missing runs have a floor of ``min_run``).
+        """
+        raw = np.vstack([self.raw_scores(FeatureStream(len(self.names), self.settings.window, self.settings.gap),
+                                         normal.values[start:end])[0]
+                         for start, end in stretches(normal.time, self.settings.gap_steps)])
+        if held is not None:
+            raw = raw[held]
         quantile = np.nanquantile(raw, 1.0 - self.settings.target_far, axis=0)
         thresholds = np.maximum(self.settings.margin * quantile, 1e-9)
         for kind in ('flat', 'missing'):
@@ -152,14 +183,19 @@ class AnomalyModel:
         np.copyto(z, 0.0, where=np.isnan(z))
         return z
 
-    def raw_scores(self, stream: FeatureStream, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw scores (n, scores) and the index of each frame's worst-reconstructed channel."""
+    def raw_scores(self, stream: FeatureStream, values: np.ndarray,
+                   windows: WindowStream | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw scores (n, scores) and the index of each frame's worst-reconstructed channel (n, 2:
+        dense and convolutional autoencoder); ``windows`` carries the convolutional autoencoder's
+        window across calls (default: a stream starting with ``values``).
+        """
         values = np.asarray(values, dtype=float)
         k = len(self.names)
         robust = 'robust' in self.settings.methods
         column = (4 * k + (len(self.kinematic.channels) if self.kinematic else 0)) * robust
-        raw = np.empty((len(values), column + (self.iforest is not None) + (self.autoencoder is not None)))
-        worst = np.zeros(len(values), dtype=np.int64)
+        models = (self.iforest, self.autoencoder, self.convolutional)
+        raw = np.empty((len(values), column + sum(m is not None for m in models)))
+        worst = np.zeros((len(values), len(RECONSTRUCTION)), dtype=np.int64)
         if robust:
             features = stream.update(values)
             raw[:, :k] = _deviation(features.residual, self.residual_center, self.residual_scale)
@@ -168,19 +204,26 @@ class AnomalyModel:
             raw[:, 3 * k:4 * k] = features.missing
             if self.kinematic is not None:
                 raw[:, 4 * k:column] = _deviation(self.kinematic(values), self.kinematic_center, self.kinematic_scale)
-        if self.iforest is not None or self.autoencoder is not None:
+        if any(m is not None for m in models):
             standardized = self.standardize(values)
             if self.iforest is not None:
                 raw[:, column] = -self.iforest.score_samples(standardized)
                 column += 1
             if self.autoencoder is not None:
                 errors = self.autoencoder.errors(standardized)
-                worst = errors.argmax(axis=1)
+                worst[:, 0] = errors.argmax(axis=1)
+                raw[:, column] = errors.mean(axis=1, dtype=float)
+                column += 1
+            if self.convolutional is not None:
+                errors = (windows or WindowStream(self.convolutional, k)).update(standardized)
+                worst[:, 1] = errors.argmax(axis=1)
                 raw[:, column] = errors.mean(axis=1, dtype=float)
         return raw, worst
 
     def save(self, directory: str | Path) -> None:
-        """``model.json`` (statistics, kinematics, thresholds), ``iforest.npz`` and ``autoencoder.pt``."""
+        """``model.json`` (statistics, kinematics, thresholds), ``iforest.npz``, ``autoencoder.pt`` and
+        ``convolutional.pt``.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k).tolist() for k in
@@ -193,6 +236,8 @@ class AnomalyModel:
             self.iforest.save(directory / 'iforest.npz')
         if self.autoencoder is not None:
             self.autoencoder.save(directory / 'autoencoder.pt')
+        if self.convolutional is not None:
+            self.convolutional.save(directory / 'convolutional.pt')
 
     @classmethod
     def load(cls, directory: str | Path) -> AnomalyModel:
@@ -213,6 +258,8 @@ class AnomalyModel:
             model.iforest = CompiledForest.load(directory / 'iforest.npz')
         if 'autoencoder' in settings.methods:
             model.autoencoder = Autoencoder.load(directory / 'autoencoder.pt')
+        if 'convolutional' in settings.methods:
+            model.convolutional = ConvAutoencoder.load(directory / 'convolutional.pt')
         return model
 
 
@@ -223,6 +270,7 @@ class OnlineDetector:
         self.model = model
         settings = model.settings
         self._stream = FeatureStream(len(model.names), settings.window, settings.gap)
+        self._windows = WindowStream(model.convolutional, len(model.names)) if model.convolutional else None
         count = len(model.score_names)
         self._above = np.zeros(count)
         self._below = np.zeros(count)
@@ -248,11 +296,11 @@ class OnlineDetector:
 
     def _process_block(self, time: np.ndarray, values: np.ndarray, events: list[AnomalyEvent]) -> np.ndarray:
         """Alarm states of one block; appends its events to ``events``."""
-        raw, worst = self.model.raw_scores(self._stream, values)
+        raw, worst = self.model.raw_scores(self._stream, values, self._windows)
         alarms, hot = self._hysteresis(raw / self.model.thresholds)
         hot = np.flatnonzero(hot)  # only these scores can change state
         changed = alarms[:, hot] != np.vstack((self.active[hot], alarms[:-1, hot]))
-        events += [self._event(float(time[i]), hot[h], bool(alarms[i, hot[h]]), raw[i, hot[h]], int(worst[i]))
+        events += [self._event(float(time[i]), hot[h], bool(alarms[i, hot[h]]), raw[i, hot[h]], worst[i])
                    for i, h in zip(*np.nonzero(changed))]
         self.active = alarms[-1].copy()
         return alarms
@@ -281,15 +329,27 @@ class OnlineDetector:
             self._above[hot], self._below[hot] = above[-1], below_run[-1]
         return alarms, hot
 
-    def _event(self, stamp: float, j: int, active: bool, score: float, worst: int) -> AnomalyEvent:
+    def _event(self, stamp: float, j: int, active: bool, score: float, worst: np.ndarray) -> AnomalyEvent:
         threshold = float(self.model.thresholds[j])
         sensor, method = self._sensor[j], self._method[j]
         if not active:
             return AnomalyEvent(stamp, sensor, method, score, threshold, Level.OK, f'{method} back to normal', False)
         severity = Level.ERROR if method == 'missing' or score >= 2.0 * threshold else Level.WARN
-        detail = f'; worst channel {self.model.names[worst]}' if method == 'autoencoder' else ''
+        detail = (f'; worst channel {self.model.names[worst[RECONSTRUCTION.index(method)]]}'
+                  if method in RECONSTRUCTION else '')
         description = f'{method} score {score:.3g} above {threshold:.3g}{detail}'
         return AnomalyEvent(stamp, sensor, method, score, threshold, severity, description, True)
+
+
+def held_out(time: np.ndarray, settings: DetectorSettings) -> list[tuple[int, int, int]]:
+    """Each contiguous stretch ``[start, end)`` of ``time`` and how many of its last rows are held
+    out for calibration (``settings.holdout`` of it, none of a stretch too short to fit on).
+    """
+    parts = []
+    for start, end in stretches(time, settings.gap_steps):
+        held = int(round(settings.holdout * (end - start)))
+        parts.append((start, end, held if end - start - held > settings.window + settings.gap else 0))
+    return parts
 
 
 def range_alarms(model: AnomalyModel, values: np.ndarray) -> np.ndarray:

@@ -70,3 +70,19 @@ class FeatureStream:
         self._history = joined[len(values):]
         self._flat, self._missing, self._seen = flat[-1].copy(), missing[-1].copy(), seen[-1].copy()
         return Features(residual, flat, missing)
+
+
+def stretches(time: np.ndarray, gap_steps: float) -> list[tuple[int, int]]:
+    """Index ranges ``[start, end)`` of the contiguous stretches of ``time``: a new one starts where
+    time goes back or jumps ahead by more than ``gap_steps`` median steps (another file, experiment
+    or recording).
+    """
+    time = np.asarray(time, dtype=float)
+    if len(time) < 2:
+        return [(0, len(time))] if len(time) else []
+    steps = np.diff(time)
+    forward = steps[steps > 0]
+    limit = gap_steps * float(np.median(forward)) if forward.size else np.inf
+    breaks = np.flatnonzero((steps <= 0) | (steps > limit)) + 1
+    edges = [0, *breaks.tolist(), len(time)]
+    return list(zip(edges[:-1], edges[1:]))

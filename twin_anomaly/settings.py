@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METHODS = ('robust', 'iforest', 'autoencoder')
+METHODS = ('robust', 'iforest', 'autoencoder', 'convolutional')
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,11 @@ class DetectorSettings:
     methods: tuple[str, ...] = METHODS
     window: int = 10  # frames of the local linear prediction
     gap: int = 5  # frames between the prediction's window and the predicted frame
-    target_far: float = 1e-4  # fraction of normal frames above each raw threshold
+    target_far: float = 1e-4  # fraction of held-out normal frames above each raw threshold
+    # fraction of each contiguous normal stretch (its end, in time) kept out of fitting and used
+    # only to calibrate the thresholds; 0 calibrates on the fitted rows
+    holdout: float = 0.25
+    gap_steps: float = 10.0  # a time step above this many median steps starts a new stretch
     margin: float = 1.5  # threshold = margin × calibrated quantile
     # frames: least flat/missing threshold; 0.25 s at 100 frames/s rides out the late samples a
     # loaded live data path holds or drops, and still finds a dropout or stuck sensor within 0.3 s
@@ -26,5 +30,7 @@ class DetectorSettings:
     iforest_trees: int = 50
     iforest_samples: int = 256
     autoencoder_epochs: int = 15
+    conv_window: int = 32  # frames of the convolutional autoencoder's window (a multiple of 4)
+    conv_fit_windows: int = 20000  # it is trained on at most this many windows
     max_fit_rows: int = 60000  # multivariate models are trained on at most this many rows
     seed: int = 0
