@@ -119,3 +119,41 @@ def test_a_time_column_that_never_increases_is_refused(tmp_path: Path, capsys) -
     with pytest.raises(SystemExit):
         main(['fit', '--data', str(data), '--model', str(tmp_path / 'model')])
     assert 'cannot infer the sampling rate' in capsys.readouterr().err
+
+
+def test_the_generated_benchmark_splits_normal_starts_from_labelled_tests(tmp_path: Path, capsys) -> None:
+    from twin_anomaly import benchmark
+    assert main(['generate', '--out', str(tmp_path), '--experiments', '3', '--seed', '5']) == 0
+    fit = read_csv(tmp_path / 'fit.csv', label_column='label')
+    test = read_csv(tmp_path / 'test.csv', label_column='label')
+    sensors = (*benchmark.SENSORS, 'payload', 'speed_setpoint')
+    assert fit.names == test.names == sensors  # unit, experiment and anomaly type are text
+    assert len(fit.time) == 3 * benchmark.NORMAL_SECONDS and not fit.labels.any()
+    assert len(test.time) == 3 * benchmark.TEST_SECONDS
+    assert np.median(np.diff(fit.time)) == 1.0 / benchmark.RATE_HZ
+    assert len(np.unique(fit.values[:, -2])) >= 2  # payload regimes
+    rows = (tmp_path / 'test.csv').read_text().splitlines()[1:]
+    kinds = [row.rsplit(',', 1)[1] for row in rows]
+    assert [kind != 'normal' for kind in kinds] == test.labels.astype(bool).tolist()
+    events = [kinds[i] for i in range(len(kinds)) if kinds[i] != 'normal' and (i == 0 or kinds[i - 1] != kinds[i])]
+    assert len(events) == 3 * benchmark.ANOMALIES_PER_EXPERIMENT
+    assert {event.split(':')[0] for event in events} <= set(benchmark.ANOMALY_TYPES)
+    dropout = [i for i, kind in enumerate(kinds) if kind.startswith('dropout:')]
+    assert not dropout or np.isnan(test.values[dropout]).any(axis=1).all()
+    assert not np.isnan(test.values[test.labels == 0]).any()
+    # each experiment continues its normal start in time, on a day of its own
+    assert test.time[0] == fit.time[benchmark.NORMAL_SECONDS - 1] + 1.0
+    assert fit.time[benchmark.NORMAL_SECONDS] - fit.time[0] > 20 * 3600
+
+
+def test_generate_fit_and_evaluate_on_the_benchmark(tmp_path: Path, capsys) -> None:
+    main(['generate', '--out', str(tmp_path), '--experiments', '4', '--seed', '6'])
+    assert main(['fit', '--data', str(tmp_path / 'fit.csv'), '--model', str(tmp_path / 'model'),
+                 '--methods', 'robust,convolutional', '--window', '10', '--gap', '0', '--min-run', '5',
+                 '--debounce', '2', '--clear', '1', '--conv-window', '16']) == 0
+    assert 'conv_window 16 samples' in capsys.readouterr().out
+    assert main(['evaluate', '--data', str(tmp_path / 'test.csv'), '--model', str(tmp_path / 'model')]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {'all', 'robust', 'convolutional', 'baseline', 'always'}
+    found = int(lines['all'].split()[2].split('/')[0])
+    assert found >= 3  # of 12 anomalies, some subtle

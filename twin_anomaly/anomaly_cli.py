@@ -9,6 +9,10 @@ fitted as a sensor. Examples::
     twin_anomaly score --data run.csv --model models/anomaly --out scores.csv
     twin_anomaly evaluate --data faults.csv --model models/anomaly --label-column label
     twin_anomaly frames --bag run1 --out frames.csv   # twin/synced_frame of a twin_record bag
+    twin_anomaly generate --out bench/anomaly --seed 0   # a labelled benchmark (fit.csv, test.csv)
+
+Rows more than ``gap_steps`` sample periods apart, or going back in time, belong to different
+stretches (files, experiments): each stretch is scored from its own start.
 """
 from __future__ import annotations
 
@@ -38,9 +42,12 @@ DURATIONS = {  # option: (help, fewest frames); given in s, counted in frames of
     'min_run': ('s: shortest run of repeated or missing values that can alarm', 1),
     'debounce': ('s above threshold before an alarm rises', 1),
     'clear': (f's below {DetectorSettings.clear_ratio} x threshold before an alarm clears', 1),
+    'conv_window': ('s of the convolutional autoencoder\'s window (rounded to a multiple of 4 samples)', 4),
 }
 FIT_OPTIONS = {
-    'target_far': 'fraction of normal held-out samples allowed above each raw threshold (0..1)',
+    'target_far': 'fraction of held-out normal samples allowed above each raw threshold (0..1)',
+    'holdout': 'fraction of each contiguous normal stretch (its end) kept out of fitting to calibrate '
+               'the thresholds (0..1; 0: calibrate on the fitted samples)',
     'margin': 'alarm threshold = margin x the calibrated quantile',
     'seed': 'random seed of the multivariate models',
 }
@@ -57,8 +64,10 @@ def sample_rate(series: Series) -> float:
 
 def frame_counts(arguments: argparse.Namespace, rate_hz: float) -> dict[str, int]:
     """The duration options as frame counts at ``rate_hz`` (at least each one's fewest)."""
-    return {option: max(fewest, round(getattr(arguments, option) * rate_hz))
-            for option, (_, fewest) in DURATIONS.items()}
+    counts = {option: max(fewest, round(getattr(arguments, option) * rate_hz))
+              for option, (_, fewest) in DURATIONS.items()}
+    counts['conv_window'] = 4 * max(1, round(counts['conv_window'] / 4))
+    return counts
 
 
 def _models() -> Any:
@@ -71,11 +80,18 @@ def _models() -> Any:
 
 
 def detect(model: AnomalyModel, series: Series, batch: int = 0) -> np.ndarray:
-    """Alarm state per frame and score, fed in blocks of ``batch`` frames (0: one block)."""
-    detector = _models().OnlineDetector(model)
-    step = batch or max(len(series.time), 1)
-    return np.vstack([detector.process(series.time[i:i + step], series.values[i:i + step])[0]
-                      for i in range(0, len(series.time), step)])
+    """Alarm state per frame and score, fed in blocks of ``batch`` frames (0: one block); each
+    contiguous stretch of the series by its own detector.
+    """
+    from twin_anomaly.features import stretches
+    models = _models()
+    alarms = [np.zeros((0, len(model.score_names)), dtype=bool)]
+    for start, end in stretches(series.time, model.settings.gap_steps):
+        detector = models.OnlineDetector(model)
+        step = batch or end - start
+        alarms += [detector.process(series.time[i:min(i + step, end)], series.values[i:min(i + step, end)])[0]
+                   for i in range(start, end, step)]
+    return np.vstack(alarms)
 
 
 def method_alarms(model: AnomalyModel, alarms: np.ndarray) -> dict[str, np.ndarray]:
@@ -83,9 +99,9 @@ def method_alarms(model: AnomalyModel, alarms: np.ndarray) -> dict[str, np.ndarr
     names = model.score_names
     groups = {'all': alarms.any(axis=1)}
     for method in model.settings.methods:
+        robust = method == 'robust'
         columns = [j for j, name in enumerate(names)
-                   if name.startswith('multivariate/') == (method != 'robust') and
-                   (method == 'robust' or name.endswith(method))]
+                   if (not name.startswith('multivariate/') if robust else name == f'multivariate/{method}')]
         groups[method] = alarms[:, columns].any(axis=1)
     return groups
 
@@ -164,6 +180,14 @@ def _frames(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(arguments: argparse.Namespace) -> int:
+    from twin_anomaly.benchmark import write_benchmark
+    files = write_benchmark(arguments.out, arguments.experiments, arguments.seed)
+    print(f'{files.experiments} experiments: {files.fit_rows} normal rows to fit in {files.fit}, '
+          f'{files.test_rows} rows ({files.anomalous_rows} anomalous, {files.events} anomalies) in {files.test}')
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='twin_anomaly', description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
@@ -196,6 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames.set_defaults(handler=_frames)
     frames.add_argument('--bag', type=Path, required=True)
     frames.add_argument('--out', type=Path, required=True)
+    generate = commands.add_parser('generate', help=(
+        'a labelled benchmark: experiments of simulated drive units (unit variation, payload and speed '
+        'regimes, sensor noise and drift) at 1 Hz with anomalies of several types; fit.csv holds the normal '
+        'start of each experiment, test.csv the rest'))
+    generate.set_defaults(handler=_generate)
+    generate.add_argument('--out', type=Path, required=True, help='directory')
+    generate.add_argument('--experiments', type=int, default=40, help='experiments (default: %(default)s)')
+    generate.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
     commands.choices['score'].add_argument('--out', type=Path, required=True)
     commands.choices['score'].add_argument('--batch', type=int, default=0, help='frames per block (0: all)')
     commands.choices['evaluate'].add_argument('--tolerance', type=float, default=0.0,
