@@ -15,7 +15,8 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
   autoencoder, reconstruction error of the window of ``conv_window`` frames ending at each frame)
   on robustly standardized values; the autoencoders' events name the worst-reconstructed channel.
 
-The last ``holdout`` of each contiguous stretch of normal data (by time) is kept out of fitting:
+The last ``holdout`` of each of up to eight blocks in time of every contiguous stretch of normal
+data is kept out of fitting:
 the statistics and models never see it, and the thresholds are the (1 − ``target_far``) quantile
 of each score on it times a margin (the isolation forest's bounded score: the quantile alone), so
 they hold the false-alarm rate on normal data the model has not seen. An alarm rises after
@@ -53,6 +54,8 @@ MULTIVARIATE = 'multivariate'
 ZSCORE_CLIP = 20.0  # standardized inputs of the multivariate models are clipped to ±this
 BLOCK = 4096  # frames an OnlineDetector scores at once
 RECONSTRUCTION = ('autoencoder', 'convolutional')  # the scores that name a worst channel
+HOLDOUT_BLOCKS = 8  # blocks per normal stretch whose ends are held out for calibration
+BLOCK_FRAMES = 10  # a block holds at least this many times the frames of the windows
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ class AnomalyModel:
     @classmethod
     def fit(cls, normal: Series, settings: DetectorSettings = DEFAULT_SETTINGS,
             kinematics: ArmKinematics | None = None, progress: tqdm | None = None) -> AnomalyModel:
-        """Fit the statistics and models on ``normal`` but the last ``settings.holdout`` of each of
-        its contiguous stretches, and calibrate the thresholds on those held-out rows;
+        """Fit the statistics and models on ``normal`` but the last ``settings.holdout`` of each
+        block of :func:`held_out`, and calibrate the thresholds on those held-out rows;
         ``kinematics`` (the arm's) adds the gyro's kinematic residual, ``progress`` follows the
         autoencoders' epochs.
         """
@@ -342,13 +345,19 @@ class OnlineDetector:
 
 
 def held_out(time: np.ndarray, settings: DetectorSettings) -> list[tuple[int, int, int]]:
-    """Each contiguous stretch ``[start, end)`` of ``time`` and how many of its last rows are held
-    out for calibration (``settings.holdout`` of it, none of a stretch too short to fit on).
+    """Blocks ``[start, end)`` of ``time`` and how many of each one's last rows are held out for
+    calibration (``settings.holdout`` of it). Each contiguous stretch is cut into up to
+    ``HOLDOUT_BLOCKS`` blocks in time, so that the held-out rows span it (a warm-up at its start as
+    well as the steady state at its end); a stretch too short to fit on holds out nothing.
     """
     parts = []
+    shortest = BLOCK_FRAMES * (settings.window + settings.gap + settings.conv_window)
     for start, end in stretches(time, settings.gap_steps):
-        held = int(round(settings.holdout * (end - start)))
-        parts.append((start, end, held if end - start - held > settings.window + settings.gap else 0))
+        count = int(np.clip((end - start) // shortest, 1, HOLDOUT_BLOCKS))
+        edges = np.linspace(start, end, count + 1).round().astype(int)
+        for first, last in zip(edges[:-1], edges[1:]):
+            held = int(round(settings.holdout * (last - first)))
+            parts.append((int(first), int(last), held if last - first - held > settings.window + settings.gap else 0))
     return parts
 
 

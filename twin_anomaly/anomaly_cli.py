@@ -46,8 +46,8 @@ DURATIONS = {  # option: (help, fewest frames); given in s, counted in frames of
 }
 FIT_OPTIONS = {
     'target_far': 'fraction of held-out normal samples allowed above each raw threshold (0..1)',
-    'holdout': 'fraction of each contiguous normal stretch (its end) kept out of fitting to calibrate '
-               'the thresholds (0..1; 0: calibrate on the fitted samples)',
+    'holdout': 'fraction of the normal samples (the end of each of up to 8 blocks in time) kept out of '
+               'fitting to calibrate the thresholds (0..1; 0: calibrate on the fitted samples)',
     'margin': 'alarm threshold = margin x the calibrated quantile',
     'seed': 'random seed of the multivariate models',
 }

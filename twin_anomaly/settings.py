@@ -16,8 +16,8 @@ class DetectorSettings:
     window: int = 10  # frames of the local linear prediction
     gap: int = 5  # frames between the prediction's window and the predicted frame
     target_far: float = 1e-4  # fraction of held-out normal frames above each raw threshold
-    # fraction of each contiguous normal stretch (its end, in time) kept out of fitting and used
-    # only to calibrate the thresholds; 0 calibrates on the fitted rows
+    # fraction of the normal data kept out of fitting (the end of each of a few blocks in time of
+    # every contiguous stretch) and used only to calibrate the thresholds; 0 calibrates on the fitted rows
     holdout: float = 0.25
     gap_steps: float = 10.0  # a time step above this many median steps starts a new stretch
     margin: float = 1.5  # threshold = margin × calibrated quantile
