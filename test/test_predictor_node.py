@@ -1,6 +1,7 @@
 """The predictor node over DDS: joint states in, predicted trajectory, its std and diagnostics out."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,10 +10,15 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from harness import CONFIG_DIR
+from twin_core.stamps import from_seconds
+from twin_interfaces.msg import PredictionInfo
+from twin_predictor.plan import ControllerModel
+from twin_predictor.predictor_node import PLAN_QOS
 from twin_predictor.registry import create, save
+from twin_ros.stamps import to_duration, to_msg
 
 pytestmark = pytest.mark.integration
 JOINTS = ['joint_1', 'joint_2', 'joint_3', 'joint_4']
@@ -69,3 +75,58 @@ def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_p
               if s.name == 'predictor: model'][-1]
     values = {v.key: v.value for v in status.values}
     assert int(values['model_version']) >= 2 and float(values['inference_us_per_step']) > 0.0
+
+
+def test_predictor_follows_the_plan_and_says_so(start_process, probe, tiny_model):
+    ControllerModel(tuple(JOINTS), (100.0,) * 4, (20.0,) * 4, (1.0,) * 4, (0.0,) * 4).save(tiny_model)
+    for topic, kind in (('/twin/predicted_trajectory', JointTrajectory), ('/twin/prediction_info', PredictionInfo),
+                        ('/diagnostics', DiagnosticArray)):
+        probe.subscribe(topic, kind)
+    states = probe.node.create_publisher(JointState, '/twin/joint_states', qos_profile_sensor_data)
+    plans = probe.node.create_publisher(JointTrajectory, '/plan/joint_trajectory', PLAN_QOS)
+    node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
+                         '-p', f'model:={tiny_model}', '-p', 'rate_hz:=20.0', '-p', 'plan.horizon:=1.0',
+                         '-p', 'plan.step:=0.05', name='predictor')
+    deadline = time.monotonic() + 20.0
+    while states.get_subscription_count() == 0 or plans.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
+        time.sleep(0.05)
+
+    def state(t: float) -> JointState:
+        msg = JointState(name=JOINTS, position=[0.0] * 4, velocity=[0.0] * 4, effort=[0.0] * 4)
+        msg.header.stamp = to_msg(from_seconds(t))
+        return msg
+    for k in range(20):  # no plan yet: the torque is held over the short horizon
+        states.publish(state(100.0 + 0.01 * k))
+        time.sleep(0.01)
+    info = probe.wait_for('/twin/prediction_info', lambda m: len(m) > 0, timeout=10)[-1]
+    assert info.mode == 'torque_hold' and math.isnan(info.plan_age)
+    plan = JointTrajectory(joint_names=JOINTS, points=[
+        JointTrajectoryPoint(positions=[0.0] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
+                             time_from_start=to_duration(0)),
+        JointTrajectoryPoint(positions=[0.5] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
+                             time_from_start=to_duration(from_seconds(1.0)))])
+    plan.header.stamp = to_msg(from_seconds(100.5))
+    plans.publish(plan)
+    time.sleep(0.2)
+    for k in range(20):
+        states.publish(state(100.6 + 0.01 * k))
+        time.sleep(0.01)
+    infos = probe.wait_for('/twin/prediction_info', lambda m: any(i.mode == 'plan' for i in m), timeout=10)
+    info = [i for i in infos if i.mode == 'plan'][-1]
+    assert info.horizon == pytest.approx(1.0) and 0.1 <= info.plan_age <= 0.3
+    stamp = (info.header.stamp.sec, info.header.stamp.nanosec)
+    trajectory = [m for m in probe.wait_for('/twin/predicted_trajectory', lambda m: any(
+        (t.header.stamp.sec, t.header.stamp.nanosec) == stamp and len(t.points) == 21 for t in m), timeout=5)
+        if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp][-1]
+    assert all(math.isfinite(p) for point in trajectory.points for p in point.positions)
+    assert trajectory.points[-1].positions[0] > 0.05  # drawn towards the plan's goal
+
+    def plan_mode(messages: list) -> bool:
+        return any(s.name == 'predictor: model' and dict((v.key, v.value) for v in s.values).get('mode') == 'plan'
+                   for m in messages for s in m.status)
+    status = [s for m in probe.wait_for('/diagnostics', plan_mode, timeout=5) for s in m.status
+              if s.name == 'predictor: model'][-1]
+    values = {v.key: v.value for v in status.values}
+    assert int(values['predictions.plan']) > 0 and int(values['predictions.torque_hold']) > 0
+    assert float(values['horizon_s']) == pytest.approx(1.0)

@@ -22,6 +22,20 @@ class RefineConfig:
 
 
 @dataclass(frozen=True)
+class PlanConfig:
+    enabled: bool = field(default=True, metadata=describe(
+        'Follow the controller\'s plan (plan/joint_trajectory) when one is known; else hold the torque.'))
+    controller: str = field(default='', metadata=describe(
+        'Controller model file (controller.json); empty = the one beside the model.'))
+    horizon: float = field(default=1.0, metadata=describe('Prediction horizon with a plan (s).', min=0.001,
+                                                          max=60.0))
+    step: float = field(default=0.02, metadata=describe('Integration step of the rollout with a plan (s).',
+                                                        min=1e-4, max=1.0))
+    timeout: float = field(default=0.5, metadata=describe(
+        'A plan older than this (s) at the joint state it is used with is not followed.', min=0.001, max=60.0))
+
+
+@dataclass(frozen=True)
 class PredictorConfig:
     """Parameters of the predictor node."""
 
@@ -36,6 +50,10 @@ class PredictorConfig:
                                                                       min=0.01, max=100.0))
     cache_size: int = field(default=256, metadata=describe('Cached predictions.', min=1, max=1_000_000))
     refine: RefineConfig = RefineConfig()
+    plan: PlanConfig = PlanConfig()
 
     def required_paths(self) -> dict[str, Path]:
-        return {'model': Path(self.model) / 'metadata.json'} if self.model else {}
+        paths = {'model': Path(self.model) / 'metadata.json'} if self.model else {}
+        if self.plan.enabled and self.plan.controller:
+            paths['plan.controller'] = Path(self.plan.controller)
+        return paths

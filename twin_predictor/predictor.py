@@ -1,7 +1,9 @@
 """Online joint-trajectory prediction: a swappable model, prediction cache, replay buffer, refiner.
 
 No ROS here: ``predictor_node`` feeds joint states in and publishes what ``Predictor.predict``
-returns. The future torque is unknown online, so the last measured torque is held.
+returns. Without a plan the future torque is unknown, so the last measured torque is held
+(mode ``torque_hold``); with the controller's plan and a controller model, ``predict_with_plan``
+drives the model along the commanded trajectory (mode ``plan``, ``twin_predictor.plan``).
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from twin_core.trajectory import JointPlan
 from twin_core.workers import Workers
-from twin_predictor.dynamics import DynamicsModel
+from twin_predictor.dynamics import DynamicsModel, PhysicsInformedArm
+from twin_predictor.plan import ControllerModel, plan_rollout
 from twin_predictor.registry import PredictionCache
 from twin_predictor.rollout import rollout
 from twin_predictor.training import Samples, fit
@@ -23,13 +27,16 @@ from twin_predictor.training import Samples, fit
 
 @dataclass(frozen=True)
 class Prediction:
-    """Ensemble mean and std of the joint positions (H + 1, n) at ``times`` (s from now)."""
+    """Ensemble mean and std of the joint positions (H + 1, n) at ``times`` (s from now); ``mode``
+    says what drove the rollout: ``plan`` or ``torque_hold``.
+    """
 
     times: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     version: int
     cached: bool
+    mode: str = 'torque_hold'
 
 
 class Predictor:
@@ -75,6 +82,20 @@ class Predictor:
         result = (times, positions.mean(0), positions.std(0), version)
         self.cache.put(key, result)
         return Prediction(*result, False)
+
+    def predict_with_plan(self, q: np.ndarray, qd: np.ndarray, controller: ControllerModel, plan: JointPlan,
+                          offset: float, step: float, horizon_steps: int) -> Prediction:
+        """Roll out along ``plan`` sampled from ``offset`` s after its stamp (the state's instant)."""
+        model, version = self._current
+        if not isinstance(model, PhysicsInformedArm):
+            raise TypeError(f'a {model.kind} model has no mass matrix to follow a plan with')
+        start = time.perf_counter()
+        times = step * np.arange(horizon_steps + 1)
+        desired = plan.sample(offset + times[1:])
+        positions = plan_rollout(model, controller, q, qd, desired.position, desired.velocity, desired.acceleration,
+                                 step)
+        self.micros_per_step = (time.perf_counter() - start) * 1e6 / horizon_steps
+        return Prediction(times, positions.mean(0), positions.std(0), version, False, 'plan')
 
 
 class ReplayBuffer:

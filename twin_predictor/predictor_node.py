@@ -1,33 +1,43 @@
-"""predictor node: twin/joint_states in; predicted joint trajectory and its uncertainty out.
+"""predictor node: twin/joint_states (and the cell's plan) in; predicted joint trajectory and its uncertainty out.
 
 Publishes ``trajectory_msgs/JointTrajectory`` on ``twin/predicted_trajectory`` (ensemble-mean
 positions with ``time_from_start``) and on ``twin/predicted_trajectory_std`` the same points with
-the per-joint ensemble standard deviation (rad) as positions; the last measured torque is held
-over the horizon. Refinement runs in a background thread and swaps the weights atomically.
+the per-joint ensemble standard deviation (rad) as positions, and ``twin_interfaces/PredictionInfo``
+on ``twin/prediction_info`` with the same header: which mode made it. With a recent plan on
+``plan/joint_trajectory`` the model is driven by the identified controller model along it over
+``plan.horizon`` (mode ``plan``); without one the last measured torque is held over ``horizon``
+(mode ``torque_hold``). Refinement runs in a background thread and swaps the weights atomically.
 """
 from __future__ import annotations
 
+import math
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_core.config import ConfigError
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
+from twin_core.trajectory import JointPlan
+from twin_interfaces.msg import PredictionInfo
 from twin_predictor.config import PredictorConfig
 from twin_predictor.feed import feed_health, joint_vectors
+from twin_predictor.plan import CONTROLLER_FILE, ControllerModel, supports_plan
 from twin_predictor.predictor import Prediction, Predictor, Refiner, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
 from twin_ros.common import declare_config, run, status, supervised_workers
 from twin_ros.stamps import to_duration
 
 DEFAULT_MODEL = 'models/predictor'
+PLAN_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+PLANS_KEPT = 64  # recent plans, to pick the one in force at a joint state's stamp
 
 
 def trajectory(header: object, joint_names: list[str], times: np.ndarray, rows: np.ndarray) -> JointTrajectory:
@@ -57,6 +67,16 @@ class PredictorNode(Node):
         self._latest: tuple[JointState, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._last_prediction: Prediction | None = None
         self._order_error = ''
+        self._plan_error = ''
+        self._controller = self._load_controller(directory, model)
+        self._plans: deque[JointPlan] = deque(maxlen=PLANS_KEPT)
+        self._plans_received = 0
+        self._modes: Counter[str] = Counter()
+        self._plan_age = math.nan
+        self._plan_steps = max(1, round(config.plan.horizon / config.plan.step))
+        self._info_pub = self.create_publisher(PredictionInfo, 'twin/prediction_info', 10)
+        if self._controller is not None:
+            self.create_subscription(JointTrajectory, 'plan/joint_trajectory', self._on_plan, PLAN_QOS)
         self._trajectory_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory', 10)
         self._std_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory_std', 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
@@ -65,6 +85,50 @@ class PredictorNode(Node):
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._on_diagnostics)
         if config.refine.enabled:
             self._refiner.start()
+
+    def _load_controller(self, directory: Path, model: object) -> ControllerModel | None:
+        """The controller model to follow plans with; None when plans are off."""
+        plan = self._config.plan
+        if not plan.enabled:
+            return None
+        path = Path(plan.controller) if plan.controller else directory / CONTROLLER_FILE
+        if not path.is_file():
+            if plan.controller:
+                raise ConfigError(f'{self.get_name()}.plan.controller: file not found: {path}')
+            self._plan_error = f'no controller model ({path}): plans are not followed'
+            self.get_logger().warning(self._plan_error)
+            return None
+        if not supports_plan(model):  # type: ignore[arg-type]
+            raise ConfigError(f'{self.get_name()}.plan.enabled: the model in {directory} cannot follow a plan '
+                              '(needs a physics-informed model)')
+        try:
+            controller = ControllerModel.load(path)
+        except ValueError as error:
+            raise ConfigError(f'{self.get_name()}.plan.controller: {error}') from None
+        if list(controller.joint_names) != self._joints:
+            raise ConfigError(f'{self.get_name()}.plan.controller: joints {list(controller.joint_names)} '
+                              f'are not the model\'s {self._joints}')
+        return controller
+
+    def _on_plan(self, msg: JointTrajectory) -> None:
+        try:
+            plan = JointPlan.from_message(msg)
+        except ValueError as error:
+            self._plan_error = f'plan refused: {error}'
+            return
+        if list(plan.joint_names) != self._joints:
+            self._plan_error = f'plan joints {list(plan.joint_names)} are not {self._joints}'
+            return
+        self._plan_error = ''
+        self._plans.append(plan)
+        self._plans_received += 1
+
+    def _plan_at(self, stamp: int) -> JointPlan | None:
+        """The newest plan stamped at or before ``stamp`` and at most ``plan.timeout`` older."""
+        for plan in reversed(self._plans):
+            if plan.stamp <= stamp:
+                return plan if to_seconds(stamp - plan.stamp) <= self._config.plan.timeout else None
+        return None
 
     def destroy_node(self) -> None:
         if self._config.refine.enabled:
@@ -85,7 +149,20 @@ class PredictorNode(Node):
         if self._latest is None:
             return
         msg, q, qd, tau = self._latest
-        prediction = self._last_prediction = self._predictor.predict(q, qd, tau)
+        stamp = from_msg(msg.header.stamp)
+        plan = self._plan_at(stamp) if self._controller is not None else None
+        if plan is not None and self._controller is not None:
+            age = to_seconds(stamp - plan.stamp)
+            prediction = self._predictor.predict_with_plan(q, qd, self._controller, plan, age,
+                                                           self._config.plan.step, self._plan_steps)
+        else:
+            age = math.nan
+            prediction = self._predictor.predict(q, qd, tau)
+        self._last_prediction, self._plan_age = prediction, age
+        self._modes[prediction.mode] += 1
+        self._info_pub.publish(PredictionInfo(header=msg.header, mode=prediction.mode,
+                                              horizon=float(prediction.times[-1]), plan_age=age,
+                                              model_version=prediction.version))
         self._trajectory_pub.publish(trajectory(msg.header, self._joints, prediction.times, prediction.mean))
         self._std_pub.publish(trajectory(msg.header, self._joints, prediction.times, prediction.std))
 
@@ -94,10 +171,18 @@ class PredictorNode(Node):
         values = {'model': self._metadata['name'], 'model_version': self._predictor.version,
                   'refinements': self._refiner.refinements, 'refine_loss': self._refiner.last_loss,
                   'replay_samples': len(self._buffer), 'cache_hits': cache.hits, 'cache_misses': cache.misses}
+        values |= {f'predictions.{mode}': count for mode, count in sorted(self._modes.items())}
+        if self._controller is not None:
+            values |= {'plans_received': self._plans_received, 'plan_age_s': self._plan_age}
         if prediction is not None:
+            values['mode'] = prediction.mode
+            values['horizon_s'] = float(prediction.times[-1])
             values['inference_us_per_step'] = self._predictor.micros_per_step
             values['horizon_std_max_rad'] = float(prediction.std[-1].max())
-        level, message = feed_health(self._order_error, prediction is not None)
+        level, message = feed_health(self._order_error or self._plan_error, prediction is not None)
+        if prediction is not None and not (self._order_error or self._plan_error):
+            message = f'predicting ({prediction.mode})'
+
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f'{self.get_name()}: model', level, message, values=values)]
