@@ -55,7 +55,8 @@ def only(model: AnomalyModel, method: str) -> AnomalyModel:
     """A copy of ``model`` that scores with one method."""
     single = replace(model, settings=replace(model.settings, methods=(method,)),
                      iforest=model.iforest if method == 'iforest' else None,
-                     autoencoder=model.autoencoder if method == 'autoencoder' else None)
+                     autoencoder=model.autoencoder if method == 'autoencoder' else None,
+                     convolutional=model.convolutional if method == 'convolutional' else None)
     position = {name: j for j, name in enumerate(model.score_names)}
     single.thresholds = model.thresholds[[position[name] for name in single.score_names]]
     return single

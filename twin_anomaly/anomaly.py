@@ -17,9 +17,10 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
 
 The last ``holdout`` of each of up to eight blocks in time of every contiguous stretch of normal
 data is kept out of fitting:
-the statistics and models never see it, and the thresholds are the (1 − ``target_far``) quantile
-of each score on it times a margin (the isolation forest's bounded score: the quantile alone), so
-they hold the false-alarm rate on normal data the model has not seen. An alarm rises after
+the statistics and models never see it. Each threshold is the larger of the (1 − ``target_far``)
+quantiles of its score on those rows and on the fitted ones, times a margin (the isolation forest's
+bounded score: the quantile alone), so it holds the false-alarm rate on normal data the models have
+not seen as well as on states only the fitted rows cover. An alarm rises after
 ``debounce`` frames above 1 and clears after ``clear`` frames below ``clear_ratio``, so a single
 spike raises nothing and a burst raises one event.
 """
@@ -157,15 +158,19 @@ class AnomalyModel:
         return model
 
     def calibrate(self, normal: Series, held: np.ndarray | None = None) -> None:
-        """Thresholds from the ``held`` rows of normal data (default: all), each contiguous stretch
-        scored from its start (flat/missing runs have a floor of ``min_run``).
+        """Thresholds from normal data, each contiguous stretch scored from its start: per score the
+        larger of its quantiles on the ``held`` rows (which the models never saw: the rate on
+        unseen data) and on the others (states the held-out rows happen not to cover, such as a
+        warm-up); without ``held``, the quantile on all rows. Flat/missing runs have a floor of
+        ``min_run``.
         """
         raw = np.vstack([self.raw_scores(FeatureStream(len(self.names), self.settings.window, self.settings.gap),
                                          normal.values[start:end])[0]
                          for start, end in stretches(normal.time, self.settings.gap_steps)])
+        level = 1.0 - self.settings.target_far
+        quantile = np.nanquantile(raw, level, axis=0)
         if held is not None:
-            raw = raw[held]
-        quantile = np.nanquantile(raw, 1.0 - self.settings.target_far, axis=0)
+            quantile = np.fmax(np.nanquantile(raw[held], level, axis=0), np.nanquantile(raw[~held], level, axis=0))
         thresholds = np.maximum(self.settings.margin * quantile, 1e-9)
         for kind in ('flat', 'missing'):
             columns = [j for j, name in enumerate(self.score_names) if name.endswith(f'/{kind}')]
