@@ -180,7 +180,32 @@ def test_a_collision_is_detected_by_the_twin_and_stops_the_cell(loop):
     entry = sent_audit(loop.probe, start, 'stop')
     print(f'stopped by {entry.reason!r}')
     assert entry.source == 'protective' and entry.ack_ok
-    assert entry.reason.startswith(('overload: ', 'anomaly '))  # whichever of the twin's checks is first
+    assert entry.reason.startswith(('overload: ', 'anomaly ', 'tracking: '))  # whichever of the twin's checks is first
     loop.probe.sleep(1.0)
     assert loop.probe.messages(TRUTH)[-1].stopped  # the stop latches after the collision
     release(loop)  # an operator resume is accepted once the overload is gone
+
+
+@pytest.mark.parametrize('fault', [
+    Fault(type='encoder_stuck', target='joint_2', duration=3.0),
+    Fault(type='collision', target='link_3', duration=0.5,
+          parameters=[KeyValue(key='force', value='[0.0, 400.0, 0.0]')]),  # below the overload check's 0.8
+], ids=['encoder_stuck', 'collision'])
+def test_tracking_deviation_stops_the_cell(loop, fault):
+    release(loop)
+    loop.probe.sleep(1.0)
+    start = len(loop.probe.messages(AUDIT))
+    injected = inject(loop.probe, fault)
+    label = f'{fault.type}:{fault.target}'
+    onset = first_truth(loop.probe, injected - 0.5, lambda m: label in m.active_faults, 5)
+    stopped = first_truth(loop.probe, stamp(onset), lambda m: m.stopped, timeout=5)
+    still = first_truth(loop.probe, stamp(stopped), lambda m: max(map(abs, m.velocity)) < 0.01, timeout=5)
+    entry = sent_audit(loop.probe, start, 'stop')
+    print(f'{label} onset -> stop by {entry.reason!r}: {(stamp(stopped) - stamp(onset)) * 1e3:.0f} ms; '
+          f'-> joints still: {(stamp(still) - stamp(onset)) * 1e3:.0f} ms')
+    assert entry.source == 'protective' and entry.ack_ok
+    # a stuck encoder is seen only as a deviation from the plan; a collision also loads the drives
+    assert entry.reason.startswith(('tracking: ',) if fault.type == 'encoder_stuck' else ('tracking: ', 'overload: '))
+    assert stamp(stopped) - stamp(onset) < 1.5
+    loop.probe.sleep(fault.duration + 0.5)
+    release(loop)  # accepted once the deviation is back within its bound

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from twin_control.tracking import TrackingMonitor
 from twin_core.trajectory import JointPlan
 from twin_core.urdf import urdf_file
 from twin_predictor.dynamics import PhysicsInformedArm
@@ -131,3 +132,19 @@ def test_plan_rollout_tracks_a_stiff_servo_and_round_trips(tmp_path) -> None:
     (tmp_path / 'bad.json').write_text('[1, 2]')
     with pytest.raises(ValueError, match='not a controller model'):
         ControllerModel.load(tmp_path / 'bad.json')
+
+
+def test_tracking_monitor_pairs_samples_and_stops_on_a_lasting_deviation() -> None:
+    monitor = TrackingMonitor(('a', 'b'), bound=0.03, duration=0.02, max_gap=0.05)
+    assert monitor.measured(5_000_000, np.zeros(2)) is None and monitor.unpaired == 1
+    for k in range(10):  # desired: joint a moving at 1 rad/s, 100 Hz
+        monitor.desired(k * 10_000_000, np.array([0.01 * k, 0.0]))
+    ok = monitor.measured(25_000_000, np.array([0.025, 0.0]))
+    assert ok is not None and ok.deviation == pytest.approx([0.0, 0.0]) and not ok.exceeded
+    first = monitor.measured(40_000_000, np.array([0.0, 0.0]))  # stuck: 0.04 behind
+    assert first is not None and not first.exceeded and 'a off its path by -0.040' in first.description
+    later = monitor.measured(60_000_000, np.array([0.0, 0.0]))
+    assert later is not None and later.exceeded
+    assert monitor.measured(80_000_000, np.array([0.08, 0.0])).exceeded is False  # back on the path
+    assert monitor.measured(200_000_000, np.zeros(2)) is None  # beyond the desired samples' reach
+    assert monitor.values()['peak_deviation.a'] == pytest.approx(0.06)

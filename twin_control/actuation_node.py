@@ -7,19 +7,23 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64, Header
 
 from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
+from twin_control.tracking import TrackingMonitor
 from twin_core.config import ConfigError
-from twin_core.levels import Risk
+from twin_core.levels import Level, Risk
+from twin_core.stamps import from_msg
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
 from twin_ros.common import LATCHED, declare_config, run, status
 
 Tag = tuple[Decision, Time]
+TRACKING = 'tracking'  # the protective cause of a tracking deviation
 
 
 class ActuationNode(Node):
@@ -52,6 +56,13 @@ class ActuationNode(Node):
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
         self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule', self._on_schedule, LATCHED)
         self.create_subscription(JointState, 'twin/corrections/joint_positions', self._on_correction, 10)
+        tracking = config.tracking
+        self._tracking = TrackingMonitor(limits.names, tracking.bound, tracking.duration, tracking.max_gap)
+        self._tracking_fault = False
+        if tracking.enabled:
+            self.create_subscription(JointState, 'plan/desired_joint_states', self._on_desired,
+                                     qos_profile_sensor_data)
+            self.create_subscription(JointState, tracking.measured, self._on_measured, qos_profile_sensor_data)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self.get_logger().info(f'commanding udp://{config.link.host}:{config.link.port}')
@@ -70,6 +81,25 @@ class ActuationNode(Node):
             load=_pick(message.load, order), speed_override=message.speed_override,
             input_ages=dict(zip(message.input_topics, message.input_ages)))
         self._handle(self._arbiter.observe_state(sample, time.monotonic()))
+
+    def _joint_positions(self, message: JointState) -> np.ndarray | None:
+        positions = dict(zip(message.name, message.position))
+        if not all(name in positions for name in self._tracking.joint_names):
+            return None
+        return np.array([positions[name] for name in self._tracking.joint_names], dtype=float)
+
+    def _on_desired(self, message: JointState) -> None:
+        positions = self._joint_positions(message)
+        if positions is not None:
+            self._tracking.desired(from_msg(message.header.stamp), positions)
+
+    def _on_measured(self, message: JointState) -> None:
+        positions = self._joint_positions(message)
+        deviation = None if positions is None else self._tracking.measured(from_msg(message.header.stamp), positions)
+        if deviation is None or deviation.exceeded == self._tracking_fault:
+            return
+        self._tracking_fault = deviation.exceeded
+        self._handle(self._arbiter.protective(TRACKING, deviation.exceeded, deviation.description, time.monotonic()))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
         description = event.description or f'{event.method} score {event.score:.3g} > {event.threshold:.3g}'
@@ -129,8 +159,15 @@ class ActuationNode(Node):
     def _publish_diagnostics(self) -> None:
         now, name = time.monotonic(), self.get_name()
         reports = [self._link.health(now), *self._arbiter.health(now)]
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
-            status(f'{name}: {r.name}', r.level, r.message, r.hardware_id, r.values) for r in reports]))
+        statuses = [status(f'{name}: {r.name}', r.level, r.message, r.hardware_id, r.values) for r in reports]
+        if self._config.tracking.enabled:
+            latest = self._tracking.latest
+            level, message = ((Level.WARN, 'no desired joint states paired yet') if latest is None else
+                              (Level.ERROR, latest.description) if self._tracking_fault else
+                              (Level.OK, f'within {self._config.tracking.bound:g} rad of the plan'))
+            statuses.append(status(f'{name}: tracking', level, message, values=self._tracking.values()))
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                  status=statuses))
 
     def destroy_node(self) -> None:
         """Close the command socket (absent when the configuration was refused)."""

@@ -65,6 +65,22 @@ class ProtectionConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = field(default=True, metadata=describe(
+        'Protective stop when the measured joints leave the desired path (plan/desired_joint_states).'))
+    measured: str = field(default='encoders/joint_states', metadata=describe(
+        'Measured joint states compared with the desired ones (sensor_msgs/JointState).'))
+    bound: float = field(default=0.03, metadata=describe(
+        'Tracking deviation (rad) any joint may have; beyond it for `duration` the cell is stopped.',
+        min=1e-4, max=3.2))
+    duration: float = field(default=0.02, metadata=describe(
+        'Seconds the deviation must stay beyond the bound before the stop.', min=0.0, max=10.0))
+    max_gap: float = field(default=0.05, metadata=describe(
+        'Longest interval (s) between desired states to interpolate across; beyond it no deviation is judged.',
+        min=0.001, max=5.0))
+
+
+@dataclass(frozen=True)
 class ActuationConfig:
     """Parameters of the actuation node."""
 
@@ -72,6 +88,7 @@ class ActuationConfig:
     limits: LimitsConfig = LimitsConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     protection: ProtectionConfig = ProtectionConfig()
+    tracking: TrackingConfig = TrackingConfig()
     tick_rate_hz: float = field(default=50.0, metadata=describe(
         'Rate of arbitration, watchdog and ack polling.', min=1.0, max=1000.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe('Rate of /diagnostics.', min=0.1, max=50.0))

@@ -1,0 +1,94 @@
+"""Tracking deviation: measured joint positions against the controller's desired ones at the same instant.
+
+The desired joint states (``plan/desired_joint_states``) arrive at the plan's rate; each measured
+sample (the encoders') is compared with the desired positions interpolated at its stamp. A
+deviation beyond ``bound`` on any joint for ``duration`` seconds is a tracking fault: a collision
+pushing the arm off its path, a stuck or slipping encoder, a brake or gearbox that does not follow.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin_core.stamps import to_seconds
+
+DESIRED_KEPT = 256  # desired samples kept to interpolate between (2.5 s at 100 Hz)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """Measured minus desired position (rad) per joint at ``stamp`` (ns), and whether it is a fault."""
+
+    stamp: int
+    deviation: np.ndarray
+    exceeded: bool
+    description: str
+
+
+class TrackingMonitor:
+    """Pairs measured with desired positions (joint arrays in one order) and judges the deviation."""
+
+    def __init__(self, joint_names: tuple[str, ...], bound: float, duration: float, max_gap: float) -> None:
+        self.joint_names, self.bound, self.duration, self.max_gap = joint_names, bound, duration, max_gap
+        self.latest: Deviation | None = None
+        self.peak = np.zeros(len(joint_names))  # largest |deviation| seen per joint, rad
+        self.unpaired = 0  # measured samples without desired states around them
+        self._desired: deque[tuple[int, np.ndarray]] = deque(maxlen=DESIRED_KEPT)
+        self._over_since: int | None = None
+
+    def desired(self, stamp: int, positions: np.ndarray) -> None:
+        if self._desired and stamp <= self._desired[-1][0]:
+            if stamp < self._desired[0][0]:
+                self._desired.clear()  # time went back (a replay restarted): start over
+            else:
+                return
+        self._desired.append((stamp, np.asarray(positions, dtype=float)))
+
+    def desired_at(self, stamp: int) -> np.ndarray | None:
+        """Desired positions at ``stamp`` interpolated between the samples around it (at most
+        ``max_gap`` apart), or extrapolated from the newest for up to ``max_gap``; None otherwise.
+        """
+        samples = self._desired
+        if not samples or stamp < samples[0][0]:
+            return None
+        gap = self.max_gap
+        for index in range(len(samples) - 1, -1, -1):
+            t0, p0 = samples[index]
+            if t0 <= stamp:
+                if index + 1 < len(samples):
+                    t1, p1 = samples[index + 1]
+                    if to_seconds(t1 - t0) > gap:
+                        return None
+                    return p0 + (p1 - p0) * ((stamp - t0) / (t1 - t0))
+                return p0 if to_seconds(stamp - t0) <= gap else None
+        return None
+
+    def measured(self, stamp: int, positions: np.ndarray) -> Deviation | None:
+        """The deviation at a measured sample; None while no desired state is known around it."""
+        desired = self.desired_at(stamp)
+        if desired is None:
+            self.unpaired += 1
+            self._over_since = None
+            return None
+        deviation = np.asarray(positions, dtype=float) - desired
+        self.peak = np.maximum(self.peak, np.abs(deviation))
+        over = np.flatnonzero(np.abs(deviation) > self.bound)
+        if len(over) == 0:
+            self._over_since = None
+        elif self._over_since is None or stamp < self._over_since:
+            self._over_since = stamp
+        exceeded = self._over_since is not None and to_seconds(stamp - self._over_since) >= self.duration
+        description = ', '.join(f'{self.joint_names[i]} off its path by {deviation[i]:+.3f} rad '
+                                f'(> {self.bound:g})' for i in over)
+        self.latest = Deviation(stamp, deviation, exceeded, description)
+        return self.latest
+
+    def values(self) -> dict[str, float | int]:
+        """Diagnostic key/values: the latest deviation and the peak per joint (rad)."""
+        latest = self.latest.deviation if self.latest is not None else np.full(len(self.joint_names), math.nan)
+        return {**{f'deviation.{name}': float(value) for name, value in zip(self.joint_names, latest)},
+                **{f'peak_deviation.{name}': float(value) for name, value in zip(self.joint_names, self.peak)},
+                'unpaired_samples': self.unpaired}
