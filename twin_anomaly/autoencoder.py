@@ -27,26 +27,7 @@ class Autoencoder:
         """Train on ``inputs`` (n, k); returns the final mean squared error. ``progress`` restarts
         at 0 of ``epochs`` and moves an epoch at a time with the loss.
         """
-        data = torch.as_tensor(inputs, dtype=torch.float32)
-        generator = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.Adam(self.network.parameters(), lr=lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
-        loss = torch.tensor(0.0)
-        self.network.train()
-        if progress is not None:
-            progress.reset(total=epochs)
-        for _ in range(epochs):
-            for rows in torch.randperm(len(data), generator=generator).split(batch):
-                optimiser.zero_grad()
-                loss = nn.functional.mse_loss(self.network(data[rows]), data[rows])
-                loss.backward()
-                optimiser.step()
-            schedule.step()
-            if progress is not None:
-                progress.set_postfix_str(f'loss={loss.item():.3g}', refresh=False)
-                progress.update()
-        self.network.eval()
-        return loss.item()
+        return train(self.network, torch.as_tensor(inputs, dtype=torch.float32), epochs, batch, lr, seed, progress)
 
     def errors(self, inputs: np.ndarray) -> np.ndarray:
         """Squared reconstruction error per row and input (n, k), in float32 (the network's precision)."""
@@ -65,3 +46,29 @@ class Autoencoder:
         model.network.load_state_dict(saved['state'])
         model.network.eval()
         return model
+
+
+def train(network: nn.Module, data: torch.Tensor, epochs: int, batch: int, lr: float, seed: int,
+          progress: tqdm | None) -> float:
+    """Train ``network`` to reproduce ``data`` (Adam, cosine schedule, shuffled batches); returns the
+    final mean squared error and leaves the network in eval mode.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(network.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
+    loss = torch.tensor(0.0)
+    network.train()
+    if progress is not None:
+        progress.reset(total=epochs)
+    for _ in range(epochs):
+        for rows in torch.randperm(len(data), generator=generator).split(batch):
+            optimiser.zero_grad()
+            loss = nn.functional.mse_loss(network(data[rows]), data[rows])
+            loss.backward()
+            optimiser.step()
+        schedule.step()
+        if progress is not None:
+            progress.set_postfix_str(f'loss={loss.item():.3g}', refresh=False)
+            progress.update()
+    network.eval()
+    return loss.item()

@@ -21,6 +21,8 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
+from twin_anomaly.autoencoder import train
+
 if TYPE_CHECKING:
     from tqdm import tqdm
 
@@ -51,25 +53,7 @@ class ConvAutoencoder:
             seed: int = 0, progress: tqdm | None = None) -> float:
         """Train on ``windows`` (n, k, window); returns the final mean squared error."""
         data = torch.as_tensor(np.ascontiguousarray(windows), dtype=torch.float32)
-        generator = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.Adam(self.network.parameters(), lr=lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
-        loss = torch.tensor(0.0)
-        self.network.train()
-        if progress is not None:
-            progress.reset(total=epochs)
-        for _ in range(epochs):
-            for rows in torch.randperm(len(data), generator=generator).split(batch):
-                optimiser.zero_grad()
-                loss = nn.functional.mse_loss(self.network(data[rows]), data[rows])
-                loss.backward()
-                optimiser.step()
-            schedule.step()
-            if progress is not None:
-                progress.set_postfix_str(f'loss={loss.item():.3g}', refresh=False)
-                progress.update()
-        self.network.eval()
-        return loss.item()
+        return train(self.network, data, epochs, batch, lr, seed, progress)
 
     def errors(self, windows: np.ndarray) -> np.ndarray:
         """Mean squared reconstruction error of each window's last ``TAIL`` frames per window and
