@@ -61,6 +61,12 @@ def default_joint_names() -> tuple[str, ...]:
     return read_arm_description(urdf_file()).joint_names
 
 
+def check_joint_names(names: tuple[str, ...]) -> None:
+    """``ValueError`` unless ``names`` is a non-empty list of distinct joint names."""
+    if not names or len(set(names)) != len(names):
+        raise ValueError('joint_names must be non-empty and unique')
+
+
 def read_arm_description(urdf_path: str | Path) -> ArmDescription:
     """Read the movable joints (in file order), their limits, dynamics and transmissions."""
     root = ElementTree.parse(urdf_path).getroot()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_core.config import describe
-from twin_core.urdf import default_joint_names
+from twin_core.urdf import check_joint_names, default_joint_names
 from twin_sensors.readers import SerialConfig
 from twin_sensors.stats import DriverStats
 from twin_sensors.timestamps import TimestampConfig
@@ -28,8 +28,7 @@ class EncoderConfig:
     timestamps: TimestampConfig = field(default_factory=TimestampConfig)
 
     def __post_init__(self) -> None:
-        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
-            raise ValueError('joint_names must be non-empty and unique')
+        check_joint_names(self.joint_names)
 
 
 class EncoderStream:

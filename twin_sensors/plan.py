@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twin_core.config import describe
-from twin_core.urdf import default_joint_names
+from twin_core.urdf import check_joint_names, default_joint_names
 from twin_sensors.datagrams import DatagramStream
 from twin_sensors.readers import UdpConfig
 from twin_sensors.stats import DriverStats
@@ -28,8 +28,7 @@ class PlanDriverConfig:
     timestamps: TimestampConfig = field(default_factory=TimestampConfig)
 
     def __post_init__(self) -> None:
-        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
-            raise ValueError('joint_names must be non-empty and unique')
+        check_joint_names(self.joint_names)
 
 
 class PlanStream(DatagramStream[PlanSample]):
