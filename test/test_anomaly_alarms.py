@@ -61,17 +61,17 @@ def test_a_step_at_rest_is_suppressed_and_a_dropout_is_not(model):
 def test_alarms_raised_in_production_clear_at_rest(model):
     data = normal(30, 3)
     data.values[1000:1500, 1] += 0.2
-    resting = data.time >= 12.0
+    resting = data.time >= 10.2  # before the step's residual alarm clears
     events = run(AlarmStream(model, batch_frames=4), data, resting)
     raised = [e for e in events if e.active and e.sensor == 'b']
     cleared = [e for e in events if not e.active and e.sensor == 'b']
-    assert raised and all(e.stamp < 12.0 for e in raised)
-    assert cleared and all(e.stamp >= 12.0 for e in cleared)
+    assert raised and all(e.stamp < 10.2 for e in raised)
+    assert cleared and all(e.stamp >= 10.2 for e in cleared)
 
 
 def test_active_alarms_name_their_sensors(model):
-    data = normal(11, 4)
-    data.values[1000:, 1] += 0.2  # 1 s before the end: the residual alarm has not cleared yet
+    data = normal(10.2, 4)
+    data.values[1000:, 1] += 0.2  # 0.2 s before the end: the residual alarm has not cleared yet
     stream = AlarmStream(model, batch_frames=4)
     run(stream, data, np.zeros(len(data.time)))
     assert stream.alarmed() == {'b'}
@@ -87,13 +87,13 @@ def test_latency_runs_from_a_frames_arrival_to_its_decision(model):
 
 def test_the_report_shows_each_alarmed_sensor_while_its_alarm_is_active(model):
     data = normal(13.5, 6)
-    data.values[1000:1050, 1] += 0.2  # a step that ends: its alarm clears 200 frames later
+    data.values[1000:1050, 1] += 0.2  # a step that ends: its alarm clears 25 frames after its residual
     stream = AlarmStream(model, batch_frames=4)
-    run(stream, Series(data.time[:1100], NAMES, data.values[:1100]), np.zeros(1100))
+    run(stream, Series(data.time[:1060], NAMES, data.values[:1060]), np.zeros(1060))
     detector, b = stream.report()
     assert (detector.name, detector.level, detector.values['alarms']) == ('detector', Level.OK, stream.alarms)
-    assert detector.values['frames'] == 1100 and b.name == 'b' and b.level in (Level.WARN, Level.ERROR)
-    run(stream, Series(data.time[1100:], NAMES, data.values[1100:]), np.zeros(len(data.time) - 1100))
+    assert detector.values['frames'] == 1060 and b.name == 'b' and b.level in (Level.WARN, Level.ERROR)
+    run(stream, Series(data.time[1060:], NAMES, data.values[1060:]), np.zeros(len(data.time) - 1060))
     assert [(r.name, r.level, r.message) for r in stream.report()[1:]] == [('b', Level.OK, 'normal')]
 
 

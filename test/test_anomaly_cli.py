@@ -85,11 +85,13 @@ def test_help_gives_units_and_choices_without_loading_the_models() -> None:
     assert 'LOADED []' in output
     assert 'among robust, iforest, autoencoder' in output
     assert 's above threshold before an alarm rises (default: 0.03)' in output
+    assert 'before an alarm clears (default: 0.25)' in output
+    assert 'default: robust,autoencoder,convolutional; iforest only on request' in output
     assert 'seconds or ISO 8601 date-times' in output
 
 
 @pytest.mark.parametrize(('step', 'options', 'frames'), [
-    (0.01, [], {'window': 10, 'gap': 5, 'min_run': 25, 'debounce': 3, 'clear': 200}),  # the twin's frames
+    (0.01, [], {'window': 10, 'gap': 5, 'min_run': 25, 'debounce': 3, 'clear': 25}),  # the twin's frames
     (1.0, ['--clear', '10', '--debounce', '3'], {'window': 2, 'gap': 0, 'min_run': 1, 'debounce': 3, 'clear': 10}),
 ])
 def test_durations_are_seconds_counted_at_the_data_rate(tmp_path: Path, capsys, step, options, frames) -> None:

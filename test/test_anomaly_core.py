@@ -101,6 +101,23 @@ def test_single_spike_raises_nothing_and_a_burst_raises_one_event_that_clears(ro
     assert len(raised) == 1 and len(cleared) == 1 and cleared[0].stamp > raised[0].stamp
 
 
+def test_an_alarm_clears_within_half_a_second_of_its_cause(robust_model):
+    """Not seconds into the normal time after it, which would all count as false alarm."""
+    data = normal(30, 10)
+    data.values[1000:1300, 2] = np.nan  # a 3 s dropout
+    _, events = OnlineDetector(robust_model).process(data.time, data.values)
+    missing = [e for e in events if (e.sensor, e.method) == ('c', 'missing')]
+    assert [e.active for e in missing] == [True, False]
+    assert 0.0 < missing[1].stamp - data.time[1300] <= 0.5
+
+
+def test_the_default_detector_leaves_the_isolation_forest_out():
+    """Its bounded score saturates about at its calibrated threshold: no room for faults above it."""
+    model = AnomalyModel.fit(normal(120, 11), DetectorSettings(autoencoder_epochs=1, conv_fit_windows=2000))
+    assert model.iforest is None and model.autoencoder is not None and model.convolutional is not None
+    assert not any(name.endswith('/iforest') for name in model.score_names)
+
+
 def test_stuck_and_missing_sensors(robust_model):
     data = normal(30, 7)
     data.values[1000:1200, 0] = data.values[1000, 0]  # stuck

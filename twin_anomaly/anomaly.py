@@ -10,7 +10,8 @@ Scores per frame (each divided by its calibrated threshold, so 1 is the alarm le
 * per gyro axis ``<channel>/kinematic`` (models fitted with the arm's kinematics): robust
   z-score of the gyro minus the angular rate the joint states imply — an IMU bias jump while
   the arm moves;
-* multivariate ``multivariate/iforest`` (IsolationForest), ``multivariate/autoencoder`` (dense,
+* multivariate ``multivariate/iforest`` (IsolationForest, only when asked for: see
+  ``settings.DEFAULT_METHODS``), ``multivariate/autoencoder`` (dense,
   reconstruction error of each frame) and ``multivariate/convolutional`` (1-D convolutional
   autoencoder, reconstruction error of the window of ``conv_window`` frames ending at each frame)
   on robustly standardized values; the autoencoders' events name the worst-reconstructed channel.

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin_anomaly.metrics import EventScores, event_scores
-from twin_anomaly.settings import METHODS, DetectorSettings
+from twin_anomaly.settings import DEFAULT_METHODS, METHODS, DetectorSettings
 from twin_core.channels import Series, read_csv, write_csv
 from twin_core.cli import run_command
 from twin_core.progress import progress_bar
@@ -205,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument('--columns', help='comma-separated sensor columns (default: every numeric one)')
     fit.add_argument('--data-also', type=Path, nargs='*', default=[], metavar='CSV',
                      help='more normal data (same columns), e.g. frames recorded through the live data path')
-    fit.add_argument('--methods', type=_methods, default=METHODS, metavar='M[,M...]',
-                     help=f'comma-separated, among {", ".join(METHODS)} (default: all)')
+    fit.add_argument('--methods', type=_methods, default=DEFAULT_METHODS, metavar='M[,M...]',
+                     help=f'comma-separated, among {", ".join(METHODS)} (default: {",".join(DEFAULT_METHODS)}; '
+                          'iforest only on request: its bounded score leaves faults little room above '
+                          'its threshold)')
     fit.add_argument('--urdf', type=Path, help='arm description: adds the IMU gyro\'s kinematic residual')
     defaults = DetectorSettings()
     for option, (text, _) in DURATIONS.items():
