@@ -274,7 +274,8 @@ def reference_raw_scores(model: AnomalyModel, values: np.ndarray) -> tuple[np.nd
                np.nan_to_num(np.abs(values - model.center) / model.scale), reference_runs(values == previous),
                reference_runs(np.isnan(values) & started), np.nan_to_num(kinematic)]
     standardized = np.clip(np.nan_to_num((values - model.center) / model.scale), -ZSCORE_CLIP, ZSCORE_CLIP)
-    columns.append(-reference_forest_scores(model.iforest, standardized)[:, None])
+    if model.iforest is not None:
+        columns.append(-reference_forest_scores(model.iforest, standardized)[:, None])
     with torch.no_grad():
         data = torch.tensor(standardized, dtype=torch.float32)
         errors = ((model.autoencoder.network(data) - data) ** 2).numpy().astype(float)
@@ -332,14 +333,17 @@ def test_compiled_forest_equals_scikit_learn_and_the_tree_walk():
     compiled = CompiledForest.from_sklearn(forest, train)
     rows = np.vstack((rng.normal(0, 2, (3000, 5)).astype(np.float32), train[:100])).astype(float)
     np.testing.assert_allclose(compiled.score_samples(rows), forest.score_samples(rows), rtol=0, atol=1e-12)
-    shipped = CompiledForest.load(SHIPPED_MODEL / 'iforest.npz')
-    rows = rng.normal(0, 3, (3000, shipped.feature.max() + 1))
-    ties, trees = rng.integers(0, len(rows), 500), rng.integers(0, len(shipped.feature), 500)
-    rows[ties, shipped.feature[trees, 0]] = shipped.threshold[trees, 0]  # exactly at a root split
-    expected = reference_forest_scores(shipped, rows)
-    np.testing.assert_allclose(shipped.score_samples(rows), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(shipped.score_samples(rows, chunk=7), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(shipped.score_samples(rows[:1]), expected[:1], rtol=0, atol=1e-12)
+    settings = DetectorSettings()  # a forest of the size a model fits, on as many channels as the twin's
+    wide = rng.normal(size=(5000, 23))
+    sized = CompiledForest.from_sklearn(IsolationForest(
+        n_estimators=settings.iforest_trees, max_samples=settings.iforest_samples, random_state=0).fit(wide), wide)
+    rows = rng.normal(0, 3, (3000, 23))
+    ties, trees = rng.integers(0, len(rows), 500), rng.integers(0, len(sized.feature), 500)
+    rows[ties, sized.feature[trees, 0]] = sized.threshold[trees, 0]  # exactly at a root split
+    expected = reference_forest_scores(sized, rows)
+    np.testing.assert_allclose(sized.score_samples(rows), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sized.score_samples(rows, chunk=7), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sized.score_samples(rows[:1]), expected[:1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize('source', ['shipped', 'fitted'])
