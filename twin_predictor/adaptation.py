@@ -84,7 +84,8 @@ class Guard:
         candidate = self.error(held, model or current_model, controller or current_controller)
         verdict = self.verdicts[part]
         verdict.current_error, verdict.candidate_error = current, candidate
-        errors = f'held-out error {1e3 * candidate:.2f} mrad against {1e3 * current:.2f}'
+        errors = (f'held-out error {1e3 * candidate:.2f} mrad against {1e3 * current:.2f}' if not math.isnan(current)
+                  else 'no held-out start has the horizon measured after it')
         if candidate < (1.0 - self.settings.margin) * current:
             version = self.predictor.swap(model, controller)
             verdict.accepted += 1
