@@ -41,6 +41,7 @@ from twin_predictor.registry import load
 from twin_sim.recording import SAMPLE_PERIOD, Recording, record
 
 HORIZONS = (0.25, 0.5, 1.0)
+PREDICTIONS = 50  # timed with and without a concurrent refit
 
 
 def at_horizons(times: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -66,7 +67,26 @@ def adapt_online(model: PhysicsInformedArm, start: ControllerModel, data: Record
             judged = verdict.accepted + verdict.rejected > attempts
             print(f'  {index * SAMPLE_PERIOD:5.0f} s: ' + (f'{verdict.last} ({time.perf_counter() - begin:.1f} s)'
                                                              if judged else 'window not full yet'))
+    idle, busy = (prediction_ms(predictor, data, rows[-PREDICTIONS:], refit if busy else None) for busy in (0, 1))
+    print(f'ms per plan-aware prediction (median of {PREDICTIONS}): {idle:.1f} alone, {busy:.1f} while a refit '
+          'runs in a worker thread')
     return predictor.controller or start
+
+
+def prediction_ms(predictor: Predictor, data: Recording, rows: range, refit: ControllerRefit | None) -> float:
+    """Median milliseconds of ``predict_with_plan`` at ``rows``, with ``refit`` running back to back meanwhile."""
+    if refit is not None:
+        refit.period = 1e-3
+        refit.start()
+    costs = []
+    for index in rows:
+        begin = time.perf_counter()
+        predictor.predict_with_plan(data.q[index], data.qd[index], data.plans[index], 0.0, predictor.step,
+                                    round(max(HORIZONS) / predictor.step))
+        costs.append(time.perf_counter() - begin)
+    if refit is not None:
+        refit.stop()
+    return 1e3 * float(np.median(costs))
 
 
 def main() -> None:

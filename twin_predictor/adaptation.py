@@ -6,8 +6,8 @@ and the candidate models are then rolled out over the horizon from starts in the
 ``holdout`` fraction, which no fit saw (``heldout.rollout_error``: along the plan with a controller
 model, holding the torque without one). The candidate replaces the current model
 (``Predictor.swap``: a new model version) only when its held-out error is at least ``margin`` (a
-fraction) below the current one; otherwise it is rejected. Refits run in supervised workers, never
-on the thread that predicts.
+fraction) below the current one; otherwise it is rejected. Refits run in supervised workers at the
+lowest CPU priority, never on the thread that predicts.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_core.workers import Workers
+from twin_core.workers import Workers, lower_priority
 from twin_predictor.dynamics import DynamicsModel, PhysicsInformedArm
 from twin_predictor.heldout import Track, TrackingWindow, rollout_error
 from twin_predictor.plan import ControllerModel, identify
@@ -97,7 +97,7 @@ class Guard:
 
 
 class Periodic:
-    """Calls ``once`` every ``period`` s in a supervised worker until stopped."""
+    """Calls ``once`` every ``period`` s in a supervised worker at the lowest CPU priority until stopped."""
 
     name = ''
 
@@ -119,6 +119,7 @@ class Periodic:
             self._thread.join()
 
     def _run(self) -> None:
+        lower_priority()  # refits must not slow the predictions down
         while not self._stop.wait(self.period):
             self.once()
 
