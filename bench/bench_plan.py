@@ -16,6 +16,8 @@ identified kp and kd times ``--mis-gain``) and, over the next SECONDS, refits it
 ``--period`` s on a ``--window`` s window exactly as the node does (``twin_predictor.adaptation``:
 fitted on the older part, kept only when its rollout error on the held-out end is ``--margin``
 lower); the evaluation, after them, then shows the plan-aware error before and after the refits.
+``--start-from FILE`` starts the refits from a saved controller model instead, ``--bandwidth HZ``
+retunes the simulated cell's servos (the simulator's default is 6 Hz).
 
 Error: predicted minus true joint position at each horizon, RMS over all joints and starts (mrad),
 and the ratio of the hold baseline to the plan-aware error. Run:
@@ -100,6 +102,8 @@ def main() -> None:
     parser.add_argument('--save', default='', help='write the identified controller.json into this directory')
     parser.add_argument('--adapt', type=float, default=0.0, help='seconds of online refits before the evaluation')
     parser.add_argument('--mis-gain', type=float, default=0.5, help='factor on kp and kd the refits start from')
+    parser.add_argument('--start-from', default='', help='controller.json the refits start from instead')
+    parser.add_argument('--bandwidth', type=float, default=None, help="the cell's servo bandwidth (Hz; retunes it)")
     parser.add_argument('--period', type=float, default=10.0, help='seconds between online refits')
     parser.add_argument('--window', type=float, default=30.0, help='window of an online refit (s)')
     parser.add_argument('--holdout', type=float, default=0.25, help='held-out fraction of the window')
@@ -113,7 +117,7 @@ def main() -> None:
     horizon = max(HORIZONS)
     start = time.perf_counter()
     data = record(arguments.scenario, arguments.identify + arguments.adapt + arguments.evaluate + horizon + 0.1,
-                  arguments.seed)
+                  arguments.seed, arguments.bandwidth)
     print(f'simulated {len(data.q) * SAMPLE_PERIOD:.0f} s of the {arguments.scenario} cycle in '
           f'{time.perf_counter() - start:.0f} s (model: {metadata["name"]} v{metadata["version"]})')
     fit = slice(0, round(arguments.identify / SAMPLE_PERIOD))
@@ -127,13 +131,15 @@ def main() -> None:
     controllers = {'plan-aware': controller}
     evaluated = fit.stop + round(arguments.adapt / SAMPLE_PERIOD)
     if arguments.adapt:
-        scale = lambda c, f: replace(c, kp=tuple(f * np.array(c.kp)), kd=tuple(f * np.array(c.kd)))  # noqa: E731
-        mis = scale(controller, arguments.mis_gain)
-        print(f'online refits from {arguments.identify:g} s to {evaluated * SAMPLE_PERIOD:g} s, starting from kp '
-              f'and kd × {arguments.mis_gain:g}:')
+        gain = arguments.mis_gain
+        mis = ControllerModel.load(arguments.start_from) if arguments.start_from else replace(
+            controller, kp=tuple(gain * np.array(controller.kp)), kd=tuple(gain * np.array(controller.kd)))
+        origin = arguments.start_from or f'kp kd × {arguments.mis_gain:g}'
+        print(f'online refits from {arguments.identify:g} s to {evaluated * SAMPLE_PERIOD:g} s, starting from '
+              f'{origin}: {show(mis)}')
         adapted = adapt_online(model, mis, data, range(fit.stop, evaluated), arguments)
         print(f'after them: {show(adapted)}')
-        controllers = {'plan-aware, identified offline': controller, f'plan-aware, kp kd × {arguments.mis_gain:g}': mis,
+        controllers = {'plan-aware, identified offline': controller, f'plan-aware, {origin}': mis,
                        'plan-aware, after online refits': adapted}
     steps = round(horizon / arguments.step) + 1
     times = arguments.step * np.arange(steps + 1)
