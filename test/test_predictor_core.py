@@ -10,9 +10,9 @@ import torch
 
 from twin_core.urdf import urdf_file
 from twin_predictor import eval_cli, train_cli
+from twin_predictor.adaptation import Refiner
 from twin_predictor.dynamics import PhysicsInformedArm
 from twin_predictor.joint_data import JointData, sha256_file
-from twin_predictor.adaptation import Refiner
 from twin_predictor.predictor import Predictor, ReplayBuffer
 from twin_predictor.registry import create, load, save
 from twin_predictor.thermal import fit_thermal
