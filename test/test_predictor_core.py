@@ -10,9 +10,10 @@ import torch
 
 from twin_core.urdf import urdf_file
 from twin_predictor import eval_cli, train_cli
+from twin_predictor.adaptation import Refiner
 from twin_predictor.dynamics import PhysicsInformedArm
 from twin_predictor.joint_data import JointData, sha256_file
-from twin_predictor.predictor import Predictor, Refiner, ReplayBuffer
+from twin_predictor.predictor import Predictor, ReplayBuffer
 from twin_predictor.registry import create, load, save
 from twin_predictor.thermal import fit_thermal
 from twin_predictor.training import Samples, fit, validation_loss
@@ -110,7 +111,7 @@ def test_refiner_fine_tunes_on_the_replay_buffer_and_swaps_the_model() -> None:
         buffer.add(k * 0.01, np.full(4, 0.01 * k), np.full(4, 0.1), np.ones(4))
     refiner = Refiner(predictor, buffer, period=60.0, steps=3, min_samples=50, learning_rate=1e-3)
     before = predictor.model
-    assert len(buffer) == 59 and refiner.refine_once()
+    assert len(buffer) == 59 and refiner.once()
     assert predictor.model is not before and predictor.version == 2 and np.isfinite(refiner.last_loss)
 
 

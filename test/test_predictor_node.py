@@ -43,7 +43,8 @@ def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_p
     node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
                          '-p', f'model:={tiny_model}', '-p', f'horizon:={HORIZON}', '-p', f'step:={STEP}',
                          '-p', 'rate_hz:=20.0', '-p', 'refine.period:=0.5', '-p', 'refine.min_samples:=10',
-                         '-p', 'refine.steps:=2', '-p', 'refine.enabled:=true', name='predictor')
+                         '-p', 'refine.steps:=2', '-p', 'refine.enabled:=true', '-p', 'adapt.window:=0.5',
+                         name='predictor')
     deadline = time.monotonic() + 20.0
     while publisher.get_subscription_count() == 0:
         assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
@@ -71,10 +72,32 @@ def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_p
     def refined(messages: list) -> bool:
         return any(s.name == 'predictor: model' and dict((v.key, v.value) for v in s.values).get('refinements', '0')
                    != '0' for m in messages for s in m.status)
-    status = [s for m in probe.wait_for('/diagnostics', refined, timeout=15) for s in m.status
-              if s.name == 'predictor: model'][-1]
-    values = {v.key: v.value for v in status.values}
-    assert int(values['model_version']) >= 2 and float(values['inference_us_per_step']) > 0.0
+    statuses = [s for m in probe.wait_for('/diagnostics', refined, timeout=15) for s in m.status]
+    values = {v.key: v.value for v in [s for s in statuses if s.name == 'predictor: model'][-1].values}
+    assert float(values['inference_us_per_step']) > 0.0
+    adaptation = [s for s in statuses if s.name == 'predictor: adaptation'][-1]
+    guard = {v.key: v.value for v in adaptation.values}  # every refinement judged on the held-out end
+    judged = int(guard['dynamics.accepted']) + int(guard['dynamics.rejected'])
+    assert judged >= 1 and adaptation.message == 'refitting dynamics', guard
+    assert int(guard['model_version']) == 1 + int(guard['dynamics.accepted'])
+
+
+def joint_state(t: float) -> JointState:
+    """The arm at rest at 0 rad, stamped ``t`` s."""
+    msg = JointState(name=JOINTS, position=[0.0] * 4, velocity=[0.0] * 4, effort=[0.0] * 4)
+    msg.header.stamp = to_msg(from_seconds(t))
+    return msg
+
+
+def plan_message(t: float) -> JointTrajectory:
+    """A plan stamped ``t`` s: from 0 rad to 0.5 rad on every joint in 1 s."""
+    plan = JointTrajectory(joint_names=JOINTS, points=[
+        JointTrajectoryPoint(positions=[0.0] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
+                             time_from_start=to_duration(0)),
+        JointTrajectoryPoint(positions=[0.5] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
+                             time_from_start=to_duration(from_seconds(1.0)))])
+    plan.header.stamp = to_msg(from_seconds(t))
+    return plan
 
 
 def test_predictor_follows_the_plan_and_says_so(start_process, probe, tiny_model):
@@ -91,26 +114,15 @@ def test_predictor_follows_the_plan_and_says_so(start_process, probe, tiny_model
     while states.get_subscription_count() == 0 or plans.get_subscription_count() == 0:
         assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
         time.sleep(0.05)
-
-    def state(t: float) -> JointState:
-        msg = JointState(name=JOINTS, position=[0.0] * 4, velocity=[0.0] * 4, effort=[0.0] * 4)
-        msg.header.stamp = to_msg(from_seconds(t))
-        return msg
     for k in range(20):  # no plan yet: the torque is held over the short horizon
-        states.publish(state(100.0 + 0.01 * k))
+        states.publish(joint_state(100.0 + 0.01 * k))
         time.sleep(0.01)
     info = probe.wait_for('/twin/prediction_info', lambda m: len(m) > 0, timeout=10)[-1]
     assert info.mode == 'torque_hold' and math.isnan(info.plan_age)
-    plan = JointTrajectory(joint_names=JOINTS, points=[
-        JointTrajectoryPoint(positions=[0.0] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
-                             time_from_start=to_duration(0)),
-        JointTrajectoryPoint(positions=[0.5] * 4, velocities=[0.0] * 4, accelerations=[0.0] * 4,
-                             time_from_start=to_duration(from_seconds(1.0)))])
-    plan.header.stamp = to_msg(from_seconds(100.5))
-    plans.publish(plan)
+    plans.publish(plan_message(100.5))
     time.sleep(0.2)
     for k in range(20):
-        states.publish(state(100.6 + 0.01 * k))
+        states.publish(joint_state(100.6 + 0.01 * k))
         time.sleep(0.01)
     infos = probe.wait_for('/twin/prediction_info', lambda m: any(i.mode == 'plan' for i in m), timeout=10)
     info = [i for i in infos if i.mode == 'plan'][-1]
@@ -130,3 +142,34 @@ def test_predictor_follows_the_plan_and_says_so(start_process, probe, tiny_model
     values = {v.key: v.value for v in status.values}
     assert int(values['predictions.plan']) > 0 and int(values['predictions.torque_hold']) > 0
     assert float(values['horizon_s']) == pytest.approx(1.0)
+
+
+def test_predictor_judges_controller_refits_on_the_held_out_end(start_process, probe, tiny_model):
+    ControllerModel(tuple(JOINTS), (100.0,) * 4, (20.0,) * 4, (1.0,) * 4, (0.0,) * 4).save(tiny_model)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    states = probe.node.create_publisher(JointState, '/twin/joint_states', qos_profile_sensor_data)
+    plans = probe.node.create_publisher(JointTrajectory, '/plan/joint_trajectory', PLAN_QOS)
+    node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
+                         '-p', f'model:={tiny_model}', '-p', 'plan.step:=0.05', '-p', 'adapt.window:=3.0',
+                         '-p', 'adapt.holdout:=0.45', '-p', 'adapt.period:=0.5', name='predictor')
+    deadline = time.monotonic() + 20.0
+    while states.get_subscription_count() == 0 or plans.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, f'predictor never subscribed:\n{node.output()}'
+        time.sleep(0.05)
+    for k in range(320):  # 3.2 s of joint states, a fresh plan every 0.2 s
+        if k % 20 == 0:
+            plans.publish(plan_message(100.0 + 0.01 * k))
+        states.publish(joint_state(100.0 + 0.01 * k))
+        time.sleep(0.01)
+
+    def adaptation(messages: list) -> list:
+        return [s for m in messages for s in m.status if s.name == 'predictor: adaptation']
+
+    def judged(messages: list) -> bool:
+        return any(int(v['controller.accepted']) + int(v['controller.rejected']) > 0 for v in (
+            {kv.key: kv.value for kv in s.values} for s in adaptation(messages)))
+    status = adaptation(probe.wait_for('/diagnostics', judged, timeout=15))[-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.message == 'refitting controller' and int(values['window_samples']) > 200
+    assert int(values['model_version']) == 1 + int(values['controller.accepted'])
+    assert values['controller.last'].startswith(('accepted', 'rejected')), values

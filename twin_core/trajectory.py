@@ -86,7 +86,7 @@ class JointPlan:
         acceleration = np.zeros((len(t), joints))
         knots = self.times
         index = np.clip(np.searchsorted(knots, t, side='right') - 1, 0, len(knots) - 1)
-        before, after = t <= knots[0], t >= knots[-1]
+        before, after = t < knots[0], t >= knots[-1]
         position[before] = self.positions[0]
         position[after] = self.positions[-1]
         inside = ~(before | after)

@@ -9,6 +9,7 @@ after a backoff (:class:`twin_core.restart.Backoff`, the launchers' policy), and
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -127,3 +128,14 @@ class Workers:
 def _log_failure(failure: WorkerFailure) -> None:
     """The report of workers nobody else watches: never silent."""
     _log.error('worker %s failed, restarting: %s\n%s', failure.worker, failure.error, failure.traceback)
+
+
+def lower_priority(nice: int = 19) -> None:
+    """Run the calling thread at CPU priority ``nice`` (Linux schedules each thread on its own), so
+    that background computation yields the cores to the threads that serve callbacks; a no-op
+    where threads cannot be reniced.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass

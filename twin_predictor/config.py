@@ -36,6 +36,24 @@ class PlanConfig:
 
 
 @dataclass(frozen=True)
+class AdaptConfig:
+    enabled: bool = field(default=True, metadata=describe(
+        'Refit the controller model online from recent joint states and plans (kept only when better).'))
+    period: float = field(default=30.0, metadata=describe('Seconds between controller refits.', min=0.1,
+                                                          max=86400.0))
+    window: float = field(default=60.0, metadata=describe(
+        'Recent joint states a refit (controller or dynamics) is fitted and judged on (s).', min=0.1, max=3600.0))
+    holdout: float = field(default=0.25, metadata=describe(
+        'Newest fraction of the window that no refit is fitted on: the candidate is judged there.',
+        min=0.05, max=0.9))
+    margin: float = field(default=0.05, metadata=describe(
+        'A refit replaces the current model only when its held-out rollout error is lower by this fraction.',
+        min=0.0, max=0.99))
+    starts: int = field(default=40, metadata=describe('Prediction starts scored on the held-out part.',
+                                                      min=1, max=10_000))
+
+
+@dataclass(frozen=True)
 class PredictorConfig:
     """Parameters of the predictor node."""
 
@@ -51,6 +69,7 @@ class PredictorConfig:
     cache_size: int = field(default=256, metadata=describe('Cached predictions.', min=1, max=1_000_000))
     refine: RefineConfig = RefineConfig()
     plan: PlanConfig = PlanConfig()
+    adapt: AdaptConfig = AdaptConfig()
 
     def required_paths(self) -> dict[str, Path]:
         paths = {'model': Path(self.model) / 'metadata.json'} if self.model else {}

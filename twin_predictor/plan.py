@@ -5,7 +5,7 @@ inverse-dynamics feed-forward of the learned arm and a constant offset:
 
     tau = kp (q_d − q) + kd (qd_d − qd) + a (M̂(q) qdd_d + ĉ(q, qd) + ĝ(q)) + b
 
-fitted by least squares on recorded desired and measured joint states (``identify``). The
+fitted by least squares (kp, kd ≥ 0) on recorded desired and measured joint states (``identify``). The
 rollout integrates the learned dynamics under that torque with the desired state sampled from
 the plan; the servo's stiffness and damping and the model's friction slope are taken implicitly
 over each step (semi-implicit Euler, linearly implicit in the feedback), so a stiff servo is
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import lsq_linear
 
 from twin_predictor.dynamics import DynamicsModel, PhysicsInformedArm
 
 CONTROLLER_FILE = 'controller.json'
+LOWER = np.array([0.0, 0.0, -np.inf, -np.inf])  # kp, kd ≥ 0: a servo pulls towards its reference
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def inverse_dynamics(model: PhysicsInformedArm, q: np.ndarray, qd: np.ndarray, q
 def identify(model: PhysicsInformedArm, joint_names: tuple[str, ...], q: np.ndarray, qd: np.ndarray,
              tau: np.ndarray, q_desired: np.ndarray, qd_desired: np.ndarray,
              qdd_desired: np.ndarray) -> ControllerModel:
-    """Least-squares fit of the controller model on (N, n) measured and desired samples."""
+    """Least-squares fit of the controller model on (N, n) measured and desired samples, kp and kd ≥ 0."""
     feedforward = inverse_dynamics(model, q, qd, qdd_desired)
     kp: list[float] = []
     kd: list[float] = []
@@ -87,7 +89,7 @@ def identify(model: PhysicsInformedArm, joint_names: tuple[str, ...], q: np.ndar
     for joint in range(q.shape[1]):
         regressors = np.column_stack((q_desired[:, joint] - q[:, joint], qd_desired[:, joint] - qd[:, joint],
                                       feedforward[:, joint], np.ones(len(q))))
-        coefficients, *_ = np.linalg.lstsq(regressors, tau[:, joint], rcond=None)
+        coefficients = lsq_linear(regressors, tau[:, joint], bounds=(LOWER, np.inf)).x
         for values, coefficient in zip((kp, kd, gain, offset), coefficients):
             values.append(float(coefficient))
         residual.append(float(np.sqrt(np.mean((regressors @ coefficients - tau[:, joint]) ** 2))))
@@ -101,16 +103,24 @@ def plan_rollout(model: PhysicsInformedArm, controller: ControllerModel, q0: np.
     """Joint positions (K, H + 1, n) from (q0, qd0) under the controller tracking the desired (H, n)
     states, sample k being the desired state at the end of step k (one step of ``dt`` s each).
     """
+    batch = (q0[None], qd0[None], q_desired[None], qd_desired[None], qdd_desired[None])
+    return plan_rollouts(model, controller, *batch, dt)[:, 0]
+
+
+def plan_rollouts(model: PhysicsInformedArm, controller: ControllerModel, q0: np.ndarray, qd0: np.ndarray,
+                  q_desired: np.ndarray, qd_desired: np.ndarray, qdd_desired: np.ndarray,
+                  dt: float) -> np.ndarray:
+    """``plan_rollout`` for B starts at once: states (B, n), desired (B, H, n); positions (K, B, H + 1, n)."""
     kp, kd, gain, offset = controller.tensors()
     members = model.members
-    state = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32)).expand(members, 1, -1)  # noqa: E731
+    state = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32)).expand(members, -1, -1)  # noqa: E731
     q, qd = state(q0), state(qd0)
     desired = [torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in (q_desired, qd_desired, qdd_desired)]
     stiffness = torch.diag_embed(dt * kd + dt * dt * kp)
     positions = [q]
     with torch.no_grad():
-        for step in range(len(q_desired)):
-            target, target_velocity, target_acceleration = (d[step] for d in desired)
+        for step in range(desired[0].shape[1]):
+            target, target_velocity, target_acceleration = (d[:, step] for d in desired)
             mass, coriolis, gravity, _, _ = model.terms(q, qd)
             friction, slope = model.dissipation(qd)
             bias = coriolis + gravity
@@ -122,4 +132,4 @@ def plan_rollout(model: PhysicsInformedArm, controller: ControllerModel, q0: np.
             qd = qd + dt * qdd
             q = q + dt * qd
             positions.append(q)
-    return torch.stack(positions, -2)[:, 0].numpy().astype(float)
+    return torch.stack(positions, -2).numpy().astype(float)

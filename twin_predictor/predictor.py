@@ -1,4 +1,4 @@
-"""Online joint-trajectory prediction: a swappable model, prediction cache, replay buffer, refiner.
+"""Online joint-trajectory prediction: swappable models, prediction cache, replay buffer.
 
 No ROS here: ``predictor_node`` feeds joint states in and publishes what ``Predictor.predict``
 returns. Without a plan the future torque is unknown, so the last measured torque is held
@@ -7,7 +7,7 @@ drives the model along the commanded trajectory (mode ``plan``, ``twin_predictor
 """
 from __future__ import annotations
 
-import copy
+import math
 import threading
 import time
 from collections import deque
@@ -17,12 +17,11 @@ import numpy as np
 import torch
 
 from twin_core.trajectory import JointPlan
-from twin_core.workers import Workers
 from twin_predictor.dynamics import DynamicsModel, PhysicsInformedArm
 from twin_predictor.plan import ControllerModel, plan_rollout
 from twin_predictor.registry import PredictionCache
 from twin_predictor.rollout import rollout
-from twin_predictor.training import Samples, fit
+from twin_predictor.training import Samples
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,16 @@ class Prediction:
 
 
 class Predictor:
-    """Rolls the current model out over the horizon; ``swap`` replaces the model atomically."""
+    """Rolls the current model out over the horizon; ``swap`` replaces the model or the controller
+    model atomically (a new version either way).
+    """
 
     def __init__(self, model: DynamicsModel, version: int, step: float, horizon_steps: int,
-                 cache: PredictionCache | None = None) -> None:
+                 cache: PredictionCache | None = None, controller: ControllerModel | None = None) -> None:
         self.step, self.horizon_steps = step, horizon_steps
         self.cache = cache or PredictionCache()
         self.micros_per_step = float('nan')  # of the last computed (not cached) prediction
-        self._current = (model, version)
+        self._current = (model, controller, version)
         self._lock = threading.Lock()
 
     @property
@@ -55,17 +56,23 @@ class Predictor:
         return self._current[0]
 
     @property
-    def version(self) -> int:
+    def controller(self) -> ControllerModel | None:
+        """The controller model plans are followed with; None when plans are not followed."""
         return self._current[1]
 
-    def swap(self, model: DynamicsModel) -> int:
-        """Install ``model`` as the next version; returns that version."""
+    @property
+    def version(self) -> int:
+        return self._current[2]
+
+    def swap(self, model: DynamicsModel | None = None, controller: ControllerModel | None = None) -> int:
+        """Install ``model`` and/or ``controller`` (the other one kept) as the next version; returns it."""
         with self._lock:
-            self._current = (model, self._current[1] + 1)
-            return self._current[1]
+            current_model, current_controller, version = self._current
+            self._current = (model or current_model, controller or current_controller, version + 1)
+            return version + 1
 
     def predict(self, q: np.ndarray, qd: np.ndarray, tau: np.ndarray) -> Prediction:
-        model, version = self._current
+        model, _, version = self._current
         key = self.cache.key(np.concatenate((q, qd, tau)), self.horizon_steps, version)
         hit = self.cache.get(key)
         if hit is not None:
@@ -83,12 +90,14 @@ class Predictor:
         self.cache.put(key, result)
         return Prediction(*result, False)
 
-    def predict_with_plan(self, q: np.ndarray, qd: np.ndarray, controller: ControllerModel, plan: JointPlan,
-                          offset: float, step: float, horizon_steps: int) -> Prediction:
+    def predict_with_plan(self, q: np.ndarray, qd: np.ndarray, plan: JointPlan, offset: float, step: float,
+                          horizon_steps: int) -> Prediction:
         """Roll out along ``plan`` sampled from ``offset`` s after its stamp (the state's instant)."""
-        model, version = self._current
+        model, controller, version = self._current
         if not isinstance(model, PhysicsInformedArm):
             raise TypeError(f'a {model.kind} model has no mass matrix to follow a plan with')
+        if controller is None:
+            raise TypeError('no controller model to follow a plan with')
         start = time.perf_counter()
         times = step * np.arange(horizon_steps + 1)
         desired = plan.sample(offset + times[1:])
@@ -117,47 +126,12 @@ class ReplayBuffer:
             return
         with self._lock:
             dt = stamp - last[0]
-            self._rows.append(np.concatenate((last[1], last[2], tau, (qd - last[2]) / dt, [dt])))
+            self._rows.append(np.concatenate((last[1], last[2], tau, (qd - last[2]) / dt, [dt, stamp])))
 
-    def samples(self) -> Samples:
+    def samples(self, before: float = math.inf) -> Samples:
+        """The samples whose later state is stamped before ``before`` (s)."""
         with self._lock:
-            table = torch.as_tensor(np.array(self._rows), dtype=torch.float32)
-        n = (table.shape[1] - 1) // 4
-        return Samples(*table.split([n, n, n, n, 1], dim=1))
-
-
-class Refiner:
-    """Background thread: periodically fine-tunes a copy of the model on the buffer and swaps it in."""
-
-    def __init__(self, predictor: Predictor, buffer: ReplayBuffer, period: float, steps: int,
-                 min_samples: int, learning_rate: float, workers: Workers | None = None) -> None:
-        self.predictor, self.buffer = predictor, buffer
-        self.period, self.steps, self.min_samples, self.learning_rate = period, steps, min_samples, learning_rate
-        self.last_loss = float('nan')
-        self.refinements = 0
-        self._stop = threading.Event()
-        self._workers = workers or Workers()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = self._workers.spawn('predictor refiner', self._run, self._stop)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def refine_once(self) -> bool:
-        if len(self.buffer) < self.min_samples:
-            return False
-        candidate = copy.deepcopy(self.predictor.model)
-        history = fit(candidate, self.buffer.samples(), self.steps, batch=min(256, len(self.buffer)),
-                      learning_rate=self.learning_rate, seed=self.refinements)
-        self.last_loss = float(np.mean(history[-max(1, len(history) // 5):]))
-        self.predictor.swap(candidate)
-        self.refinements += 1
-        return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.refine_once()
+            rows = [row for row in self._rows if row[-1] < before]
+        n = (len(rows[0]) - 2) // 4 if rows else 0
+        table = torch.as_tensor(np.array(rows).reshape(len(rows), 4 * n + 2), dtype=torch.float32)
+        return Samples(*table[:, :-1].split([n, n, n, n, 1], dim=1))

@@ -6,7 +6,10 @@ the per-joint ensemble standard deviation (rad) as positions, and ``twin_interfa
 on ``twin/prediction_info`` with the same header: which mode made it. With a recent plan on
 ``plan/joint_trajectory`` the model is driven by the identified controller model along it over
 ``plan.horizon`` (mode ``plan``); without one the last measured torque is held over ``horizon``
-(mode ``torque_hold``). Refinement runs in a background thread and swaps the weights atomically.
+(mode ``torque_hold``). Refits of the controller model (``adapt``) and of the dynamics (``refine``)
+run in background workers on a recent window of joint states; a refit is swapped in atomically
+(a new model version) only when it predicts the window's held-out end better
+(``twin_predictor.adaptation``); ``predictor: adaptation`` on /diagnostics counts them.
 """
 from __future__ import annotations
 
@@ -16,21 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_core.config import ConfigError
+from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_core.trajectory import JointPlan
 from twin_interfaces.msg import PredictionInfo
+from twin_predictor.adaptation import ControllerRefit, Guard, GuardSettings, Refiner
 from twin_predictor.config import PredictorConfig
 from twin_predictor.feed import feed_health, joint_vectors
+from twin_predictor.heldout import TrackingWindow
 from twin_predictor.plan import CONTROLLER_FILE, ControllerModel, supports_plan
-from twin_predictor.predictor import Prediction, Predictor, Refiner, ReplayBuffer
+from twin_predictor.predictor import Prediction, Predictor, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
 from twin_ros.common import declare_config, run, status, supervised_workers
 from twin_ros.stamps import to_duration
@@ -58,24 +64,31 @@ class PredictorNode(Node):
         torch.set_num_threads(1)
         model, self._metadata = load(directory)
         self._joints: list[str] = self._metadata['joint_names']
-        self._predictor = Predictor(model, self._metadata['version'], config.step,
-                                    max(1, round(config.horizon / config.step)), PredictionCache(config.cache_size))
-        self._buffer = ReplayBuffer(config.refine.buffer, config.refine.max_gap)
-        self._workers = supervised_workers(self)
-        self._refiner = Refiner(self._predictor, self._buffer, config.refine.period, config.refine.steps,
-                                config.refine.min_samples, config.refine.learning_rate, self._workers)
-        self._latest: tuple[JointState, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._last_prediction: Prediction | None = None
         self._order_error = ''
         self._plan_error = ''
-        self._controller = self._load_controller(directory, model)
+        controller = self._load_controller(directory, model)
+        self._predictor = Predictor(model, self._metadata['version'], config.step,
+                                    max(1, round(config.horizon / config.step)), PredictionCache(config.cache_size),
+                                    controller)
+        self._buffer = ReplayBuffer(config.refine.buffer, config.refine.max_gap)
+        self._workers = supervised_workers(self)
+        adapt = config.adapt
+        self._window = TrackingWindow(adapt.window)
+        self._guard = Guard(self._predictor, self._window, GuardSettings(
+            adapt.window, adapt.holdout, adapt.margin, config.plan.horizon, config.plan.step, adapt.starts))
+        self._refiner = Refiner(self._predictor, self._buffer, config.refine.period, config.refine.steps,
+                                config.refine.min_samples, config.refine.learning_rate, self._workers, self._guard)
+        self._adapting = adapt.enabled and controller is not None
+        self._refit = ControllerRefit(self._guard, adapt.period, self._workers)
+        self._latest: tuple[JointState, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_prediction: Prediction | None = None
         self._plans: deque[JointPlan] = deque(maxlen=PLANS_KEPT)
         self._plans_received = 0
         self._modes: Counter[str] = Counter()
         self._plan_age = math.nan
         self._plan_steps = max(1, round(config.plan.horizon / config.plan.step))
         self._info_pub = self.create_publisher(PredictionInfo, 'twin/prediction_info', 10)
-        if self._controller is not None:
+        if controller is not None:
             self.create_subscription(JointTrajectory, 'plan/joint_trajectory', self._on_plan, PLAN_QOS)
         self._trajectory_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory', 10)
         self._std_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory_std', 10)
@@ -85,6 +98,8 @@ class PredictorNode(Node):
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._on_diagnostics)
         if config.refine.enabled:
             self._refiner.start()
+        if self._adapting:
+            self._refit.start()
 
     def _load_controller(self, directory: Path, model: object) -> ControllerModel | None:
         """The controller model to follow plans with; None when plans are off."""
@@ -133,6 +148,8 @@ class PredictorNode(Node):
     def destroy_node(self) -> None:
         if self._config.refine.enabled:
             self._refiner.stop()
+        if self._adapting:
+            self._refit.stop()
         self._workers.stop()
         super().destroy_node()
 
@@ -143,18 +160,22 @@ class PredictorNode(Node):
             self._order_error = str(error)
             return
         self._latest = (msg, q, qd, tau)
-        self._buffer.add(to_seconds(from_msg(msg.header.stamp)), q, qd, tau)
+        stamp = from_msg(msg.header.stamp)
+        self._buffer.add(to_seconds(stamp), q, qd, tau)
+        if self._adapting or self._config.refine.enabled:
+            plan = self._plan_at(stamp) if self._predictor.controller is not None else None
+            self._window.add(to_seconds(stamp), q, qd, tau, plan,
+                             to_seconds(stamp - plan.stamp) if plan is not None else math.nan)
 
     def _on_predict(self) -> None:
         if self._latest is None:
             return
         msg, q, qd, tau = self._latest
         stamp = from_msg(msg.header.stamp)
-        plan = self._plan_at(stamp) if self._controller is not None else None
-        if plan is not None and self._controller is not None:
+        plan = self._plan_at(stamp) if self._predictor.controller is not None else None
+        if plan is not None:
             age = to_seconds(stamp - plan.stamp)
-            prediction = self._predictor.predict_with_plan(q, qd, self._controller, plan, age,
-                                                           self._config.plan.step, self._plan_steps)
+            prediction = self._predictor.predict_with_plan(q, qd, plan, age, self._config.plan.step, self._plan_steps)
         else:
             age = math.nan
             prediction = self._predictor.predict(q, qd, tau)
@@ -172,7 +193,7 @@ class PredictorNode(Node):
                   'refinements': self._refiner.refinements, 'refine_loss': self._refiner.last_loss,
                   'replay_samples': len(self._buffer), 'cache_hits': cache.hits, 'cache_misses': cache.misses}
         values |= {f'predictions.{mode}': count for mode, count in sorted(self._modes.items())}
-        if self._controller is not None:
+        if self._predictor.controller is not None:
             values |= {'plans_received': self._plans_received, 'plan_age_s': self._plan_age}
         if prediction is not None:
             values['mode'] = prediction.mode
@@ -185,8 +206,20 @@ class PredictorNode(Node):
 
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status(f'{self.get_name()}: model', level, message, values=values)]
+        array.status = [status(f'{self.get_name()}: model', level, message, values=values), self._adaptation_status()]
         self._diagnostics_pub.publish(array)
+
+    def _adaptation_status(self) -> DiagnosticStatus:
+        """Refits per part (controller, dynamics): accepted, rejected, last held-out errors, the last outcome."""
+        values: dict[str, object] = {'model_version': self._predictor.version,
+                                     'window_samples': len(self._window)}
+        for part, verdict in self._guard.verdicts.items():
+            values |= {f'{part}.accepted': verdict.accepted, f'{part}.rejected': verdict.rejected,
+                       f'{part}.current_error_mrad': 1e3 * verdict.current_error,
+                       f'{part}.candidate_error_mrad': 1e3 * verdict.candidate_error, f'{part}.last': verdict.last}
+        parts = [name for name, on in (('controller', self._adapting), ('dynamics', self._config.refine.enabled)) if on]
+        message = ('refitting ' + ' and '.join(parts)) if parts else 'no online refits'
+        return status(f'{self.get_name()}: adaptation', Level.OK, message, values=values)
 
 
 def main(args: list[str] | None = None) -> int:
