@@ -188,7 +188,7 @@ def test_a_bag_without_predictions_says_the_topic_was_not_recorded(report) -> No
     assert code == 0
     assert f'Not recorded: {PREDICTION} (the twin&#x27;s predictions).' in html
     assert f'<th>messages {PREDICTION}</th><td>not recorded</td>' in html
-    assert f'Not recorded: {TWIN_STATE} (the twin&#x27;s desired joint states).' in html
+    assert '<section id="plan">' not in html and 'plan deviation' not in html  # no plan, no section
     assert html.count('data:image/png;base64,') == 4
     assert not (images / 'run_prediction.png').exists()
     assert '<section id="tracking">' in html and 'latency</th>' in html
@@ -232,7 +232,7 @@ def test_sections_of_topics_not_recorded_say_so_and_count_nothing(tmp_path: Path
     recorded_bag(tmp_path / 'bag', [TRUTH])  # the ground truth only, like a bag of inputs
     assert main([str(tmp_path / 'bag'), '--no-replay', '--out', str(tmp_path / 'r.html')]) == 0
     html = (tmp_path / 'r.html').read_text()
-    for topic in (TWIN_JOINTS, TWIN_STATE, PREDICTION, ANOMALIES, SCHEDULE, DIAGNOSTICS):
+    for topic in (TWIN_JOINTS, PREDICTION, ANOMALIES, SCHEDULE, DIAGNOSTICS):
         assert f'Not recorded: {topic}' in html or f'not recorded: {topic}' in html, topic
         assert f'<th>messages {topic}</th><td>not recorded</td>' in html
     assert f'<th>anomaly alarms</th><td>not recorded: {ANOMALIES}</td>' in html

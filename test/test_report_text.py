@@ -10,7 +10,6 @@ from twin_report.series import (
     TRUTH,
     TRUTH_JOINTS,
     TWIN_JOINTS,
-    TWIN_STATE,
     Alarm,
     FaultInterval,
     PlanTracking,
@@ -71,5 +70,5 @@ def test_absent_topics_are_named_never_counted_as_zero():
     assert f'not recorded               {TWIN_JOINTS}' in text
     assert f'not recorded               {ANOMALIES}' in text
     assert f'not recorded               {DIAGNOSTICS}' in text
-    assert f'no plan                    {TWIN_STATE} not recorded' in text
+    assert 'Tracking: desired vs measured' not in text  # no plan, no block
     assert 'alarms' not in text.replace('Anomaly alarms', '')

@@ -33,7 +33,6 @@ from twin_report.series import (
     TRUTH,
     TRUTH_JOINTS,
     TWIN_JOINTS,
-    TWIN_STATE,
     Run,
 )
 
@@ -111,23 +110,22 @@ def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: Repo
                ('end-effector error max', f'{fidelity.ee_error_max * 1e3:.2f} mm')])])
 
 
-def _plan(run: Run, report: Report) -> str:
-    title = ('plan', 'Tracking: desired vs measured')
+def _plan(run: Run, report: Report) -> list[str]:
+    """The section on the plan; none when no twin state carried one (a cell without a plan)."""
     if run.plan is None:
-        return section(*title, [_absent(run, TWIN_STATE, "the twin's desired joint states",
-                                        f'no {TWIN_STATE} message carries a plan (desired_position).')])
+        return []
     deviation: PlanDeviation = plan_deviation(run.plan)
     worst = int(deviation.peak.argmax())
     report.summary.append(('plan deviation peak (worst joint)',
                            f'{mrad(float(deviation.peak[worst]))} ({deviation.joint_names[worst]})'))
     report.images['plan'] = figures.plan_figure(run, run.plan)
-    return section(*title, [
+    return [section('plan', 'Tracking: desired vs measured', [
         note(f'{deviation.samples} twin states with a plan: the measured joint positions against '
              "the controller's desired ones (plan/desired_joint_states) interpolated at each state's stamp."),
         image(report.images['plan'], 'desired and measured joint positions and their deviation'),
         table(('joint', 'deviation RMS', 'deviation peak'),
               [(joint, mrad(rms), mrad(peak)) for joint, rms, peak in
-               zip(deviation.joint_names, deviation.rms, deviation.peak)])])
+               zip(deviation.joint_names, deviation.rms, deviation.peak)])])]
 
 
 def _prediction(run: Run, report: Report) -> str:
@@ -255,12 +253,12 @@ def _schedule(run: Run, report: Report) -> str:
 
 
 def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = ReportOptions()) -> Report:
-    """The page of ``run``: summary first, then the six sections."""
+    """The page of ``run``: summary first, then the sections (the plan's only with a plan)."""
     report = Report()
     report.summary += [('source', run.source), ('start', utc(run.start)),
                        ('duration', f'{run.end - run.start:.1f} s')]
     report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS]
-    sections = [_tracking(run, report, kinematics, options), _plan(run, report), _prediction(run, report),
+    sections = [_tracking(run, report, kinematics, options), *_plan(run, report), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]
     summary = section('summary', 'Summary', [pairs(report.summary)])
     report.html = document('Digital twin run report', [summary, *sections])

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from twin_core.kinematics import ArmKinematics
 from twin_report.analysis import hold_baseline, horizon_error, in_fault, plan_deviation, tracking
 from twin_report.report import hours
-from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TRUTH, TWIN_JOINTS, TWIN_STATE, Run
+from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TRUTH, TWIN_JOINTS, Run
 
 WIDTH = 26  # label column
 
@@ -43,11 +43,11 @@ def _fidelity(run: Run, kinematics: ArmKinematics, max_lag: float) -> list[str]:
 
 
 def _plan(run: Run) -> list[str]:
-    lines = ['Tracking: desired vs measured (the controller\'s plan against the twin)']
+    """The block on the plan; none when no twin state carried one."""
     if run.plan is None:
-        return [*lines, _row('no plan', f'{TWIN_STATE} not recorded' if TWIN_STATE not in run.counts
-                             else f'no {TWIN_STATE} carries desired positions')]
+        return []
     deviation = plan_deviation(run.plan)
+    lines = ['Tracking: desired vs measured (the controller\'s plan against the twin)']
     lines.append(_row('states compared', str(deviation.samples), 'measured − desired position at each state'))
     lines += [_row(joint, f'{rms * 1e3:.3f} mrad RMS', f'peak {peak * 1e3:.3f} mrad')
               for joint, rms, peak in zip(deviation.joint_names, deviation.rms, deviation.peak)]
@@ -110,6 +110,7 @@ def summary_text(run: Run, kinematics: ArmKinematics, max_lag: float, grace: flo
                  files: Sequence[str] = ()) -> str:
     """The summary of ``run`` (``files``: what was written, listed last)."""
     blocks = [_fidelity(run, kinematics, max_lag), _plan(run), _alarms(run, grace), _condition(run), _prediction(run)]
+    blocks = [block for block in blocks if block]
     if files:
         blocks.append(['Written', *(f'  {path}' for path in files)])
     return '\n\n'.join('\n'.join(block) for block in blocks)
