@@ -34,11 +34,12 @@ def test_desired_states_interpolate_hold_and_refuse_gaps() -> None:
     np.testing.assert_allclose(sample.velocity, [1.0, 0.0])
     np.testing.assert_allclose(deviation(np.array([0.005, 0.99]), sample), [0.001, -0.01])
     assert desired.at(from_seconds(0.99)) is None  # before the first sample
-    np.testing.assert_allclose(desired.at(from_seconds(1.05)).position, [0.01, 1.0])  # held
+    np.testing.assert_allclose(desired.at(from_seconds(1.05)).position, [0.05, 1.0])  # along its velocity
     assert desired.at(from_seconds(1.07)) is None  # stale
     desired.add(from_seconds(1.2), np.array([0.2, 1.0]))  # after a gap of 0.19 s
     assert desired.at(from_seconds(1.1)) is None
-    assert np.isnan(desired.at(from_seconds(1.2)).velocity).all()  # stream without velocities
+    assert np.isnan(desired.at(from_seconds(1.2)).velocity).all()  # stream without velocities: held
+    np.testing.assert_allclose(desired.at(from_seconds(1.23)).position, [0.2, 1.0])
     desired.add(from_seconds(0.5), np.array([5.0, 5.0]))  # before all kept: a replay restarted
     assert len(desired) == 1
     with pytest.raises(ValueError, match='2 desired velocities for 1 positions'):

@@ -3,8 +3,9 @@
 Desired joint states (``plan/desired_joint_states``: position and velocity per joint) arrive at
 the plan's rate, not at the instants a measurement or a twin state is taken. :class:`DesiredStates`
 keeps the recent ones and gives the desired values at another stamp: interpolated between the
-samples around it, or held from the newest for up to ``max_gap``; never across a gap wider than
-that (the plan stream stopped or is stale). The tracking deviation is measured − desired position
+samples around it, or carried on from the newest for up to ``max_gap`` (along its desired
+velocity where the stream has one, else held); never across a gap wider than that (the plan
+stream stopped or is stale). The tracking deviation is measured − desired position
 at one stamp.
 """
 from __future__ import annotations
@@ -57,7 +58,8 @@ class DesiredStates:
 
     def at(self, stamp: int) -> Desired | None:
         """The desired state at ``stamp`` (ns); None before the first sample, across a gap wider
-        than ``max_gap`` or more than ``max_gap`` after the newest sample.
+        than ``max_gap`` or more than ``max_gap`` after the newest sample (up to that, the newest
+        position advanced by its velocity, or held where the velocity is unknown).
         """
         samples = self._samples
         if not samples or stamp < samples[0][0]:
@@ -66,7 +68,10 @@ class DesiredStates:
             t0, p0, v0 = samples[index]
             if t0 <= stamp:
                 if index + 1 == len(samples):
-                    return Desired(p0, v0) if to_seconds(stamp - t0) <= self.max_gap else None
+                    ahead = to_seconds(stamp - t0)
+                    if ahead > self.max_gap:
+                        return None
+                    return Desired(p0 + np.where(np.isfinite(v0), v0, 0.0) * ahead, v0)
                 t1, p1, v1 = samples[index + 1]
                 if to_seconds(t1 - t0) > self.max_gap:
                     return None
