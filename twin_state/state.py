@@ -47,6 +47,18 @@ class InputSample(Protocol):
 
 
 @dataclass(frozen=True)
+class FrameInput:
+    """An :class:`InputSample` as plain data (frames built offline: benchmarks, tests)."""
+
+    topic: str
+    type: str
+    age: float
+    quality: Quality
+    names: tuple[str, ...]
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
 class InputStatus:
     """Freshness of one input at the frame time."""
 
