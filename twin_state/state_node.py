@@ -43,7 +43,7 @@ from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
 from twin_state.live import LiveMirror
-from twin_state.monitor import StateMonitor
+from twin_state.monitor import PLAN_INPUT, StateMonitor
 from twin_state.state import TwinState
 
 
@@ -126,7 +126,7 @@ class StateNode(Node):
             self.create_subscription(JointState, self._config.live_input, self._on_live,
                                      qos_profile_sensor_data)
         if self._config.plan.enabled:
-            self.create_subscription(JointState, 'plan/desired_joint_states', self._on_desired,
+            self.create_subscription(JointState, PLAN_INPUT, self._on_desired,
                                      qos_profile_sensor_data)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
                                  self._on_prediction, 10)
@@ -171,7 +171,7 @@ class StateNode(Node):
             self._estimator.desired(from_msg(message.header.stamp), message.name, message.position,
                                     message.velocity)
         except ValueError as error:
-            self._reject('plan/desired_joint_states', error)
+            self._reject(PLAN_INPUT, error)
 
     def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
                       ) -> GetStateAt.Response:
