@@ -5,13 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
 from twin_anomaly.anomaly import AnomalyModel, DetectorSettings
 from twin_core.channels import Series
 from twin_core.stamps import from_seconds
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SensorSample, SyncedFrame, TwinState
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.rul import RulModel
 from twin_ros.stamps import to_msg
@@ -121,3 +122,33 @@ maintenance_planner:
     assert raised[0].score > raised[0].threshold and raised[0].severity >= 1
     onset = raised[0].header.stamp.sec + raised[0].header.stamp.nanosec * 1e-9
     assert 0.0 <= onset - frames.step_time < 0.2  # in frame time
+
+
+@pytest.mark.integration
+def test_a_joint_off_its_path_raises_and_clears_a_tracking_alarm(start_process, probe, models):
+    anomaly_model, _ = models
+    probe.subscribe('/twin/anomalies', AnomalyEvent)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    start_process('anomaly_node', '--ros-args', '-p', f'model:={anomaly_model}', '-p', 'tracking.bound:=0.01',
+                  '-p', 'tracking.duration:=0.05', '-p', 'tracking.clear_duration:=0.2')
+    states = probe.node.create_publisher(TwinState, '/twin/state', 10)
+    deadline = time.monotonic() + 20
+    while states.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, 'anomaly_node never subscribed to /twin/state'
+        time.sleep(0.05)
+    errors = [0.001] * 20 + [0.02] * 30 + [0.0] * 40  # joint_2 off its path from the 21st state
+    for index, error in enumerate(errors):
+        states.publish(TwinState(header=Header(stamp=to_msg(from_seconds(1000.0 + index / RATE))),
+                                 joint_names=['joint_1', 'joint_2'], tracking_error=[0.0, error]))
+        time.sleep(1.0 / RATE)
+    events = probe.wait_for('/twin/anomalies', lambda m: any(not e.active for e in m), timeout=10)
+    assert [(e.sensor, e.method, e.active) for e in events] == [
+        ('joint_2.tracking_error', 'tracking', True), ('joint_2.tracking_error', 'tracking', False)]
+    rise, clear = (e.header.stamp.sec + e.header.stamp.nanosec * 1e-9 - 1000.0 for e in events)
+    # 50 ms beyond the bound, 200 ms back below half of it (within a state period: stamps are whole ns)
+    assert rise == pytest.approx(0.25, abs=0.011) and clear == pytest.approx(0.70, abs=0.011)
+
+    def reported(messages: list) -> bool:
+        return any(s.name == 'anomaly_detector: tracking' and ('peak_error.joint_2', '0.02') in
+                   [(kv.key, kv.value) for kv in s.values] for m in messages for s in m.status)
+    probe.wait_for('/diagnostics', reported, timeout=5)

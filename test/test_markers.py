@@ -19,6 +19,7 @@ from twin_state.markers import (
     PredictionFeed,
     TaskInfo,
     Trajectory,
+    desired_arm,
     ghost,
     human_duration,
     joint_of,
@@ -118,6 +119,19 @@ def test_ghost_path_and_arms_are_the_forward_kinematics_of_the_mean(
     tool = [i for i, s in enumerate(parts) if s.child == 'tool0'][0]
     np.testing.assert_allclose(drawn.arms[-1][1][tool, 1], expected[-1], atol=1e-12)
     assert drawn.spheres == ()  # no standard deviation, no spheres
+
+
+def test_desired_ghost_is_the_arm_at_the_desired_positions_only_with_a_plan(
+        kinematics: ArmKinematics) -> None:
+    parts = segments(kinematics)
+    assert desired_arm(kinematics, parts, JOINTS, np.zeros(0)) is None
+    desired = np.array([0.4, -0.3, 0.9, 0.2])
+    drawn = desired_arm(kinematics, parts, JOINTS, desired)
+    tool = [i for i, s in enumerate(parts) if s.child == 'tool0'][0]
+    np.testing.assert_allclose(drawn[tool, 1], kinematics.end_effector(dict(zip(JOINTS, desired))).position,
+                               atol=1e-12)
+    measured = skeleton(kinematics.transforms(dict(zip(JOINTS, desired + [0.0, 0.1, 0.0, 0.0]))), parts)
+    assert np.linalg.norm(measured[tool, 1] - drawn[tool, 1]) > 0.01  # a deviation shows beside the arm
 
 
 def test_position_jacobian_matches_finite_differences(kinematics: ArmKinematics) -> None:

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from twin_bag.config import RecorderConfig
 from twin_bag.recorder import Recording
 from twin_core.stamps import from_seconds
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, WorkcellTruth
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, TwinState, WorkcellTruth
 from twin_report.cli import main
 from twin_report.page import milliseconds
 from twin_report.series import (
@@ -34,6 +34,7 @@ from twin_report.series import (
     TRUTH,
     TRUTH_JOINTS,
     TWIN_JOINTS,
+    TWIN_STATE,
 )
 from twin_ros.stamps import to_duration, to_msg
 
@@ -46,6 +47,13 @@ OFFSET = 0.01  # rad the twin is off on joint_2
 DRIFT = 0.01  # rad of prediction error per s of horizon, every joint
 FAULT = (2.0, 3.0)  # s: collision:link_3 in the truth's active_faults
 HORIZONS = np.round(np.arange(0.0, 0.51, 0.1), 3)
+PLAN_DEVIATION = 0.004  # rad: amplitude of joint_3's deviation from the plan, a 0.5 Hz sine
+
+
+def desired_q(t: float) -> list[float]:
+    q = twin_q(t)
+    q[2] -= PLAN_DEVIATION * math.sin(math.pi * t)
+    return q
 
 
 def truth_q(t: float) -> list[float]:
@@ -68,13 +76,14 @@ def header(t: float) -> Header:
     return Header(stamp=time_msg(t), frame_id='base_link')
 
 
-def write_bag(path: Path, predictions: bool = True) -> None:
-    """A run of SPAN s: 100 Hz truth and twin, 10 Hz truth with one fault interval and
-    health, two alarms (one inside the fault), optionally 10 Hz predictions, diagnostics with
-    RUL and one maintenance plan.
+def write_bag(path: Path, predictions: bool = True, plan: bool = True) -> None:
+    """A run of SPAN s: 100 Hz truth and twin (optionally twin states with a plan), 10 Hz truth
+    with one fault interval and health, two alarms (one inside the fault), optionally 10 Hz
+    predictions, diagnostics with RUL and one maintenance plan.
     """
     topics = [TWIN_JOINTS, TRUTH_JOINTS, TRUTH, ANOMALIES, DIAGNOSTICS, SCHEDULE]
     topics += [PREDICTION] if predictions else []
+    topics += [TWIN_STATE] if plan else []
     recording = Recording(RecorderConfig(output=str(path), topics=tuple(topics),
                                          types=tuple(TOPICS[t] for t in topics),
                                          qos=('reliable',) * len(topics)), PREFIXES, from_seconds(T0))
@@ -85,6 +94,9 @@ def write_bag(path: Path, predictions: bool = True) -> None:
                                                      position=truth_q(t))))
         messages.append((t, TWIN_JOINTS, JointState(header=header(t), name=JOINTS,
                                                     position=twin_q(t))))
+        if plan:
+            messages.append((t, TWIN_STATE, TwinState(header=header(t), joint_names=JOINTS, position=twin_q(t),
+                                                      desired_position=desired_q(t))))
     for k in range(int(SPAN * 10)):
         t = k / 10
         faults = ['collision:link_3'] if FAULT[0] <= t < FAULT[1] else []
@@ -125,7 +137,7 @@ def number(html: str, pattern: str) -> float:
 @pytest.fixture
 def report(tmp_path: Path) -> Callable[[bool], tuple[int, str, Path]]:
     def build(predictions: bool) -> tuple[int, str, Path]:
-        write_bag(tmp_path / 'bag', predictions)
+        write_bag(tmp_path / 'bag', predictions, plan=predictions)
         code = main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'report.html'),
                      '--images-dir', str(tmp_path / 'images'), '--image-prefix', 'run_'])
         html = (tmp_path / 'report.html').read_text() if code == 0 else ''
@@ -136,14 +148,20 @@ def report(tmp_path: Path) -> Callable[[bool], tuple[int, str, Path]]:
 def test_report_shows_every_section_with_the_bags_numbers(report) -> None:
     code, html, images = report(True)
     assert code == 0
-    for anchor in ('summary', 'tracking', 'prediction', 'anomalies', 'health', 'schedule'):
+    for anchor in ('summary', 'tracking', 'plan', 'prediction', 'anomalies', 'health', 'schedule'):
         assert f'<section id="{anchor}">' in html
     assert 'No data' not in html
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(embedded) == 5
+    assert len(embedded) == 6
     assert all(base64.b64decode(data).startswith(b'\x89PNG') for data in embedded)
     assert sorted(p.name for p in images.iterdir()) == [
-        f'run_{name}.png' for name in ('anomalies', 'health', 'prediction', 'schedule', 'tracking')]
+        f'run_{name}.png' for name in ('anomalies', 'health', 'plan', 'prediction', 'schedule', 'tracking')]
+    # The plan: joint_3 off by a sine of 4 mrad (RMS 4/√2 mrad over whole periods), the others on it.
+    plan = html[html.index('<section id="plan">'):html.index('<section id="prediction">')]
+    assert 'Tracking: desired vs measured' in plan and '800 twin states with a plan' in plan
+    assert '<td>joint_3</td><td>2.83 mrad</td><td>4.00 mrad</td>' in plan
+    assert '<td>joint_1</td><td>0.00 mrad</td><td>0.00 mrad</td>' in plan
+    assert '<th>plan deviation peak (worst joint)</th><td>4.00 mrad (joint_3)</td>' in html
     # Fidelity: twin(t) = truth(t − 30 ms), joint_2 off by 10 mrad.
     assert number(html, r'latency</th><td>([\d.]+) ms') == pytest.approx(LATENCY * 1e3, abs=0.2)
     assert number(html, r'<td>joint_2</td><td>([\d.]+) mrad') == pytest.approx(OFFSET * 1e3, abs=0.05)
@@ -170,6 +188,7 @@ def test_a_bag_without_predictions_says_the_topic_was_not_recorded(report) -> No
     assert code == 0
     assert f'Not recorded: {PREDICTION} (the twin&#x27;s predictions).' in html
     assert f'<th>messages {PREDICTION}</th><td>not recorded</td>' in html
+    assert '<section id="plan">' not in html and 'plan deviation' not in html  # no plan, no section
     assert html.count('data:image/png;base64,') == 4
     assert not (images / 'run_prediction.png').exists()
     assert '<section id="tracking">' in html and 'latency</th>' in html
@@ -242,10 +261,12 @@ def test_the_summary_prints_every_layer_with_a_verdict_per_alarm(tmp_path: Path,
     write_bag(tmp_path / 'bag', True)
     assert main([str(tmp_path / 'bag'), '--out', str(tmp_path / 'report.html'), '--summary']) == 0
     out = capsys.readouterr().out
-    for block in ('Twin vs ground truth', 'Anomaly alarms', 'Health, remaining useful life and risk per joint',
+    for block in ('Twin vs ground truth', 'Tracking: desired vs measured', 'Anomaly alarms',
+                  'Health, remaining useful life and risk per joint',
                   'Prediction', 'Written'):
         assert f'\n{block}' in out
     assert number(out, r'latency\s+([\d.]+) ms') == pytest.approx(LATENCY * 1e3, abs=0.2)
     assert 'during a fault: detection' in out and 'no fault: false alarm' in out
     assert 'risk HIGH' in out
+    assert re.search(r'joint_3\s+2\.828 mrad RMS\s+peak 4\.000 mrad', out)
     assert f'{tmp_path / "report.html"} (the report page)' in out

@@ -12,6 +12,7 @@ from twin_report.series import (
     TWIN_JOINTS,
     Alarm,
     FaultInterval,
+    PlanTracking,
     PredictedTrajectory,
     RulSample,
     Run,
@@ -43,7 +44,9 @@ def full_run() -> Run:
         faults=(FaultInterval('encoder_stuck:joint_3', 105.5, 108.0),),
         rul=(RulSample('joint_2', 118.0, 0.91, 7200.0, 3600.0, 10800.0),),
         schedules=(Schedule(118.0, 1, (PlannedTask(component='joint_2', risk=Risk.MEDIUM),
-                                       PlannedTask('plc', 'inspect sensor', Risk.HIGH)), ()),))
+                                       PlannedTask('plc', 'inspect sensor', Risk.HIGH)), ()),),
+        plan=PlanTracking(stamps, moving(stamps).positions, moving(stamps).positions - [0.0, 0.0, 0.003, 0.0],
+                          JOINTS))
 
 
 def test_every_block_reads_from_the_run_with_a_verdict_per_alarm():
@@ -56,6 +59,8 @@ def test_every_block_reads_from_the_run_with_a_verdict_per_alarm():
     assert 'inspect sensor, risk HIGH' in text
     assert 'error at 0.2 s             0.0 mrad RMS' in text  # the predictions were exact
     assert 'position held (baseline)' in text
+    assert 'states compared            2000' in text
+    assert 'joint_3                    3.000 mrad RMS         peak 3.000 mrad' in text
     assert text.endswith('  out/demo/report.html')
 
 
@@ -65,4 +70,5 @@ def test_absent_topics_are_named_never_counted_as_zero():
     assert f'not recorded               {TWIN_JOINTS}' in text
     assert f'not recorded               {ANOMALIES}' in text
     assert f'not recorded               {DIAGNOSTICS}' in text
+    assert 'Tracking: desired vs measured' not in text  # no plan, no block
     assert 'alarms' not in text.replace('Anomaly alarms', '')

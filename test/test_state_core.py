@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -28,19 +27,10 @@ from twin_state.estimator import StateEstimator
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
 from twin_state.history import ExtrapolationError, History, InvalidSampleError, OldDataError
 from twin_state.obstacles import ScanGeometry, extract_obstacles
+from twin_state.state import FrameInput as InputSample
 
 URDF = CONFIG_DIR / 'arm.urdf'
 LAYOUT = Layout((Signal('x'), Signal('q', kind=Kind.QUATERNION), Signal('mode', kind=Kind.HOLD)))
-
-
-@dataclass(frozen=True)
-class InputSample:
-    topic: str
-    type: str
-    age: float
-    quality: int
-    names: tuple[str, ...]
-    values: np.ndarray
 
 
 def quat_z(angle: float) -> np.ndarray:

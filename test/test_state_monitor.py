@@ -68,3 +68,14 @@ def test_inputs_are_stale_when_held_too_long_or_old():
     assert status.values == {'age.imu/data': 0.01, 'age.scan': 0.8, 'age.cell/status': 0.1}
     fresh = reports(monitor, estimator(inputs=inputs[:1]), 3.0)['inputs']
     assert (fresh.level, fresh.message) == (Level.OK, 'all inputs fresh')
+
+
+def test_refused_desired_joint_states_are_reported_with_the_inputs():
+    monitor = StateMonitor(stale_after=0.5, now=0.0)
+    inputs = [SimpleNamespace(topic='imu/data', quality=Quality.INTERPOLATED, age=0.01)]
+    assert monitor.reject('plan/desired_joint_states', 'no value for joint(s) joint_4')
+    status = reports(monitor, estimator(inputs=inputs), 1.0)
+    assert (status['inputs'].level, status['inputs'].message) == (
+        Level.WARN, 'all inputs fresh; plan/desired_joint_states: no value for joint(s) joint_4')
+    assert status['visualization'].message == 'markers ok'
+    assert reports(monitor, estimator(inputs=inputs), 2.0)['inputs'].level == Level.OK  # one period

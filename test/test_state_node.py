@@ -10,7 +10,7 @@ import pytest
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -26,6 +26,7 @@ from twin_interfaces.msg import (
     MaintenanceTask,
     SensorSample,
     SyncedFrame,
+    TwinState,
 )
 from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_ros.stamps import to_msg
@@ -283,5 +284,65 @@ def test_each_joint_measurement_is_mirrored_live_in_the_twin_joint_order(start_p
 
     def reported(messages: list) -> bool:
         return any('encoders/joint_states' in s.message and 'non-finite position' in s.message
+                   for m in messages for s in m.status)
+    probe.wait_for('/diagnostics', reported, timeout=5)
+
+
+def test_state_carries_the_plan_and_tracking_error_and_draws_the_desired_arm(start_process, probe):
+    for topic, kind in (('/twin/state', TwinState), ('/twin/markers', MarkerArray),
+                        ('/diagnostics', DiagnosticArray)):
+        probe.subscribe(topic, kind)
+    # the plan first, paced (best effort: a busy node may still drop a few samples; gaps up to 0.5 s
+    # are interpolated across, exactly, the plan being linear in time)
+    _, frames = start_state_node(start_process, probe, '-p', 'plan.max_age:=0.5')
+    plan = probe.node.create_publisher(JointState, '/plan/desired_joint_states', qos_profile_sensor_data)
+    assert wait_for(lambda: plan.get_subscription_count() > 0, timeout=10)
+    shuffled = [3, 1, 0, 2]  # the plan's joint order differs from the twin's
+
+    def desired(t: float) -> list[float]:
+        return [p - (0.02 if j == 1 else 0.0) for j, p in enumerate(positions(t))]
+    times = [START + i * PERIOD for i in range(FRAMES)]
+    for t in (START - 0.05 + 0.01 * k for k in range(2 * FRAMES + 10)):
+        values = desired(t)
+        plan.publish(JointState(header=Header(stamp=stamp(t)), name=[JOINTS[j] for j in shuffled],
+                                position=[values[j] for j in shuffled],
+                                velocity=[[0.5, 0.0, 1.0, 0.0][j] for j in shuffled]))
+        time.sleep(0.005)
+    plan.publish(JointState(header=Header(stamp=stamp(START)), name=JOINTS[:3], position=[0.0] * 3))  # refused
+    time.sleep(0.2)
+    for t in times:
+        frames.publish(frame(t))
+        time.sleep(PERIOD)
+
+    def reached_end(messages: list) -> bool:
+        return any(m.header.stamp == stamp(times[-1]) for m in messages)
+    states = probe.wait_for('/twin/state', reached_end, timeout=10)
+    last = next(m for m in states if m.header.stamp == stamp(times[-1]))
+    np.testing.assert_allclose(last.desired_position, desired(times[-1]), atol=1e-9)
+    np.testing.assert_allclose(last.desired_velocity, [0.5, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(last.tracking_error, [0.0, 0.02, 0.0, 0.0], atol=1e-9)
+
+    answer = call(probe, GetStateAt, '/twin/get_state_at', GetStateAt.Request(stamp=stamp(times[20] + 0.005)))
+    assert answer.success, answer.message
+    np.testing.assert_allclose(answer.state.desired_position, desired(times[20] + 0.005), atol=1e-9)
+    history = call(probe, GetHistory, '/twin/get_history', GetHistory.Request(
+        paths=['joint_2.desired_position', 'joint_2.tracking_error'], start=stamp(times[20]), end=stamp(times[29])))
+    assert history.success, history.message
+    assert list(history.columns) == ['joint_2.desired_position', 'joint_2.tracking_error']
+    values = np.array(history.values.data).reshape(10, 2)
+    np.testing.assert_allclose(values[:, 0], [desired(t)[1] for t in times[20:30]], atol=1e-9)
+    np.testing.assert_allclose(values[:, 1], 0.02, atol=1e-9)
+
+    kinematics = ArmKinematics.from_urdf(CONFIG_DIR / 'arm.urdf')
+    ghost = viz.skeleton(kinematics.transforms(dict(zip(JOINTS, desired(times[-1])))),
+                         viz.segments(kinematics)).reshape(-1, 3)
+
+    def ghost_at_the_last_frame(messages: list) -> bool:
+        drawn = [m for m in messages[-1:] for m in named(m, 'desired_arm')]
+        return bool(drawn) and np.allclose(xyz(drawn[0].points), ghost, atol=1e-9)
+    probe.wait_for('/twin/markers', ghost_at_the_last_frame, timeout=10)
+
+    def reported(messages: list) -> bool:
+        return any('plan/desired_joint_states' in s.message and 'no value for joint(s) joint_4' in s.message
                    for m in messages for s in m.status)
     probe.wait_for('/diagnostics', reported, timeout=5)

@@ -1,4 +1,6 @@
-"""Anomaly detector node: twin/synced_frame in, twin/anomalies and diagnostics out."""
+"""Anomaly detector node: twin/synced_frame (the models) and twin/state (tracking alarms) in,
+twin/anomalies and diagnostics out.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,14 +9,15 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from twin_anomaly.alarms import AlarmStream, LateInputs, at_rest
-from twin_anomaly.anomaly import AnomalyModel
+from twin_anomaly.anomaly import AnomalyEvent, AnomalyModel
 from twin_anomaly.config import AnomalyConfig
+from twin_anomaly.tracking import TrackingAlarms
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
 from twin_core.paths import config_dir
-from twin_core.stamps import from_seconds
+from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
-from twin_interfaces.msg import SyncedFrame
+from twin_interfaces.msg import SyncedFrame, TwinState
 from twin_ros.common import declare_config, run, status
 from twin_ros.stamps import to_msg
 
@@ -43,11 +46,21 @@ class AnomalyNode(Node):
         self._events_publisher = self.create_publisher(AnomalyEventMsg, 'twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        self._tracking = TrackingAlarms(config.tracking)
+        if config.tracking.enabled:
+            self.create_subscription(TwinState, 'twin/state', self._on_state, 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
     def _on_frame(self, frame: SyncedFrame) -> None:
         late = self._late_inputs.check((sample.topic, sample.quality) for sample in frame.samples)
-        for event in self._alarms.add(*frame_values(frame), at_rest(cell_status(frame)), bool(late)):
+        self._publish(self._alarms.add(*frame_values(frame), at_rest(cell_status(frame)), bool(late)))
+
+    def _on_state(self, state: TwinState) -> None:
+        self._publish(self._tracking.update(to_seconds(from_msg(state.header.stamp)), state.joint_names,
+                                            state.tracking_error))
+
+    def _publish(self, events: list[AnomalyEvent]) -> None:
+        for event in events:
             self._events_publisher.publish(AnomalyEventMsg(
                 header=Header(stamp=to_msg(from_seconds(event.stamp)), frame_id='base_link'), sensor=event.sensor,
                 method=event.method, score=float(event.score), threshold=event.threshold,
@@ -55,8 +68,9 @@ class AnomalyNode(Node):
 
     def _publish_diagnostics(self) -> None:
         name = self.get_name()
+        reports = self._alarms.report() + ([self._tracking.report()] if self._tracking.config.enabled else [])
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[
-            status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in self._alarms.report()]))
+            status(f'{name}: {r.name}', r.level, r.message, values=r.values) for r in reports]))
 
 
 def main(args: list[str] | None = None) -> int:

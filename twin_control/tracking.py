@@ -8,14 +8,12 @@ pushing the arm off its path, a stuck or slipping encoder, a brake or gearbox th
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from twin_core.stamps import to_seconds
-
-DESIRED_KEPT = 256  # desired samples kept to interpolate between (2.5 s at 100 Hz)
+from twin_core.tracking import DesiredStates, deviation
 
 
 @dataclass(frozen=True)
@@ -36,54 +34,30 @@ class TrackingMonitor:
         self.latest: Deviation | None = None
         self.peak = np.zeros(len(joint_names))  # largest |deviation| seen per joint, rad
         self.unpaired = 0  # measured samples without desired states around them
-        self._desired: deque[tuple[int, np.ndarray]] = deque(maxlen=DESIRED_KEPT)
+        self._desired = DesiredStates(max_gap)
         self._over_since: int | None = None
 
     def desired(self, stamp: int, positions: np.ndarray) -> None:
-        if self._desired and stamp <= self._desired[-1][0]:
-            if stamp < self._desired[0][0]:
-                self._desired.clear()  # time went back (a replay restarted): start over
-            else:
-                return
-        self._desired.append((stamp, np.asarray(positions, dtype=float)))
-
-    def desired_at(self, stamp: int) -> np.ndarray | None:
-        """Desired positions at ``stamp`` interpolated between the samples around it (at most
-        ``max_gap`` apart), or extrapolated from the newest for up to ``max_gap``; None otherwise.
-        """
-        samples = self._desired
-        if not samples or stamp < samples[0][0]:
-            return None
-        gap = self.max_gap
-        for index in range(len(samples) - 1, -1, -1):
-            t0, p0 = samples[index]
-            if t0 <= stamp:
-                if index + 1 < len(samples):
-                    t1, p1 = samples[index + 1]
-                    if to_seconds(t1 - t0) > gap:
-                        return None
-                    return p0 + (p1 - p0) * ((stamp - t0) / (t1 - t0))
-                return p0 if to_seconds(stamp - t0) <= gap else None
-        return None
+        self._desired.add(stamp, positions)
 
     def measured(self, stamp: int, positions: np.ndarray) -> Deviation | None:
         """The deviation at a measured sample; None while no desired state is known around it."""
-        desired = self.desired_at(stamp)
+        desired = self._desired.at(stamp)
         if desired is None:
             self.unpaired += 1
             self._over_since = None
             return None
-        deviation = np.asarray(positions, dtype=float) - desired
-        self.peak = np.maximum(self.peak, np.abs(deviation))
-        over = np.flatnonzero(np.abs(deviation) > self.bound)
+        off = deviation(positions, desired)
+        self.peak = np.maximum(self.peak, np.abs(off))
+        over = np.flatnonzero(np.abs(off) > self.bound)
         if len(over) == 0:
             self._over_since = None
         elif self._over_since is None or stamp < self._over_since:
             self._over_since = stamp
         exceeded = self._over_since is not None and to_seconds(stamp - self._over_since) >= self.duration
-        description = ', '.join(f'{self.joint_names[i]} off its path by {deviation[i]:+.3f} rad '
+        description = ', '.join(f'{self.joint_names[i]} off its path by {off[i]:+.3f} rad '
                                 f'(> {self.bound:g})' for i in over)
-        self.latest = Deviation(stamp, deviation, exceeded, description)
+        self.latest = Deviation(stamp, off, exceeded, description)
         return self.latest
 
     def values(self) -> dict[str, float | int]:

@@ -37,11 +37,14 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Signal:
-    """A named value with its unit; a quaternion signal spans 4 columns."""
+    """A named value with its unit; a quaternion signal spans 4 columns. An ``optional`` signal
+    may be NaN (not known: no plan for the desired joint states).
+    """
 
     name: str
     unit: str = ''
     kind: Kind = Kind.LINEAR
+    optional: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -84,6 +87,11 @@ class Layout:
     def held(self) -> np.ndarray:
         return np.flatnonzero([signal.kind is Kind.HOLD for signal in self.signals
                                for _ in signal.columns])
+
+    @cached_property
+    def required(self) -> np.ndarray:
+        """The columns that must be finite (those of signals not ``optional``)."""
+        return np.flatnonzero([not signal.optional for signal in self.signals for _ in signal.columns])
 
     @cached_property
     def quaternions(self) -> tuple[int, ...]:
@@ -150,6 +158,9 @@ END_EFFECTOR_POSITION = tuple(f'end_effector.position.{axis}' for axis in AXES)
 END_EFFECTOR_ORIENTATION = 'end_effector.orientation'
 END_EFFECTOR = (*(Signal(name, 'm') for name in END_EFFECTOR_POSITION),
                 Signal(END_EFFECTOR_ORIENTATION, kind=Kind.QUATERNION))
+# The plan's view of each joint, NaN without a plan: the controller's desired position and
+# velocity and the tracking error (measured − desired position) at the state's stamp.
+PLAN_UNITS = {'desired_position': 'rad', 'desired_velocity': 'rad/s', 'tracking_error': 'rad'}
 TASK_ID, TASK_PROGRESS, SPEED_OVERRIDE, STOPPED = 'task_id', 'task_progress', 'speed_override', 'stopped'
 PROCESS = (Signal(TASK_ID, kind=Kind.HOLD), Signal(TASK_PROGRESS, '1'),
            Signal(SPEED_OVERRIDE, '1', Kind.HOLD), Signal(STOPPED, kind=Kind.HOLD))
@@ -168,7 +179,9 @@ def joint_signals(joints: Sequence[str], quantity: str) -> tuple[str, ...]:
 def state_layout(joints: Sequence[str]) -> Layout:
     """The twin state's layout (the history's columns) for an arm with ``joints``."""
     return Layout((*(joint_signal(joint, quantity) for quantity in JOINT_UNITS for joint in joints),
-                   *IMU, *END_EFFECTOR, *PROCESS))
+                   *IMU, *END_EFFECTOR, *PROCESS,
+                   *(Signal(f'{joint}.{quantity}', unit, optional=True)
+                     for quantity, unit in PLAN_UNITS.items() for joint in joints)))
 
 
 def range_min(topic: str) -> Signal:

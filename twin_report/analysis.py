@@ -1,5 +1,6 @@
-"""The numbers of a report: fidelity (via twin_state.fidelity), prediction error against
-horizon, and anomaly alarms against the ground-truth fault intervals.
+"""The numbers of a report: fidelity (via twin_state.fidelity), tracking of the plan (measured
+against desired), prediction error against horizon, and anomaly alarms against the ground-truth
+fault intervals.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin_core.kinematics import ArmKinematics
-from twin_report.series import Alarm, FaultInterval, PredictedTrajectory, Run
+from twin_report.series import Alarm, FaultInterval, PlanTracking, PredictedTrajectory, Run
 from twin_state.fidelity import FidelityReport, Trajectory, evaluate
 
 HORIZON_RESOLUTION = 1e-3  # s: predicted points whose horizons agree to this are pooled
@@ -48,6 +49,22 @@ def tracking(twin: Trajectory, truth: Trajectory, kinematics: ArmKinematics,
     inside = (twin.stamps >= first) & (twin.stamps <= last)
     stamps = twin.stamps[inside]
     return Tracking(report, stamps, twin.positions[inside] - truth.at(stamps - report.latency))
+
+
+@dataclass(frozen=True)
+class PlanDeviation:
+    """Per joint, the RMS and the peak |measured − desired position| (rad) over a run's states."""
+
+    joint_names: tuple[str, ...]
+    rms: np.ndarray
+    peak: np.ndarray
+    samples: int
+
+
+def plan_deviation(plan: PlanTracking) -> PlanDeviation:
+    error = plan.error
+    return PlanDeviation(plan.joint_names, np.sqrt(np.mean(error ** 2, axis=0)), np.abs(error).max(axis=0),
+                         len(error))
 
 
 def horizon_error(predictions: Sequence[PredictedTrajectory], reference: Trajectory,

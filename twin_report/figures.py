@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -17,7 +18,7 @@ from matplotlib.ticker import NullFormatter
 from twin_core.levels import Risk
 from twin_report.analysis import HorizonError, Tracking, in_fault
 from twin_report.page import milliseconds
-from twin_report.series import PredictedTrajectory, Run, Schedule
+from twin_report.series import PlanTracking, PredictedTrajectory, Run, Schedule
 from twin_state.fidelity import Trajectory
 
 DPI = 100  # 11 in wide figures fill the page's 70em column
@@ -34,34 +35,61 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class Line:
+    """Joint positions to draw (rad, samples × joints) at ``times`` (s since the run's start)."""
+
+    times: np.ndarray
+    positions: np.ndarray
+    label: str
+    color: str
+    width: float
+
+
+def _joints_figure(joints: Sequence[str], lines: Sequence[Line], title: str, error_times: np.ndarray,
+                   error_mrad: np.ndarray, error_label: str, log: bool) -> bytes:
+    """Per joint: the ``lines``; last row: the error of every joint (mrad, samples × joints)."""
+    figure = Figure(figsize=(11, 1.5 * (len(joints) + 1.5)))
+    axes = figure.subplots(len(joints) + 1, 1, sharex=True)
+    for column, (axis, joint) in enumerate(zip(axes, joints)):
+        for line in lines:
+            axis.plot(line.times, line.positions[:, column], color=line.color, lw=line.width, label=line.label)
+        axis.set_ylabel(f'{joint}\n[rad]')
+    axes[0].legend(loc='upper right', ncol=2, fontsize='small')
+    axes[0].set_title(title)
+    for column, joint in enumerate(joints):
+        axes[-1].plot(error_times, error_mrad[:, column], lw=0.8, label=joint)
+    if log:
+        axes[-1].set_yscale('log')
+        axes[-1].set_ylim(bottom=1e-2)
+        axes[-1].yaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
+    axes[-1].set_ylabel(error_label)
+    axes[-1].set_xlabel('time [s]')
+    axes[-1].legend(loc='upper right', ncol=len(joints), fontsize='small')
+    return png(figure)
+
+
 def tracking_figure(run: Run, tracking: Tracking) -> bytes:
     """Per joint: twin and truth positions; last row: the aligned error of every joint."""
     twin, truth = run.twin, run.truth
     if twin is None or truth is None:
         raise ValueError('a tracking figure needs both the twin and the truth trajectory')
     truth = truth.reordered(twin.joint_names)
-    joints = twin.joint_names
-    figure = Figure(figsize=(11, 1.5 * (len(joints) + 1.5)))
-    axes = figure.subplots(len(joints) + 1, 1, sharex=True)
-    for column, (axis, joint) in enumerate(zip(axes, joints)):
-        axis.plot(truth.stamps - run.start, truth.positions[:, column], color='0.55', lw=2.5,
-                  label='truth')
-        axis.plot(twin.stamps - run.start, twin.positions[:, column], color='tab:blue', lw=1,
-                  label='twin')
-        axis.set_ylabel(f'{joint}\n[rad]')
-    axes[0].legend(loc='upper right', ncol=2, fontsize='small')
-    axes[0].set_title(f'Twin vs ground truth ({run.truth_source}); twin behind truth by '
-                      f'{milliseconds(tracking.report.latency)}')
-    for column, joint in enumerate(joints):
-        axes[-1].plot(tracking.stamps - run.start, np.abs(tracking.error[:, column]) * 1e3, lw=0.8,
-                      label=joint)
-    axes[-1].set_yscale('log')
-    axes[-1].set_ylim(bottom=1e-2)
-    axes[-1].yaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
-    axes[-1].set_ylabel('|aligned error|\n[mrad]')
-    axes[-1].set_xlabel('time [s]')
-    axes[-1].legend(loc='upper right', ncol=len(joints), fontsize='small')
-    return png(figure)
+    return _joints_figure(
+        twin.joint_names, [Line(truth.stamps - run.start, truth.positions, 'truth', '0.55', 2.5),
+                           Line(twin.stamps - run.start, twin.positions, 'twin', 'tab:blue', 1)],
+        f'Twin vs ground truth ({run.truth_source}); twin behind truth by {milliseconds(tracking.report.latency)}',
+        tracking.stamps - run.start, np.abs(tracking.error) * 1e3, '|aligned error|\n[mrad]', log=True)
+
+
+def plan_figure(run: Run, plan: PlanTracking) -> bytes:
+    """Per joint: desired and measured positions; last row: the deviation of every joint."""
+    times = plan.stamps - run.start
+    return _joints_figure(
+        plan.joint_names, [Line(times, plan.desired, 'desired (plan)', '0.55', 2.5),
+                           Line(times, plan.measured, 'measured (twin)', 'tab:blue', 1)],
+        "Desired vs measured joint positions at the twin state's stamps",
+        times, plan.error * 1e3, 'measured −\ndesired [mrad]', log=False)
 
 
 def _example_window(predictions: Sequence[PredictedTrajectory], span: float) -> tuple[float, float]:

@@ -24,12 +24,14 @@ from typing import IO
 from twin_bag.reading import read_topics
 from twin_core.graph import NodeEntry, read_node_table
 from twin_core.paths import resolve_executable
-from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS
+from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS, TWIN_STATE
 
 # The node table's nodes that turn the drivers' topics into the report's (series.TOPICS).
 REPLAYED = ('twin_sync', 'twin_state', 'anomaly_detector', 'maintenance_planner', 'predictor')
 SYNCHRONIZER, PLANNER = 'twin_sync', 'maintenance_planner'
-OUTPUTS: dict[str, str] = {t: TOPICS[t] for t in (TWIN_JOINTS, PREDICTION, ANOMALIES, SCHEDULE, DIAGNOSTICS)}
+OUTPUTS: dict[str, str] = {t: TOPICS[t] for t in (TWIN_JOINTS, TWIN_STATE, PREDICTION, ANOMALIES, SCHEDULE,
+                                                   DIAGNOSTICS)}
+DESIRED = '/plan/desired_joint_states'  # played too when the bag has it: the twin state reads the plan
 LATCHED = (SCHEDULE,)
 RECORDER_NODE = 'twin_recorder'
 # A health window that closes at least twice within the bag: two pick-and-place cycles when the
@@ -93,6 +95,7 @@ def plan(bag: Path, output: Path, config_dir: Path, scratch: Path,
     played = tuple(topic for topic in inputs if contents.counts[topic])
     if not played:
         raise ValueError(f'{bag} holds none of the synchronizer\'s topics {inputs}')
+    played += (DESIRED,) if contents.counts[DESIRED] and DESIRED not in played else ()
     duration = contents.end - contents.start
     window = float(entries[PLANNER].merged_parameters(config_dir)['window'])
     if 3.0 * window > duration:

@@ -13,12 +13,14 @@ from twin_core.kinematics import ArmKinematics
 from twin_report import figures
 from twin_report.analysis import (
     HorizonError,
+    PlanDeviation,
     Tracking,
     alarms_inside,
     detections,
     hold_baseline,
     horizon_error,
     in_fault,
+    plan_deviation,
     tracking,
 )
 from twin_report.page import document, image, milliseconds, nodata, not_recorded, note, pairs, section, table
@@ -46,7 +48,7 @@ class ReportOptions:
 
 @dataclass
 class Report:
-    """The page and its figures by name (tracking, prediction, anomalies, health, schedule)."""
+    """The page and its figures by name (tracking, plan, prediction, anomalies, health, schedule)."""
 
     html: str = ''
     images: dict[str, bytes] = field(default_factory=dict)
@@ -106,6 +108,24 @@ def _tracking(run: Run, report: Report, kinematics: ArmKinematics, options: Repo
                ('end-effector error mean', f'{fidelity.ee_error_mean * 1e3:.2f} mm'),
                ('end-effector error p95', f'{fidelity.ee_error_p95 * 1e3:.2f} mm'),
                ('end-effector error max', f'{fidelity.ee_error_max * 1e3:.2f} mm')])])
+
+
+def _plan(run: Run, report: Report) -> list[str]:
+    """The section on the plan; none when no twin state carried one (a cell without a plan)."""
+    if run.plan is None:
+        return []
+    deviation: PlanDeviation = plan_deviation(run.plan)
+    worst = int(deviation.peak.argmax())
+    report.summary.append(('plan deviation peak (worst joint)',
+                           f'{mrad(float(deviation.peak[worst]))} ({deviation.joint_names[worst]})'))
+    report.images['plan'] = figures.plan_figure(run, run.plan)
+    return [section('plan', 'Tracking: desired vs measured', [
+        note(f'{deviation.samples} twin states with a plan: the measured joint positions against '
+             "the controller's desired ones (plan/desired_joint_states) interpolated at each state's stamp."),
+        image(report.images['plan'], 'desired and measured joint positions and their deviation'),
+        table(('joint', 'deviation RMS', 'deviation peak'),
+              [(joint, mrad(rms), mrad(peak)) for joint, rms, peak in
+               zip(deviation.joint_names, deviation.rms, deviation.peak)])])]
 
 
 def _prediction(run: Run, report: Report) -> str:
@@ -233,12 +253,12 @@ def _schedule(run: Run, report: Report) -> str:
 
 
 def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = ReportOptions()) -> Report:
-    """The page of ``run``: summary first, then the five sections."""
+    """The page of ``run``: summary first, then the sections (the plan's only with a plan)."""
     report = Report()
     report.summary += [('source', run.source), ('start', utc(run.start)),
                        ('duration', f'{run.end - run.start:.1f} s')]
     report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS]
-    sections = [_tracking(run, report, kinematics, options), _prediction(run, report),
+    sections = [_tracking(run, report, kinematics, options), *_plan(run, report), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]
     summary = section('summary', 'Summary', [pairs(report.summary)])
     report.html = document('Digital twin run report', [summary, *sections])

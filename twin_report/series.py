@@ -14,6 +14,7 @@ from twin_maintenance.scheduler import PlannedTask
 from twin_state.fidelity import Trajectory
 
 TWIN_JOINTS = '/twin/joint_states'
+TWIN_STATE = '/twin/state'
 TRUTH_JOINTS = '/workcell_sim/joint_states'
 TRUTH = '/workcell_sim/truth'
 PREDICTION = '/twin/predicted_trajectory'
@@ -23,6 +24,7 @@ DIAGNOSTICS = '/diagnostics'
 # Every topic a report reads, with its message type (all recorded reliable).
 TOPICS: dict[str, str] = {
     TWIN_JOINTS: 'sensor_msgs/msg/JointState',
+    TWIN_STATE: 'twin_interfaces/msg/TwinState',
     TRUTH_JOINTS: 'sensor_msgs/msg/JointState',
     TRUTH: 'twin_interfaces/msg/WorkcellTruth',
     PREDICTION: 'trajectory_msgs/msg/JointTrajectory',
@@ -63,6 +65,22 @@ class Alarm:
         (``imu.angular_velocity.y`` → ``imu.angular_velocity``, ``joint_3.velocity`` → ``joint_3``).
         """
         return self.sensor.rsplit('.', 1)[0]
+
+
+@dataclass(frozen=True)
+class PlanTracking:
+    """The twin's measured and desired joint positions (rad, samples × joints) at the stamps of
+    the twin states that carried a plan, and their difference (measured − desired).
+    """
+
+    stamps: np.ndarray
+    measured: np.ndarray
+    desired: np.ndarray
+    joint_names: tuple[str, ...]
+
+    @property
+    def error(self) -> np.ndarray:
+        return self.measured - self.desired
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,7 @@ class Run:
     condition: ConditionSeries | None = None
     rul: tuple[RulSample, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    plan: PlanTracking | None = None  # None: no twin state carried a plan
 
 
 def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) -> Trajectory | None:
@@ -138,6 +157,26 @@ def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) 
     if len(rows) < 2:
         return None
     return Trajectory(np.array(list(rows)), np.array(list(rows.values()), dtype=float), names)
+
+
+def plan_tracking(states: Iterable[Message]) -> PlanTracking | None:
+    """Measured and desired positions of the TwinStates that carry a plan, in stamp order, joints
+    like the first such state's; None without one.
+    """
+    rows: dict[float, tuple[list[float], list[float]]] = {}
+    names: tuple[str, ...] = ()
+    for state in states:
+        if not len(state.desired_position) or len(state.desired_position) != len(state.position):
+            continue
+        names = names or tuple(state.joint_names)
+        if tuple(state.joint_names) == names:
+            rows.setdefault(to_seconds(from_msg(state.header.stamp)),
+                            (list(state.position), list(state.desired_position)))
+    if not rows:
+        return None
+    stamps = sorted(rows)
+    return PlanTracking(np.array(stamps), np.array([rows[t][0] for t in stamps], dtype=float),
+                        np.array([rows[t][1] for t in stamps], dtype=float), names)
 
 
 def alarms(events: Iterable[Message]) -> tuple[Alarm, ...]:
@@ -240,4 +279,5 @@ def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
                alarms=alarms(messages.get(ANOMALIES, ())), faults=fault_intervals(truths),
                condition=condition(truths), rul=rul_samples(messages.get(DIAGNOSTICS, ())),
                schedules=tuple(sorted((schedule(m) for m in messages.get(SCHEDULE, ())),
-                                      key=lambda s: (s.stamp, s.revision))))
+                                      key=lambda s: (s.stamp, s.revision))),
+               plan=plan_tracking(messages.get(TWIN_STATE, ())))

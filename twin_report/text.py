@@ -1,13 +1,14 @@
 """A run's summary as plain text for a terminal: what the twin got right against the ground truth,
-its alarms with a verdict each, health, RUL and risk per joint, and its prediction beside the
-hold-position baseline; each figure with one line on what it means.
+how the arm followed the controller's plan, its alarms with a verdict each, health, RUL and risk
+per joint, and its prediction beside the hold-position baseline; each figure with one line on
+what it means.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from twin_core.kinematics import ArmKinematics
-from twin_report.analysis import hold_baseline, horizon_error, in_fault, tracking
+from twin_report.analysis import hold_baseline, horizon_error, in_fault, plan_deviation, tracking
 from twin_report.report import hours
 from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TRUTH, TWIN_JOINTS, Run
 
@@ -39,6 +40,18 @@ def _fidelity(run: Run, kinematics: ArmKinematics, max_lag: float) -> list[str]:
             _row('tool position error', f'{fidelity.ee_error_mean * 1e3:.2f} mm mean',
                  f'p95 {fidelity.ee_error_p95 * 1e3:.2f} mm, max {fidelity.ee_error_max * 1e3:.2f} mm '
                  '(forward kinematics of both)')]
+
+
+def _plan(run: Run) -> list[str]:
+    """The block on the plan; none when no twin state carried one."""
+    if run.plan is None:
+        return []
+    deviation = plan_deviation(run.plan)
+    lines = ['Tracking: desired vs measured (the controller\'s plan against the twin)']
+    lines.append(_row('states compared', str(deviation.samples), 'measured − desired position at each state'))
+    lines += [_row(joint, f'{rms * 1e3:.3f} mrad RMS', f'peak {peak * 1e3:.3f} mrad')
+              for joint, rms, peak in zip(deviation.joint_names, deviation.rms, deviation.peak)]
+    return lines
 
 
 def _alarms(run: Run, grace: float) -> list[str]:
@@ -96,7 +109,8 @@ def _prediction(run: Run) -> list[str]:
 def summary_text(run: Run, kinematics: ArmKinematics, max_lag: float, grace: float,
                  files: Sequence[str] = ()) -> str:
     """The summary of ``run`` (``files``: what was written, listed last)."""
-    blocks = [_fidelity(run, kinematics, max_lag), _alarms(run, grace), _condition(run), _prediction(run)]
+    blocks = [_fidelity(run, kinematics, max_lag), _plan(run), _alarms(run, grace), _condition(run), _prediction(run)]
+    blocks = [block for block in blocks if block]
     if files:
         blocks.append(['Written', *(f'  {path}' for path in files)])
     return '\n\n'.join('\n'.join(block) for block in blocks)

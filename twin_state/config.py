@@ -61,6 +61,18 @@ class VisualizationConfig:
 
 
 @dataclass(frozen=True)
+class PlanConfig:
+    """The controller's desired joint states (plan/desired_joint_states) in the twin state."""
+
+    enabled: bool = field(default=True, metadata=describe(
+        'Subscribe to plan/desired_joint_states: desired position, velocity and tracking error per joint.'))
+    max_age: float = field(default=0.05, metadata=describe(
+        'Desired joint states are interpolated between samples at most this many s apart and held '
+        'this long after the newest; beyond, the plan is stale and the state carries none.',
+        min=0.001, max=10.0))
+
+
+@dataclass(frozen=True)
 class StateConfig:
     """Parameters of the twin_state node."""
 
@@ -84,6 +96,7 @@ class StateConfig:
     history: HistoryConfig = HistoryConfig()
     scan: ScanConfig = ScanConfig()
     visualization: VisualizationConfig = VisualizationConfig()
+    plan: PlanConfig = PlanConfig()
 
     def required_paths(self) -> dict[str, Path]:
         return {'urdf': Path(self.urdf)} if self.urdf else {}

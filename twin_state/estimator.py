@@ -14,6 +14,7 @@ from twin_core.signals import joint_signals
 from twin_core.urdf import read_arm_description
 from twin_state.config import StateConfig
 from twin_state.history import History, HistoryError
+from twin_state.live import LiveMirror
 from twin_state.obstacles import ScanGeometry
 from twin_state.state import InputSample, TwinState, TwinStateBuilder
 
@@ -39,7 +40,8 @@ class StateEstimator:
             self.arm, self.kinematics, ScanGeometry(scan.angle_min, scan.angle_max,
                                                     scan.range_min, scan.range_max),
             config.end_effector, config.history.derivative_points, scan.cluster_gap,
-            scan.min_points)
+            scan.min_points, config.plan.max_age)
+        self._desired_order = LiveMirror(self.arm.joint_names)
         self.history = History(self.builder.layout, config.history.capacity,
                                config.history.jump_back)
         self._points = config.history.derivative_points
@@ -57,6 +59,14 @@ class StateEstimator:
         self.latest = self.builder.state_from_row(stamp, row, inputs)
         return self.latest
 
+    def desired(self, stamp: int, names: Sequence[str], position: Sequence[float],
+                velocity: Sequence[float]) -> None:
+        """One desired joint state (ns, joint names in any order); :class:`ValueError` says why
+        one is refused (a joint missing, a wrong length, a non-finite value).
+        """
+        ordered_position, ordered_velocity, _ = self._desired_order.arrange(names, position, velocity, ())
+        self.builder.desired(stamp, ordered_position, ordered_velocity)
+
     def lookup(self, stamp: float, allow_prediction: bool = False) -> Lookup:
         """The state at ``stamp`` (0 = newest); beyond the newest only if ``allow_prediction``.
 
@@ -67,6 +77,7 @@ class StateEstimator:
             prediction = self.history.predict(positions, stamp, self._points)
             row = self.history.state_at(0.0)
             row[self.history.layout.columns_of(positions)] = prediction.values
+            row[self.builder.plan_columns] = np.nan  # the desired values belong to the newest sample
             state = self.builder.state_from_row(stamp, row)
             pose = self.kinematics.end_effector(dict(zip(self.arm.joint_names, prediction.values)),
                                                 self.builder.end_effector)

@@ -32,7 +32,9 @@ class OldDataError(HistoryError):
 
 
 class InvalidSampleError(HistoryError):
-    """A sample has the wrong shape, a non-finite value or a non-unit quaternion."""
+    """A sample has the wrong shape, a non-finite value (optional signals aside) or a non-unit
+    quaternion.
+    """
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,8 @@ class History:
             raise InvalidSampleError(f'expected {len(self.layout)} values per sample, '
                                      f'got shape {values.shape[1:]}')
         if not math.isfinite(float(stamps.sum()) + float(values.sum())):  # fast path: all finite
-            bad = [self.layout.columns[i] for i in np.flatnonzero(~np.isfinite(values).all(axis=0))]
+            required = self.layout.required
+            bad = [self.layout.columns[i] for i in required[~np.isfinite(values[:, required]).all(axis=0)]]
             if bad or not np.isfinite(stamps).all():
                 raise InvalidSampleError(f'non-finite stamp or values in {bad or ["stamp"]}')
         for column in self.layout.quaternions:

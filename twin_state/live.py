@@ -36,6 +36,17 @@ class LiveMirror:
         """The measurement in the twin's order; :class:`ValueError` says why one is refused
         (a twin joint missing, arrays of the wrong length, non-finite values, an older stamp).
         """
+        columns = self.arrange(names, position, velocity, effort)
+        if self._newest_ns is not None and stamp_ns < self._newest_ns:
+            raise ValueError(f'stamp {stamp_ns} ns is older than the last one ({self._newest_ns} ns)')
+        self._newest_ns = stamp_ns
+        return LiveJoints(stamp_ns, *columns)
+
+    def arrange(self, names: Sequence[str], position: Sequence[float], velocity: Sequence[float],
+                effort: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Position, velocity and effort in the twin's joint order (velocity and effort may be
+        empty); :class:`ValueError` for a joint missing, a wrong length or a non-finite value.
+        """
         order = self._order_of(tuple(names))
         columns = []
         for label, values in (('position', position), ('velocity', velocity), ('effort', effort)):
@@ -48,10 +59,7 @@ class LiveMirror:
             if not np.isfinite(array).all():
                 raise ValueError(f'non-finite {label}')
             columns.append(array[order])
-        if self._newest_ns is not None and stamp_ns < self._newest_ns:
-            raise ValueError(f'stamp {stamp_ns} ns is older than the last one ({self._newest_ns} ns)')
-        self._newest_ns = stamp_ns
-        return LiveJoints(stamp_ns, *columns)
+        return columns[0], columns[1], columns[2]
 
     def _order_of(self, names: tuple[str, ...]) -> np.ndarray:
         order = self._order.get(names)

@@ -1,5 +1,6 @@
 """What the twin's RViz markers show, as plain data: alarm and risk colours, the arm's line
-segments, the ghost of the predicted trajectory with its uncertainty, and maintenance labels.
+segments, the ghost of the desired pose (the plan's), the ghost of the predicted trajectory with
+its uncertainty, and maintenance labels.
 
 The node shell turns these into ``visualization_msgs``; nothing here imports rclpy.
 """
@@ -20,6 +21,7 @@ LEVEL_COLOURS: dict[Level, RGBA] = {Level.OK: (0.2, 0.8, 0.2, 1.0), Level.WARN: 
                                     Level.ERROR: (0.9, 0.1, 0.1, 1.0)}
 RISK_COLOURS: dict[Risk, RGBA] = {Risk.LOW: (0.2, 0.8, 0.2, 1.0), Risk.MEDIUM: (1.0, 0.85, 0.0, 1.0),
                                   Risk.HIGH: (1.0, 0.5, 0.0, 1.0), Risk.CRITICAL: (0.9, 0.1, 0.1, 1.0)}
+DESIRED_COLOUR: RGBA = (0.85, 0.85, 0.95, 0.35)  # the arm at the desired joint positions, translucent
 DRAW, CLEAR = 'draw', 'clear'
 
 
@@ -78,6 +80,16 @@ def segments(kinematics: ArmKinematics) -> tuple[Segment, ...]:
 def skeleton(frames: Mapping[str, np.ndarray], parts: Sequence[Segment]) -> np.ndarray:
     """End points (segments, 2, 3) of ``parts`` given every frame's transform in base_link."""
     return np.array([[frames[s.parent][:3, 3], frames[s.child][:3, 3]] for s in parts])
+
+
+def desired_arm(kinematics: ArmKinematics, parts: Sequence[Segment], joint_names: Sequence[str],
+                desired: np.ndarray) -> np.ndarray | None:
+    """End points (segments, 2, 3) of the arm at the desired joint positions; None without a plan
+    (``desired`` empty).
+    """
+    if not len(desired):
+        return None
+    return skeleton(kinematics.transforms(dict(zip(joint_names, desired))), parts)
 
 
 def segment_colours(parts: Sequence[Segment], alarms: ActiveAlarms) -> list[RGBA]:

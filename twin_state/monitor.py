@@ -1,11 +1,14 @@
 """Health of the state node between two diagnostics reports: the history and its ingest rate,
-rejected visualization input and the freshness of the inputs (no ROS types).
+rejected visualization input and the freshness of the inputs, refused desired joint states among
+them (no ROS types).
 """
 from __future__ import annotations
 
 from twin_core.levels import Level
 from twin_core.status import Status
 from twin_state.estimator import StateEstimator
+
+PLAN_INPUT = 'plan/desired_joint_states'  # rejections on it are the inputs' status, not the markers'
 
 
 class StateMonitor:
@@ -34,12 +37,13 @@ class StateMonitor:
         ``tasks``: maintenance tasks (None before a schedule), ``now``: monotonic s.
         """
         rejected, self._rejected = self._rejected, {}
+        plan = rejected.pop(PLAN_INPUT, '')
         visualization = Status(
             'visualization', Level.WARN if rejected else Level.OK,
             '; '.join(f'{topic}: {error}' for topic, error in rejected.items()) or 'markers ok',
             {'active_alarms': alarms, 'prediction_age_s': -1.0 if prediction_age is None else prediction_age,
              'maintenance_tasks': -1 if tasks is None else tasks})
-        return [self._history(estimator, now), visualization, self._inputs(estimator)]
+        return [self._history(estimator, now), visualization, self._inputs(estimator, plan)]
 
     def _history(self, estimator: StateEstimator, now: float) -> Status:
         started, frames_then = self._rate_since
@@ -56,11 +60,13 @@ class StateMonitor:
             'frames': self.frames, 'time_jumps': history.jumps, 'late_inserts': history.inserted,
             **{f'errors.{kind}': count for kind, count in errors.items()}})
 
-    def _inputs(self, estimator: StateEstimator) -> Status:
+    def _inputs(self, estimator: StateEstimator, plan: str) -> Status:
+        """Freshness of the latest frame's inputs; ``plan``: why desired joint states were refused."""
+        refused = f'; {PLAN_INPUT}: {plan}' if plan else ''
         if estimator.latest is None:
-            return Status('inputs', Level.WARN, 'no complete frame yet')
+            return Status('inputs', Level.WARN, 'no complete frame yet' + refused)
         inputs = estimator.latest.process.inputs
         late = [i.topic for i in inputs if not i.quality.fresh or i.age > self._stale_after]
-        return Status('inputs', Level.WARN if late else Level.OK,
-                      f'stale: {", ".join(late)}' if late else 'all inputs fresh',
+        return Status('inputs', Level.WARN if late or plan else Level.OK,
+                      (f'stale: {", ".join(late)}' if late else 'all inputs fresh') + refused,
                       {f'age.{i.topic}': i.age for i in inputs})

@@ -8,7 +8,10 @@ derives velocity, acceleration and the end-effector pose there and reads a :clas
 from any row for output. Laser scans (ranges, no names) give the obstacles.
 
 A value an input has not delivered in this frame keeps its last delivered value; a value never
-delivered is NaN, which the history rejects (the state is incomplete).
+delivered is NaN, which the history rejects (the state is incomplete). The controller's desired
+joint states (:meth:`TwinStateBuilder.desired`) are read at each frame's stamp: the desired
+position and velocity and the tracking error (measured − desired position) of every joint, NaN
+in the row and empty in the state while no plan is known or its stream is stale.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ import numpy as np
 from twin_core import signals
 from twin_core.kinematics import END_EFFECTOR, ArmKinematics, Pose
 from twin_core.levels import Quality
+from twin_core.stamps import from_seconds
+from twin_core.tracking import DesiredStates, deviation
 from twin_core.urdf import ArmDescription
 from twin_state.history import polyfit_at
 from twin_state.obstacles import Obstacle, ScanGeometry, extract_obstacles
@@ -39,6 +44,18 @@ class InputSample(Protocol):
     quality: Quality
     names: Sequence[str]  # empty for array inputs (laser ranges)
     values: Sequence[float]
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """An :class:`InputSample` as plain data (frames built offline: benchmarks, tests)."""
+
+    topic: str
+    type: str
+    age: float
+    quality: Quality
+    names: tuple[str, ...]
+    values: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,9 @@ class RobotState:
     effort: np.ndarray  # N·m
     load: np.ndarray  # |effort| / URDF effort limit
     motor_temperature: np.ndarray  # °C
+    desired_position: np.ndarray  # rad, the controller's; empty without a plan
+    desired_velocity: np.ndarray  # rad/s, the controller's; empty without a plan (or velocities)
+    tracking_error: np.ndarray  # rad, position − desired_position; empty without a plan
     imu_linear_acceleration: np.ndarray  # m/s², imu_link frame
     imu_angular_velocity: np.ndarray  # rad/s, imu_link frame
     base_pose: Pose
@@ -93,13 +113,19 @@ class TwinState:
     process: ProcessState
 
 
+def known(values: np.ndarray) -> np.ndarray:
+    """``values`` if all are known (finite), else empty."""
+    return values if np.isfinite(values).all() else np.zeros(0)
+
+
 class TwinStateBuilder:
     """Builds states from frames, holding the latest value of every input between frames."""
 
     def __init__(self, arm: ArmDescription, kinematics: ArmKinematics, scan: ScanGeometry,
                  end_effector: str = END_EFFECTOR, derivative_points: int = 15,
-                 cluster_gap: float = 0.1, cluster_min_points: int = 3) -> None:
+                 cluster_gap: float = 0.1, cluster_min_points: int = 3, plan_max_age: float = 0.05) -> None:
         self.arm = arm
+        self.desired_states = DesiredStates(plan_max_age)
         self.kinematics = kinematics
         self.layout = layout = signals.state_layout(arm.joint_names)
         self._scan = scan
@@ -117,6 +143,9 @@ class TwinStateBuilder:
         self._position, self._velocity, self._acceleration, self._effort, self._temperature = (
             columns(signals.joint_signals(arm.joint_names, quantity))
             for quantity in ('position', 'velocity', 'acceleration', 'effort', 'temperature'))
+        self._desired_position, self._desired_velocity, self._tracking_error = (
+            columns(signals.joint_signals(arm.joint_names, quantity)) for quantity in signals.PLAN_UNITS)
+        self.plan_columns = np.concatenate([self._desired_position, self._desired_velocity, self._tracking_error])
         self._imu = columns(signals.IMU_ACCELERATION), columns(signals.IMU_ANGULAR_VELOCITY)
         self._ee_position = columns(signals.END_EFFECTOR_POSITION)
         self._ee_orientation = columns([signals.END_EFFECTOR_ORIENTATION])[[3, 0, 1, 2]]  # Pose: w, x, y, z
@@ -140,6 +169,7 @@ class TwinStateBuilder:
             self._row[columns] = np.asarray(sample.values, float)[picked]
             measured_velocity |= velocity
         self._derive(stamp, measured_velocity)
+        self._track(stamp)
         return self._row, tuple(InputStatus(s.topic, Quality(s.quality), s.age) for s in samples)
 
     def state_from_row(self, stamp: float, row: np.ndarray,
@@ -150,6 +180,8 @@ class TwinStateBuilder:
             joint_names=self.arm.joint_names, position=row[self._position],
             velocity=row[self._velocity], acceleration=row[self._acceleration], effort=effort,
             load=np.abs(effort) / self.arm.effort, motor_temperature=row[self._temperature],
+            desired_position=known(row[self._desired_position]),
+            desired_velocity=known(row[self._desired_velocity]), tracking_error=known(row[self._tracking_error]),
             imu_linear_acceleration=row[self._imu[0]], imu_angular_velocity=row[self._imu[1]],
             base_pose=self.kinematics.base_in_world,
             end_effector_pose=Pose(row[self._ee_position], row[self._ee_orientation]))
@@ -170,6 +202,20 @@ class TwinStateBuilder:
                 self._inputs.clear()
             found = self._inputs[key] = (picked, columns, bool(np.isin(columns, self._velocity).any()))
         return found
+
+    def desired(self, stamp: int, position: np.ndarray, velocity: np.ndarray) -> None:
+        """One desired joint state (ns; joint arrays in the arm's order, velocity may be empty)."""
+        self.desired_states.add(stamp, position, velocity)
+
+    def _track(self, stamp: float) -> None:
+        """Desired position, velocity and tracking error at ``stamp`` (NaN when unknown)."""
+        row = self._row
+        desired = self.desired_states.at(from_seconds(stamp))
+        if desired is None:
+            row[self.plan_columns] = np.nan
+            return
+        row[self._desired_position], row[self._desired_velocity] = desired.position, desired.velocity
+        row[self._tracking_error] = deviation(row[self._position], desired)
 
     def _derive(self, stamp: float, measured_velocity: bool) -> None:
         """Velocity (when not measured) and acceleration by a causal local polynomial fit; FK."""

@@ -3,7 +3,11 @@
 Besides the aligned output, twin/live/joint_states mirrors each joint measurement (``live_input``)
 as it arrives, in the twin's joint order.
 
+The controller's desired joint states (plan/desired_joint_states) are read at each state's stamp:
+twin/state carries the desired position and velocity and the tracking error of every joint.
+
 Markers (at markers_rate_hz): twin/markers shows the arm coloured by the active anomaly alarms,
+the ghost of the arm at the desired joint positions (while a plan is known, ns desired_arm),
 obstacles and maintenance labels from the maintenance schedule; twin/predicted_markers shows the ghost
 of twin/predicted_trajectory (path, ghost arms, uncertainty spheres) and is cleared when
 predictions stop.
@@ -39,7 +43,7 @@ from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.history import HistoryError
 from twin_state.live import LiveMirror
-from twin_state.monitor import StateMonitor
+from twin_state.monitor import PLAN_INPUT, StateMonitor
 from twin_state.state import TwinState
 
 
@@ -77,7 +81,8 @@ def state_msg(state: TwinState, header: Header, predicted: bool = False, sigma: 
         velocity=robot.velocity.tolist(), acceleration=robot.acceleration.tolist(),
         effort=robot.effort.tolist(), load=robot.load.tolist(),
         motor_temperature=robot.motor_temperature.tolist(),
-        position_sigma=[float(v) for v in sigma],
+        position_sigma=[float(v) for v in sigma], desired_position=robot.desired_position.tolist(),
+        desired_velocity=robot.desired_velocity.tolist(), tracking_error=robot.tracking_error.tolist(),
         base_pose=pose_msg(robot.base_pose), end_effector_pose=pose_msg(robot.end_effector_pose),
         imu_linear_acceleration=Vector3(**dict(zip('xyz', robot.imu_linear_acceleration.tolist()))),
         imu_angular_velocity=Vector3(**dict(zip('xyz', robot.imu_angular_velocity.tolist()))),
@@ -120,6 +125,9 @@ class StateNode(Node):
                                                             qos_profile_sensor_data)
             self.create_subscription(JointState, self._config.live_input, self._on_live,
                                      qos_profile_sensor_data)
+        if self._config.plan.enabled:
+            self.create_subscription(JointState, PLAN_INPUT, self._on_desired,
+                                     qos_profile_sensor_data)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
                                  self._on_prediction, 10)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory_std',
@@ -157,6 +165,13 @@ class StateNode(Node):
             header=Header(stamp=message.header.stamp, frame_id=self._base_frame),
             name=self._live.joint_names, position=joints.position.tolist(),
             velocity=joints.velocity.tolist(), effort=joints.effort.tolist()))
+
+    def _on_desired(self, message: JointState) -> None:
+        try:
+            self._estimator.desired(from_msg(message.header.stamp), message.name, message.position,
+                                    message.velocity)
+        except ValueError as error:
+            self._reject(PLAN_INPUT, error)
 
     def _get_state_at(self, request: GetStateAt.Request, response: GetStateAt.Response
                       ) -> GetStateAt.Response:
@@ -237,6 +252,11 @@ class StateNode(Node):
         arm.colors = [ColorRGBA(**dict(zip('rgba', c)))
                       for c in viz.segment_colours(self._segments, self._alarms) for _ in range(2)]
         markers = [Marker(header=header, action=Marker.DELETEALL), arm]
+        desired = viz.desired_arm(kinematics, self._segments, state.robot.joint_names, state.robot.desired_position)
+        if desired is not None:
+            ghost = marker(header, 'desired_arm', 0, Marker.LINE_LIST, viz.DESIRED_COLOUR, 0.05)
+            ghost.points = points(desired)
+            markers.append(ghost)
         halo = viz.outline_colour(self._alarms)
         if halo is not None:
             outline = marker(header, 'arm_outline', 0, Marker.LINE_LIST, halo[:3] + (0.35,), 0.09)
