@@ -21,6 +21,10 @@ IMU_FRAME = "imu_link"
 LASER_FRAME = "laser"
 IMU_SITE = "imu"
 LASER_SITE = "laser"
+CAMERA = "cell_camera"
+CAMERA_POSITION = (-0.5, -1.6, 1.9)  # m, world frame: high on the right fence, behind the arm
+CAMERA_TARGET = (0.3, 0.2, 0.6)  # m, world frame: where the camera looks (the arm's work area)
+CAMERA_FOVY = 50.0  # degrees, vertical field of view
 ACCELEROMETER = "imu_accelerometer"
 GYRO = "imu_gyro"
 ROBOT_GEOM_GROUP = 0
@@ -57,6 +61,7 @@ def build_model(urdf_path: str | Path, arm: ArmDescription, obstacles: Sequence[
         spec.joint(name).armature = rotor_inertia * gear ** 2  # reflected rotor inertia
     _add_sensors(spec)
     _add_cell(spec, obstacles)
+    _add_camera(spec)
     gains = _tune_gains(spec.compile(), arm, bandwidth_hz)
     for index, name in enumerate(arm.joint_names):
         _add_motor(spec, name, gains.kp[index], gains.kd[index], arm.effort[index])
@@ -83,6 +88,19 @@ def _add_cell(spec: mujoco.MjSpec, obstacles: Sequence[Obstacle]) -> None:
         spec.worldbody.add_geom(name=obstacle.name, type=geom_type, size=size, pos=list(obstacle.position),
                                 quat=[math.cos(half_yaw), 0.0, 0.0, math.sin(half_yaw)],
                                 group=OBSTACLE_GEOM_GROUP, rgba=[0.2, 0.5, 0.8, 1.0])
+
+
+def _add_camera(spec: mujoco.MjSpec) -> None:
+    """A fixed camera looking from CAMERA_POSITION at CAMERA_TARGET, image rows upright."""
+    position, target = np.array(CAMERA_POSITION), np.array(CAMERA_TARGET)
+    forward = (target - position) / np.linalg.norm(target - position)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)  # a MuJoCo camera looks along its -z, with +y up in the image
+    spec.worldbody.add_camera(name=CAMERA, pos=list(position), fovy=CAMERA_FOVY,
+                              xyaxes=[*right, *up])
+    spec.worldbody.add_light(name="cell_light", pos=[0.5, -0.5, 3.0], dir=[-0.1, 0.1, -1.0],
+                             castshadow=True, diffuse=[0.7, 0.7, 0.7])
 
 
 def _tune_gains(model: mujoco.MjModel, arm: ArmDescription, bandwidth_hz: float) -> ControlGains:
