@@ -180,7 +180,7 @@ def test_a_held_port_is_named_and_blocks_only_a_launch_with_the_simulator(start_
     graph['nodes'] = [n for n in graph['nodes'] if n['name'] in ('workcell_sim', 'plc_driver')]
     (config / 'graph.yaml').write_text(yaml.safe_dump(graph, sort_keys=False))
     (plc,) = [e for e in simulator_resources(load_node_table(config).select(with_sim=True), config).endpoints
-              if e.protocol == 'tcp']
+              if e.use.endswith('channels.plc')]
     with socket.socket() as squatter:
         squatter.bind((plc.host, plc.port))
         squatter.listen()

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
-from camera_cell import CONFIG, camera_cell, workcell
 
+from camera_cell import CONFIG, camera_cell, workcell
 from twin_sensors.camera_info import load_camera_info
 from twin_sim.camera import CameraChannel, FrameRenderer, calibration
 from twin_sim.mjpeg_server import BOUNDARY, MjpegServer

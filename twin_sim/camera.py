@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import cv2
 import mujoco
 import numpy as np
-from mujoco.osmesa import GLContext  # importing it selects PyOpenGL's OSMesa platform
 
 from twin_core.config import describe
 from twin_core.network import check_host
@@ -78,6 +77,10 @@ class FrameRenderer:
     """
 
     def __init__(self, model: mujoco.MjModel, config: CameraChannel) -> None:
+        # Imported here: it loads libOSMesa (and selects PyOpenGL's OSMesa platform), which only
+        # a cell with its camera on needs.
+        from mujoco.osmesa import GLContext
+
         self.config = config
         self._model = copy.copy(model)
         self._model.vis.global_.offwidth = config.width
