@@ -8,6 +8,10 @@
   the difference of the process CPU. The driver core reads the stream in the same process
   (frames delivered vs rendered, latency = receipt - the wall time at which the physics reached
   the frame's instant); a camera_driver node process reads it too, its CPU from /proc.
+* fiducials: frames rendered along one task cycle at ``--fiducial-width`` × height; the tool
+  marker's pose from cv2.aruco + solvePnP with the simulated camera's calibration, against the
+  ground truth: in the camera frame, and relative to the floor marker beside the base (what a
+  real cell, whose camera pose is not known exactly, would use).
 Run: ``python bench/bench_camera.py [--duration 20] [--rate 5] [--width 320 --height 240]``.
 """
 from __future__ import annotations
@@ -30,8 +34,10 @@ from camera_cell import CONFIG, camera_channels, workcell  # noqa: E402
 from harness import NodeProcess  # noqa: E402
 from twin_core.config import build  # noqa: E402
 from twin_sensors.camera import CameraConfig, CameraStream, MjpegReader  # noqa: E402
+from twin_sensors.fiducials import FiducialDetector  # noqa: E402
 from twin_sensors.stats import DriverStats  # noqa: E402
-from twin_sim.camera import CameraChannel, FrameRenderer  # noqa: E402
+from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world, optical_frame  # noqa: E402
+from twin_sim.model import MARKERS  # noqa: E402
 from twin_sim.runner import SimRunner  # noqa: E402
 
 RESOLUTIONS = ((320, 240), (640, 480))
@@ -62,6 +68,53 @@ def cost_table(frames: int) -> None:
             renderer.close()
             print(f'{width:>4}x{height:<5} {shadows!s:>7} {reflections!s:>7} {1e3 * np.median(render):9.1f} '
                   f'{1e3 * np.median(encode):9.2f} {cpu_ms:12.1f} {len(jpeg) / 1e3:7.1f}')
+
+
+def fiducial_errors(width: int, height: int, frames: int, period: float) -> dict[str, list[float]]:
+    """Tool marker pose errors over ``frames`` frames ``period`` s apart (lists: one value per detection)."""
+    cell = workcell()
+    renderer = FrameRenderer(cell.model, CameraChannel(width=width, height=height))
+    detector = FiducialDetector(calibration(cell.model, width, height), {m[0]: m[-1] for m in MARKERS})
+    errors: dict[str, list[float]] = {'camera_mm': [], 'camera_deg': [], 'base_mm': [], 'base_deg': [],
+                                      'reprojection_px': []}
+    try:
+        for _ in range(frames):
+            view = cell.camera_view()
+            assert view is not None
+            found = {pose.marker_id: pose for pose in detector.detect(renderer.render(view))}
+            if 1 in found:
+                camera_position, camera_axes = optical_frame(cell.model, cell.data)
+                tool, tool_axes = marker_in_world(cell.model, cell.data, 1)
+                estimate = camera_position + camera_axes @ found[1].position
+                errors['camera_mm'].append(1e3 * float(np.linalg.norm(estimate - tool)))
+                errors['camera_deg'].append(angle(camera_axes @ found[1].rotation[:, 2], tool_axes[:, 2]))
+                errors['reprojection_px'].append(found[1].reprojection_px)
+                if 0 in found:  # the tool in the base marker's frame, estimated and true
+                    base, base_axes = marker_in_world(cell.model, cell.data, 0)
+                    relative = found[0].rotation.T @ (found[1].position - found[0].position)
+                    errors['base_mm'].append(1e3 * float(np.linalg.norm(relative - base_axes.T @ (tool - base))))
+                    errors['base_deg'].append(angle(found[0].rotation.T @ found[1].rotation[:, 2],
+                                                    base_axes.T @ tool_axes[:, 2]))
+            cell.step(round(period / cell.settings.timestep))
+    finally:
+        renderer.close()
+    return errors
+
+
+def angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Degrees between two unit vectors."""
+    return float(np.degrees(np.arccos(np.clip(a @ b, -1.0, 1.0))))
+
+
+def fiducial_table(width: int, height: int, frames: int) -> None:
+    errors = fiducial_errors(width, height, frames, period=0.25)
+    print(f'\nfiducials at {width}x{height}, {frames} frames 0.25 s apart: tool marker found in '
+          f'{len(errors["camera_mm"])}, with the base marker in {len(errors["base_mm"])}')
+    for key in ('camera_mm', 'camera_deg', 'base_mm', 'base_deg', 'reprojection_px'):
+        if errors[key]:
+            values = np.array(errors[key])
+            print(f'  {key:>16}: median {np.median(values):7.2f}, p95 {np.percentile(values, 95):7.2f}, '
+                  f'max {values.max():7.2f}')
 
 
 def run_cell(channel: CameraChannel, duration: float, driver_env: dict[str, str] | None) -> dict[str, float]:
@@ -143,8 +196,11 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=None, help='camera rate (default: config/workcell.yaml)')
     parser.add_argument('--width', type=int, default=None)
     parser.add_argument('--height', type=int, default=None)
+    parser.add_argument('--fiducial-width', type=int, default=640, help='fiducial frames: width (height 3/4)')
+    parser.add_argument('--fiducial-frames', type=int, default=40, help='fiducial frames (one cycle: 40)')
     args = parser.parse_args()
     cost_table(args.frames)
+    fiducial_table(args.fiducial_width, args.fiducial_width * 3 // 4, args.fiducial_frames)
     configured = yaml.safe_load((CONFIG / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
     channel = build(CameraChannel, configured['channels']['camera'], 'channels.camera')
     channel = replace(channel, enabled=True, port=0, **{key: value for key, value in

@@ -1,4 +1,4 @@
-"""The simulated cell camera: offscreen rendering, faults, calibration and its MJPEG server."""
+"""The simulated cell camera: offscreen rendering, faults, calibration, fiducials and its MJPEG server."""
 from __future__ import annotations
 
 import urllib.error
@@ -11,8 +11,10 @@ import pytest
 
 from camera_cell import CONFIG, camera_cell, workcell
 from twin_sensors.camera_info import load_camera_info
-from twin_sim.camera import CameraChannel, FrameRenderer, calibration
+from twin_sensors.fiducials import FiducialDetector
+from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world, optical_frame
 from twin_sim.mjpeg_server import BOUNDARY, MjpegServer
+from twin_sim.model import MARKERS
 from twin_sim.scenario import Fault
 from twin_sim.settings import SimSettings
 
@@ -109,3 +111,21 @@ def test_server_paths_and_snapshot() -> None:
             urllib.request.urlopen(f'http://{host}:{port}/other', timeout=5.0)
     finally:
         server.close()
+
+
+def test_fiducial_poses_match_the_ground_truth_at_the_start_pose() -> None:
+    cell = workcell()
+    frames = FrameRenderer(cell.model, CameraChannel(width=640, height=480))
+    try:
+        image = frames.render(cell.camera_view())
+    finally:
+        frames.close()
+    detector = FiducialDetector(calibration(cell.model, 640, 480), {m[0]: m[-1] for m in MARKERS})
+    found = {pose.marker_id: pose for pose in detector.detect(image)}
+    assert set(found) == {0, 1}
+    camera, axes = optical_frame(cell.model, cell.data)
+    for marker_id, pose in found.items():
+        position, marker_axes = marker_in_world(cell.model, cell.data, marker_id)
+        assert np.linalg.norm(camera + axes @ pose.position - position) < 0.03  # m, at 2 to 2.3 m
+        assert (axes @ pose.rotation[:, 2]) @ marker_axes[:, 2] > np.cos(np.radians(5.0))
+        assert pose.reprojection_px < 1.0

@@ -21,9 +21,10 @@ from twin_core.network import check_host
 from twin_core.workers import Workers
 from twin_sensors.camera_info import CameraCalibration
 from twin_sim.mjpeg_server import MjpegServer
-from twin_sim.model import CAMERA
+from twin_sim.model import CAMERA, marker_name
 
 OCCLUDER_GRAY = 40  # the occluding object's shade (0..255)
+MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # a MuJoCo camera looks along -z with y up
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ def calibration(model: mujoco.MjModel, width: int, height: int) -> CameraCalibra
     fovy = np.radians(model.cam(CAMERA).fovy[0])
     focal = 0.5 * height / np.tan(0.5 * fovy)
     return CameraCalibration.pinhole(CAMERA, width, height, focal, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def optical_frame(model: mujoco.MjModel, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth: the world position and axes (3×3) of CAMERA's optical frame (z forward, y down)."""
+    camera = model.cam(CAMERA).id
+    return data.cam_xpos[camera].copy(), data.cam_xmat[camera].reshape(3, 3) @ MUJOCO_TO_OPTICAL
+
+
+def marker_in_world(model: mujoco.MjModel, data: mujoco.MjData, marker_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth: the world position and axes (3×3) of a fiducial plate (z: the marker's face)."""
+    geom = model.geom(marker_name(marker_id)).id
+    return data.geom_xpos[geom].copy(), data.geom_xmat[geom].reshape(3, 3).copy()
 
 
 def degrade(image: np.ndarray, view: CameraView) -> np.ndarray:
