@@ -5,9 +5,10 @@
   resolution with and without shadows and reflections.
 * live: the simulated cell paced at real time with only its camera channel, first with the
   camera off (the baseline, same duration), then on at the configured rate; the camera's cost is
-  the difference of the process CPU. The driver core reads the stream in the same process
-  (frames delivered vs rendered, latency = receipt - the wall time at which the physics reached
-  the frame's instant); a camera_driver node process reads it too, its CPU from /proc.
+  the render process's CPU plus the difference of the cell process's CPU (serving, the reader).
+  The driver core reads the stream in the same process (frames delivered vs rendered, latency =
+  receipt - the wall time at which the physics reached the frame's instant); a camera_driver
+  node process reads it too, its CPU from /proc.
 * fiducials: frames rendered along one task cycle at ``--fiducial-width`` × height; the tool
   marker's pose from cv2.aruco + solvePnP with the simulated camera's calibration, against the
   ground truth: in the camera frame, and relative to the floor marker beside the base (what a
@@ -133,16 +134,22 @@ def run_cell(channel: CameraChannel, duration: float, driver_env: dict[str, str]
                 driver = NodeProcess(['camera_driver', '--ros-args', '--params-file',
                                       str(CONFIG / 'camera_driver.yaml'), '-p', f'url:={runner.camera.server.url}'],
                                      driver_env, Path(tempfile.mkdtemp()) / 'camera_driver.log')
-        time.sleep(3.0)  # start-up: driver process, first frames
+        deadline = time.monotonic() + 60.0  # start-up: render process, driver process, first frames
+        while runner.camera is not None and not latencies and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)
         before = runner.stats()
         delivered = len(latencies)
+        renderers = [c for c in process.children() if 'spawn_main' in ' '.join(c.cmdline())]
         cpu = process.cpu_times()
+        render_cpu = [c.cpu_times() for c in renderers]
         driver_cpu = psutil.Process(driver.process.pid).cpu_times() if driver else None
         start = time.monotonic()
         time.sleep(duration)
         elapsed = time.monotonic() - start
         after = runner.stats()
-        result = {'cores': (sum(process.cpu_times()[:2]) - sum(cpu[:2])) / elapsed,
+        render_cores = sum(sum(c.cpu_times()[:2]) - sum(t[:2]) for c, t in zip(renderers, render_cpu)) / elapsed
+        result = {'cores': (sum(process.cpu_times()[:2]) - sum(cpu[:2])) / elapsed, 'render_cores': render_cores,
                   'late_events': after['late_events'] - before['late_events'],
                   'resyncs': after['resyncs'] - before['resyncs'], 'max_lag_ms': 1e3 * after['max_lag_s']}
         if driver is not None and driver_cpu is not None:
@@ -199,8 +206,10 @@ def main() -> None:
     parser.add_argument('--fiducial-width', type=int, default=640, help='fiducial frames: width (height 3/4)')
     parser.add_argument('--fiducial-frames', type=int, default=40, help='fiducial frames (one cycle: 40)')
     args = parser.parse_args()
-    cost_table(args.frames)
-    fiducial_table(args.fiducial_width, args.fiducial_width * 3 // 4, args.fiducial_frames)
+    if args.frames:
+        cost_table(args.frames)
+    if args.fiducial_frames:
+        fiducial_table(args.fiducial_width, args.fiducial_width * 3 // 4, args.fiducial_frames)
     configured = yaml.safe_load((CONFIG / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
     channel = build(CameraChannel, configured['channels']['camera'], 'channels.camera')
     channel = replace(channel, enabled=True, port=0, **{key: value for key, value in
@@ -217,6 +226,7 @@ def main() -> None:
           f'resyncs {baseline["resyncs"]})')
     print(f'cell process, camera on:  {live["cores"]:.3f} cores (late events {live["late_events"]}, '
           f'resyncs {live["resyncs"]}); camera + in-process reader: {live["cores"] - baseline["cores"]:.3f} cores')
+    print(f'render process: {live["render_cores"]:.3f} cores')
     print(f'camera_driver process: {live.get("driver_cores", float("nan")):.3f} cores')
     print(f'frames captured {live["captured"]}, rendered {live["emitted"]}, dropped {live["dropped"]} '
           f'(renderer busy), delivered to the reader {live["delivered"]}, rejected {live["errors"]}')

@@ -1,16 +1,19 @@
 """The cell camera: views of the workcell rendered offscreen (OSMesa, no GPU) and served as MJPEG.
 
 The simulation thread only captures a view (joint positions, the instants it shows, the active
-camera faults: O(1)); a render thread turns the newest view into a JPEG and hands it to the
-MJPEG server. A view the render thread could not take before the next one arrived is dropped
+camera faults: O(1)); a render process turns the newest view into a JPEG, which a thread hands
+to the MJPEG server. A view the renderer could not take before the next one arrived is dropped
 and counted, so rendering never delays the physics and a short CPU shows as fewer frames.
 """
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 import cv2
 import mujoco
@@ -24,6 +27,7 @@ from twin_sim.mjpeg_server import MjpegServer
 from twin_sim.model import CAMERA, marker_name
 
 OCCLUDER_GRAY = 40  # the occluding object's shade (0..255)
+RESULT_POLL = 0.2  # s; how often a wait for the render process checks for a stop
 MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # a MuJoCo camera looks along -z with y up
 
 
@@ -84,9 +88,8 @@ def degrade(image: np.ndarray, view: CameraView) -> np.ndarray:
 
 
 class FrameRenderer:
-    """Renders CAMERA views into JPEG bytes with its own model copy and OSMesa context.
-
-    A GL context is current in one thread at a time: ``make_current`` in the thread that renders.
+    """Renders CAMERA views into JPEG bytes with its own model copy and OSMesa context (current
+    in the thread that made it).
     """
 
     def __init__(self, model: mujoco.MjModel, config: CameraChannel) -> None:
@@ -114,9 +117,6 @@ class FrameRenderer:
         self._viewport = mujoco.MjrRect(0, 0, config.width, config.height)
         self._pixels = np.empty((config.height, config.width, 3), dtype=np.uint8)
 
-    def make_current(self) -> None:
-        self._gl.make_current()
-
     def render(self, view: CameraView) -> np.ndarray:
         """The view as a BGR image (rows top to bottom), faults applied."""
         self._data.qpos[:] = view.qpos
@@ -141,7 +141,12 @@ class FrameRenderer:
 
 
 class SimCamera:
-    """Captures views in the simulation thread; renders, encodes and serves them in its own threads."""
+    """Captures views in the simulation thread; a render process renders and encodes them, a thread
+    of this process hands them over and serves the results.
+
+    The renderer runs in its own process because MuJoCo's rendering calls hold the GIL (about
+    10 ms of CPU a frame at 320×240): in a thread they would delay the physics steps.
+    """
 
     def __init__(self, config: CameraChannel, model: mujoco.MjModel, workers: Workers | None = None) -> None:
         self.config = config
@@ -153,13 +158,12 @@ class SimCamera:
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._renderer: FrameRenderer | None = None
         self._last_jpeg = b''
         self.captured = self.rendered = self.dropped = self.dropouts = self.repeated = 0
         self.render_s = self.encode_s = 0.0  # totals over the rendered frames (wall time)
 
     def capture(self, view: CameraView | None) -> None:
-        """Hand the render thread the newest view (None: the camera has dropped out)."""
+        """Hand the renderer the newest view (None: the camera has dropped out)."""
         if view is None:
             self.dropouts += 1
             return
@@ -171,8 +175,6 @@ class SimCamera:
             self._ready.notify()
 
     def open(self) -> None:
-        """Start serving; the GL context is made here (~0.5 s holding the GIL), before the physics runs."""
-        self._renderer = FrameRenderer(self._model, self.config)
         self.server.open()
         self._stop.clear()
         self._thread = self._workers.spawn('camera render', self._render_loop, self._stop)
@@ -184,9 +186,6 @@ class SimCamera:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
         self.server.close()
 
     def counters(self) -> dict[str, int | float]:
@@ -203,21 +202,52 @@ class SimCamera:
         return view
 
     def _render_loop(self) -> None:
-        renderer = self._renderer
-        assert renderer is not None  # made by open
-        renderer.make_current()
-        while (view := self._next_view()) is not None:
-            self._serve(renderer, view)
+        """Start the render process, feed it the views, serve its frames; stop it when stopping."""
+        context = multiprocessing.get_context('spawn')  # no fork of a process running DDS threads
+        connection, child_end = context.Pipe()
+        process = context.Process(target=render_process, args=(child_end, self._model, self.config),
+                                  name='camera render', daemon=True)
+        process.start()
+        child_end.close()
+        try:
+            while (view := self._next_view()) is not None:
+                self._serve(connection, view)
+        finally:
+            connection.close()  # the process ends at the end of its pipe
+            process.join(5.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
-    def _serve(self, renderer: FrameRenderer, view: CameraView) -> None:
+    def _serve(self, connection: Connection, view: CameraView) -> None:
         if view.frozen and self._last_jpeg:
             self.repeated += 1
         else:
+            connection.send(view)
+            while not connection.poll(RESULT_POLL):
+                if self._stop.is_set():
+                    return
+            self._last_jpeg, render_s, encode_s = connection.recv()
+            self.render_s += render_s
+            self.encode_s += encode_s
+        self.server.publish(self._last_jpeg, view.device_time)
+        self.rendered += 1
+
+
+def render_process(connection: Connection, model: mujoco.MjModel, config: CameraChannel) -> None:
+    """Render each view received into (JPEG, render s, encode s) until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the group: the parent closes the pipe
+    renderer = FrameRenderer(model, config)
+    try:
+        while True:
+            try:
+                view = connection.recv()
+            except EOFError:
+                return
             start = time.perf_counter()
             image = renderer.render(view)
             rendered = time.perf_counter()
-            self._last_jpeg = renderer.encode(image)
-            self.render_s += rendered - start
-            self.encode_s += time.perf_counter() - rendered
-        self.server.publish(self._last_jpeg, view.device_time)
-        self.rendered += 1
+            jpeg = renderer.encode(image)
+            connection.send((jpeg, rendered - start, time.perf_counter() - rendered))
+    finally:
+        renderer.close()
