@@ -45,6 +45,7 @@ setup(
             'imu_driver = twin_sensors.imu_node:main',
             'encoder_driver = twin_sensors.encoder_node:main',
             'lidar_driver = twin_sensors.lidar_node:main',
+            'camera_driver = twin_sensors.camera_node:main',
             'plan_driver = twin_sensors.plan_node:main',
             'plc_driver = twin_sensors.plc_node:main',
             'predictor_node = twin_predictor.predictor_node:main',

@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2 chromium)  # chromium: the report page test (headless)
+APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2 chromium libosmesa6)  # chromium: the report page test (headless); libosmesa6: the camera renders offscreen without a GPU
 STAMP="$VENV/.requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -26,7 +26,7 @@ def isolated_config(directory: Path) -> Path:
     shutil.copytree(config_dir(), config)
     imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
     lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
-    command_port, plan_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    command_port, plan_port, camera_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM), free_port()
 
     def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
         document = yaml.safe_load((config / filename).read_text())
@@ -40,6 +40,7 @@ def isolated_config(directory: Path) -> Path:
         channels['command']['port'] = command_port
         channels['plan']['port'] = plan_port
         channels['plc']['endpoint'] = plc
+        channels['camera']['port'] = camera_port
         params['truth_dir'] = str(directory / 'truth')
 
     edit('workcell.yaml', 'workcell_sim', simulator)
@@ -48,6 +49,7 @@ def isolated_config(directory: Path) -> Path:
     edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
     edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
     edit('plan_driver.yaml', 'plan_driver', lambda p: p['udp'].update(port=plan_port))
+    edit('camera_driver.yaml', 'camera_driver', lambda p: p.update(url=f'http://127.0.0.1:{camera_port}/stream.mjpg'))
     edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
     edit('view.yaml', 'twin_view', lambda p: p.update(port=free_port()))
     graph = yaml.safe_load((config / 'graph.yaml').read_text())

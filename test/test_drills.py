@@ -88,13 +88,17 @@ def wait_until(condition, timeout: float) -> float:
     return time.monotonic() - start
 
 
-def kill_launcher(launcher) -> tuple[list[psutil.Process], list[psutil.Process]]:
-    """SIGKILL the launcher process alone; its node processes and watchdog(s), recorded just before."""
-    descendants = psutil.Process(launcher.process.pid).children(recursive=True)
-    watchdogs = [p for p in descendants if 'twin_bringup.lifetime' in p.cmdline()]
+def kill_launcher(launcher) -> tuple[list[psutil.Process], list[psutil.Process], list[psutil.Process]]:
+    """SIGKILL the launcher process alone; its node processes, their own children (the camera's
+    render process) and its watchdog(s), recorded just before.
+    """
+    process = psutil.Process(launcher.process.pid)
+    children, descendants = process.children(), process.children(recursive=True)
+    watchdogs = [p for p in children if 'twin_bringup.lifetime' in p.cmdline()]
     os.kill(launcher.process.pid, signal.SIGKILL)
     assert launcher.wait(timeout=10) == -signal.SIGKILL
-    return [p for p in descendants if p not in watchdogs], watchdogs
+    return ([p for p in children if p not in watchdogs], [p for p in descendants if p not in children],
+            watchdogs)
 
 
 def test_killing_the_launcher_leaves_no_process_port_link_or_shared_memory(start_process, probe, tmp_path):
@@ -113,9 +117,9 @@ def test_killing_the_launcher_leaves_no_process_port_link_or_shared_memory(start
     assert all(e.in_use() for e in simulator.endpoints) and all(link.exists() for link in simulator.links)
     segments_in_use = fastdds_files() - files_before
 
-    nodes, watchdogs = kill_launcher(launcher)
+    nodes, helpers, watchdogs = kill_launcher(launcher)
     assert len(nodes) == len(entries) and len(watchdogs) == 1
-    gone = wait_until(lambda: not any(alive(p) for p in nodes + watchdogs), timeout=SHUTDOWN_GRACE_S + 10)
+    gone = wait_until(lambda: not any(alive(p) for p in nodes + helpers + watchdogs), timeout=SHUTDOWN_GRACE_S + 10)
     held = [f'{e.protocol}/{e.port}' for e in simulator.endpoints if e.in_use()]
     links = [str(link) for link in simulator.links if os.path.lexists(link)]
     leaked = stale_fastdds_segments() - stale_before
@@ -147,7 +151,7 @@ def test_a_node_that_ignores_sigterm_is_killed_by_the_watchdog(start_process, pr
     probe.wait_for('/diagnostics', lambda m: len(m) >= 2, timeout=30)  # the real node runs
     wait_until(lambda: '[stubborn/health_monitor] ignoring SIGTERM' in launcher.output(), timeout=30)
 
-    nodes, watchdogs = kill_launcher(launcher)
+    nodes, _, watchdogs = kill_launcher(launcher)
     assert len(nodes) == 2 and len(watchdogs) == 1
     gone = wait_until(lambda: not any(alive(p) for p in nodes + watchdogs), timeout=SHUTDOWN_GRACE_S + 10)
     watchdog_line = next(line for line in launcher.output().splitlines() if line.startswith('twin_launch watchdog:'))
@@ -180,7 +184,7 @@ def test_a_held_port_is_named_and_blocks_only_a_launch_with_the_simulator(start_
     graph['nodes'] = [n for n in graph['nodes'] if n['name'] in ('workcell_sim', 'plc_driver')]
     (config / 'graph.yaml').write_text(yaml.safe_dump(graph, sort_keys=False))
     (plc,) = [e for e in simulator_resources(load_node_table(config).select(with_sim=True), config).endpoints
-              if e.protocol == 'tcp']
+              if e.use.endswith('channels.plc')]
     with socket.socket() as squatter:
         squatter.bind((plc.host, plc.port))
         squatter.listen()

@@ -5,6 +5,7 @@ import json
 import math
 import struct
 
+import cv2
 import numpy as np
 from asyncua import ua
 from hypothesis import HealthCheck, given, settings
@@ -18,9 +19,11 @@ from twin_bridge.opcua_space import speed_override_command
 from twin_bridge.payload import CDR_HEADER, CDR_MAGIC, PayloadError, Schema
 from twin_control.config import ActuationConfig
 from twin_core.config import ConfigError, build
+from twin_sensors.camera import JPEG_END, JPEG_START, CameraConfig, CameraStream
 from twin_sensors.encoders import EncoderConfig, EncoderStream
 from twin_sensors.imu import ImuConfig, ImuStream
 from twin_sensors.lidar import LidarStream
+from twin_sensors.mjpeg import MAX_HEAD
 from twin_sensors.plan import PlanDriverConfig, PlanStream
 from twin_sensors.plc import PlcDriverConfig, PlcView
 from twin_sensors.stats import DriverStats
@@ -94,6 +97,38 @@ def test_lidar_datagrams(head: tuple[float, ...], millimetres: list[int], tail: 
         assert not np.isnan(scan.ranges).any()
     assert len(scans) == (1 if all(map(math.isfinite, head)) else 0)
     assert len(scans) + rejected(stats) >= 1
+
+
+CAMERA_JPEGS = st.sampled_from([
+    cv2.imencode('.jpg', np.full((16, 16, 3), shade, np.uint8))[1].tobytes() for shade in (0, 90, 200)])
+HEADER_VALUES = st.one_of(TEXT_NUMBERS, st.just('image/png'), st.text(max_size=20))
+
+
+@FUZZ
+@given(st.lists(st.tuples(CAMERA_JPEGS, TEXT_NUMBERS), max_size=6),
+       st.lists(st.tuples(st.sampled_from(['Content-Length', 'Content-Type', 'X-Timestamp', 'x']), HEADER_VALUES),
+                max_size=3),
+       st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), max_size=6), st.binary(max_size=200),
+       st.integers(1, 700))
+def test_mjpeg_parts(parts: list[tuple[bytes, str]], extra_headers: list[tuple[str, str]],
+                     flips: list[tuple[int, int]], noise: bytes, chunk: int) -> None:
+    stats = DriverStats()
+    stream = CameraStream(CameraConfig(max_frame_bytes=2048), stats)
+    stream.reset(b'frame')
+    extra = ''.join(f'{name}: {value}\r\n' for name, value in extra_headers).encode(errors='replace')
+    data = bytearray(b''.join(b'--frame\r\n' + extra + f'Content-Length: {len(jpeg)}\r\nX-Timestamp: {stamp}\r\n'
+                              .encode(errors='replace') + b'\r\n' + jpeg + b'\r\n' for jpeg, stamp in parts))
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    data += noise
+    frames = [f for i in range(0, len(data), chunk) for f in stream.feed(bytes(data[i:i + chunk]), 1.0)]
+    for frame in frames:
+        assert frame.jpeg.startswith(JPEG_START) and frame.jpeg.endswith(JPEG_END)
+        assert frame.device_time is None or math.isfinite(frame.device_time)
+    if not (flips or extra_headers or noise):  # intact parts: each one a frame
+        assert len(frames) == len(parts) and stats.errors['bad_timestamp'] == sum(f.device_time is None for f in frames)
+    assert len(stream.parser._buffer) <= 2048 + MAX_HEAD + 64  # noqa: SLF001 - one part at most
 
 
 PLAN_HEAD = struct.Struct('<dBBB')

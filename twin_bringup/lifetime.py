@@ -257,6 +257,9 @@ def simulator_resources(entries: Iterable[object], config_dir: Path) -> Simulato
             url = urlsplit(channels.plc.endpoint)
             endpoints.append(Endpoint('tcp', url.hostname or '127.0.0.1', url.port or 4840,
                                       f'{name} channels.plc'))
+        if channels.camera.enabled and channels.camera.port:
+            endpoints.append(Endpoint('tcp', channels.camera.host, channels.camera.port,
+                                      f'{name} channels.camera'))
         links += [Path(c.link) for c in (channels.imu, channels.encoders) if c.enabled]
     return SimulatorResources(tuple(endpoints), tuple(links))
 

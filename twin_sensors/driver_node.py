@@ -11,6 +11,7 @@ from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
 from twin_core.dead_letters import DeadLetters
+from twin_core.levels import Level
 from twin_ros.common import declare_config, status, supervised_workers
 from twin_ros.stamps import to_msg
 from twin_sensors.readers import SerialReader
@@ -86,6 +87,10 @@ class DriverNode(Node):
     def extra_values(self) -> dict[str, Any]:
         return {}
 
+    def health(self, rate: float) -> tuple[Level, str]:
+        """The device's level and message on /diagnostics; ``rate`` in messages per second."""
+        return self.stats.health(rate)
+
     def destroy_node(self) -> None:
         """Stop the reader thread before the node goes away."""
         if self._reader is not None:
@@ -100,7 +105,7 @@ class DriverNode(Node):
             self.get_logger().warning(f'{self.source} not reached within {DEVICE_STARTUP_GRACE_S:g} s '
                                       f'of start: {self.stats.last_error}')
         rate = self.stats.rate()
-        level, message = self.stats.health(rate)
+        level, message = self.health(rate)
         values = self.stats.values(rate) | self.extra_values() | self.stamper.values()
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()),

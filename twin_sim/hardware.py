@@ -1,4 +1,6 @@
-"""The workcell's device channels: IMU and encoders on serial ports, lidar over UDP, a UDP command port."""
+"""The workcell's device channels: IMU and encoders on serial ports, lidar and plan over UDP, a UDP
+command port; the camera (MJPEG over HTTP) is in ``twin_sim.camera``.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from twin_sensors.wire import (
     parse_command,
     request_seq,
 )
+from twin_sim.camera import CameraChannel
 from twin_sim.serial_port import EmulatedSerialPort
 
 _log = logging.getLogger(__name__)
@@ -130,6 +133,7 @@ class ChannelsConfig:
     plan: PlanChannel = PlanChannel()
     command: CommandChannel = CommandChannel()
     plc: PlcChannel = PlcChannel()
+    camera: CameraChannel = CameraChannel()
 
 
 # --------------------------------------------------------------------------- emitters

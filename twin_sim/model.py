@@ -21,6 +21,17 @@ IMU_FRAME = "imu_link"
 LASER_FRAME = "laser"
 IMU_SITE = "imu"
 LASER_SITE = "laser"
+CAMERA = "cell_camera"
+CAMERA_POSITION = (-0.5, -1.6, 1.9)  # m, world frame: high on the right fence, behind the arm
+CAMERA_TARGET = (0.3, 0.2, 0.6)  # m, world frame: where the camera looks (the arm's work area)
+CAMERA_FOVY = 50.0  # degrees, vertical field of view
+ARUCO_DICTIONARY = "DICT_4X4_50"
+# Fiducials: (ArUco id, body, plate centre (m) and orientation (w, x, y, z) in the body frame, black
+# square side (m)). The marker reads right on the plate's +z face (its -z face shows it mirrored):
+# up on the floor, and up on the tool at the start (tool0's z points down).
+MARKERS = ((0, "world", (0.0, -0.35, 0.0005), (1.0, 0.0, 0.0, 0.0), 0.2),
+           (1, "tool0", (0.0, 0.0, -0.22), (0.0, 1.0, 0.0, 0.0), 0.12))
+MARKER_BORDER = 0.25  # white margin around the black square, fraction of its side
 ACCELEROMETER = "imu_accelerometer"
 GYRO = "imu_gyro"
 ROBOT_GEOM_GROUP = 0
@@ -57,6 +68,7 @@ def build_model(urdf_path: str | Path, arm: ArmDescription, obstacles: Sequence[
         spec.joint(name).armature = rotor_inertia * gear ** 2  # reflected rotor inertia
     _add_sensors(spec)
     _add_cell(spec, obstacles)
+    _add_camera(spec)
     gains = _tune_gains(spec.compile(), arm, bandwidth_hz)
     for index, name in enumerate(arm.joint_names):
         _add_motor(spec, name, gains.kp[index], gains.kd[index], arm.effort[index])
@@ -83,6 +95,46 @@ def _add_cell(spec: mujoco.MjSpec, obstacles: Sequence[Obstacle]) -> None:
         spec.worldbody.add_geom(name=obstacle.name, type=geom_type, size=size, pos=list(obstacle.position),
                                 quat=[math.cos(half_yaw), 0.0, 0.0, math.sin(half_yaw)],
                                 group=OBSTACLE_GEOM_GROUP, rgba=[0.2, 0.5, 0.8, 1.0])
+
+
+def _add_camera(spec: mujoco.MjSpec) -> None:
+    """A fixed camera looking from CAMERA_POSITION at CAMERA_TARGET, image rows upright."""
+    position, target = np.array(CAMERA_POSITION), np.array(CAMERA_TARGET)
+    forward = (target - position) / np.linalg.norm(target - position)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)  # a MuJoCo camera looks along its -z, with +y up in the image
+    spec.worldbody.add_camera(name=CAMERA, pos=list(position), fovy=CAMERA_FOVY,
+                              xyaxes=[*right, *up])
+    for marker in MARKERS:
+        _add_marker(spec, *marker)
+    spec.worldbody.add_light(name="cell_light", pos=[0.5, -0.5, 3.0], dir=[-0.1, 0.1, -1.0],
+                             castshadow=True, diffuse=[0.7, 0.7, 0.7])
+
+
+def marker_name(marker_id: int) -> str:
+    return f"aruco_{marker_id}"
+
+
+def _add_marker(spec: mujoco.MjSpec, marker_id: int, body: str, centre: tuple[float, float, float],
+                orientation: tuple[float, float, float, float], side: float) -> None:
+    """A thin plate showing ArUco marker ``marker_id``, in the visual-only group 1."""
+    import cv2  # the camera's dependency; only the marker texture needs it here
+
+    pixels = 60  # the black square: 4x4 bits and a one-bit border, 10 px each
+    square = cv2.aruco.generateImageMarker(cv2.aruco.getPredefinedDictionary(
+        getattr(cv2.aruco, ARUCO_DICTIONARY)), marker_id, pixels)
+    margin = round(MARKER_BORDER * pixels)
+    image = np.pad(square, margin, constant_values=255)
+    name = marker_name(marker_id)
+    spec.add_texture(name=name, type=mujoco.mjtTexture.mjTEXTURE_2D, width=image.shape[1],
+                     height=image.shape[0], nchannel=3)
+    spec.texture(name).data = np.repeat(image[:, :, None], 3, axis=2).tobytes()
+    spec.add_material(name=name, textures=["", name], texuniform=False, texrepeat=[1.0, 1.0])
+    half = 0.5 * side * (1.0 + 2.0 * MARKER_BORDER)
+    parent = spec.worldbody if body == "world" else spec.body(body)
+    parent.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=[half, half, 0.0005], pos=list(centre),
+                    quat=list(orientation), material=name, group=1, contype=0, conaffinity=0, mass=0.0)
 
 
 def _tune_gains(model: mujoco.MjModel, arm: ArmDescription, bandwidth_hz: float) -> ControlGains:

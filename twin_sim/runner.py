@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from twin_sim.camera import SimCamera
 from twin_sim.hardware import ChannelsConfig, CommandServer, Emitter, build_emitters
 from twin_sim.plc import PlcServer, PlcState
 
@@ -66,6 +67,7 @@ class SimRunner:
         self.emitters: list[Emitter] = build_emitters(channels)
         self.command_server = CommandServer(channels.command) if channels.command.enabled else None
         self.plc = PlcServer(channels.plc, workcell.joint_names) if channels.plc.enabled else None
+        self.camera = SimCamera(channels.camera, workcell.model) if channels.camera.enabled else None
         self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = False
@@ -122,6 +124,9 @@ class SimRunner:
             for e in self.emitters}
         if self.command_server is not None:
             channels["command"] = self.command_server.counters()
+        if self.camera is not None:
+            channels["camera"] = {"target_hz": 1.0 / self.camera.period,
+                                  "rate_hz": rates.get("camera", math.nan)} | self.camera.counters()
         if self.plc is not None:
             channels["plc"] = {"published": stats.pop("plc_published"), "rejected_writes": self.plc.rejected_writes}
         else:
@@ -149,7 +154,7 @@ class SimRunner:
             if self.plc is not None:
                 self.plc.start()
                 stack.callback(self.plc.stop)
-            for endpoint in [*self.emitters, self.command_server]:
+            for endpoint in [*self.emitters, self.command_server, self.camera]:
                 if endpoint is not None:
                     endpoint.open()
                     stack.callback(endpoint.close)
@@ -161,6 +166,9 @@ class SimRunner:
         tasks.extend(self._extra_tasks)
         if self.plc is not None:
             tasks.append(_Task(1.0 / self.channels.plc.publish_rate_hz, self._publish_plc))
+        if self.camera is not None:
+            camera = self.camera
+            tasks.append(_Task(camera.period, lambda: camera.capture(self.workcell.camera_view())))
         return tasks
 
     def _loop(self, duration: float, stop_event: threading.Event) -> None:
@@ -252,7 +260,10 @@ class SimRunner:
         self._stats["plc_published"] += 1
 
     def _emitted_counts(self) -> dict[str, int]:
-        return {e.name: e.emitted for e in self.emitters}
+        counts = {e.name: e.emitted for e in self.emitters}
+        if self.camera is not None:
+            counts["camera"] = self.camera.rendered
+        return counts
 
     def _update_rates(self, window: tuple[float, float, dict[str, int]], now: float
                       ) -> tuple[float, float, dict[str, int]]:

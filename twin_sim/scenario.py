@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
-FAULT_TYPES = ("collision", "encoder_stuck", "imu_bias_jump", "sensor_dropout", "overheating")
-SENSOR_CHANNELS = ("imu", "encoders", "lidar", "plc", "plan")
+FAULT_TYPES = ("collision", "encoder_stuck", "imu_bias_jump", "sensor_dropout", "overheating",
+               "camera_frozen", "camera_occlusion", "camera_blur")
+CAMERA_FAULTS = ("camera_frozen", "camera_occlusion", "camera_blur")
+SENSOR_CHANNELS = ("imu", "encoders", "lidar", "plc", "plan", "camera")
 OBSTACLE_SHAPES = ("box", "cylinder")
 
 # Parameters each fault type accepts, with their defaults.
@@ -25,6 +27,9 @@ FAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "imu_bias_jump": {"accel_bias": (0.4, 0.0, 0.0), "gyro_bias": (0.0, 0.0, 0.02)},  # m/s^2, rad/s
     "sensor_dropout": {},
     "overheating": {"cooling_factor": 0.25},  # fraction of the nominal heat conductance left
+    "camera_frozen": {},  # the camera repeats its last image
+    "camera_occlusion": {"fraction": 0.5},  # of the image width covered by an object in front of the lens
+    "camera_blur": {"sigma": 4.0},  # px, Gaussian defocus
 }
 VECTOR_PARAMETERS = ("force", "accel_bias", "gyro_bias")
 
@@ -279,6 +284,8 @@ def _check_target(fault_type: str, target: str, path: str) -> None:
         raise ScenarioError(f"{path}: channel must be one of {', '.join(SENSOR_CHANNELS)}, got '{target}'")
     if fault_type == "imu_bias_jump" and target != "imu":
         raise ScenarioError(f"{path}: an imu_bias_jump targets 'imu', got '{target}'")
+    if fault_type in CAMERA_FAULTS and target != "camera":
+        raise ScenarioError(f"{path}: a {fault_type} targets 'camera', got '{target}'")
 
 
 def _fault_parameters(fault_type: str, value: Any, path: str) -> dict[str, Any]:
@@ -291,4 +298,8 @@ def _fault_parameters(fault_type: str, value: Any, path: str) -> dict[str, Any]:
         parameters[key] = check(item, f"{path}.{key}")
     if fault_type == "overheating" and not 0.0 < parameters["cooling_factor"] <= 1.0:
         raise ScenarioError(f"{path}.cooling_factor: must be in (0, 1]")
+    if fault_type == "camera_occlusion" and not 0.0 < parameters["fraction"] <= 1.0:
+        raise ScenarioError(f"{path}.fraction: must be in (0, 1]")
+    if fault_type == "camera_blur" and not 0.0 < parameters["sigma"] <= 100.0:
+        raise ScenarioError(f"{path}.sigma: must be in (0, 100] px")
     return parameters

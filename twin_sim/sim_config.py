@@ -8,6 +8,7 @@ from pathlib import Path
 from twin_core.config import ConfigError, describe
 from twin_core.paths import config_dir
 from twin_sim.hardware import ChannelsConfig
+from twin_sim.mjpeg_server import STREAM_PATH
 from twin_sim.runner import SimRunner
 from twin_sim.scenario import Scenario, ScenarioError
 from twin_sim.settings import SimSettings
@@ -87,4 +88,8 @@ def describe_channels(channels: ChannelsConfig) -> str:
         parts.append(f'commands udp://{channels.command.host}:{channels.command.port}')
     if channels.plc.enabled:
         parts.append(f'plc {channels.plc.endpoint}')
+    if channels.camera.enabled:
+        camera = channels.camera
+        parts.append(f'camera http://{camera.host}:{camera.port}{STREAM_PATH} '
+                     f'{camera.width}x{camera.height} @ {camera.rate_hz:g} Hz')
     return ', '.join(parts) or 'none'

@@ -14,6 +14,7 @@ import mujoco
 import numpy as np
 
 from twin_core.urdf import read_arm_description
+from twin_sim.camera import CameraView
 from twin_sim.controller import Mode, PickAndPlaceController, Plan
 from twin_sim.faults import FaultSchedule
 from twin_sim.model import GRAVITY, build_model
@@ -115,6 +116,11 @@ class Workcell:
         elapsed = self.time + self._clock_skip
         return elapsed * (1.0 + self.settings.device_clock_drift_ppm * 1e-6) + self.settings.device_clock_offset
 
+    @property
+    def clock_skip(self) -> float:
+        """Seconds the devices' clocks ran on while the simulation could not (see ``skip_clock``)."""
+        return self._clock_skip
+
     def skip_clock(self, seconds: float) -> None:
         """The simulation fell ``seconds`` behind real time and was re-anchored there: real
         device clocks would have kept running, so the devices' clock moves on by as much.
@@ -171,6 +177,18 @@ class Workcell:
         if self.faults.is_dropped("plan"):
             return None
         return self.controller.plan(targets)
+
+    def camera_view(self) -> CameraView | None:
+        """What the cell camera sees now, with its active faults; None during a ``camera`` dropout."""
+        self._refresh_faults()
+        if self.faults.is_dropped("camera"):
+            return None
+        faults = self.faults
+        return CameraView(
+            sim_time=self.time, device_time=self.device_time(), qpos=self.data.qpos.copy(),
+            frozen=bool(faults.active_of("camera_frozen")),
+            occlusion=max((f.parameters["fraction"] for f in faults.active_of("camera_occlusion")), default=0.0),
+            blur_sigma=max((f.parameters["sigma"] for f in faults.active_of("camera_blur")), default=0.0))
 
     def motor_temperatures(self) -> np.ndarray | None:
         """Winding temperatures (°C) as reported by the PLC; None during a PLC dropout."""
