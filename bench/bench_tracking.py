@@ -110,9 +110,9 @@ def fault_run(args: argparse.Namespace, run: int, alarm_config: TrackingAlarmCon
             twin.cell.inject_fault(Fault('encoder_stuck', args.joint, duration=args.fault_duration))
             onset = stamp
         reference = twin.cell.controller.reference
-        monitor.desired(from_seconds(stamp), reference.position)
-        deviation = monitor.measured(from_seconds(stamp), positions)
-        if onset is not None and stop is None and deviation is not None and deviation.exceeded:
+        judged = monitor.desired(from_seconds(stamp), reference.position)
+        judged += monitor.measured(from_seconds(stamp), positions)
+        if onset is not None and stop is None and any(deviation.exceeded for deviation in judged):
             stop = stamp - onset
         if state is None or not len(state.robot.tracking_error):
             continue

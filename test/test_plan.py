@@ -134,17 +134,51 @@ def test_plan_rollout_tracks_a_stiff_servo_and_round_trips(tmp_path) -> None:
         ControllerModel.load(tmp_path / 'bad.json')
 
 
+def _moving(monitor: TrackingMonitor, stamps_ms: range) -> list:
+    """Desired samples of joint a moving at 1 rad/s (joint b still); the judgements they release."""
+    judged = []
+    for ms in stamps_ms:
+        judged += monitor.desired(ms * 1_000_000, np.array([0.001 * ms, 0.0]))
+    return judged
+
+
 def test_tracking_monitor_pairs_samples_and_stops_on_a_lasting_deviation() -> None:
     monitor = TrackingMonitor(('a', 'b'), bound=0.03, duration=0.02, max_gap=0.05)
-    assert monitor.measured(5_000_000, np.zeros(2)) is None and monitor.unpaired == 1
-    for k in range(10):  # desired: joint a moving at 1 rad/s, 100 Hz
-        monitor.desired(k * 10_000_000, np.array([0.01 * k, 0.0]))
-    ok = monitor.measured(25_000_000, np.array([0.025, 0.0]))
-    assert ok is not None and ok.deviation == pytest.approx([0.0, 0.0]) and not ok.exceeded
-    first = monitor.measured(40_000_000, np.array([0.0, 0.0]))  # stuck: 0.04 behind
-    assert first is not None and not first.exceeded and 'a off its path by -0.040' in first.description
-    later = monitor.measured(60_000_000, np.array([0.0, 0.0]))
-    assert later is not None and later.exceeded
-    assert monitor.measured(80_000_000, np.array([0.08, 0.0])).exceeded is False  # back on the path
-    assert monitor.measured(200_000_000, np.zeros(2)) is None  # beyond the desired samples' reach
+    assert monitor.measured(5_000_000, np.zeros(2)) == [] and monitor.unpaired == 0  # waits for the plan
+    (early,) = _moving(monitor, range(10, 100, 10))  # desired from 10 ms on: the sample at 5 ms has none
+    assert not early.paired and not early.exceeded and monitor.unpaired == 1
+    (ok,) = monitor.measured(25_000_000, np.array([0.025, 0.0]))
+    assert ok.deviation == pytest.approx([0.0, 0.0]) and not ok.exceeded
+    (first,) = monitor.measured(40_000_000, np.array([0.0, 0.0]))  # stuck: 0.04 behind
+    assert not first.exceeded and 'a off its path by -0.040' in first.description
+    (later,) = monitor.measured(60_000_000, np.array([0.0, 0.0]))
+    assert later.exceeded
+    (back,) = monitor.measured(80_000_000, np.array([0.08, 0.0]))  # back on the path
+    assert not back.exceeded
     assert monitor.values()['peak_deviation.a'] == pytest.approx(0.06)
+
+
+def test_a_plan_arriving_later_than_the_encoders_is_no_deviation() -> None:
+    """Measured samples wait until the desired stream has passed them; nothing is extrapolated."""
+    monitor = TrackingMonitor(('a', 'b'), bound=0.03, duration=0.02, max_gap=0.05)
+    _moving(monitor, range(0, 20, 10))
+    judged = []
+    for ms in range(20, 60, 2):  # encoders on the path, 40 ms ahead of the plan stream
+        judged += monitor.measured(ms * 1_000_000, np.array([0.001 * ms, 0.0]))
+    assert judged == []
+    judged += _moving(monitor, range(20, 70, 10))
+    assert len(judged) == 20 and all(d.paired and not d.exceeded for d in judged)
+    assert max(abs(d.deviation[0]) for d in judged) < 1e-12
+
+
+def test_a_tracking_fault_ends_when_the_plan_stream_stops() -> None:
+    monitor = TrackingMonitor(('a', 'b'), bound=0.03, duration=0.02, max_gap=0.05)
+    _moving(monitor, range(0, 110, 10))
+    judged = []
+    for ms in range(0, 101, 10):  # stuck at 0
+        judged += monitor.measured(ms * 1_000_000, np.zeros(2))
+    assert judged[-1].exceeded
+    for ms in range(110, 200, 10):  # the plan stream is gone: nothing to judge against
+        judged += monitor.measured(ms * 1_000_000, np.zeros(2))
+    assert not judged[-1].exceeded and not judged[-1].paired
+    assert 'no desired state' in judged[-1].description

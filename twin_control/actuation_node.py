@@ -14,7 +14,7 @@ from std_msgs.msg import Empty, Float64, Header
 from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
-from twin_control.tracking import TrackingMonitor
+from twin_control.tracking import Deviation, TrackingMonitor
 from twin_core.config import ConfigError
 from twin_core.levels import Level, Risk
 from twin_core.stamps import from_msg
@@ -91,15 +91,19 @@ class ActuationNode(Node):
     def _on_desired(self, message: JointState) -> None:
         positions = self._joint_positions(message)
         if positions is not None:
-            self._tracking.desired(from_msg(message.header.stamp), positions)
+            self._judge_tracking(self._tracking.desired(from_msg(message.header.stamp), positions))
 
     def _on_measured(self, message: JointState) -> None:
         positions = self._joint_positions(message)
-        deviation = None if positions is None else self._tracking.measured(from_msg(message.header.stamp), positions)
-        if deviation is None or deviation.exceeded == self._tracking_fault:
-            return
-        self._tracking_fault = deviation.exceeded
-        self._handle(self._arbiter.protective(TRACKING, deviation.exceeded, deviation.description, time.monotonic()))
+        if positions is not None:
+            self._judge_tracking(self._tracking.measured(from_msg(message.header.stamp), positions))
+
+    def _judge_tracking(self, judged: list[Deviation]) -> None:
+        for deviation in judged:
+            if deviation.exceeded != self._tracking_fault:
+                self._tracking_fault = deviation.exceeded
+                self._handle(self._arbiter.protective(TRACKING, deviation.exceeded, deviation.description,
+                                                      time.monotonic()))
 
     def _on_anomaly(self, event: AnomalyEvent) -> None:
         description = event.description or f'{event.method} score {event.score:.3g} > {event.threshold:.3g}'
@@ -164,6 +168,7 @@ class ActuationNode(Node):
             latest = self._tracking.latest
             level, message = ((Level.WARN, 'no desired joint states paired yet') if latest is None else
                               (Level.ERROR, latest.description) if self._tracking_fault else
+                              (Level.WARN, latest.description) if not latest.paired else
                               (Level.OK, f'within {self._config.tracking.bound:g} rad of the plan'))
             statuses.append(status(f'{name}: tracking', level, message, values=self._tracking.values()))
         self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),

@@ -8,12 +8,13 @@ pushing the arm off its path, a stuck or slipping encoder, a brake or gearbox th
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from twin_core.stamps import to_seconds
-from twin_core.tracking import DesiredStates, deviation
+from twin_core.tracking import Desired, DesiredStates, deviation
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,22 @@ class Deviation:
     exceeded: bool
     description: str
 
+    @property
+    def paired(self) -> bool:
+        """False when no desired state was known at the stamp (the deviation is NaN)."""
+        return bool(np.isfinite(self.deviation).all())
+
 
 class TrackingMonitor:
-    """Pairs measured with desired positions (joint arrays in one order) and judges the deviation."""
+    """Pairs measured with desired positions (joint arrays in one order) and judges the deviation.
+
+    A measured sample is judged once the desired stream has passed its stamp, against the desired
+    positions interpolated there, never extrapolated: the plan arriving later than the encoders
+    must not read as the arm leaving its path. A sample the desired stream has not reached while
+    ``max_gap`` of later measurements came in, or one inside a gap of the desired stream, is
+    unpaired: its judgement says so and ends a deviation in progress (a tracking fault cannot
+    outlive the plan stream; the stop it caused stays latched).
+    """
 
     def __init__(self, joint_names: tuple[str, ...], bound: float, duration: float, max_gap: float) -> None:
         self.joint_names, self.bound, self.duration, self.max_gap = joint_names, bound, duration, max_gap
@@ -35,18 +49,46 @@ class TrackingMonitor:
         self.peak = np.zeros(len(joint_names))  # largest |deviation| seen per joint, rad
         self.unpaired = 0  # measured samples without desired states around them
         self._desired = DesiredStates(max_gap)
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
         self._over_since: int | None = None
 
-    def desired(self, stamp: int, positions: np.ndarray) -> None:
+    def desired(self, stamp: int, positions: np.ndarray) -> list[Deviation]:
+        """Add a desired sample; the measured samples it lets be judged, oldest first."""
         self._desired.add(stamp, positions)
+        return self._judge()
 
-    def measured(self, stamp: int, positions: np.ndarray) -> Deviation | None:
-        """The deviation at a measured sample; None while no desired state is known around it."""
-        desired = self._desired.at(stamp)
-        if desired is None:
-            self.unpaired += 1
-            self._over_since = None
-            return None
+    def measured(self, stamp: int, positions: np.ndarray) -> list[Deviation]:
+        """Add a measured sample; the measured samples that can be judged now, oldest first.
+        A stamp before the waiting ones (a replay restarted) drops them.
+        """
+        if self._pending and stamp < self._pending[-1][0]:
+            self._pending.clear()
+        self._pending.append((stamp, np.asarray(positions, dtype=float)))
+        return self._judge()
+
+    def _judge(self) -> list[Deviation]:
+        judged = []
+        newest = self._desired.newest
+        while self._pending:
+            stamp, positions = self._pending[0]
+            if newest is not None and stamp <= newest:
+                desired = self._desired.at(stamp)
+                judged.append(self._unpaired(stamp) if desired is None else self._compare(stamp, positions, desired))
+            elif to_seconds(self._pending[-1][0] - stamp) > self.max_gap:
+                judged.append(self._unpaired(stamp))
+            else:
+                break
+            self._pending.popleft()
+        return judged
+
+    def _unpaired(self, stamp: int) -> Deviation:
+        self.unpaired += 1
+        self._over_since = None
+        self.latest = Deviation(stamp, np.full(len(self.joint_names), math.nan), False,
+                                'no desired state at this instant')
+        return self.latest
+
+    def _compare(self, stamp: int, positions: np.ndarray, desired: Desired) -> Deviation:
         off = deviation(positions, desired)
         self.peak = np.maximum(self.peak, np.abs(off))
         over = np.flatnonzero(np.abs(off) > self.bound)

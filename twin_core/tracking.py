@@ -40,6 +40,11 @@ class DesiredStates:
     def __len__(self) -> int:
         return len(self._samples)
 
+    @property
+    def newest(self) -> int | None:
+        """Stamp (ns) of the newest desired sample, None before the first."""
+        return self._samples[-1][0] if self._samples else None
+
     def add(self, stamp: int, position: np.ndarray, velocity: np.ndarray | None = None) -> None:
         """One desired sample; a repeated or late stamp is ignored, one before everything kept
         (a replay restarted) starts over.
