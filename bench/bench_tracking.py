@@ -101,7 +101,8 @@ def fault_run(args: argparse.Namespace, run: int, alarm_config: TrackingAlarmCon
               stop_config: TrackingConfig) -> str:
     twin = Twin(args.seed + run)
     alarms = TrackingAlarms(alarm_config)
-    monitor = TrackingMonitor(twin.joints, stop_config.bound, stop_config.duration, stop_config.max_gap)
+    monitor = TrackingMonitor(twin.joints, stop_config.bound, stop_config.duration, stop_config.max_gap,
+                              stop_config.settle)
     onset_at = args.warmup + run * args.spacing  # a different phase of the cycle each run
     onset, alarm, stop, peak = None, None, None, 0.0
     while onset is None or (alarm is None or stop is None) and twin.cell.time < onset + args.fault_duration:

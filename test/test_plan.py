@@ -182,3 +182,20 @@ def test_a_tracking_fault_ends_when_the_plan_stream_stops() -> None:
         judged += monitor.measured(ms * 1_000_000, np.zeros(2))
     assert not judged[-1].exceeded and not judged[-1].paired
     assert 'no desired state' in judged[-1].description
+
+
+def test_deviations_are_judged_only_once_both_streams_have_settled() -> None:
+    """Right after a start or a gap the drivers' clocks may disagree: that is no tracking fault."""
+    monitor = TrackingMonitor(('a', 'b'), bound=0.03, duration=0.02, max_gap=0.05, settle=0.1)
+    _moving(monitor, range(0, 310, 10))
+    judged = []
+    for ms in range(0, 301, 10):  # stamps 50 ms late at first: 0.05 rad off the moving joint
+        judged += monitor.measured(ms * 1_000_000, np.array([0.001 * ms - (0.05 if ms < 100 else 0.0), 0.0]))
+    settling = [d for d in judged if not d.paired]
+    assert len(settling) == 10 and all('settling' in d.description for d in settling)
+    assert not any(d.exceeded for d in judged) and monitor.peak[0] < 1e-12
+    judged = []
+    for ms in range(400, 531, 10):  # after a gap in the plan stream: settling again, then judged
+        judged += monitor.desired(ms * 1_000_000, np.array([0.001 * ms, 0.0]))
+        judged += monitor.measured(ms * 1_000_000, np.array([0.001 * ms - 0.05, 0.0]))
+    assert any('settling' in d.description for d in judged) and judged[-1].exceeded

@@ -57,7 +57,8 @@ class ActuationNode(Node):
         self.create_subscription(MaintenanceSchedule, 'twin/maintenance_schedule', self._on_schedule, LATCHED)
         self.create_subscription(JointState, 'twin/corrections/joint_positions', self._on_correction, 10)
         tracking = config.tracking
-        self._tracking = TrackingMonitor(limits.names, tracking.bound, tracking.duration, tracking.max_gap)
+        self._tracking = TrackingMonitor(limits.names, tracking.bound, tracking.duration, tracking.max_gap,
+                                         tracking.settle)
         self._tracking_fault = False
         if tracking.enabled:
             self.create_subscription(JointState, 'plan/desired_joint_states', self._on_desired,

@@ -78,6 +78,10 @@ class TrackingConfig:
     max_gap: float = field(default=0.05, metadata=describe(
         'Longest interval (s) between desired states to interpolate across; beyond it no deviation is judged.',
         min=0.001, max=5.0))
+    settle: float = field(default=1.0, metadata=describe(
+        'Seconds both streams must have run (from the start or a gap) before deviations are judged: '
+        'the time the drivers\' clock estimators take to map device time, meanwhile the stamps of two '
+        'devices can disagree by their transport delays.', min=0.0, max=60.0))
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,18 @@ class TrackingMonitor:
     must not read as the arm leaving its path. A sample the desired stream has not reached while
     ``max_gap`` of later measurements came in, or one inside a gap of the desired stream, is
     unpaired: its judgement says so and ends a deviation in progress (a tracking fault cannot
-    outlive the plan stream; the stop it caused stays latched).
+    outlive the plan stream; the stop it caused stays latched). Pairs are judged only ``settle``
+    seconds after both streams (re)started: until the drivers' clock estimates have converged the
+    stamps of two devices can disagree by their transport delays, which on a moving arm reads as a
+    deviation; those samples count as unpaired.
     """
 
-    def __init__(self, joint_names: tuple[str, ...], bound: float, duration: float, max_gap: float) -> None:
+    def __init__(self, joint_names: tuple[str, ...], bound: float, duration: float, max_gap: float,
+                 settle: float = 0.0) -> None:
         self.joint_names, self.bound, self.duration, self.max_gap = joint_names, bound, duration, max_gap
+        self.settle = settle
+        self._paired_since: int | None = None  # stamp of the first pair since a start or a gap
+        self._last_pair: int | None = None
         self.latest: Deviation | None = None
         self.peak = np.zeros(len(joint_names))  # largest |deviation| seen per joint, rad
         self.unpaired = 0  # measured samples without desired states around them
@@ -73,19 +80,32 @@ class TrackingMonitor:
             stamp, positions = self._pending[0]
             if newest is not None and stamp <= newest:
                 desired = self._desired.at(stamp)
-                judged.append(self._unpaired(stamp) if desired is None else self._compare(stamp, positions, desired))
+                if desired is None:
+                    judged.append(self._unpaired(stamp, 'no desired state at this instant'))
+                elif self._settled(stamp):
+                    judged.append(self._compare(stamp, positions, desired))
+                else:
+                    judged.append(self._unpaired(stamp, 'settling: the streams just (re)started', gap=False))
             elif to_seconds(self._pending[-1][0] - stamp) > self.max_gap:
-                judged.append(self._unpaired(stamp))
+                judged.append(self._unpaired(stamp, 'no desired state at this instant'))
             else:
                 break
             self._pending.popleft()
         return judged
 
-    def _unpaired(self, stamp: int) -> Deviation:
+    def _settled(self, stamp: int) -> bool:
+        """Whether the pairs have run for ``settle`` s; a gap of either stream restarts the count."""
+        last, self._last_pair = self._last_pair, stamp
+        if self._paired_since is None or last is None or not 0 <= to_seconds(stamp - last) <= self.max_gap:
+            self._paired_since = stamp
+        return to_seconds(stamp - self._paired_since) >= self.settle
+
+    def _unpaired(self, stamp: int, reason: str, gap: bool = True) -> Deviation:
         self.unpaired += 1
         self._over_since = None
-        self.latest = Deviation(stamp, np.full(len(self.joint_names), math.nan), False,
-                                'no desired state at this instant')
+        if gap:
+            self._paired_since = None
+        self.latest = Deviation(stamp, np.full(len(self.joint_names), math.nan), False, reason)
         return self.latest
 
     def _compare(self, stamp: int, positions: np.ndarray, desired: Desired) -> Deviation:
