@@ -27,6 +27,7 @@ def isolated_config(directory: Path) -> Path:
     imu, encoders = str(directory / 'dev' / 'imu'), str(directory / 'dev' / 'encoders')
     lidar_port, plc = free_port(socket.SOCK_DGRAM), f'opc.tcp://127.0.0.1:{free_port()}/twin/plc'
     command_port = free_port(socket.SOCK_DGRAM)
+    plan_port = free_port(socket.SOCK_DGRAM)
 
     def edit(filename: str, node: str, change: Callable[[dict], None]) -> None:
         document = yaml.safe_load((config / filename).read_text())
@@ -38,6 +39,7 @@ def isolated_config(directory: Path) -> Path:
         channels['imu']['link'], channels['encoders']['link'] = imu, encoders
         channels['lidar']['port'] = lidar_port
         channels['command']['port'] = command_port
+        channels['plan']['port'] = plan_port
         channels['plc']['endpoint'] = plc
         params['truth_dir'] = str(directory / 'truth')
 
@@ -45,6 +47,7 @@ def isolated_config(directory: Path) -> Path:
     edit('imu_driver.yaml', 'imu_driver', lambda p: p['serial'].update(port=imu))
     edit('encoder_driver.yaml', 'encoder_driver', lambda p: p['serial'].update(port=encoders))
     edit('lidar_driver.yaml', 'lidar_driver', lambda p: p['udp'].update(port=lidar_port))
+    edit('plan_driver.yaml', 'plan_driver', lambda p: p['udp'].update(port=plan_port))
     edit('plc_driver.yaml', 'plc_driver', lambda p: p['opcua'].update(endpoint=plc))
     edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
     edit('view.yaml', 'twin_view', lambda p: p.update(port=free_port()))
