@@ -89,13 +89,14 @@ def test_every_node_of_the_graph_can_be_composed():
         node_class('twin_sync.sync_node:Missing')
 
 
-def test_the_default_graph_runs_drivers_core_and_analytics_apart_and_actuation_alone():
+def test_the_default_graph_runs_drivers_core_and_analytics_apart_and_the_health_and_actuation_alone():
     table = load_node_table(config_dir())
     processes = group_processes(table.select(with_sim=True, with_view=True))
-    assert [p.name for p in processes] == ['workcell_sim', 'analytics', 'drivers', 'core', 'actuation', 'twin_view']
+    assert [p.name for p in processes] == ['workcell_sim', 'health_monitor', 'drivers', 'core', 'actuation',
+                                           'analytics', 'twin_view']
     members = {p.name: [e.name for e in p.entries] for p in processes if isinstance(p, ProcessGroup)}
     assert members == {
-        'analytics': ['health_monitor', 'anomaly_detector', 'maintenance_planner', 'predictor'],
+        'analytics': ['anomaly_detector', 'maintenance_planner', 'predictor'],
         'drivers': ['imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver'],
         'core': ['twin_sync', 'twin_state']}
 
