@@ -40,6 +40,7 @@ setup(
             'health_monitor = twin_bringup.health_node:main',
             'sync_node = twin_sync.sync_node:main',
             'twin_launch = twin_bringup.launcher:main',
+            'twin_container = twin_bringup.container_cli:main',
             'state_node = twin_state.state_node:main',
             'twin_fidelity = twin_state.fidelity_cli:main',
             'imu_driver = twin_sensors.imu_node:main',

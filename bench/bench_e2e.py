@@ -10,12 +10,20 @@ loopback-only profile), lets it warm up, then records for a while:
   aligned state's latency net of that delay;
 * the baseline measured in the same run: one DDS hop of sensor_msgs/Imu at 1 kHz between two
   plain rclpy processes (the floor any stage pays);
-* CPU of every node process of the graph (cores, from /proc via psutil).
+* messages delivered against published per sensor topic: what each driver counted as published
+  (its /diagnostics ``messages``, interpolated to the synchronizer's report times) against what the
+  synchronizer counted as received (the sum of its per-input ``rate_hz`` reports) and what the
+  bench's own best-effort recorder received over the same interval;
+* CPU of every process of the graph (cores, from /proc via psutil): per node where each node has
+  its own process, per container (``twin_container``) otherwise.
 
 The graph runs once per executor (``--executors``, default both: the twin's lean executor, then
-rclpy's SingleThreadedExecutor), one after the other in the same run.
+rclpy's SingleThreadedExecutor) and per process layout (``--layouts``: one process per node, all of
+the twin's nodes in one container, or groupings between), interleaved ``--repeat`` times in the same
+run (A, B, A, B): on a shared machine only ratios within one run count. A summary ends the run.
 
     python bench/bench_e2e.py --warmup 8 --duration 20
+    python bench/bench_e2e.py --executors lean --layouts separate composed tiers --repeat 2
 """
 from __future__ import annotations
 
@@ -34,9 +42,10 @@ import numpy as np
 import psutil
 import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Imu, JointState
+from sensor_msgs.msg import Imu, JointState, LaserScan
 
 from twin_bringup.launcher import node_environment
 from twin_interfaces.msg import SyncedFrame
@@ -45,9 +54,29 @@ from twin_ros.executor import CHOICES
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
-SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher itself
+SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher's watchdog
 STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/live/joint_states': JointState,
           '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
+# Sensor topics: the driver publishing each (its diagnostics count them) and the synchronizer's input name.
+SENSORS = {'/imu/data': ('imu_driver', 'imu/data'), '/scan': ('lidar_driver', 'scan'),
+           '/encoders/joint_states': ('encoder_driver', 'encoders/joint_states')}
+DRIVERS = ('imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver')
+
+
+def layout_process(layout: str, node: str) -> str:
+    """The ``process`` a twin node gets in ``layout`` ('' = its own process)."""
+    if layout == 'separate':
+        return ''
+    if layout == 'composed':
+        return 'twin'
+    if layout == 'tiers':  # drivers | synchronizer and state | analytics, actuation, health
+        return 'drivers' if node in DRIVERS else 'core' if node in ('twin_sync', 'twin_state') else 'analytics'
+    if layout == 'sync_apart':  # the synchronizer alone (it keeps its batch period), the rest together
+        return '' if node == 'twin_sync' else 'twin'
+    raise ValueError(layout)
+
+
+LAYOUTS = ('graph', 'separate', 'composed', 'tiers', 'sync_apart')  # graph: as config/graph.yaml says
 RAW_PUBLISHER = '''
 import sys, time, rclpy
 from sensor_msgs.msg import Imu
@@ -78,6 +107,8 @@ class Recorder:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.received: dict[str, list[float]] = defaultdict(list)  # receive times
+        self.diagnostics: list[tuple[float, DiagnosticArray]] = []
         self.recording = False
         self.thread = threading.Thread(target=self._spin, daemon=True)
 
@@ -90,8 +121,12 @@ class Recorder:
     def subscribe(self, topic: str, msg_type: type, qos) -> None:
         def record(message) -> None:
             if self.recording:
-                stamp = message.header.stamp
-                self.latencies[topic].append(time.time() - (stamp.sec + stamp.nanosec * 1e-9))
+                now, stamp = time.time(), message.header.stamp
+                self.received[topic].append(now)
+                if msg_type is DiagnosticArray:
+                    self.diagnostics.append((now, message))
+                else:
+                    self.latencies[topic].append(now - (stamp.sec + stamp.nanosec * 1e-9))
         self.node.create_subscription(msg_type, topic, record, qos)
 
     def close(self) -> None:
@@ -113,18 +148,72 @@ def set_imu_rate(config: Path, rate_hz: float) -> None:
         (config / filename).write_text(yaml.safe_dump(document))
 
 
+def apply_layout(config: Path, layout: str) -> None:
+    """Set the ``process`` of every twin node of the node table as ``layout`` groups them."""
+    if layout == 'graph':
+        return
+    document = yaml.safe_load((config / 'graph.yaml').read_text())
+    for entry in document['nodes']:
+        entry.pop('process', None)
+        process = layout_process(layout, entry['name']) if entry.get('role', 'twin') == 'twin' else ''
+        if process:
+            entry['process'] = process
+    (config / 'graph.yaml').write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def process_label(command: list[str]) -> str:
+    """A node's executable, or a container's node modules (``sync_node+state_node``)."""
+    name = Path(command[1]).name
+    if name != 'twin_container':
+        return name
+    modules = command[2:command.index('--ros-args')] if '--ros-args' in command else command[2:]
+    return '+'.join(module.rpartition('.')[2] for module in modules)
+
+
 def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
-    """CPU seconds used so far by each node process, keyed by (executable, pid): robots of a
+    """CPU seconds used so far by each process of the graph, keyed by (label, pid): robots of a
     fleet run the same executables.
     """
     usage = {}
     for child in launcher.children():
         try:
             times = child.cpu_times()
-            usage[(Path(child.cmdline()[1]).name, child.pid)] = times.user + times.system
+            usage[(process_label(child.cmdline()), child.pid)] = times.user + times.system
         except (psutil.NoSuchProcess, IndexError):
             continue
     return usage
+
+
+def delivery(recorder: Recorder) -> tuple[dict[str, tuple[float, float, int]], float]:
+    """Per sensor topic: (published by its driver, received by the synchronizer, received by the
+    recorder) between the first and the last synchronizer report of the recording; the seconds between.
+    Reports are placed at their header stamps (when they were published), the driver's count
+    interpolated to the synchronizer's.
+    """
+    published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # driver -> (time, messages)
+    synced: dict[str, list[tuple[float, float]]] = defaultdict(list)  # input -> (time, received since last)
+    for _, array in recorder.diagnostics:
+        published_at = array.header.stamp.sec + array.header.stamp.nanosec * 1e-9  # not delayed by a busy recorder
+        for entry in array.status:
+            node, _, component = entry.name.partition(': ')
+            values = {kv.key: kv.value for kv in entry.values}
+            if node in DRIVERS and 'messages' in values:
+                published[node].append((published_at, float(values['messages'])))
+            elif node == 'twin_sync' and 'rate_hz' in values:
+                synced[component].append((published_at, float(values['rate_hz'])))
+    counts, span = {}, 0.0
+    for topic, (driver, name) in SENSORS.items():
+        reports, counted = synced.get(name, []), published.get(driver, [])
+        if len(reports) < 2 or len(counted) < 2:
+            continue
+        start, end = reports[0][0], reports[-1][0]
+        span = end - start
+        times, totals = np.array(counted).T
+        sent = float(np.interp(end, times, totals) - np.interp(start, times, totals))
+        arrivals = np.asarray(recorder.received[topic])
+        counts[topic] = (sent, sum(rate for _, rate in reports[1:]),
+                         int(((arrivals > start) & (arrivals <= end)).sum()))
+    return counts, span
 
 
 def row(name: str, values: list[float], duration: float, rated: float) -> str:
@@ -135,13 +224,16 @@ def row(name: str, values: list[float], duration: float, rated: float) -> str:
             f'{np.percentile(ms, 99):8.2f} {ms.max():8.2f}')
 
 
-def run_graph(args: argparse.Namespace, executor: str) -> None:
-    """Start the graph with the given executor in every node, record, print its tables."""
+def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str, float]:
+    """Start the graph with the given executor and layout, record, print its tables; return the
+    summary (twin cores, processes, sensor delivery, live and aligned latency).
+    """
     domain = random.randint(1, 101)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
     config = isolated_config(workdir)
     set_imu_rate(config, args.imu_rate)
+    apply_layout(config, layout)
     env = node_environment(str(config / 'fastdds_loopback.xml'))
     env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
     env['TWIN_EXECUTOR'] = executor
@@ -151,6 +243,8 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
     recorder = Recorder(domain)
     for topic, msg_type in STAGES.items():
         recorder.subscribe(topic, msg_type, qos_profile_sensor_data)
+    recorder.subscribe('/scan', LaserScan, qos_profile_sensor_data)
+    recorder.subscribe('/diagnostics', DiagnosticArray, 100)
     recorder.subscribe('/bench/raw_imu', Imu, 100)
     recorder.thread.start()
 
@@ -159,6 +253,10 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         time.sleep(args.warmup)
+        if launcher.poll() is not None:  # refused (a port in use, a configuration error): nothing to measure
+            print(f'\nexecutor {executor}, layout {layout}: twin_launch exited with code {launcher.returncode}: '
+                  f'{(workdir / "launch.log").read_text().strip()}')
+            return {}
         raw = subprocess.Popen([sys.executable, '-c', RAW_PUBLISHER, str(args.duration)], env=env)
         parent = psutil.Process(launcher.pid)
         cpu_before, wall_before = graph_cpu(parent), time.monotonic()
@@ -168,12 +266,14 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
         cpu_after, elapsed = graph_cpu(parent), time.monotonic() - wall_before
         raw.wait(timeout=30)
     finally:
-        os.killpg(launcher.pid, 2)
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, 2)
         launcher.wait(timeout=30)
         recorder.close()
 
-    print(f'\nexecutor {executor}: {len(cpu_after)} node processes, IMU {args.imu_rate:g} Hz, domain {domain}, '
-          f'recorded {elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
+    processes = sum(key[0] not in SIMULATOR for key in cpu_after)
+    print(f'\nexecutor {executor}, layout {layout}: {processes} twin processes, IMU {args.imu_rate:g} Hz, '
+          f'domain {domain}, recorded {elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
           f'load {os.getloadavg()[0]:.1f}')
     print(f'{"stage (receive time - stamp)":34s} {"rated":>8s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} '
           f'{"max ms":>8s}')
@@ -184,7 +284,11 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
         print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
-    print(f'{"node":34s} {"cores":>8s}')
+    counts, span = delivery(recorder)
+    print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s} {"to bench":>10s}')
+    for topic, (sent, synced, benched) in counts.items():
+        print(f'{topic:34s} {sent:10.0f} {synced:10.0f} {benched:10d}')
+    print(f'{"process":34s} {"cores":>8s}')
     twin = 0.0
     for key in sorted(cpu_after):
         cores = (cpu_after[key] - cpu_before.get(key, 0.0)) / elapsed
@@ -193,6 +297,24 @@ def run_graph(args: argparse.Namespace, executor: str) -> None:
     total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
     print(f'{"twin (every node but the simulator)":34s} {twin:8.3f}')
     print(f'{"total":34s} {total:8.3f}')
+    live = np.asarray(recorder.latencies['/twin/live/joint_states'] or [np.nan]) * 1e3
+    aligned = np.asarray(net or [np.nan]) * 1e3
+    # CPU per sensor message the synchronizer took: comparable when a loaded machine starves a layout.
+    synced_rate = sum(synced for _, synced, _ in counts.values()) / span if span else float('nan')
+    return {'twin cores': twin, 'processes': processes, 'twin us/input': 1e6 * twin / synced_rate,
+            **{f'{topic.split("/")[1]} to sync %': 100.0 * synced / sent
+               for topic, (sent, synced, _) in counts.items() if sent},
+            'live p50 ms': float(np.percentile(live, 50)), 'live p99 ms': float(np.percentile(live, 99)),
+            'aligned p50 ms': float(np.percentile(aligned, 50)), 'aligned p99 ms': float(np.percentile(aligned, 99))}
+
+
+def print_summary(results: list[tuple[str, dict[str, float]]]) -> None:
+    """One row per run, in the order run (aligned latency net of the timeline's delay)."""
+    columns = list(dict.fromkeys(key for _, summary in results for key in summary))
+    print('\nsummary (aligned = /twin/joint_states net of the timeline delay)')
+    print(f'{"run":24s} ' + ' '.join(f'{c:>16s}' for c in columns))
+    for name, summary in results:
+        print(f'{name:24s} ' + ' '.join(f'{summary.get(c, float("nan")):16.3f}' for c in columns))
 
 
 def main() -> None:
@@ -202,9 +324,16 @@ def main() -> None:
     parser.add_argument('--imu-rate', type=float, default=1000.0, help='IMU output rate (Hz)')
     parser.add_argument('--executors', nargs='+', choices=CHOICES, default=list(CHOICES),
                         help='run the graph once per executor, one after the other')
+    parser.add_argument('--layouts', nargs='+', choices=LAYOUTS, default=['graph'],
+                        help='process layouts: graph (config/graph.yaml), separate (one process per node), '
+                             'composed (the twin in one container), tiers (drivers | sync and state | the '
+                             'rest), sync_apart (the synchronizer alone, the rest in one container)')
+    parser.add_argument('--repeat', type=int, default=1, help='run every layout and executor this many times, '
+                                                              'interleaved')
     args = parser.parse_args()
-    for executor in args.executors:
-        run_graph(args, executor)
+    results = [(f'{layout}/{executor} #{round_ + 1}', run_graph(args, executor, layout))
+               for round_ in range(args.repeat) for layout in args.layouts for executor in args.executors]
+    print_summary(results)
 
 
 if __name__ == '__main__':

@@ -8,9 +8,10 @@
     ros2 launch twin_bringup twin.launch.py robot_ids:=2  # robot_2 of a fleet spread over machines
     ros2 launch twin_bringup twin.launch.py dds_profile:=/path/fastdds.xml
 
-The node list, parameter files, visualization helpers and restart policy are the ones
-``twin_launch`` uses (twin_bringup.node_table, .visualization, .restart): a crashed node is
-restarted with backoff, a node that exits with a configuration error (code 2) stops the launch.
+The node list, processes (entries sharing a ``process:`` run in one ``twin_container``),
+parameter files, visualization helpers and restart policy are the ones ``twin_launch`` uses
+(twin_bringup.node_table, twin_core.graph, .visualization, .restart): a crashed process is
+restarted with backoff, one that exits with a configuration error (code 2) stops the launch.
 """
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ from launch_ros.actions import Node
 
 from twin_bringup.node_table import NodeEntry, load_node_table
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
+from twin_core.graph import ProcessGroup, group_processes
 from twin_core.restart import Backoff, restart_delay
 
 
@@ -46,8 +48,15 @@ def _twin_node(entry: NodeEntry, config_dir: Path, scratch: Path) -> Node:
     return Node(package='twin_bringup', executable=entry.executable, name=entry.name,
                 namespace=entry.namespace or None,
                 parameters=[str(p) for p in entry.launch_parameter_files(config_dir, scratch)]
-                + ([entry.override_values()] if entry.overrides and not entry.namespace else []),
-                remappings=[tuple(r.split(':=', 1)) for r in entry.remappings],
+                + ([entry.override_values()] if entry.overrides and not (entry.namespace or entry.process) else []),
+                remappings=[tuple(r.split(':=', 1)) for r in entry.scoped_remappings()],
+                output='screen', emulate_tty=True)
+
+
+def _container(group: ProcessGroup, config_dir: Path, scratch: Path) -> Node:
+    """The group's nodes in one process: no ``name=``, which would rename every node in it."""
+    return Node(package='twin_bringup', executable=group.executable,
+                arguments=group.modules() + group.ros_arguments(config_dir, scratch),
                 output='screen', emulate_tty=True)
 
 
@@ -90,8 +99,9 @@ def _graph(context, *args, **kwargs):
                                                                     with_view=_enabled(context, 'view'))
     actions = list(environment) + [RegisterEventHandler(OnShutdown(
         on_shutdown=lambda *_: shutil.rmtree(scratch, ignore_errors=True)))]
-    for entry in entries:
-        actions += _supervised(lambda e=entry: _twin_node(e, config_dir, scratch), entry.qualified_name)
+    for process in group_processes(entries):
+        make = _container if isinstance(process, ProcessGroup) else _twin_node
+        actions += _supervised(lambda p=process, m=make: m(p, config_dir, scratch), process.qualified_name)
     rviz = _enabled(context, 'rviz')
     if rviz or _enabled(context, 'robot_state_publisher'):
         for node in visualization_nodes(config_dir, robot_namespaces(entries), rviz, scratch):

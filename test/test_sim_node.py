@@ -125,7 +125,7 @@ def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_
     encoders = next(s for s in frames[-1].samples if s.topic == 'encoders/joint_states')
     assert len(encoders.values) == 12 and 'joint_4.effort' in encoders.names
     reporters = [e.name for e in expected if e.name != 'health_monitor']  # it publishes the aggregate
-    aggregated = probe.wait_for('/diagnostics_agg', lambda m: all(
+    aggregated = probe.wait_for('/diagnostics_agg', lambda m: m and all(
         any(s.name.startswith(f'{name}:') for s in m[-1].status) for name in reporters), timeout=20)
     levels = {s.name: s.level for s in aggregated[-1].status}
     assert levels['workcell_sim: physics'] != DiagnosticStatus.STALE

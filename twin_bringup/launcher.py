@@ -1,7 +1,8 @@
 """twin_launch: start the node table's processes where ``ros2 launch`` is not installed.
 
-Each node runs as its own process with ``--ros-args``; output lines are prefixed
-with the node name; a node that crashes is restarted with exponential backoff;
+Each node runs as its own process with ``--ros-args``, or with the others of its ``process:``
+in one ``twin_container``; output lines are prefixed with the node (or process) name; a process
+that crashes is restarted with exponential backoff;
 Ctrl-C / SIGTERM (or ``--duration``) stops every node in order: SIGINT, then
 SIGTERM, then SIGKILL for any that will not exit. The nodes die with the launcher
 even when it is killed, and a launch refuses to start beside another on the same
@@ -32,14 +33,15 @@ from twin_bringup.lifetime import (
     remove_stale_links,
     simulator_resources,
 )
-from twin_bringup.node_table import NodeEntry, load_node_table
+from twin_bringup.node_table import load_node_table
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
 from twin_core.config import ConfigError
+from twin_core.graph import Process, ProcessGroup, group_processes
 from twin_core.paths import config_dir as default_config_dir
 from twin_core.paths import resolve_executable
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE, Backoff, restart_delay
 
-Launched = NodeEntry | ExternalNode  # what the launcher starts: twin nodes and visualization helpers
+Launched = Process | ExternalNode  # what the launcher starts: twin processes and visualization helpers
 
 SHUTDOWN_GRACE_S = 10.0
 
@@ -206,15 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             nodes = load_node_table(config_dir, with_sim=args.sim).select(args.sim, args.robots, args.robot_ids,
                                                                           with_view=args.view)
-            commands = [[resolve_executable(e.executable), *e.ros_arguments(config_dir, Path(scratch))]
-                        for e in nodes]
-            entries: list[Launched] = list(nodes)
+            processes = group_processes(nodes)
+            commands = [process_command(p, config_dir, Path(scratch)) for p in processes]
+            entries: list[Launched] = list(processes)
             if args.rviz or args.robot_state_publisher:
                 extra = visualization_nodes(config_dir, robot_namespaces(nodes), args.rviz, Path(scratch))
                 commands += [n.command(resolve_executable(n.executable, n.package), Path(scratch))
                              for n in extra]
                 entries += extra
-            simulator = simulator_resources(entries, config_dir)
+            simulator = simulator_resources(nodes, config_dir)
         except ConfigError as error:
             print(f'twin_launch: configuration error: {error}', file=sys.stderr)
             return CONFIG_ERROR_EXIT_CODE
@@ -231,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             watchdog.close()
             lock.close()
+
+
+def process_command(process: Process, config_dir: Path, scratch: Path) -> list[str]:
+    """The command line of a node's process or a container, its executable resolved."""
+    executable, *arguments = process.command_line(config_dir, scratch)
+    return [resolve_executable(executable), *arguments]
 
 
 def claim(domain: str, simulator: SimulatorResources) -> DomainLock:
@@ -266,7 +274,7 @@ def supervise(entries: Sequence[Launched], commands: Sequence[list[str]], env: d
         signal.signal(signum, lambda *_: stop.set())
     lock = threading.Lock()
     nodes = [ManagedNode(e, c, env, sys.stdout, lock, on_start) for e, c in zip(entries, commands)]
-    print(f'twin_launch: starting {", ".join(e.qualified_name.lstrip("/") for e in entries)} '
+    print(f'twin_launch: starting {", ".join(_label(e) for e in entries)} '
           f'(ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")})', flush=True)
     for node in nodes:
         node.start()
@@ -283,9 +291,19 @@ def supervise(entries: Sequence[Launched], commands: Sequence[list[str]], env: d
     stop_all([node for node in nodes if node.entry.role != 'sim'])
     stop_all([node for node in nodes if node.entry.role == 'sim'])
     restarts = {n.entry.qualified_name.lstrip('/'): n.restarts for n in nodes if n.restarts}
-    print(f'twin_launch: stopped {len(nodes)} nodes'
-          + (f'; restarts: {restarts}' if restarts else ''), flush=True)
+    groups = [e for e in entries if isinstance(e, ProcessGroup)]
+    count = f'{len(nodes) + sum(len(g.entries) - 1 for g in groups)} nodes'
+    count += f' in {len(nodes)} processes' if groups else ''
+    print(f'twin_launch: stopped {count}' + (f'; restarts: {restarts}' if restarts else ''), flush=True)
     return exit_code
+
+
+def _label(launched: Launched) -> str:
+    """The name a process is shown by: a container with its nodes, ``drivers (imu_driver, ...)``."""
+    name = launched.qualified_name.lstrip('/')
+    if isinstance(launched, ProcessGroup):
+        return f'{name} ({", ".join(entry.name for entry in launched.entries)})'
+    return name
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ from twin_core.levels import Level, Risk
 from twin_core.stamps import from_msg
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
-from twin_ros.common import LATCHED, declare_config, run, status
+from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, run, status
 
 Tag = tuple[Decision, Time]
 TRACKING = 'tracking'  # the protective cause of a tracking deviation
@@ -63,7 +63,7 @@ class ActuationNode(Node):
         if tracking.enabled:
             self.create_subscription(JointState, 'plan/desired_joint_states', self._on_desired,
                                      qos_profile_sensor_data)
-            self.create_subscription(JointState, tracking.measured, self._on_measured, qos_profile_sensor_data)
+            self.create_subscription(JointState, tracking.measured, self._on_measured, SENSOR_INPUT)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self.get_logger().info(f'commanding udp://{config.link.host}:{config.link.port}')

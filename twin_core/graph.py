@@ -1,4 +1,5 @@
-"""The node table's entries (``config/graph.yaml``): one process each, with its parameter files.
+"""The node table's entries (``config/graph.yaml``) with their parameter files, and the processes
+they run in: one each, or several in one container process (``process:``, :class:`ProcessGroup`).
 
 Read here without validating the parameters against each node's schema (that needs every
 layer: ``twin_bringup.node_table`` does it before a launch), so that tools of any layer start
@@ -6,7 +7,9 @@ a node the way ``twin_launch`` does.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,12 @@ import yaml
 from twin_core.config import ConfigError, build, describe, ros_parameters
 
 ROLES = ('twin', 'sim', 'view', 'fleet')
+CONTAINER = 'twin_container'  # console script running several nodes in one process
 
 
 @dataclass(frozen=True)
 class NodeEntry:
-    """One process of the graph."""
+    """One node of the graph: its own process, or one of a :class:`ProcessGroup`'s."""
 
     executable: str
     name: str
@@ -30,6 +34,8 @@ class NodeEntry:
     role: str = field(default='twin', metadata=describe('twin, sim, view or fleet', choices=ROLES))
     overrides: tuple[str, ...] = field(default=(), metadata=describe(
         'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
+    process: str = field(default='', metadata=describe(
+        'Entries with the same process (and namespace) run in one container process; empty = its own.'))
 
     @property
     def qualified_name(self) -> str:
@@ -58,10 +64,11 @@ class NodeEntry:
     def launch_parameter_files(self, config_dir: Path, scratch: Path) -> list[Path]:
         """Parameter files to start the node with.
 
-        Parameter files name nodes without a namespace; a namespaced node gets one file in
-        ``scratch`` keyed by its full name, with its overrides merged in.
+        Parameter files name nodes without a namespace; a namespaced or composed node gets one
+        file in ``scratch`` keyed by its full name, with its overrides merged in (in a container,
+        ``-p`` and a file's ``/**`` section would reach every node of the process).
         """
-        if not self.namespace:
+        if not (self.namespace or self.process):
             return self.parameter_files(config_dir)
         path = scratch / f'{self.qualified_name.strip("/").replace("/", "__")}.yaml'
         path.write_text(yaml.safe_dump({self.qualified_name: {
@@ -75,12 +82,103 @@ class NodeEntry:
             args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
         for path in self.launch_parameter_files(config_dir, scratch):
             args += ['--params-file', str(path)]
-        for remap in self.remappings:
+        for remap in self.scoped_remappings():
             args += ['-r', remap]
-        if not self.namespace:
+        if not (self.namespace or self.process):
             for override in self.overrides:
                 args += ['-p', override]
         return args
+
+    def scoped_remappings(self) -> list[str]:
+        """The remappings, each limited to this node (``name:from:=to``) when it is composed."""
+        return [f'{self.name}:{remap}' if self.process else remap for remap in self.remappings]
+
+    def command_line(self, config_dir: Path, scratch: Path) -> list[str]:
+        """Executable and arguments of this node's own process."""
+        return [self.executable, *self.ros_arguments(config_dir, scratch)]
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """Entries with the same ``process`` and namespace, composed in one ``twin_container``.
+
+    Each node keeps the name its class gives it (the entry's ``name``), its parameter file keyed
+    by that name and its remappings scoped to it; a crash restarts the whole group.
+    """
+
+    process: str
+    entries: tuple[NodeEntry, ...]
+    executable: str = CONTAINER
+
+    @property
+    def namespace(self) -> str:
+        return self.entries[0].namespace
+
+    @property
+    def name(self) -> str:
+        return self.process
+
+    @property
+    def role(self) -> str:
+        return self.entries[0].role
+
+    @property
+    def qualified_name(self) -> str:
+        """``/namespace/process``."""
+        namespace = self.namespace.strip('/')
+        return f'/{namespace}/{self.process}' if namespace else f'/{self.process}'
+
+    def modules(self) -> list[str]:
+        """The node modules to load, from the entries' console scripts."""
+        return [node_module(entry.executable) for entry in self.entries]
+
+    def ros_arguments(self, config_dir: Path, scratch: Path) -> list[str]:
+        """The ``--ros-args`` part: the namespace, every node's parameter file and scoped remappings."""
+        args = ['--ros-args']
+        if self.namespace:
+            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
+        for entry in self.entries:
+            for path in entry.launch_parameter_files(config_dir, scratch):
+                args += ['--params-file', str(path)]
+            for remap in entry.scoped_remappings():
+                args += ['-r', remap]
+        return args
+
+    def command_line(self, config_dir: Path, scratch: Path) -> list[str]:
+        """``twin_container MODULE... --ros-args ...``."""
+        return [self.executable, *self.modules(), *self.ros_arguments(config_dir, scratch)]
+
+
+Process = NodeEntry | ProcessGroup
+
+
+def group_processes(entries: Sequence[NodeEntry]) -> list[Process]:
+    """The processes that run ``entries``: entries sharing a ``process`` and namespace form one
+    :class:`ProcessGroup` where the first of them stands; the others (and a group of one) run alone.
+    """
+    groups: dict[tuple[str, str], list[NodeEntry]] = {}
+    for entry in entries:
+        if entry.process:
+            groups.setdefault((entry.namespace, entry.process), []).append(entry)
+    processes: list[Process] = []
+    for entry in entries:
+        members = groups.get((entry.namespace, entry.process), [entry])
+        if len(members) == 1:
+            processes.append(entry)
+        elif entry is members[0]:
+            roles = sorted({m.role for m in members})
+            if len(roles) > 1:
+                raise ConfigError(f'process {entry.process}: one role per process, not {roles}')
+            processes.append(ProcessGroup(entry.process, tuple(members)))
+    return processes
+
+
+def node_module(executable: str) -> str:
+    """The module of a console script of twin_bringup (``sync_node`` -> ``twin_sync.sync_node``)."""
+    for point in entry_points(group='console_scripts', name=executable):
+        if point.module.startswith('twin_'):
+            return point.module
+    raise ConfigError(f'{executable}: no console script of that name is installed (for its module)')
 
 
 def read_node_table(path: Path) -> tuple[tuple[NodeEntry, ...], dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import array
 import sys
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +38,13 @@ T = TypeVar('T')
 
 # Latched configuration and plans: reliable, transient local, the last message only.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+# Subscriptions to the device streams (IMU 1 kHz, encoders 500 Hz): best effort like
+# ``qos_profile_sensor_data``, but 100 messages deep instead of 5, so that 100 ms of IMU samples
+# wait while the executor runs other callbacks (of the nodes sharing the process: twin_container).
+SENSOR_INPUT = QoSProfile(depth=100, reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
 
 
 def qos_profile(name: str, depth: int) -> QoSProfile:
@@ -141,7 +148,19 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
     A node with a ``spin_batch_period_ns`` attribute (latency it can spare per input) is spun with
     that batch period (see :class:`~twin_ros.executor.LeanExecutor`).
     """
-    logger = rclpy.logging.get_logger(name)
+    return run_nodes([node_factory], [name], args)
+
+
+def run_nodes(node_factories: Sequence[Callable[[], Node]], names: Sequence[str],
+              args: list[str] | None = None) -> int:
+    """:func:`run` for several nodes in one process, built in order and spun on one executor.
+
+    ``names`` label each factory's errors. A configuration error in any node ends the process
+    (code :data:`CONFIG_ERROR_EXIT_CODE`, one line from that node's logger); the node being built
+    is torn down as in :func:`run`, the ones already built are destroyed. The batch period is the
+    smallest any node asks for (none: 0), so no node's output waits longer than it allows.
+    """
+    logger = rclpy.logging.get_logger(names[0])
     argv = sys.argv if args is None else args
     try:
         _check_parameter_files(argv)
@@ -150,30 +169,36 @@ def run(node_factory: Callable[[], Node], name: str, args: list[str] | None = No
         return _configuration_error(logger, error)
     handler = route_python_logging(logger)
     try:
-        return _build_and_spin(node_factory, logger)
+        return _build_and_spin(node_factories, names)
     finally:
         unroute_python_logging(handler)
 
 
-def _build_and_spin(node_factory: Callable[[], Node], logger: RcutilsLogger) -> int:
+def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequence[str]) -> int:
+    nodes: list[Node] = []
     try:
         executor = make_executor()
-        node = node_factory()
+        for factory in node_factories:
+            nodes.append(factory())
     except BaseException as error:
         interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
         half_built = _node_under_construction(error)
         if half_built is not None:
             _destroy_half_built(half_built)
+        for node in reversed(nodes):
+            node.destroy_node()
         rclpy.try_shutdown()
         if isinstance(error, (ConfigError, OSError)):
-            return _configuration_error(logger, error)
-        if interrupted:  # SIGINT/SIGTERM while the node was being built
+            return _configuration_error(rclpy.logging.get_logger(names[len(nodes)]), error)
+        if interrupted:  # SIGINT/SIGTERM while a node was being built
             return 0
         raise
     if isinstance(executor, LeanExecutor):
-        executor.batch_period_ns = getattr(node, 'spin_batch_period_ns', 0)
+        executor.batch_period_ns = min(getattr(node, 'spin_batch_period_ns', 0) for node in nodes)
+    for node in nodes:
+        executor.add_node(node)
     try:
-        rclpy.spin(node, executor=executor)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:
@@ -182,7 +207,8 @@ def _build_and_spin(node_factory: Callable[[], Node], logger: RcutilsLogger) -> 
         # SIGINT shut the context down while the executor was building its wait set.
     finally:
         executor.shutdown()  # releases the entities it holds
-        node.destroy_node()
+        for node in reversed(nodes):
+            node.destroy_node()
         rclpy.try_shutdown()
     return 0
 

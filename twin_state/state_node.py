@@ -36,7 +36,7 @@ from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
-from twin_ros.common import LATCHED, declare_config, run, status
+from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, run, status
 from twin_ros.stamps import to_msg
 from twin_state import markers as viz
 from twin_state.config import StateConfig
@@ -123,11 +123,9 @@ class StateNode(Node):
             self._live = LiveMirror(kinematics.joint_names)
             self._live_joint_states = self.create_publisher(JointState, 'twin/live/joint_states',
                                                             qos_profile_sensor_data)
-            self.create_subscription(JointState, self._config.live_input, self._on_live,
-                                     qos_profile_sensor_data)
+            self.create_subscription(JointState, self._config.live_input, self._on_live, SENSOR_INPUT)
         if self._config.plan.enabled:
-            self.create_subscription(JointState, PLAN_INPUT, self._on_desired,
-                                     qos_profile_sensor_data)
+            self.create_subscription(JointState, PLAN_INPUT, self._on_desired, SENSOR_INPUT)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
                                  self._on_prediction, 10)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory_std',

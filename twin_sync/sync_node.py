@@ -6,12 +6,11 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Header
 
 from twin_core.stamps import from_seconds, to_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame
-from twin_ros.common import declare_config, run, status
+from twin_ros.common import SENSOR_INPUT, declare_config, run, status
 from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
@@ -39,7 +38,7 @@ class SyncNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
             self.create_subscription(adapter.message_class, topic,
-                                     partial(self._on_message, index), qos_profile_sensor_data)
+                                     partial(self._on_message, index), SENSOR_INPUT)
         if config.mode != APPROXIMATE:
             # Inputs wait for the timeline's delay anyway: taking them in batches costs nothing.
             self.spin_batch_period_ns = min(BATCH_PERIOD_NS, from_seconds(config.delay) // 4)
