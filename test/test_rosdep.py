@@ -40,7 +40,7 @@ ROSDEP_KEY_OF_MODULE = {
     'serial': 'python3-serial', 'transforms3d': 'python3-transforms3d',
     'boto3': 'python3-boto3', 'botocore': 'python3-boto3', 'matplotlib': 'python3-matplotlib',
     'psutil': 'python3-psutil', 'tqdm': 'python3-tqdm', 'PIL': 'python3-pil', 'setuptools': 'python3-setuptools',
-    'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
+    'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis', 'cv2': 'python3-opencv',
     'catkin_pkg': 'python3-catkin-pkg', 'packaging': 'python3-packaging',
 }
 # Python module -> requirements-ros.txt name.
