@@ -31,9 +31,10 @@ def kept_real_time(probe, truth_topic, stamps, tolerance=0.05, margin=0.5):
     time: its ground truth arrived more than ``tolerance`` s later than usual after the instant
     it describes (a starved simulator; its devices' data came late too, so the twin lagged).
     """
-    truth = probe.messages(truth_topic)
+    arrivals = probe.arrivals(truth_topic)
+    truth = probe.messages(truth_topic)[:len(arrivals)]  # the probe keeps recording in between
     described = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in truth])
-    delay = np.array(probe.arrivals(truth_topic)) - described
+    delay = np.array(arrivals) - described
     late = described[delay - delay.min() > tolerance]
     return ~(np.abs(stamps[:, None] - late[None, :]) < margin).any(axis=1)
 
