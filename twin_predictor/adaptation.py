@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,24 +102,21 @@ class Periodic:
 
     def __init__(self, period: float, workers: Workers | None = None) -> None:
         self.period = period
-        self._stop = threading.Event()
         self._workers = workers or Workers()
-        self._thread: threading.Thread | None = None
 
     def once(self) -> bool:
         raise NotImplementedError
 
     def start(self) -> None:
-        self._thread = self._workers.spawn(self.name, self._run, self._stop)
+        self._workers.spawn(self.name, self._run)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        """Stop the workers this runs in (the node's, when it was given them)."""
+        self._workers.stop()
 
     def _run(self) -> None:
         lower_priority()  # refits must not slow the predictions down
-        while not self._stop.wait(self.period):
+        while not self._workers.wait(self.period):
             self.once()
 
 

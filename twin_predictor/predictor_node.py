@@ -146,11 +146,7 @@ class PredictorNode(Node):
         return None
 
     def destroy_node(self) -> None:
-        if self._config.refine.enabled:
-            self._refiner.stop()
-        if self._adapting:
-            self._refit.stop()
-        self._workers.stop()
+        self._workers.stop()  # the refiner's and the controller refit's too
         super().destroy_node()
 
     def _on_joint_state(self, msg: JointState) -> None:
