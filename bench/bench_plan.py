@@ -21,7 +21,7 @@ retunes the simulated cell's servos (the simulator's default is 6 Hz).
 
 Error: predicted minus true joint position at each horizon, RMS over all joints and starts (mrad),
 and the ratio of the hold baseline to the plan-aware error. Run:
-``nice python bench/bench_plan.py [--identify 30] [--evaluate 60] [--step 0.02] [--save DIR]
+``nice python bench/bench_plan.py [--identify 30] [--evaluate 60] [--step 0.04] [--save DIR]
 [--adapt 120 --mis-gain 0.5 --period 10 --window 30]``.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch
 
 from twin_core.paths import config_dir
 from twin_predictor.adaptation import ControllerRefit, Guard, GuardSettings
+from twin_predictor.config import PlanConfig
 from twin_predictor.dynamics import PhysicsInformedArm
 from twin_predictor.heldout import TrackingWindow
 from twin_predictor.plan import ControllerModel, identify, plan_rollout
@@ -97,7 +98,8 @@ def main() -> None:
     parser.add_argument('--identify', type=float, default=30.0, help='seconds to fit the controller model on')
     parser.add_argument('--evaluate', type=float, default=60.0, help='seconds scored after them')
     parser.add_argument('--every', type=float, default=0.1, help='seconds between prediction starts')
-    parser.add_argument('--step', type=float, default=0.02, help='integration step of the rollouts (s)')
+    parser.add_argument('--step', type=float, default=PlanConfig().step,
+                        help="integration step of the rollouts (s; the predictor's default)")
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--save', default='', help='write the identified controller.json into this directory')
     parser.add_argument('--adapt', type=float, default=0.0, help='seconds of online refits before the evaluation')

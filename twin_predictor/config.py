@@ -29,7 +29,7 @@ class PlanConfig:
         'Controller model file (controller.json); empty = the one beside the model.'))
     horizon: float = field(default=1.0, metadata=describe('Prediction horizon with a plan (s).', min=0.001,
                                                           max=60.0))
-    step: float = field(default=0.02, metadata=describe('Integration step of the rollout with a plan (s).',
+    step: float = field(default=0.04, metadata=describe('Integration step of the rollout with a plan (s).',
                                                         min=1e-4, max=1.0))
     timeout: float = field(default=0.5, metadata=describe(
         'A plan older than this (s) at the joint state it is used with is not followed.', min=0.001, max=60.0))
@@ -39,7 +39,7 @@ class PlanConfig:
 class AdaptConfig:
     enabled: bool = field(default=True, metadata=describe(
         'Refit the controller model online from recent joint states and plans (kept only when better).'))
-    period: float = field(default=30.0, metadata=describe('Seconds between controller refits.', min=0.1,
+    period: float = field(default=300.0, metadata=describe('Seconds between controller refits.', min=0.1,
                                                           max=86400.0))
     window: float = field(default=60.0, metadata=describe(
         'Recent joint states a refit (controller or dynamics) is fitted and judged on (s).', min=0.1, max=3600.0))
