@@ -11,6 +11,7 @@ from twin_core.urdf import urdf_file
 from twin_predictor.dynamics import PhysicsInformedArm
 from twin_predictor.plan import ControllerModel, identify, inverse_dynamics, plan_rollout
 from twin_predictor.registry import create
+from twin_sensors.plan import TrajectoryGate
 from twin_sensors.wire import PlanMode, PlanSample, WireError, decode_plan_payload, encode_plan_payload
 from twin_sim.controller import minimum_jerk
 from twin_sim.paths import scenario_path
@@ -74,6 +75,34 @@ def test_a_stopped_controller_plans_to_hold() -> None:
     cell.step(500)
     plan = cell.plan_sample(6)
     assert plan is not None and plan.mode == 'manual' and plan.positions[-1].tolist() == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_the_trajectory_gate_sends_new_ends_at_once_and_a_standing_plan_once_per_period() -> None:
+    cell, gate = workcell(), TrajectoryGate(period=0.1)
+    cell.step(1000)
+    plans, admitted = 0, []
+    for k in range(2000):  # 20 s of the cycle at the plan channel's 100 Hz
+        cell.step(10)
+        plan = cell.plan_sample(6)
+        assert plan is not None
+        sample = PlanSample(k * 0.01, PlanMode[plan.mode.upper()], plan.times, plan.positions, plan.velocities,
+                            plan.accelerations)
+        plans += 1
+        if gate.admit(sample):
+            admitted.append(sample)
+            continue
+        # a plan held back: the last trajectory sent gives its reference
+        last = admitted[-1]
+        assert sample.device_time - last.device_time < 0.1
+        sent = JointPlan(0, cell.joint_names, last.times, last.positions, last.velocities, last.accelerations)
+        assert sent.sample(sample.device_time - last.device_time).position[0] == pytest.approx(
+            sample.positions[0], abs=1e-9)
+    segment_changes = sum(not np.array_equal(a.positions[1:], b.positions[1:]) for a, b in zip(admitted, admitted[1:]))
+    assert segment_changes >= 5
+    assert gate.admitted == len(admitted) <= 10 * 20 + segment_changes + 1 and len(admitted) < plans / 5
+    hold = PlanSample(admitted[-1].device_time + 0.001, PlanMode.HOLD, admitted[-1].times, admitted[-1].positions,
+                      admitted[-1].velocities, admitted[-1].accelerations)
+    assert gate.admit(hold), 'a mode change goes out at once'
 
 
 def test_plan_wire_format_round_trip_and_rejections() -> None:
