@@ -36,7 +36,7 @@ from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
-from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, run, status
+from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, listened, run, status
 from twin_ros.stamps import to_msg
 from twin_state import markers as viz
 from twin_state.config import StateConfig
@@ -145,14 +145,18 @@ class StateNode(Node):
             return
         header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)
         robot = state.robot
-        self._joint_states.publish(JointState(
-            header=header, name=list(robot.joint_names), position=robot.position.tolist(),
-            velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
-        self._end_effector.publish(PoseStamped(header=header,
-                                               pose=pose_msg(robot.end_effector_pose)))
-        self._state.publish(state_msg(state, header))
+        if listened(self._joint_states):
+            self._joint_states.publish(JointState(
+                header=header, name=list(robot.joint_names), position=robot.position.tolist(),
+                velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
+        if listened(self._end_effector):
+            self._end_effector.publish(PoseStamped(header=header, pose=pose_msg(robot.end_effector_pose)))
+        if listened(self._state):
+            self._state.publish(state_msg(state, header))
 
     def _on_live(self, message: JointState) -> None:
+        if not listened(self._live_joint_states):
+            return
         try:
             joints = self._live.update(from_msg(message.header.stamp), message.name, message.position,
                                        message.velocity, message.effort)
@@ -239,7 +243,7 @@ class StateNode(Node):
     def _publish_markers(self) -> None:
         self._publish_prediction()
         state = self._estimator.latest
-        if state is None:
+        if state is None or not listened(self._markers):
             return
         header = Header(stamp=to_msg(from_seconds(state.stamp)), frame_id=self._base_frame)
         kinematics = self._estimator.kinematics
@@ -282,7 +286,7 @@ class StateNode(Node):
             self._predicted_markers.publish(MarkerArray(markers=[Marker(
                 header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self._base_frame),
                 action=Marker.DELETEALL)]))
-        if action != viz.DRAW:
+        if action != viz.DRAW or not listened(self._predicted_markers):
             return
         visualization = self._config.visualization
         try:
