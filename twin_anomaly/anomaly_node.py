@@ -18,7 +18,7 @@ from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
 from twin_interfaces.msg import SyncedFrame, TwinState
-from twin_ros.common import declare_config, run, status
+from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, declare_config, run, status
 from twin_ros.stamps import to_msg
 
 CELL_STATUS = 'cell/status'
@@ -37,7 +37,9 @@ class AnomalyNode(Node):
 
     def __init__(self) -> None:
         super().__init__('anomaly_detector')
+        torch.set_num_threads(1)  # small batches: threads would only add overhead (and in a container, for all)
         config = declare_config(self, AnomalyConfig)
+        self.spin_batch_period_ns = ANALYTICS_BATCH_PERIOD_NS
         path = config_dir() / config.model
         if not (path / 'model.json').is_file():
             raise ConfigError(f'anomaly_detector.model: no model in {path} (fit one with `twin_anomaly fit`)')
@@ -74,5 +76,4 @@ class AnomalyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    torch.set_num_threads(1)
     return run(AnomalyNode, 'anomaly_detector', args)

@@ -17,7 +17,7 @@ from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, mai
 from twin_control.tracking import Deviation, TrackingMonitor
 from twin_core.config import ConfigError
 from twin_core.levels import Level, Risk
-from twin_core.stamps import from_msg
+from twin_core.stamps import from_msg, from_seconds
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
 from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, run, status
@@ -32,6 +32,8 @@ class ActuationNode(Node):
     def __init__(self) -> None:
         super().__init__('actuation')
         self._config = config = declare_config(self, ActuationConfig)
+        # inputs taken together within a quarter of the shortest deviation it judges (tracking.duration)
+        self.spin_batch_period_ns = from_seconds(config.tracking.duration) // 4
         urdf = urdf_file(config.limits.urdf)
         if not urdf.is_file():
             raise ConfigError(f'{self.get_name()}.limits.urdf: no such file: {urdf}')

@@ -21,7 +21,7 @@ from twin_interfaces.srv import GetSchedule
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.planner import MaintenancePlanner, Plan
 from twin_maintenance.rul import RulModel
-from twin_ros.common import LATCHED, declare_config, run, status
+from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, LATCHED, declare_config, run, status
 from twin_ros.stamps import to_msg
 
 
@@ -31,6 +31,7 @@ class MaintenanceNode(Node):
     def __init__(self) -> None:
         super().__init__('maintenance_planner')
         config = declare_config(self, MaintenanceConfig)
+        self.spin_batch_period_ns = ANALYTICS_BATCH_PERIOD_NS
         path = config_dir() / config.rul_model
         if not path.is_file():
             raise ConfigError(f'maintenance_planner.rul_model: no model at {path} (train one with `twin_rul train`)')

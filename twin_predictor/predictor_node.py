@@ -38,7 +38,7 @@ from twin_predictor.heldout import TrackingWindow
 from twin_predictor.plan import CONTROLLER_FILE, ControllerModel, supports_plan
 from twin_predictor.predictor import Prediction, Predictor, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
-from twin_ros.common import declare_config, run, status, supervised_workers
+from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, declare_config, run, status, supervised_workers
 from twin_ros.stamps import to_duration
 
 DEFAULT_MODEL = 'models/predictor'
@@ -58,6 +58,7 @@ class PredictorNode(Node):
     def __init__(self) -> None:
         super().__init__('predictor')
         self._config = config = declare_config(self, PredictorConfig)
+        self.spin_batch_period_ns = ANALYTICS_BATCH_PERIOD_NS
         directory = Path(config.model) if config.model else config_dir() / DEFAULT_MODEL
         if not (directory / 'metadata.json').is_file():
             raise ConfigError(f'{self.get_name()}.model: no saved model in {directory}')
