@@ -131,13 +131,18 @@ def test_launcher_starts_the_graph_with_the_simulator(start_process, probe, tmp_
     levels = {s.name: s.level for s in aggregated[-1].status}
     assert levels['workcell_sim: physics'] != DiagnosticStatus.STALE
 
-    # Fidelity: the twin's joints against the simulator's ground truth over 10 s, once the
-    # drivers' clock estimators have settled, while the simulated cell kept real time.
+    # Fidelity: the twin's joints against the simulator's ground truth, once the drivers' clock
+    # estimators have settled, while the simulated cell kept real time. On a busy machine the cell
+    # falls behind at times: recording goes on 10 s at a time (at most 40 s) until 10 s of states
+    # were taken while it kept up; at least 5 s must be.
     probe.sleep(3.0)
     start = len(probe.messages('/twin/joint_states'))
-    probe.sleep(10.0)
-    twin = trajectory(probe.messages('/twin/joint_states')[start:])
-    kept = kept_real_time(probe, '/workcell_sim/joint_states', twin.stamps)
+    for _ in range(4):
+        probe.sleep(10.0)
+        twin = trajectory(probe.messages('/twin/joint_states')[start:])
+        kept = kept_real_time(probe, '/workcell_sim/joint_states', twin.stamps)
+        if kept.sum() > 1000:
+            break
     report = evaluate(Trajectory(twin.stamps[kept], twin.positions[kept], twin.joint_names),
                       trajectory(probe.messages('/workcell_sim/joint_states')),
                       ArmKinematics.from_urdf(config / 'arm.urdf'))
