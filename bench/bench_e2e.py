@@ -3,17 +3,18 @@
 Starts the whole graph (``twin_launch`` on a private copy of config/, its own DDS domain, the
 loopback-only profile), lets it warm up, then records for a while:
 
-* latency of each stage: receive time minus header stamp (the stamp is the sensor instant, mapped
-  from the device clock), for /imu/data, /encoders/joint_states, /twin/live/joint_states (the live
-  mirror of each encoder sample), /twin/synced_frame and /twin/joint_states (aligned); the
-  synchronizer's timeline lags by its configured ``delay`` on purpose, so the table also shows the
-  aligned state's latency net of that delay;
+* latency of the twin's outputs: receive time minus header stamp (the stamp is the sensor instant,
+  mapped from the device clock), for /twin/live/joint_states (the live mirror of each encoder
+  sample) and /twin/joint_states (aligned); the synchronizer's timeline lags by its configured
+  ``delay`` on purpose, so the table also shows the aligned state's latency net of that delay.
+  ``--tap-inputs`` also records /imu/data, /encoders/joint_states, /scan and /twin/synced_frame
+  (each tap is one more reader every message is sent to: it costs the graph CPU);
 * the baseline measured in the same run: one DDS hop of sensor_msgs/Imu at 1 kHz between two
   plain rclpy processes (the floor any stage pays);
 * messages delivered against published per sensor topic: what each driver counted as published
   (its /diagnostics ``messages``, interpolated to the synchronizer's report times) against what the
-  synchronizer counted as received (the sum of its per-input ``rate_hz`` reports) and what the
-  bench's own best-effort recorder received over the same interval;
+  synchronizer counted as received (the sum of its per-input ``rate_hz`` reports) and, with
+  ``--tap-inputs``, what the bench's own best-effort recorder received over the same interval;
 * CPU of every process of the graph (cores, from /proc via psutil): per node where each node has
   its own process, per container (``twin_container``) otherwise.
 
@@ -55,8 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
 SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher's watchdog
-STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/live/joint_states': JointState,
-          '/twin/synced_frame': SyncedFrame, '/twin/joint_states': JointState}
+OUTPUTS = {'/twin/live/joint_states': JointState, '/twin/joint_states': JointState}
+# Stages tapped on request only: each subscription adds a reader every message of the graph's
+# publisher is sent to (about 40 µs of the driver's CPU per IMU message), which the twin alone does not pay.
+INPUT_STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/synced_frame': SyncedFrame}
 # Sensor topics: the driver publishing each (its diagnostics count them) and the synchronizer's input name.
 SENSORS = {'/imu/data': ('imu_driver', 'imu/data'), '/scan': ('lidar_driver', 'scan'),
            '/encoders/joint_states': ('encoder_driver', 'encoders/joint_states')}
@@ -240,10 +243,12 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION')})
     delay = yaml.safe_load((config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']
 
+    stages = {**INPUT_STAGES, **OUTPUTS} if args.tap_inputs else OUTPUTS
     recorder = Recorder(domain)
-    for topic, msg_type in STAGES.items():
+    for topic, msg_type in stages.items():
         recorder.subscribe(topic, msg_type, qos_profile_sensor_data)
-    recorder.subscribe('/scan', LaserScan, qos_profile_sensor_data)
+    if args.tap_inputs:
+        recorder.subscribe('/scan', LaserScan, qos_profile_sensor_data)
     recorder.subscribe('/diagnostics', DiagnosticArray, 100)
     recorder.subscribe('/bench/raw_imu', Imu, 100)
     recorder.thread.start()
@@ -280,14 +285,15 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
     rated = {'/imu/data': args.imu_rate, '/encoders/joint_states': 500.0, '/twin/live/joint_states': 500.0,
              '/twin/synced_frame': 100.0, '/twin/joint_states': 100.0, '/bench/raw_imu': 1000.0}
     print(row('baseline: one DDS hop, Imu 1 kHz', recorder.latencies['/bench/raw_imu'], elapsed, 1000.0))
-    for topic in STAGES:
+    for topic in stages:
         print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
     counts, span = delivery(recorder)
-    print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s} {"to bench":>10s}')
+    tapped = f' {"to bench":>10s}' if args.tap_inputs else ''
+    print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s}{tapped}')
     for topic, (sent, synced, benched) in counts.items():
-        print(f'{topic:34s} {sent:10.0f} {synced:10.0f} {benched:10d}')
+        print(f'{topic:34s} {sent:10.0f} {synced:10.0f}' + (f' {benched:10d}' if args.tap_inputs else ''))
     print(f'{"process":34s} {"cores":>8s}')
     twin = 0.0
     for key in sorted(cpu_after):
@@ -328,6 +334,8 @@ def main() -> None:
                         help='process layouts: graph (config/graph.yaml), separate (one process per node), '
                              'composed (the twin in one container), tiers (drivers | sync and state | the '
                              'rest), sync_apart (the synchronizer alone, the rest in one container)')
+    parser.add_argument('--tap-inputs', action='store_true',
+                        help='also record the sensor topics and the synced frame (adds readers to the graph)')
     parser.add_argument('--repeat', type=int, default=1, help='run every layout and executor this many times, '
                                                               'interleaved')
     args = parser.parse_args()
