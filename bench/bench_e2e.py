@@ -155,7 +155,7 @@ def apply_layout(config: Path, layout: str) -> None:
     document = yaml.safe_load((config / 'graph.yaml').read_text())
     for entry in document['nodes']:
         entry.pop('process', None)
-        process = layout_process(layout, entry['name']) if entry.get('role', 'twin') == 'twin' else ''
+        process = layout_process(layout, entry['name']) if entry.get('role', 'twin') in ('twin', 'device') else ''
         if process:
             entry['process'] = process
     (config / 'graph.yaml').write_text(yaml.safe_dump(document, sort_keys=False))
