@@ -108,7 +108,7 @@ class Recorder:
         self.executor.add_node(self.node)
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.received: dict[str, list[float]] = defaultdict(list)  # receive times
-        self.diagnostics: list[tuple[float, DiagnosticArray]] = []
+        self.diagnostics: dict[str, list[DiagnosticArray]] = defaultdict(list)
         self.recording = False
         self.thread = threading.Thread(target=self._spin, daemon=True)
 
@@ -124,7 +124,7 @@ class Recorder:
                 now, stamp = time.time(), message.header.stamp
                 self.received[topic].append(now)
                 if msg_type is DiagnosticArray:
-                    self.diagnostics.append((now, message))
+                    self.diagnostics[topic].append(message)
                 else:
                     self.latencies[topic].append(now - (stamp.sec + stamp.nanosec * 1e-9))
         self.node.create_subscription(msg_type, topic, record, qos)
@@ -184,33 +184,37 @@ def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
     return usage
 
 
-def delivery(recorder: Recorder) -> tuple[dict[str, tuple[float, float, int]], float]:
-    """Per sensor topic: (published by its driver, received by the synchronizer, received by the
-    recorder) between the first and the last synchronizer report of the recording; the seconds between.
-    Reports are placed at their header stamps (when they were published), the driver's count
-    interpolated to the synchronizer's.
+def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]],
+             sensors: dict[str, tuple[str, str]] = SENSORS) -> tuple[dict[str, tuple[float, float, int]], float]:
+    """Per sensor topic of ``sensors`` (topic -> the status that counts its published ``messages``,
+    by node name or full status name, and the synchronizer's input name): (published, received by
+    the synchronizer, received by the recorder: ``received`` arrival times) between the first and
+    the last synchronizer report; the seconds between. Reports are placed at their header stamps
+    (when they were published), the published count interpolated to the synchronizer's.
     """
-    published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # driver -> (time, messages)
+    publishers = {publisher for publisher, _ in sensors.values()}
+    published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # publisher -> (time, messages)
     synced: dict[str, list[tuple[float, float]]] = defaultdict(list)  # input -> (time, received since last)
-    for _, array in recorder.diagnostics:
+    for array in diagnostics:
         published_at = array.header.stamp.sec + array.header.stamp.nanosec * 1e-9  # not delayed by a busy recorder
         for entry in array.status:
             node, _, component = entry.name.partition(': ')
             values = {kv.key: kv.value for kv in entry.values}
-            if node in DRIVERS and 'messages' in values:
-                published[node].append((published_at, float(values['messages'])))
+            publisher = entry.name if entry.name in publishers else node
+            if publisher in publishers and 'messages' in values:
+                published[publisher].append((published_at, float(values['messages'])))
             elif node == 'twin_sync' and 'rate_hz' in values:
                 synced[component].append((published_at, float(values['rate_hz'])))
     counts, span = {}, 0.0
-    for topic, (driver, name) in SENSORS.items():
-        reports, counted = synced.get(name, []), published.get(driver, [])
+    for topic, (publisher, name) in sensors.items():
+        reports, counted = synced.get(name, []), published.get(publisher, [])
         if len(reports) < 2 or len(counted) < 2:
             continue
         start, end = reports[0][0], reports[-1][0]
         span = end - start
         times, totals = np.array(counted).T
         sent = float(np.interp(end, times, totals) - np.interp(start, times, totals))
-        arrivals = np.asarray(recorder.received[topic])
+        arrivals = np.asarray(received.get(topic, []))
         counts[topic] = (sent, sum(rate for _, rate in reports[1:]),
                          int(((arrivals > start) & (arrivals <= end)).sum()))
     return counts, span
@@ -284,7 +288,7 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
         print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
-    counts, span = delivery(recorder)
+    counts, span = delivery(recorder.diagnostics['/diagnostics'], recorder.received)
     print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s} {"to bench":>10s}')
     for topic, (sent, synced, benched) in counts.items():
         print(f'{topic:34s} {sent:10.0f} {synced:10.0f} {benched:10d}')
