@@ -132,7 +132,7 @@ class Recorder:
     def close(self) -> None:
         self.context.try_shutdown()
         self.thread.join(timeout=5.0)
-        self.executor.shutdown()
+        self.executor.shutdown(timeout_sec=5.0)
         self.node.destroy_node()
 
 
@@ -190,7 +190,8 @@ def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]
     by node name or full status name, and the synchronizer's input name): (published, received by
     the synchronizer, received by the recorder: ``received`` arrival times) between the first and
     the last synchronizer report; the seconds between. Reports are placed at their header stamps
-    (when they were published), the published count interpolated to the synchronizer's.
+    (when they were published), the published count interpolated to the synchronizer's that fall
+    within its own.
     """
     publishers = {publisher for publisher, _ in sensors.values()}
     published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # publisher -> (time, messages)
@@ -210,12 +211,16 @@ def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]
         reports, counted = synced.get(name, []), published.get(publisher, [])
         if len(reports) < 2 or len(counted) < 2:
             continue
-        start, end = reports[0][0], reports[-1][0]
-        span = end - start
         times, totals = np.array(counted).T
+        # the synchronizer's reports within the publisher's (interpolated there, never extrapolated)
+        inside = [(at, rate) for at, rate in reports if times[0] <= at <= times[-1]]
+        if len(inside) < 2:
+            continue
+        start, end = inside[0][0], inside[-1][0]
+        span = end - start
         sent = float(np.interp(end, times, totals) - np.interp(start, times, totals))
         arrivals = np.asarray(received.get(topic, []))
-        counts[topic] = (sent, sum(rate for _, rate in reports[1:]),
+        counts[topic] = (sent, sum(rate for _, rate in inside[1:]),
                          int(((arrivals > start) & (arrivals <= end)).sum()))
     return counts, span
 

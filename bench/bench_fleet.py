@@ -16,8 +16,8 @@ For each N, on a private copy of config/ and its own DDS domain, after a warm-up
   (node group), the players', the bench's own (its subscriptions);
 * per robot, the rate of ``twin/joint_states`` (aligned output) and its latency (receive time -
   stamp, net of the synchronizer's deliberate timeline delay), pooled over robots: p50 / p99 and
-  the worst robot's p99; with bags also robot 1's ``twin/live/joint_states`` and, as the floor,
-  robot 1's ``encoders/joint_states`` as played (the player's DDS hop);
+  the worst robot's p99; with bags also robot 1's ``twin/live/joint_states`` (one robot only: the
+  bench's own subscriptions take CPU from the twins);
 * with bags, per robot and device topic: messages the player published (its diagnostics) against
   the bag's rate, and messages the synchronizer took (its diagnostics, as bench_e2e counts them).
 
@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from sandbox import isolated_config  # noqa: E402
 
 REFERENCE_BAG = Path(__file__).resolve().parent.parent / 'test' / 'data' / 'bags' / 'nominal'
-ALIGNED, LIVE, ENCODERS = 'twin/joint_states', 'twin/live/joint_states', 'encoders/joint_states'
+ALIGNED, LIVE = 'twin/joint_states', 'twin/live/joint_states'
 WATCHDOG = '-m'  # the launcher's watchdog process (python -m)
 
 
@@ -160,8 +160,7 @@ def measure(args: argparse.Namespace, robots: int, topics: list[str], rates: dic
         if args.source == 'bags':
             recorder.subscribe(topic(namespace, 'diagnostics'), DiagnosticArray, 100)
     if args.source == 'bags':
-        for name in (LIVE, ENCODERS):
-            recorder.subscribe(topic(first, name), JointState, qos_profile_sensor_data)
+        recorder.subscribe(topic(first, LIVE), JointState, qos_profile_sensor_data)
     recorder.thread.start()
     bench = psutil.Process()
     try:
@@ -201,7 +200,6 @@ def measure(args: argparse.Namespace, robots: int, topics: list[str], rates: dic
         'restarts': log_restarts(fleet.workdir / 'launch.log'), 'load': os.getloadavg()[0]}
     if args.source == 'bags':
         result['live'] = np.asarray(recorder.latencies[topic(first, LIVE)]) * 1e3
-        result['played'] = np.asarray(recorder.latencies[topic(first, ENCODERS)]) * 1e3
         result['delivery'] = {
             ns: delivery(recorder.diagnostics[topic(ns, 'diagnostics')], recorder.received,
                          {topic(ns, t.lstrip('/')): (f'twin_player: {topic(ns, t.lstrip("/"))}', t.lstrip('/'))
@@ -251,12 +249,14 @@ def print_details(result: dict) -> None:
     print('  per robot: ' + ', '.join(f'{ns or "robot"} {c:.2f}' for ns, c in result['per_robot'].items())
           + f'; shared (fleet node, watchdog) {result["shared"]:.2f}; players {result["players"]:.2f}; '
             f'bench {result["bench"]:.2f} cores')
-    print('  twin/joint_states Hz: ' + ', '.join(f'{rate:.1f}' for rate in result['rates'].values()))
+    print('  twin/joint_states Hz: ' + ', '.join(f'{rate:.1f}' for rate in result['rates'].values())
+          + f'; latency - delay: p50 {result["p50"]:.1f} ms, p99 {result["p99"]:.1f} ms, '
+            f'worst robot\'s p99 {result["worst_p99"]:.1f} ms')
     if 'delivery' not in result:
         return
-    for name, values in (('live', result['live']), ('played encoders', result['played'])):
-        print(f'  robot 1 {name}: p50 {percentile(values, 50):.2f} ms, p99 {percentile(values, 99):.2f} ms '
-              f'({values.size} messages)')
+    live = result['live']
+    print(f'  robot 1 twin/live/joint_states: p50 {percentile(live, 50):.2f} ms, p99 {percentile(live, 99):.2f} ms '
+          f'({live.size} messages)')
     print(f'  {"device topic":40s} {"published":>10s} {"bag rate":>10s} {"to sync":>10s}')
     for counts, span in result['delivery'].values():
         for name, (sent, synced, _) in counts.items():
