@@ -219,8 +219,10 @@ def log_restarts(path: Path) -> int:
 
 def delivery_ratios(result: dict) -> tuple[float, float]:
     """Over every robot and device topic: the lowest published / the bag's rate, and the lowest
-    taken by the synchronizer / published.
+    taken by the synchronizer / published; NaN where nothing was counted (the simulator source).
     """
+    if 'delivery' not in result:
+        return float('nan'), float('nan')
     played, taken = [1.0], [1.0]
     for counts, span in result.get('delivery', {}).values():
         for name, (sent, synced, _) in counts.items():
