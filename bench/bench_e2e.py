@@ -111,7 +111,7 @@ class Recorder:
         self.executor.add_node(self.node)
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.received: dict[str, list[float]] = defaultdict(list)  # receive times
-        self.diagnostics: list[tuple[float, DiagnosticArray]] = []
+        self.diagnostics: dict[str, list[DiagnosticArray]] = defaultdict(list)
         self.recording = False
         self.thread = threading.Thread(target=self._spin, daemon=True)
 
@@ -127,7 +127,7 @@ class Recorder:
                 now, stamp = time.time(), message.header.stamp
                 self.received[topic].append(now)
                 if msg_type is DiagnosticArray:
-                    self.diagnostics.append((now, message))
+                    self.diagnostics[topic].append(message)
                 else:
                     self.latencies[topic].append(now - (stamp.sec + stamp.nanosec * 1e-9))
         self.node.create_subscription(msg_type, topic, record, qos)
@@ -135,7 +135,7 @@ class Recorder:
     def close(self) -> None:
         self.context.try_shutdown()
         self.thread.join(timeout=5.0)
-        self.executor.shutdown()
+        self.executor.shutdown(timeout_sec=5.0)
         self.node.destroy_node()
 
 
@@ -158,7 +158,7 @@ def apply_layout(config: Path, layout: str) -> None:
     document = yaml.safe_load((config / 'graph.yaml').read_text())
     for entry in document['nodes']:
         entry.pop('process', None)
-        process = layout_process(layout, entry['name']) if entry.get('role', 'twin') == 'twin' else ''
+        process = layout_process(layout, entry['name']) if entry.get('role', 'twin') in ('twin', 'device') else ''
         if process:
             entry['process'] = process
     (config / 'graph.yaml').write_text(yaml.safe_dump(document, sort_keys=False))
@@ -187,34 +187,43 @@ def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
     return usage
 
 
-def delivery(recorder: Recorder) -> tuple[dict[str, tuple[float, float, int]], float]:
-    """Per sensor topic: (published by its driver, received by the synchronizer, received by the
-    recorder) between the first and the last synchronizer report of the recording; the seconds between.
-    Reports are placed at their header stamps (when they were published), the driver's count
-    interpolated to the synchronizer's.
+def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]],
+             sensors: dict[str, tuple[str, str]] = SENSORS) -> tuple[dict[str, tuple[float, float, int]], float]:
+    """Per sensor topic of ``sensors`` (topic -> the status that counts its published ``messages``,
+    by node name or full status name, and the synchronizer's input name): (published, received by
+    the synchronizer, received by the recorder: ``received`` arrival times) between the first and
+    the last synchronizer report; the seconds between. Reports are placed at their header stamps
+    (when they were published), the published count interpolated to the synchronizer's that fall
+    within its own.
     """
-    published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # driver -> (time, messages)
+    publishers = {publisher for publisher, _ in sensors.values()}
+    published: dict[str, list[tuple[float, float]]] = defaultdict(list)  # publisher -> (time, messages)
     synced: dict[str, list[tuple[float, float]]] = defaultdict(list)  # input -> (time, received since last)
-    for _, array in recorder.diagnostics:
+    for array in diagnostics:
         published_at = array.header.stamp.sec + array.header.stamp.nanosec * 1e-9  # not delayed by a busy recorder
         for entry in array.status:
             node, _, component = entry.name.partition(': ')
             values = {kv.key: kv.value for kv in entry.values}
-            if node in DRIVERS and 'messages' in values:
-                published[node].append((published_at, float(values['messages'])))
+            publisher = entry.name if entry.name in publishers else node
+            if publisher in publishers and 'messages' in values:
+                published[publisher].append((published_at, float(values['messages'])))
             elif node == 'twin_sync' and 'rate_hz' in values:
                 synced[component].append((published_at, float(values['rate_hz'])))
     counts, span = {}, 0.0
-    for topic, (driver, name) in SENSORS.items():
-        reports, counted = synced.get(name, []), published.get(driver, [])
+    for topic, (publisher, name) in sensors.items():
+        reports, counted = synced.get(name, []), published.get(publisher, [])
         if len(reports) < 2 or len(counted) < 2:
             continue
-        start, end = reports[0][0], reports[-1][0]
-        span = end - start
         times, totals = np.array(counted).T
+        # the synchronizer's reports within the publisher's (interpolated there, never extrapolated)
+        inside = [(at, rate) for at, rate in reports if times[0] <= at <= times[-1]]
+        if len(inside) < 2:
+            continue
+        start, end = inside[0][0], inside[-1][0]
+        span = end - start
         sent = float(np.interp(end, times, totals) - np.interp(start, times, totals))
-        arrivals = np.asarray(recorder.received[topic])
-        counts[topic] = (sent, sum(rate for _, rate in reports[1:]),
+        arrivals = np.asarray(received.get(topic, []))
+        counts[topic] = (sent, sum(rate for _, rate in inside[1:]),
                          int(((arrivals > start) & (arrivals <= end)).sum()))
     return counts, span
 
@@ -289,7 +298,7 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
         print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
-    counts, span = delivery(recorder)
+    counts, span = delivery(recorder.diagnostics['/diagnostics'], recorder.received)
     tapped = f' {"to bench":>10s}' if args.tap_inputs else ''
     print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s}{tapped}')
     for topic, (sent, synced, benched) in counts.items():

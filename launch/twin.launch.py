@@ -95,8 +95,8 @@ def _graph(context, *args, **kwargs):
     scratch = Path(tempfile.mkdtemp(prefix='twin_launch_'))  # parameter files of namespaced robots
     robot_ids = [int(i) for i in LaunchConfiguration('robot_ids').perform(context).split(',') if i.strip()]
     robots = int(LaunchConfiguration('robots').perform(context))
-    entries = load_node_table(config_dir, with_sim=with_sim).select(with_sim, robots, robot_ids,
-                                                                    with_view=_enabled(context, 'view'))
+    entries = load_node_table(config_dir, with_sim=with_sim).select(
+        with_sim, robots, robot_ids, with_view=_enabled(context, 'view'), with_drivers=_enabled(context, 'drivers'))
     actions = list(environment) + [RegisterEventHandler(OnShutdown(
         on_shutdown=lambda *_: shutil.rmtree(scratch, ignore_errors=True)))]
     for process in group_processes(entries):
@@ -114,6 +114,9 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('sim', default_value='true',
                               description='Start the simulated workcell as the physical robot.'),
+        DeclareLaunchArgument('drivers', default_value='true',
+                              description='Start the device drivers; false where recorded device topics '
+                                          '(twin_play --restamp) stand in for them.'),
         DeclareLaunchArgument('dds_profile', default_value='',
                               description='Fast DDS profile for every node; empty keeps your DDS setup. '
                                           'config/fastdds_loopback.xml keeps everything on this machine.'),

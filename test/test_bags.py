@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Temperature
+from std_msgs.msg import Header
 
 from harness import REPO
 from twin_bag.config import RecorderConfig
-from twin_bag.player import Playback
+from twin_bag.player import Playback, restamped
 from twin_bag.recorder import Recording
 from twin_core.status import FINISHED
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule
@@ -87,6 +90,55 @@ def test_playback_loops_until_stopped(tmp_path: Path) -> None:
             stop.set()
     assert playback.run(publish, 20.0, True, stop) == 15
     playback.close()
+
+
+def write_stamped_bag(path: Path, count: int) -> None:
+    """``count`` Temperatures on /temp stamped as logged, and an audit (no header) on /audit each."""
+    from rclpy.serialization import serialize_message
+    config = RecorderConfig(output=str(path), topics=('/temp', '/audit'),
+                            types=(TEMPERATURE, AUDIT), qos=('sensor_data', 'reliable'))
+    recording = Recording(config, PREFIXES, T0)
+    for index in range(count):
+        stamp = T0 + index * SPACING_NS
+        header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9))
+        recording.write('/temp', serialize_message(Temperature(header=header, temperature=float(index))), stamp)
+        recording.write('/audit', serialize_message(CommandAudit(stamp=header.stamp)), stamp)
+    recording.close()
+
+
+def test_restamped_loop_plays_every_message_once_per_pass_stamped_at_its_play_time(tmp_path: Path) -> None:
+    write_stamped_bag(tmp_path / 'bag', count=5)
+    playback = Playback(tmp_path / 'bag')
+    period_s = playback.loop_period_ns / 1e9
+    assert period_s == pytest.approx(5 * SPACING_NS / 1e9, abs=1e-6)  # the span plus one spacing
+    stop = threading.Event()
+    played: list[tuple[int, str, bytes]] = []
+
+    def publish(topic: str, data: bytes) -> None:
+        played.append((time.time_ns(), topic, data))
+        if len(played) == 40:  # four passes of both topics
+            stop.set()
+    started = time.monotonic()
+    assert playback.run(publish, 2.0, True, stop, restamp=True) == 40
+    elapsed = time.monotonic() - started
+    assert playback.passes == 4 and dict(playback.published) == {'/temp': 20, '/audit': 20}
+    playback.close()
+    assert elapsed == pytest.approx(3 * period_s / 2 + 4 * SPACING_NS / 2e9, abs=0.05)  # no drift over passes
+    stamps = [deserialize_message(data, Temperature).header.stamp for _, topic, data in played if topic == '/temp']
+    stamps_ns = [s.sec * 10**9 + s.nanosec for s in stamps]
+    published_ns = [at for at, topic, _ in played if topic == '/temp']
+    assert all(0 <= at - stamp < 20_000_000 for at, stamp in zip(published_ns, stamps_ns))
+    assert all(b - a == pytest.approx(SPACING_NS / 2, abs=2_000) for a, b in zip(stamps_ns, stamps_ns[1:]))
+    audits = {deserialize_message(data, CommandAudit).stamp.sec for _, topic, data in played if topic == '/audit'}
+    assert audits == {T0 // 10**9}  # not a header first: as recorded
+
+
+def test_a_message_too_short_for_its_header_is_refused() -> None:
+    with pytest.raises(ValueError, match='not a CDR message with a header'):
+        restamped(b'\x00\x01\x00\x00\x01', T0, T0, 1.0)
+    data = serialize_message(Temperature(header=Header(stamp=Time(sec=5, nanosec=8))))
+    moved = deserialize_message(restamped(data, 5 * 10**9, 9 * 10**9, 2.0), Temperature)
+    assert (moved.header.stamp.sec, moved.header.stamp.nanosec) == (9, 4)  # 8 ns after the origin, at rate 2
 
 
 @pytest.mark.integration

@@ -41,8 +41,10 @@ def test_entries_of_one_process_form_one_group_where_the_first_stands():
 def test_a_process_is_per_robot_and_holds_one_role():
     robots = [[entry(name, 'core', namespace=f'robot_{i}') for name in 'ab'] for i in (1, 2)]
     assert group_processes(robots[0] + robots[1]) == [ProcessGroup('core', tuple(r)) for r in robots]
-    with pytest.raises(ConfigError, match=r"process core: one role per process, not \['sim', 'twin'\]"):
+    with pytest.raises(ConfigError, match=r"process core: one role per process .*not \['sim', 'twin'\]"):
         group_processes([entry('a', 'core'), entry('b', 'core', role='sim')])
+    mixed = [entry('a', 'twin'), entry('b', 'twin', role='device')]
+    assert group_processes(mixed) == [ProcessGroup('twin', tuple(mixed))]
 
 
 def test_a_container_gets_each_node_its_file_and_its_remappings_but_no_global_parameter(tmp_path):

@@ -88,6 +88,15 @@ class PlayerConfig:
         'Wait before the first message (lets subscribers discover the publishers), s.',
         min=0.0, max=60.0))
 
+    restamp: bool = field(default=False, metadata=describe(
+        'Set each header stamp to the wall-clock time its recorded instant plays at, so the '
+        'messages look live (stamps keep rising over a loop\'s passes).'))
+    namespaced: bool = field(default=False, metadata=describe(
+        'Play the bag\'s topics in the node\'s namespace (/imu/data on /robot_1/imu/data); '
+        'topics then names the bag\'s topics.'))
+    diagnostics_rate_hz: float = field(default=1.0, metadata=describe(
+        'Rate of /diagnostics (messages published per topic, passes).', min=0.1, max=10.0))
+
     def required_paths(self) -> dict[str, Path]:
         return {'bag': Path(self.bag).expanduser()} if self.bag else {}
 

@@ -176,6 +176,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='twin_launch', description=__doc__.splitlines()[0])
     parser.add_argument('--sim', action=argparse.BooleanOptionalAction, default=True,
                         help='also start the simulated workcell (default: yes)')
+    parser.add_argument('--drivers', action=argparse.BooleanOptionalAction, default=True,
+                        help='start the device drivers (default: yes); --no-drivers where recorded '
+                             'device topics stand in for them (twin_play --restamp, bench_fleet --source bags)')
     parser.add_argument('--duration', type=float, default=None,
                         help='stop everything after this many seconds')
     parser.add_argument('--config-dir', type=Path, default=None,
@@ -206,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir or default_config_dir()
     with tempfile.TemporaryDirectory(prefix='twin_launch_') as scratch:
         try:
-            nodes = load_node_table(config_dir, with_sim=args.sim).select(args.sim, args.robots, args.robot_ids,
-                                                                          with_view=args.view)
+            nodes = load_node_table(config_dir, with_sim=args.sim).select(
+                args.sim, args.robots, args.robot_ids, with_view=args.view, with_drivers=args.drivers)
             processes = group_processes(nodes)
             commands = [process_command(p, config_dir, Path(scratch)) for p in processes]
             entries: list[Launched] = list(processes)

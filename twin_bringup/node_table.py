@@ -60,14 +60,17 @@ class NodeTable:
     fleet: Fleet | None = None
 
     def select(self, with_sim: bool, robots: int = 1, robot_ids: Sequence[int] = (),
-               with_view: bool = False) -> list[NodeEntry]:
-        """The entries to start: the twin's nodes, plus the simulator's and the live view's when asked.
+               with_view: bool = False, with_drivers: bool = True) -> list[NodeEntry]:
+        """The entries to start: the twin's nodes and the device drivers (unless ``with_drivers``
+        is off: recorded device topics stand in for them), plus the simulator's and the live
+        view's when asked.
 
         With ``robots`` > 1, one namespaced copy per robot and the fleet aggregator. With
         ``robot_ids``, only those robots of the fleet (namespaced, no aggregator): a fleet
         spread over several machines.
         """
-        chosen = [n for n in self.nodes if (with_sim or n.role != 'sim') and (with_view or n.role != 'view')]
+        chosen = [n for n in self.nodes if (with_sim or n.role != 'sim') and (with_view or n.role != 'view')
+                  and (with_drivers or n.role != 'device')]
         if robots == 1 and not robot_ids:
             return chosen
         if robots < 1 or any(i < 1 for i in robot_ids):

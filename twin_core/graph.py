@@ -17,7 +17,7 @@ import yaml
 
 from twin_core.config import ConfigError, build, describe, ros_parameters
 
-ROLES = ('twin', 'sim', 'view', 'fleet')
+ROLES = ('twin', 'device', 'sim', 'view', 'fleet')
 CONTAINER = 'twin_container'  # console script running several nodes in one process
 
 
@@ -31,7 +31,7 @@ class NodeEntry:
     namespace: str = ''
     parameters: tuple[str, ...] = ()
     remappings: tuple[str, ...] = ()
-    role: str = field(default='twin', metadata=describe('twin, sim, view or fleet', choices=ROLES))
+    role: str = field(default='twin', metadata=describe('twin, device (a driver), sim, view or fleet', choices=ROLES))
     overrides: tuple[str, ...] = field(default=(), metadata=describe(
         'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
     process: str = field(default='', metadata=describe(
@@ -155,6 +155,7 @@ Process = NodeEntry | ProcessGroup
 def group_processes(entries: Sequence[NodeEntry]) -> list[Process]:
     """The processes that run ``entries``: entries sharing a ``process`` and namespace form one
     :class:`ProcessGroup` where the first of them stands; the others (and a group of one) run alone.
+    A group holds one role, or twin nodes with device drivers (left out of it without drivers).
     """
     groups: dict[tuple[str, str], list[NodeEntry]] = {}
     for entry in entries:
@@ -167,8 +168,9 @@ def group_processes(entries: Sequence[NodeEntry]) -> list[Process]:
             processes.append(entry)
         elif entry is members[0]:
             roles = sorted({m.role for m in members})
-            if len(roles) > 1:
-                raise ConfigError(f'process {entry.process}: one role per process, not {roles}')
+            if len(roles) > 1 and set(roles) != {'twin', 'device'}:
+                raise ConfigError(f'process {entry.process}: one role per process (or twin nodes with '
+                                  f'device drivers), not {roles}')
             processes.append(ProcessGroup(entry.process, tuple(members)))
     return processes
 

@@ -86,16 +86,8 @@ def plan(bag: Path, output: Path, config_dir: Path, scratch: Path,
     for a bad node table.
     """
     contents = read_topics(bag, {})
-    entries: dict[str, NodeEntry] = {e.name: e for e in read_node_table(config_dir / 'graph.yaml')[0]
-                                     if e.name in REPLAYED and not e.namespace}
-    missing = [name for name in REPLAYED if name not in entries]
-    if missing:
-        raise ValueError(f'{config_dir / "graph.yaml"}: no node named {", ".join(missing)}')
-    inputs = [f'/{topic.lstrip("/")}' for topic in entries[SYNCHRONIZER].merged_parameters(config_dir)['topics']]
-    played = tuple(topic for topic in inputs if contents.counts[topic])
-    if not played:
-        raise ValueError(f'{bag} holds none of the synchronizer\'s topics {inputs}')
-    played += (DESIRED,) if contents.counts[DESIRED] and DESIRED not in played else ()
+    entries = replayed_entries(config_dir)
+    played = device_topics(bag, contents.counts, entries[SYNCHRONIZER], config_dir)
     duration = contents.end - contents.start
     window = float(entries[PLANNER].merged_parameters(config_dir)['window'])
     if 3.0 * window > duration:
@@ -104,6 +96,27 @@ def plan(bag: Path, output: Path, config_dir: Path, scratch: Path,
                     *(('-p', f'window:={window!r}') if name == PLANNER else ())]
              for name, entry in ((n, entries[n]) for n in REPLAYED)}
     return Replay(bag, output, duration, nodes, played, dict(recorded), window)
+
+
+def replayed_entries(config_dir: Path) -> dict[str, NodeEntry]:
+    """The node table's entries of :data:`REPLAYED` (the un-namespaced ones), by node name."""
+    entries = {e.name: e for e in read_node_table(config_dir / 'graph.yaml')[0]
+               if e.name in REPLAYED and not e.namespace}
+    missing = [name for name in REPLAYED if name not in entries]
+    if missing:
+        raise ValueError(f'{config_dir / "graph.yaml"}: no node named {", ".join(missing)}')
+    return entries
+
+
+def device_topics(bag: Path, counts: Mapping[str, int], synchronizer: NodeEntry, config_dir: Path) -> tuple[str, ...]:
+    """The bag's topics (``counts``: messages per topic) that the twin reads from the drivers: the
+    synchronizer's inputs and the plan's desired joint states; ``ValueError`` if it holds no input.
+    """
+    inputs = [f'/{topic.lstrip("/")}' for topic in synchronizer.merged_parameters(config_dir)['topics']]
+    played = tuple(topic for topic in inputs if counts.get(topic))
+    if not played:
+        raise ValueError(f'{bag} holds none of the synchronizer\'s topics {inputs}')
+    return played + ((DESIRED,) if counts.get(DESIRED) and DESIRED not in played else ())
 
 
 def environment(base: Mapping[str, str], config_dir: Path, domain: int | None = None) -> dict[str, str]:
