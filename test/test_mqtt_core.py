@@ -54,6 +54,7 @@ def test_cdr_round_trip_checks_limits() -> None:
     schema = Schema(Float64, parse_limits('data=0.0..1.0'))
     decoded = schema.decode_cdr(encode_cdr(serialize_message(Float64(data=0.5)), 'e/1', 9), deserialize_message)
     assert (decoded.message, decoded.message_id, decoded.stamp_ns) == (Float64(data=0.5), 'e/1', 9)
+    assert decoded.serialized == serialize_message(Float64(data=0.5))  # published as it came
     for payload in (encode_cdr(serialize_message(Float64(data=2.0)), 'e/2', 9),
                     encode_cdr(b'\x00\x01garbage', 'e/3', 9), b'{"data": 0.5}'):
         with pytest.raises(PayloadError):

@@ -44,6 +44,7 @@ from twin_ros.messages import message_class
 StateCallback = Callable[[bool, str], None]
 COMMIT_S = 0.05  # longest time a queued outbox row or inbound id waits for the sender's commit
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)
+MAX_ROUTES = 1024  # inbound topics whose mapping is remembered
 
 
 @dataclass
@@ -342,7 +343,8 @@ class InboundStats:
 class MqttBridge:
     """Outbound ROS messages to MQTT and validated, deduplicated inbound payloads to ``deliver``.
 
-    ``deliver(index, message)`` publishes a message of inbound mapping ``index``;
+    ``deliver(index, message)`` publishes a message of inbound mapping ``index`` (for CDR mappings
+    its validated CDR bytes, which ROS publishers take as they are);
     ``deserialize(data, cls)`` turns CDR bytes into a message (``rclpy.serialization``).
     """
 
@@ -357,6 +359,7 @@ class MqttBridge:
         except LookupError as error:
             raise ConfigError(f'mqtt_to_ros: {error.args[0]}') from None
         self.stats = InboundStats()
+        self._routes: dict[str, int | None] = {}  # MQTT topic -> inbound mapping (None: no mapping)
         self._deliver = deliver
         self._deserialize = deserialize
         self.dead_letters = dead_letters
@@ -399,9 +402,17 @@ class MqttBridge:
         self.stats.last_invalid = f'{topic}: {error}'[:300]
         self.dead_letters.add(f'mqtt {topic}', reason, error, payload)
 
+    def _route(self, topic: str) -> int | None:
+        """The inbound mapping whose filter ``topic`` matches first (remembered per topic)."""
+        if topic not in self._routes:
+            if len(self._routes) >= MAX_ROUTES:  # filters with wildcards can match endless topics
+                self._routes.clear()
+            self._routes[topic] = next((i for i, mapping in enumerate(self.inbound)
+                                        if mqtt.topic_matches_sub(mapping.mqtt_topic, topic)), None)
+        return self._routes[topic]
+
     def _handle(self, topic: str, payload: bytes) -> None:
-        index = next((i for i, mapping in enumerate(self.inbound)
-                      if mqtt.topic_matches_sub(mapping.mqtt_topic, topic)), None)
+        index = self._route(topic)
         if index is None:
             return
         mapping, schema = self.inbound[index], self.schemas[index]
@@ -410,7 +421,7 @@ class MqttBridge:
         if inbound.message_id is not None and inbound.message_id in self.seen:
             self.stats.duplicates += 1
             return
-        self._deliver(index, inbound.message)
+        self._deliver(index, inbound.message if inbound.serialized is None else inbound.serialized)
         self.stats.delivered += 1
         if inbound.message_id is not None:
             self.seen.add(inbound.message_id)
