@@ -202,7 +202,7 @@ class Outbox:
         if unsaved:
             db.executemany('INSERT INTO outbox VALUES (?, ?, ?, ?, ?)',
                            [(e.seq, e.topic, e.payload, e.qos, int(e.retain)) for e in unsaved])
-        deleted = db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in removed]).rowcount
+        deleted = db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in removed]).rowcount if removed else 0
 
         def committed() -> None:
             with self._lock:
