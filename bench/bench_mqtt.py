@@ -1,13 +1,19 @@
 """MQTT bridge cost: ROS -> mqtt_bridge -> Mosquitto -> mqtt_bridge -> ROS against raw
 paho -> Mosquitto -> paho, in the same run, on loopback.
 
-burst: ``--count`` messages published as fast as possible; msg/s = count / (last arrival - first
-send). paced: ``--rate`` msg/s for ``--count`` messages; latency = arrival - send (p50/p99).
-Bridge payloads: std_msgs/Header as JSON (~120 B) or framed CDR; raw: a 120 B payload, same QoS.
+burst: ``--count`` messages published as fast as possible, ``--bursts`` times; msg/s = count /
+(last arrival - first send), the median burst is printed with the CPU time each process used
+per message in it (bench: this process, the ROS publisher and subscriber or the paho clients;
+bridge: the mqtt_bridge process; broker: Mosquitto). paced: ``--rate`` msg/s for ``--count``
+messages; latency = arrival - send (p50/p99).
+Bridge payloads: std_msgs/Header as JSON (~120 B) or framed CDR; raw: a 120 B payload. Both
+paths use QoS 1, persistent sessions, the same MQTT protocol (``--protocol``) and the same
+``--max-inflight``; the bridge runs with its durable outbox. The bench's ROS side spins the
+project's executor (twin_ros.executor), as the bridge does.
 restart: a paced stream during which the broker is stopped for 1 s and started again (it
 persists sessions); lost/duplicated as seen by the application (the ROS subscriber, or the paho
 subscriber for raw). Mosquitto runs with ``set_tcp_nodelay true`` and persistence.
-Run: ``python bench/bench_mqtt.py [--count 2000] [--rate 200]``.
+Run: ``python bench/bench_mqtt.py [--count 5000] [--bursts 3] [--rate 200] [--protocol v311]``.
 """
 from __future__ import annotations
 
@@ -20,15 +26,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
+import psutil
 import rclpy
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from rclpy.executors import SingleThreadedExecutor
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
+
+from twin_ros.executor import make_executor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
 from harness import NodeProcess  # noqa: E402
@@ -54,24 +66,42 @@ def wait_count(arrivals: Arrivals, count: int, timeout: float) -> None:
         time.sleep(0.01)
 
 
+@dataclass(frozen=True)
+class Link:
+    """MQTT settings shared by the raw clients and the bridge."""
+
+    port: int
+    protocol: str  # 'v311' or 'v5'
+    max_inflight: int
+
+
 class RawLoop:
     """paho publisher and subscriber (persistent sessions, QoS 1) through the broker."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, link: Link) -> None:
         self.arrivals: Arrivals = []
-        self.subscriber = self._client('bench-raw-sub', port)
+        self.subscriber = self._client('bench-raw-sub', link)
         self.subscriber.on_message = self._on_message
         self.subscriber.subscribe('bench/raw', qos=1)
-        self.publisher = self._client('bench-raw-pub', port)
+        self.publisher = self._client('bench-raw-pub', link)
+        self.others: list[psutil.Process] = []  # the paho clients run in this process
         time.sleep(0.3)
 
     @staticmethod
-    def _client(client_id: str, port: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                             protocol=MQTTProtocolVersion.MQTTv311)
-        client.max_inflight_messages_set(20)
+    def _client(client_id: str, link: Link) -> mqtt.Client:
+        if link.protocol == 'v5':
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                 protocol=MQTTProtocolVersion.MQTTv5)
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+            connect = partial(client.connect, clean_start=False, properties=properties)
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                 protocol=MQTTProtocolVersion.MQTTv311)
+            connect = client.connect
+        client.max_inflight_messages_set(link.max_inflight)
         client.reconnect_delay_set(0.2, 1.0)
-        client.connect('127.0.0.1', port)
+        connect('127.0.0.1', link.port)
         client.loop_start()
         return client
 
@@ -91,13 +121,14 @@ class RawLoop:
 class BridgeLoop:
     """A ROS publisher and subscriber in this process, the mqtt_bridge node in its own."""
 
-    def __init__(self, port: int, directory: Path, payload: str, depth: int) -> None:
+    def __init__(self, link: Link, directory: Path, payload: str, depth: int) -> None:
         self.arrivals: Arrivals = []
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('bench_mqtt', context=self.context)
-        params = bridge_params(directory / f'bridge_{payload}.yaml', port, directory / f'outbox_{payload}', {
-            'client': {'client_id': f'bench_{payload}', 'reconnect_min': 0.2, 'reconnect_max': 1.0},
+        params = bridge_params(directory / f'bridge_{payload}.yaml', link.port, directory / f'outbox_{payload}', {
+            'client': {'client_id': f'bench_{payload}', 'reconnect_min': 0.2, 'reconnect_max': 1.0,
+                       'protocol': link.protocol, 'max_inflight': link.max_inflight},
             'ros_to_mqtt': {'ros_topics': ['/bench/in'], 'types': ['std_msgs/msg/Header'],
                             'mqtt_topics': ['bench/loop'], 'qos': [1], 'retain': [False], 'payloads': [payload]},
             'mqtt_to_ros': {'mqtt_topics': ['bench/loop'], 'ros_topics': ['/bench/out'],
@@ -108,7 +139,8 @@ class BridgeLoop:
         qos = QoSProfile(depth=depth)
         self.publisher = self.node.create_publisher(Header, '/bench/in', qos)
         self.node.create_subscription(Header, '/bench/out', self._on_message, qos)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.others = [psutil.Process(self.bridge.process.pid)]
+        self.executor = make_executor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
@@ -142,18 +174,46 @@ class BridgeLoop:
         self.node.destroy_node()
 
 
-def measure(loop: RawLoop | BridgeLoop, count: int, rate: float) -> tuple[float, float, float]:
-    """(burst msg/s, paced p50 ms, paced p99 ms)."""
+@dataclass(frozen=True)
+class Burst:
+    """One burst: msg/s and CPU µs per message of this process, the bridge (if any) and the broker."""
+
+    rate: float
+    cpu_us: tuple[float, float | None, float]
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def burst(loop: RawLoop | BridgeLoop, broker: psutil.Process, count: int) -> Burst:
+    """``count`` messages as fast as possible (0 msg/s if some never arrive)."""
+    loop.arrivals.clear()
+    processes = [psutil.Process(), *loop.others, broker]
+    cpu_before = [cpu_seconds(process) for process in processes]
     start = time.monotonic_ns()
     paced(count, None, loop.send)
     wait_count(loop.arrivals, count, 120.0)
-    burst = len(loop.arrivals) / ((time.monotonic_ns() - start) * 1e-9) if len(loop.arrivals) >= count else 0.0
-    time.sleep(0.5)
+    elapsed = (time.monotonic_ns() - start) * 1e-9
+    cpu_us = [(cpu_seconds(process) - before) / count * 1e6 for process, before in zip(processes, cpu_before)]
+    rate = len(loop.arrivals) / elapsed if len(loop.arrivals) >= count else 0.0
+    return Burst(rate, (cpu_us[0], cpu_us[1] if loop.others else None, cpu_us[-1]))
+
+
+def measure(loop: RawLoop | BridgeLoop, broker: psutil.Process, count: int, bursts: int,
+            rate: float) -> tuple[Burst, float, float]:
+    """(median burst, paced p50 ms, paced p99 ms)."""
+    runs = []
+    for _ in range(bursts):
+        runs.append(burst(loop, broker, count))
+        time.sleep(0.5)
+    median = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
     loop.arrivals.clear()
     paced(count, rate, loop.send)
     wait_count(loop.arrivals, count, 60.0)
     latencies = np.array([latency for _, latency in loop.arrivals]) * 1e-6
-    return burst, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
+    return median, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
 
 
 def restart_run(loop: RawLoop | BridgeLoop, broker: Mosquitto, count: int, rate: float) -> tuple[int, int]:
@@ -173,8 +233,12 @@ def restart_run(loop: RawLoop | BridgeLoop, broker: Mosquitto, count: int, rate:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--count', type=int, default=2000, help='messages per measurement')
+    parser.add_argument('--count', type=int, default=5000, help='messages per measurement')
+    parser.add_argument('--bursts', type=int, default=3, help='bursts per path (the median is printed)')
     parser.add_argument('--rate', type=float, default=200.0, help='paced rate, msg/s')
+    parser.add_argument('--protocol', choices=('v311', 'v5'), default='v311', help='MQTT protocol of both paths')
+    parser.add_argument('--max-inflight', type=int, default=20,
+                        help='unacknowledged QoS 1 messages per client, both paths (paho default 20)')
     options = parser.parse_args()
     os.environ['ROS_DOMAIN_ID'] = str(random.randint(1, 101))
     directory = Path(tempfile.mkdtemp(prefix='twin-bench-mqtt-'))
@@ -182,21 +246,31 @@ def main() -> None:
     (directory / 'broker').mkdir(mode=0o755)
     broker = Mosquitto(directory / 'broker')
     broker.start()
-    print(f'{options.count} messages per run, QoS 1, paced at {options.rate:g} msg/s, Mosquitto on 127.0.0.1')
-    print(f'{"path":<34}{"burst msg/s":>12}{"p50 ms":>9}{"p99 ms":>9}{"restart lost":>14}{"dup":>6}')
+    link = Link(broker.port, options.protocol, options.max_inflight)
+    depth = options.count + 1000
+    print(f'{options.count} messages per burst (median of {options.bursts}), QoS 1, MQTT {options.protocol}, '
+          f'max_inflight {options.max_inflight}, paced at {options.rate:g} msg/s, Mosquitto on 127.0.0.1; '
+          f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}')
+    print(f'{"path":<32}{"burst msg/s":>12}{"% raw":>7}{"CPU µs/msg: bench":>19}{"bridge":>8}{"broker":>8}'
+          f'{"p50 ms":>8}{"p99 ms":>8}{"restart lost":>14}{"dup":>5}')
+    raw_rate = 0.0
     try:
-        for name, make in (('raw paho -> mosquitto -> paho', lambda: RawLoop(broker.port)),
-                           ('ROS -> bridge (json) -> ROS', lambda: BridgeLoop(broker.port, directory, 'json',
-                                                                             options.count + 1000)),
-                           ('ROS -> bridge (cdr) -> ROS', lambda: BridgeLoop(broker.port, directory, 'cdr',
-                                                                            options.count + 1000))):
+        for name, make in (('raw paho -> mosquitto -> paho', lambda: RawLoop(link)),
+                           ('ROS -> bridge (json) -> ROS', lambda: BridgeLoop(link, directory, 'json', depth)),
+                           ('ROS -> bridge (cdr) -> ROS', lambda: BridgeLoop(link, directory, 'cdr', depth))):
             loop = make()
             try:
-                burst, p50, p99 = measure(loop, options.count, options.rate)
+                median, p50, p99 = measure(loop, psutil.Process(broker.process.pid), options.count,
+                                           options.bursts, options.rate)
                 lost, duplicated = restart_run(loop, broker, options.count, options.rate)
             finally:
                 loop.close()
-            print(f'{name:<34}{burst:>12.0f}{p50:>9.2f}{p99:>9.2f}{lost:>14}{duplicated:>6}')
+            raw_rate = raw_rate or median.rate
+            bench_cpu, bridge_cpu, broker_cpu = median.cpu_us
+            print(f'{name:<32}{median.rate:>12.0f}{100 * median.rate / raw_rate:>7.0f}{bench_cpu:>19.0f}'
+                  f'{"-" if bridge_cpu is None else f"{bridge_cpu:.0f}":>8}{broker_cpu:>8.0f}'
+                  f'{p50:>8.2f}{p99:>8.2f}{lost:>14}{duplicated:>5}')
+        print(f'load average {os.getloadavg()[0]:.2f} at the end')
     finally:
         broker.stop()
         shutil.rmtree(directory, ignore_errors=True)

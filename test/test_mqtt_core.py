@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ def test_cdr_round_trip_checks_limits() -> None:
     schema = Schema(Float64, parse_limits('data=0.0..1.0'))
     decoded = schema.decode_cdr(encode_cdr(serialize_message(Float64(data=0.5)), 'e/1', 9), deserialize_message)
     assert (decoded.message, decoded.message_id, decoded.stamp_ns) == (Float64(data=0.5), 'e/1', 9)
+    assert decoded.serialized == serialize_message(Float64(data=0.5))  # published as it came
     for payload in (encode_cdr(serialize_message(Float64(data=2.0)), 'e/2', 9),
                     encode_cdr(b'\x00\x01garbage', 'e/3', 9), b'{"data": 0.5}'):
         with pytest.raises(PayloadError):
@@ -264,6 +266,106 @@ def test_full_outbox_drops_the_oldest_and_reports_error(mosquitto, tmp_path: Pat
     finally:
         core.stop()
 
+
+
+def outbox_path(directory: Path) -> Path:
+    return directory / 'core_test.sqlite'
+
+
+def test_messages_are_committed_in_batches_and_on_disk_before_paho_sends_them(mosquitto, tmp_path: Path) -> None:
+    broker = mosquitto()
+    collector = Collector()
+    core = Core(loop_config(broker.port, tmp_path, capacity=5000), collector, tmp_path)
+    bridge, count = core.bridge, 2000
+    reader = sqlite3.connect(outbox_path(tmp_path), check_same_thread=False)  # sees committed rows only
+    not_on_disk: list[int] = []
+    publish = bridge.link._client.publish
+
+    def checked_publish(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        if topic == 'test/loop':
+            seq = int(json.loads(payload)['_id'].split('/')[1])
+            if reader.execute('SELECT count(*) FROM outbox WHERE seq = ?', (seq,)).fetchone()[0] != 1:
+                not_on_disk.append(seq)
+        return publish(topic, payload, qos, retain)
+
+    commits = 0
+    commit = bridge.outbox.store.commit
+
+    def counted_commit() -> bool:  # messages keep coming while the sender is busy
+        nonlocal commits
+        commits += 1
+        committed = commit()
+        time.sleep(0.002)
+        return committed
+
+    bridge.link._client.publish = checked_publish  # type: ignore[method-assign]
+    bridge.outbox.store.commit = counted_commit  # type: ignore[method-assign]
+    bridge.start()
+    try:
+        wait_connected(bridge)
+        for i in range(count):  # in groups, so the sender also finds messages it has not committed
+            bridge.send(0, Header(frame_id=str(i)))
+            if i % 50 == 49:
+                time.sleep(0.005)
+        collector.wait(count, timeout=60.0)
+        assert [int(m.frame_id) for _, m in collector.messages] == list(range(count))
+        assert not_on_disk == []
+        assert commits < count / 10, f'{commits} commits for {count} messages'
+    finally:
+        core.stop()
+        reader.close()
+
+
+def test_broker_restart_in_the_middle_of_a_burst_loses_and_duplicates_nothing(mosquitto, tmp_path: Path) -> None:
+    broker = mosquitto()
+    collector = Collector()
+    core = Core(loop_config(broker.port, tmp_path, capacity=5000), collector, tmp_path)
+    bridge, count = core.bridge, 3000
+    bridge.start()
+    try:
+        wait_connected(bridge)
+        for i in range(count // 2):
+            bridge.send(0, Header(frame_id=str(i)))
+        collector.wait(100, timeout=30.0)
+        broker.stop()  # batches committed, in flight and not yet committed
+        for i in range(count // 2, count):
+            bridge.send(0, Header(frame_id=str(i)))
+        broker.start()
+        collector.wait(count, timeout=60.0)
+        time.sleep(0.5)  # any duplicate would arrive meanwhile
+        received = [int(m.frame_id) for _, m in collector.messages]
+        assert sorted(received) == list(range(count))  # every message exactly once
+        assert bridge.link.stats.connects >= 2 and bridge.outbox.dropped == 0
+    finally:
+        core.stop()
+
+
+def test_a_full_disk_is_reported_and_loses_none_of_the_messages_taken(mosquitto, tmp_path: Path) -> None:
+    broker = mosquitto()
+    collector = Collector()
+    core = Core(loop_config(broker.port, tmp_path, capacity=5000), collector, tmp_path)
+    bridge, store = core.bridge, core.bridge.outbox.store
+    bridge.start()
+    try:
+        wait_connected(bridge)
+        with store.lock:
+            pages = store.db.execute('PRAGMA page_count').fetchone()[0]
+            store.db.execute(f'PRAGMA max_page_count = {pages}')  # SQLITE_FULL once it would grow
+        for i in range(500):
+            bridge.send(0, Header(frame_id=str(i)))
+        time.sleep(0.5)
+        level, message, values = bridge.health()
+        assert level == Level.ERROR and 'database or disk is full' in values['outbox_error']
+        assert 'cannot write the outbox' in message and '500 messages kept in memory' in message
+        assert not collector.messages  # nothing uncommitted reaches the broker
+        with store.lock:
+            store.db.execute('PRAGMA max_page_count = 1073741823')  # space again
+        collector.wait(500, timeout=30.0)
+        assert [int(m.frame_id) for _, m in collector.messages] == list(range(500))
+        bridge.health()
+        assert bridge.health()[0] == Level.OK and bridge.health()[2]['outbox_error'] == ''
+    finally:
+        core.stop()
 
 
 def test_outbound_json_is_strict_json_with_null_for_what_json_cannot_carry() -> None:

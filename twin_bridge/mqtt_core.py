@@ -2,9 +2,10 @@
 
 :class:`MqttLink` wraps a paho-mqtt 2.x client running in its own network thread. QoS 1/2
 messages go through the on-disk :class:`~twin_bridge.outbox.Outbox` first; a sender thread commits
-the outbox (new messages, acknowledged ones to delete and inbound ids seen: one transaction per
-wake-up, at least every ``COMMIT_S``), then hands committed messages to paho in order, at most
-``max_inflight`` unacknowledged.
+the outbox (new messages, acknowledged ones to delete and inbound ids seen, in one transaction)
+when the messages it can hand over are all sent and new ones wait, and whatever waits at least
+every ``COMMIT_S``; it hands committed messages to paho in order, at most ``max_inflight``
+unacknowledged.
 paho re-sends unacknowledged messages after a reconnect, and a restarted bridge re-sends the
 whole outbox, so nothing is lost; receivers drop the resulting duplicates by id.
 :class:`MqttBridge` encodes outbound ROS messages, validates and deduplicates inbound payloads,
@@ -43,6 +44,7 @@ from twin_ros.messages import message_class
 StateCallback = Callable[[bool, str], None]
 COMMIT_S = 0.05  # longest time a queued outbox row or inbound id waits for the sender's commit
 QOS0 = -1  # marker of an in-flight message without an outbox entry (QoS 0, status)
+MAX_ROUTES = 1024  # inbound topics whose mapping is remembered
 
 
 @dataclass
@@ -75,7 +77,6 @@ class MqttLink:
         self._wake = threading.Condition()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq (QOS0 for QoS 0)
         self._early: dict[int, Any] = {}  # mid -> reason, acknowledged before publish() returned
-        self._acked: list[int] = []
         self._volatile: deque[tuple[str, bytes, bool]] = deque(maxlen=client.max_inflight * 50)
         self._volatile_ids = itertools.count()
         self._boot = secrets.token_hex(6)
@@ -98,12 +99,14 @@ class MqttLink:
     def stop(self) -> None:
         """Publish the retained "offline" status, disconnect and let both workers end.
 
-        Queued outbox rows are committed, so a stopped bridge has lost nothing.
+        Queued outbox rows are committed, so a stopped bridge has lost nothing (unless the disk
+        cannot be written: that is logged with the number of messages lost).
         """
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self.outbox.flush()
+        if not self.outbox.store.commit():
+            self._on_state(False, f'{self.outbox.store.error}: {self.outbox.waiting} messages lost on stop')
         if self.stats.connected:
             self._client.publish(self.status_topic, 'offline', qos=1, retain=True).wait_for_publish(2.0)
         self._client.disconnect()
@@ -265,33 +268,44 @@ class MqttLink:
             self.stats.last_error = f'broker rejected a message: {reason} (reason code {reason.value})'
         else:
             self.stats.acked += 1
-        self._acked.append(seq)
-        self._wake.notify()
+        self.outbox.remove([seq])  # deleted with the next commit
+        if self.config.max_inflight - len(self._inflight) >= self._batch:
+            self._wake.notify()
+
+    def _commit_due(self) -> bool:
+        """Whether rows wait and ``COMMIT_S`` has passed since the last commit (or attempt)."""
+        return self.outbox.store.dirty and self._until_commit() == 0.0
+
+    def _until_commit(self) -> float:
+        """Seconds until rows waiting now are due for a commit (``COMMIT_S`` after the last one)."""
+        if not self.outbox.store.dirty:
+            return COMMIT_S
+        return max(0.0, self.outbox.store.committed_at + COMMIT_S - time.monotonic())
 
     def _ready(self) -> bool:
-        """Whether the sender has work: acknowledgements, room for a quarter of ``max_inflight`` (or
-        QoS 0 messages to drop, or stopping); anything else waits for ``COMMIT_S`` at most.
+        """Whether the sender has work: room for a quarter of ``max_inflight`` and something to
+        hand over or commit, QoS 0 messages to drop, a commit due, or stopping.
         """
-        connected = self.stats.connected
-        room = connected and self.config.max_inflight - len(self._inflight) >= self._batch
-        return (self._stopping or bool(self._acked)
-                or (room and (bool(self._volatile) or self.outbox.unsaved or self.outbox.ready))
-                or (not connected and bool(self._volatile)))
+        if self._stopping or self._commit_due():
+            return True
+        if not self.stats.connected:
+            return bool(self._volatile)
+        room = self.config.max_inflight - len(self._inflight) >= self._batch
+        return room and (bool(self._volatile) or self.outbox.waiting > 0 or self.outbox.ready)
 
     def _send_loop(self) -> None:
         while not self._workers.stopping.is_set():
             with self._wake:
-                self._wake.wait_for(self._ready, timeout=COMMIT_S)
+                self._wake.wait_for(self._ready, timeout=self._until_commit())
                 if self._stopping:
                     return
-                acked, self._acked = self._acked, []
                 volatile = list(self._volatile)
                 self._volatile.clear()
                 connected = self.stats.connected
                 room = self.config.max_inflight - len(self._inflight) if connected else 0
-            if acked:
-                self.outbox.remove(acked)
-            self.outbox.flush()  # before anything is handed to paho
+            # One commit per batch: when nothing committed is left to hand over, or when due.
+            if (room > 0 and self.outbox.waiting > 0 and not self.outbox.ready) or self._commit_due():
+                self.outbox.store.commit()  # a failure is kept in store.error, retried when due
             if not connected:
                 self.stats.unsent_qos0 += len(volatile)
                 continue
@@ -329,7 +343,8 @@ class InboundStats:
 class MqttBridge:
     """Outbound ROS messages to MQTT and validated, deduplicated inbound payloads to ``deliver``.
 
-    ``deliver(index, message)`` publishes a message of inbound mapping ``index``;
+    ``deliver(index, message)`` publishes a message of inbound mapping ``index`` (for CDR mappings
+    its validated CDR bytes, which ROS publishers take as they are);
     ``deserialize(data, cls)`` turns CDR bytes into a message (``rclpy.serialization``).
     """
 
@@ -344,6 +359,7 @@ class MqttBridge:
         except LookupError as error:
             raise ConfigError(f'mqtt_to_ros: {error.args[0]}') from None
         self.stats = InboundStats()
+        self._routes: dict[str, int | None] = {}  # MQTT topic -> inbound mapping (None: no mapping)
         self._deliver = deliver
         self._deserialize = deserialize
         self.dead_letters = dead_letters
@@ -386,9 +402,17 @@ class MqttBridge:
         self.stats.last_invalid = f'{topic}: {error}'[:300]
         self.dead_letters.add(f'mqtt {topic}', reason, error, payload)
 
+    def _route(self, topic: str) -> int | None:
+        """The inbound mapping whose filter ``topic`` matches first (remembered per topic)."""
+        if topic not in self._routes:
+            if len(self._routes) >= MAX_ROUTES:  # filters with wildcards can match endless topics
+                self._routes.clear()
+            self._routes[topic] = next((i for i, mapping in enumerate(self.inbound)
+                                        if mqtt.topic_matches_sub(mapping.mqtt_topic, topic)), None)
+        return self._routes[topic]
+
     def _handle(self, topic: str, payload: bytes) -> None:
-        index = next((i for i, mapping in enumerate(self.inbound)
-                      if mqtt.topic_matches_sub(mapping.mqtt_topic, topic)), None)
+        index = self._route(topic)
         if index is None:
             return
         mapping, schema = self.inbound[index], self.schemas[index]
@@ -397,7 +421,7 @@ class MqttBridge:
         if inbound.message_id is not None and inbound.message_id in self.seen:
             self.stats.duplicates += 1
             return
-        self._deliver(index, inbound.message)
+        self._deliver(index, inbound.message if inbound.serialized is None else inbound.serialized)
         self.stats.delivered += 1
         if inbound.message_id is not None:
             self.seen.add(inbound.message_id)
@@ -423,9 +447,11 @@ class MqttBridge:
             level, message = Level.WARN, f'{new_invalid} invalid inbound payloads: {self.stats.last_invalid}'
         else:
             level, message = Level.OK, f'connected, outbox {outbox.depth}'
+        if outbox.store.error:
+            level, message = Level.ERROR, f'{outbox.store.error} ({outbox.waiting} messages kept in memory); {message}'
         values = {'connected': link.connected, 'outbox_depth': outbox.depth,
-                  'outbox_capacity': outbox.capacity, 'sent': link.sent, 'acked': link.acked,
-                  'dropped': outbox.dropped, 'rejected': link.rejected,
+                  'outbox_capacity': outbox.capacity, 'outbox_error': outbox.store.error,
+                  'sent': link.sent, 'acked': link.acked, 'dropped': outbox.dropped, 'rejected': link.rejected,
                   'unsent_qos0': link.unsent_qos0, 'connects': link.connects,
                   'reconnects': max(0, link.connects - 1), 'connect_failures': link.failures,
                   'received': self.stats.delivered, 'duplicates': self.stats.duplicates,

@@ -40,7 +40,9 @@ class MqttBridgeNode(Node):
         self._core.start()
 
     def _deliver(self, index: int, message: Any) -> None:
-        """Publish a validated inbound message (paho's thread); a racing shutdown is not an error."""
+        """Publish a validated inbound message or its CDR bytes (paho's thread); a racing shutdown
+        is not an error.
+        """
         if self.context.ok():
             self._publishers[index].publish(message)
 

@@ -2,17 +2,19 @@
 
 Writes are grouped: :meth:`Outbox.add`, :meth:`Outbox.remove` and :meth:`SeenIds.add` only queue
 their rows in memory, and :meth:`Store.commit` writes everything queued in one transaction. The
-bridge's sender commits whenever it wakes (so a batch is whatever arrived during the previous
-commit) and hands a message to the broker only once it is committed; at most ``MAX_UNSAVED``
-messages wait for a commit (the next :meth:`Outbox.add` commits them itself). WAL journal with
+bridge's sender decides when to commit (a batch is every message queued since the last commit)
+and hands a message to the broker only once it is committed; at most ``MAX_UNSAVED`` messages
+wait for a commit (the next :meth:`Outbox.add` commits them itself). WAL journal with
 ``synchronous=NORMAL``: a commit survives a crash of the process; the last commits may be lost on
-a power failure.
+a power failure. A commit that fails (disk full, I/O error) keeps every queued row in memory for
+the next one and is reported in :attr:`Store.error`.
 """
 from __future__ import annotations
 
 import secrets
 import sqlite3
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,33 +48,49 @@ class Writer(Protocol):
     @property
     def unsaved(self) -> bool: ...
 
-    def write(self, db: sqlite3.Connection) -> None: ...
+    def write(self, db: sqlite3.Connection) -> Callable[[], None]:
+        """Write the queued rows in the open transaction; return what to do once it is committed."""
+        ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class Store:
     """One connection to the bridge's database, shared by all threads under ``lock``.
 
     (Separate connections would contend for sqlite's file lock, whose busy handler sleeps.)
-    ``writers`` write their queued rows inside :meth:`commit`'s transaction.
+    ``writers`` write their queued rows inside :meth:`commit`'s transaction. ``error`` is the
+    last commit's failure ('' once a commit succeeds); ``committed_at`` the monotonic time of the
+    last commit or failed attempt.
     """
 
     db: sqlite3.Connection
     lock: threading.Lock
     writers: list[Writer] = field(default_factory=list)
+    error: str = ''
+    committed_at: float = field(default_factory=time.monotonic)
 
     @property
     def dirty(self) -> bool:
         """Whether rows wait for :meth:`commit`."""
         return any(writer.unsaved for writer in self.writers)
 
-    def commit(self) -> None:
-        """Write every queued row in one transaction."""
+    def commit(self) -> bool:
+        """Write every queued row in one transaction; False (rows kept, ``error`` set) if it fails."""
         if not self.dirty:
-            return
-        with self.lock, self.db:
-            for writer in self.writers:
-                writer.write(self.db)
+            return True
+        with self.lock:
+            try:
+                with self.db:
+                    written = [writer.write(self.db) for writer in self.writers]
+            except sqlite3.Error as error:
+                self.error = f'cannot write the outbox: {error}'
+                self.committed_at = time.monotonic()
+                return False
+            for done in written:
+                done()
+            self.error = ''
+            self.committed_at = time.monotonic()
+        return True
 
 
 def open_store(path: Path) -> Store:
@@ -133,7 +151,7 @@ class Outbox:
         """Queue a message whose payload ``payload_for(message_id)`` builds; drop the oldest if full."""
         if self.depth >= self.capacity:
             self._drop_oldest()
-        elif len(self._unsaved) >= MAX_UNSAVED:
+        elif len(self._unsaved) >= MAX_UNSAVED and not self.store.error:  # else the sender retries
             self.store.commit()
         with self._lock:
             seq = self._next_seq
@@ -145,10 +163,17 @@ class Outbox:
         return entry
 
     def _drop_oldest(self) -> None:
-        self.store.commit()
-        with self.store.lock, self._db:
-            row = self._db.execute('DELETE FROM outbox WHERE seq = (SELECT min(seq) FROM outbox) '
-                                   'RETURNING seq').fetchone()
+        """Drop the oldest message on disk (none while the disk cannot be written: all wait in memory)."""
+        if not self.store.commit():
+            return
+        with self.store.lock:
+            try:
+                with self._db:
+                    row = self._db.execute('DELETE FROM outbox WHERE seq = (SELECT min(seq) FROM outbox) '
+                                           'RETURNING seq').fetchone()
+            except sqlite3.Error as error:
+                self.store.error = f'cannot write the outbox: {error}'
+                return
         if row is None:
             return
         with self._lock:
@@ -162,22 +187,31 @@ class Outbox:
         with self._lock:
             self._removed.extend(seqs)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Commit everything queued (this outbox's rows and those of the store's other writers)."""
-        self.store.commit()
+        return self.store.commit()
 
-    def write(self, db: sqlite3.Connection) -> None:
+    @property
+    def waiting(self) -> int:
+        """How many messages wait for :meth:`Store.commit` (before they can be taken)."""
+        return len(self._unsaved)
+
+    def write(self, db: sqlite3.Connection) -> Callable[[], None]:
         with self._lock:
-            unsaved, self._unsaved = self._unsaved, []
-            removed, self._removed = self._removed, []
+            unsaved, removed = list(self._unsaved), list(self._removed)
         if unsaved:
             db.executemany('INSERT INTO outbox VALUES (?, ?, ?, ?, ?)',
                            [(e.seq, e.topic, e.payload, e.qos, int(e.retain)) for e in unsaved])
-            self._committed = unsaved[-1].seq
-        if removed:
-            deleted = db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in removed]).rowcount
+        deleted = db.executemany('DELETE FROM outbox WHERE seq = ?', [(s,) for s in removed]).rowcount if removed else 0
+
+        def committed() -> None:
             with self._lock:
-                self.depth -= deleted
+                del self._unsaved[:len(unsaved)]
+                del self._removed[:len(removed)]
+                self.depth -= max(0, deleted)
+                if unsaved:
+                    self._committed = unsaved[-1].seq
+        return committed
 
     def take(self, limit: int) -> list[Pending]:
         """Up to ``limit`` committed messages not taken yet, oldest first."""
@@ -232,13 +266,17 @@ class SeenIds:
             if len(self._ids) > self.window:
                 self._ids.popitem(last=False)
 
-    def flush(self) -> None:
-        self.store.commit()
+    def flush(self) -> bool:
+        return self.store.commit()
 
-    def write(self, db: sqlite3.Connection) -> None:
+    def write(self, db: sqlite3.Connection) -> Callable[[], None]:
         with self._lock:
-            unsaved, self._unsaved = self._unsaved, []
-            count = self._count
+            unsaved = list(self._unsaved)
         if unsaved:
             db.executemany('INSERT OR REPLACE INTO seen VALUES (?, ?)', unsaved)
-            db.execute('DELETE FROM seen WHERE n <= ?', (count - self.window,))
+            db.execute('DELETE FROM seen WHERE n <= ?', (unsaved[-1][1] - self.window,))
+
+        def committed() -> None:
+            with self._lock:
+                del self._unsaved[:len(unsaved)]
+        return committed

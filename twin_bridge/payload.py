@@ -9,6 +9,7 @@ limits); anything else is rejected before a message is built.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -42,11 +43,39 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """A validated inbound message with its envelope (``None`` when the sender gave none)."""
+    """A validated inbound message with its envelope (``None`` when the sender gave none).
+
+    ``serialized``: for CDR payloads, the message's CDR bytes (publishable as they are).
+    """
 
     message: Any
     message_id: str | None
     stamp_ns: int | None
+    serialized: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A message class's fields: (name, IDL type) in order, and the set of names."""
+
+    fields: tuple[tuple[str, Any], ...]
+    names: frozenset[str]
+
+
+_LAYOUTS: dict[Any, _Layout] = {}  # by message class
+
+
+def _layout(cls: Any) -> _Layout:
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        names = cls.get_fields_and_field_types()
+        layout = _LAYOUTS[cls] = _Layout(tuple(zip(names, cls.SLOT_TYPES)), frozenset(names))
+    return layout
+
+
+@functools.cache
+def _nested_class(namespaces: tuple[str, ...], name: str) -> type[Any]:
+    return message_class('/'.join((*namespaces, name)))
 
 
 def to_dict(message: Any, json_safe: bool = False) -> dict[str, Any]:
@@ -54,8 +83,7 @@ def to_dict(message: Any, json_safe: bool = False) -> dict[str, Any]:
 
     ``json_safe``: NaN and ±inf, which JSON cannot carry, become null.
     """
-    return {name: _plain(getattr(message, name), kind, json_safe)
-            for name, kind in zip(message.get_fields_and_field_types(), message.SLOT_TYPES)}
+    return {name: _plain(getattr(message, name), kind, json_safe) for name, kind in _layout(type(message)).fields}
 
 
 def encode_json(message: Any, message_id: str, stamp_ns: int) -> bytes:
@@ -104,22 +132,22 @@ class Schema:
             raise PayloadError('not a framed CDR payload', 'not_cdr')
         stamp_ns, id_length = CDR_HEADER.unpack_from(payload, len(CDR_MAGIC))
         start = len(CDR_MAGIC) + CDR_HEADER.size
+        serialized = payload[start + id_length:]
         try:
             message_id = payload[start:start + id_length].decode()
-            message = deserialize(payload[start + id_length:], self.cls)
+            message = deserialize(serialized, self.cls)
         except Exception as error:  # the deserializer's own error types
             raise PayloadError(f'CDR: {error}', 'not_cdr') from None
-        return Inbound(self._build(self.cls, to_dict(message), ''), message_id or None, stamp_ns)
+        return Inbound(self._build(self.cls, to_dict(message), ''), message_id or None, stamp_ns, serialized)
 
     def _build(self, cls: type[Any], data: dict[str, Any], where: str) -> Any:
-        fields = cls.get_fields_and_field_types()
-        unknown = set(data) - set(fields)
-        missing = set(fields) - set(data)
-        if unknown or missing:
-            raise PayloadError(f'{where or cls.__name__}: unknown fields {sorted(unknown)}, '
-                               f'missing fields {sorted(missing)}')
+        layout = _layout(cls)
+        names = layout.names
+        if data.keys() != names:
+            raise PayloadError(f'{where or cls.__name__}: unknown fields {sorted(data.keys() - names)}, '
+                               f'missing fields {sorted(names - data.keys())}')
         message = cls()
-        for name, kind in zip(fields, cls.SLOT_TYPES):
+        for name, kind in layout.fields:
             path = f'{where}.{name}' if where else name
             setattr(message, name, self._value(kind, data[name], path))
         return message
@@ -136,7 +164,7 @@ class Schema:
         if isinstance(kind, idl.NamespacedType):
             if not isinstance(value, dict):
                 raise PayloadError(f'{path}: expected an object, got {_show(value)}')
-            return self._build(message_class('/'.join((*kind.namespaces, kind.name))), value, path)
+            return self._build(_nested_class(tuple(kind.namespaces), kind.name), value, path)
         if isinstance(kind, idl.AbstractGenericString):
             if not isinstance(value, str):
                 raise PayloadError(f'{path}: expected a string, got {_show(value)}')
