@@ -16,6 +16,7 @@ from twin_core.config import build
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
 from twin_core.stamps import from_seconds
+from twin_sensors.fiducials import MarkerPose
 from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world, optical_frame
 from twin_sim.model import MARKERS
 from twin_sim.scenario import Fault
@@ -148,3 +149,14 @@ def test_fidelity_summarises_recorded_camera_discrepancies(tmp_path) -> None:
     (tmp_path / 'other.csv').write_text('time,image_mm\n1.0,2.0\n')
     with pytest.raises(ValueError, match='image_px, position_mm'):
         read_discrepancies(tmp_path / 'other.csv')
+
+
+def test_the_ambiguous_pose_is_resolved_by_continuity_a_clear_one_by_its_fit() -> None:
+    check = VisualCheck(KINEMATICS, calibration(workcell().model, WIDTH, HEIGHT))
+    check.camera = np.eye(4)
+    upright, mirrored = np.eye(3), np.diag([1.0, -1.0, -1.0])
+    check._previous = np.eye(4)  # the plate was last seen upright
+    solutions = [MarkerPose(1, np.ones(3), mirrored, 0.10), MarkerPose(1, np.ones(3), upright, 0.15)]
+    assert np.array_equal(check._pose(solutions)[:3, :3], upright)
+    clear = [MarkerPose(1, np.ones(3), mirrored, 0.10), MarkerPose(1, np.ones(3), upright, 0.50)]
+    assert np.array_equal(check._pose(clear)[:3, :3], mirrored)
