@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,3 +161,11 @@ def test_the_ambiguous_pose_is_resolved_by_continuity_a_clear_one_by_its_fit() -
     assert np.array_equal(check._pose(solutions)[:3, :3], upright)
     clear = [MarkerPose(1, np.ones(3), mirrored, 0.10), MarkerPose(1, np.ones(3), upright, 0.50)]
     assert np.array_equal(check._pose(clear)[:3, :3], mirrored)
+
+
+def test_plates_that_do_not_fit_the_arm_are_refused() -> None:
+    config = CameraCheckConfig()
+    with pytest.raises(ValueError, match='both plates show marker 0'):
+        CameraCheck(replace(config, tool_plate=replace(config.tool_plate, marker_id=0)), KINEMATICS)
+    with pytest.raises(ValueError, match='must be mounted in base_link, not tool0'):
+        CameraCheck(replace(config, base_plate=replace(config.base_plate, frame='tool0')), KINEMATICS)

@@ -86,3 +86,10 @@ def test_camera_check_publishes_the_discrepancy_and_alarms_on_an_offset(still_ce
     assert [e.active for e in cleared] == [True, False]
     seen, modelled = probe.messages(SEEN)[0], probe.messages(TWIN)[0]
     assert seen.header.frame_id == 'base_link' and modelled.header.stamp == seen.header.stamp
+
+
+def test_a_tool_plate_on_no_frame_of_the_arm_is_refused_at_start(start_process) -> None:
+    node = start_process('camera_check', '--ros-args', '--params-file', str(CONFIG / 'camera_check.yaml'),
+                         '-p', 'tool_plate.frame:=gripper')
+    assert node.wait(timeout=60.0) == 2
+    assert "the tool plate's frame gripper is no frame of the arm" in node.output()

@@ -27,7 +27,7 @@ from twin_core.stamps import to_seconds
 from twin_core.status import Status
 from twin_core.tracking import DesiredStates
 from twin_sensors.camera_info import CameraCalibration
-from twin_state.visual_check import BASE_PLATE, TOOL_PLATE, Comparison, PlateConfig, VisualCheck
+from twin_state.visual_check import BASE_PLATE, TOOL_PLATE, Comparison, PlateConfig, VisualCheck, check_plates
 
 METHOD = 'camera'
 SENSOR = 'camera.tool_plate'  # the alarm's sensor: the tool plate's discrepancy
@@ -76,6 +76,7 @@ class CameraCheck:
     """Frames and the twin's joint states in, judged frames and alarm events out."""
 
     def __init__(self, config: CameraCheckConfig, kinematics: ArmKinematics) -> None:
+        check_plates(kinematics, config.base_plate, config.tool_plate)
         self.config, self.kinematics = config, kinematics
         self.joint_names = kinematics.joint_names
         self._twin = DesiredStates(config.max_gap)

@@ -94,18 +94,23 @@ def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
     return math.acos(float(np.clip((np.trace(a.T @ b) - 1.0) / 2.0, -1.0, 1.0)))
 
 
+def check_plates(kinematics: ArmKinematics, base: PlateConfig, tool: PlateConfig) -> None:
+    """ValueError unless ``base`` is fixed in base_link, ``tool`` on a frame of the arm, each its own marker."""
+    if base.frame != BASE_FRAME:
+        raise ValueError(f'the fixed plate must be mounted in {BASE_FRAME}, not {base.frame}')
+    if tool.frame not in kinematics.frames:
+        raise ValueError(f'the tool plate\'s frame {tool.frame} is no frame of the arm')
+    if base.marker_id == tool.marker_id:
+        raise ValueError(f'both plates show marker {base.marker_id}')
+
+
 class VisualCheck:
     """Compares frames of a calibrated camera with the twin's joint positions (one instance per camera)."""
 
     def __init__(self, kinematics: ArmKinematics, calibration: CameraCalibration,
                  base: PlateConfig = BASE_PLATE, tool: PlateConfig = TOOL_PLATE,
                  dictionary: str = 'DICT_4X4_50') -> None:
-        if base.frame != BASE_FRAME:
-            raise ValueError(f'the fixed plate must be mounted in {BASE_FRAME}, not {base.frame}')
-        if tool.frame not in kinematics.frames:
-            raise ValueError(f'the tool plate\'s frame {tool.frame} is no frame of the arm')
-        if base.marker_id == tool.marker_id:
-            raise ValueError(f'both plates show marker {base.marker_id}')
+        check_plates(kinematics, base, tool)
         self.kinematics, self.base, self.tool = kinematics, base, tool
         self.detector = FiducialDetector(calibration, {base.marker_id: base.side, tool.marker_id: tool.side},
                                          dictionary)
