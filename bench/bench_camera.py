@@ -94,14 +94,16 @@ def fiducial_table(width: int, height: int, seconds: float, period: float) -> No
     renderer = FrameRenderer(cell.model, CameraChannel(width=width, height=height))
     check = camera_check(cell, width, height)
     seen_mm, image_mm, image_px, frames = [], [], [], 0
+    truths: dict[int, np.ndarray] = {}  # the tool plate's true position by stamp (ns): frames are judged later
     try:
-        for _, judged in itertools.takewhile(lambda step: step[0] < seconds,
-                                             checked_frames(cell, renderer, check, period)):
+        for now, judged in itertools.takewhile(lambda step: step[0] < seconds,
+                                               checked_frames(cell, renderer, check, period)):
+            truths[from_seconds(now)] = marker_in_world(cell.model, cell.data, check.config.tool_plate.marker_id)[0]
             for frame in judged:
                 frames += 1
                 comparison = frame.comparison
                 if comparison.seen_plate is not None:
-                    truth, _ = marker_in_world(cell.model, cell.data, check.config.tool_plate.marker_id)
+                    truth = truths[frame.stamp]
                     seen_mm.append(1e3 * float(np.linalg.norm(comparison.seen_plate[:3, 3] - truth)))
                     image_mm.append(comparison.reprojection_mm)
                     image_px.append(comparison.reprojection_px)
@@ -132,8 +134,10 @@ def check_cost(width: int, height: int, frames: int) -> None:
         cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
     decode = time.process_time() - start
     start = time.process_time()
-    for stamp, positions, jpeg in shots:
-        check.twin_state(from_seconds(stamp), cell.joint_names, positions)
+    tolerance = check.config.stamp_tolerance
+    for stamp, positions, jpeg in shots:  # the twin still around the frame: its states cover the tolerance
+        for twin_stamp in np.linspace(stamp - tolerance, stamp + tolerance, 11):
+            check.twin_state(from_seconds(twin_stamp), cell.joint_names, positions)
         check.frame(from_seconds(stamp), jpeg)
     checking = time.process_time() - start
     print(f'check CPU per frame at {width}x{height} ({frames} frames): {1e3 * checking / frames:.2f} ms '

@@ -62,7 +62,7 @@ def test_camera_and_twin_agree_along_the_cycle(renderer: FrameRenderer) -> None:
     check = VisualCheck(KINEMATICS, calibration(cell.model, WIDTH, HEIGHT))
     image_mm, position_mm = [], []
     for _ in range(8):  # one frame a second over the 8 s cycle
-        comparison = check.compare(jpeg_frame(renderer, cell), dict(zip(cell.joint_names, cell.truth().q)))
+        comparison = check.compare(jpeg_frame(renderer, cell), [dict(zip(cell.joint_names, cell.truth().q))])
         camera, _ = optical_frame(cell.model, cell.data)
         assert comparison.camera is not None and np.linalg.norm(comparison.camera[:3, 3] - camera) < 0.02
         if comparison.seen_plate is not None:
@@ -78,16 +78,20 @@ def test_a_joint_offset_in_the_twin_shows_in_the_image(renderer: FrameRenderer) 
     check = VisualCheck(KINEMATICS, calibration(cell.model, WIDTH, HEIGHT))
     image = jpeg_frame(renderer, cell)
     truth = dict(zip(cell.joint_names, cell.truth().q))
-    agreed = check.compare(image, truth)
-    offset = check.compare(image, truth | {'joint_2': truth['joint_2'] + 0.03})
-    assert agreed.reprojection_mm < 4.0 and offset.reprojection_mm > 15.0
-    assert offset.position_mm > 15.0
+    agreed = check.compare(image, [truth])
+    offset = truth | {'joint_2': truth['joint_2'] + 0.03}
+    off = check.compare(image, [offset])
+    assert agreed.reprojection_mm < 4.0 and off.reprojection_mm > 15.0 and off.position_mm > 15.0
+    best = check.compare(image, [offset, truth])  # of the twin's candidate instants, the one that fits
+    assert best.candidate == 1 and best.reprojection_mm == agreed.reprojection_mm
 
 
 def start_pose_check(renderer: FrameRenderer) -> tuple[CameraCheck, bytes, list[float], tuple[str, ...]]:
-    """A check calibrated for the cell camera, the frame at the start pose (JPEG), its joint positions and names."""
+    """A check calibrated for the cell camera that compares the twin at the frame's stamp only, the
+    frame at the start pose (JPEG), its joint positions and names.
+    """
     cell = workcell()
-    check = CameraCheck(CameraCheckConfig(), KINEMATICS)
+    check = CameraCheck(CameraCheckConfig(stamp_tolerance=0.0), KINEMATICS)
     check.calibrate(calibration(cell.model, WIDTH, HEIGHT))
     return check, renderer.encode(renderer.render(cell.camera_view())), cell.truth().q.tolist(), cell.joint_names
 
@@ -108,7 +112,7 @@ def test_the_alarm_rises_on_a_lasting_discrepancy_and_clears_with_hysteresis(ren
 
 
 def test_a_frame_waits_for_the_twin_and_bad_inputs_are_counted(renderer: FrameRenderer) -> None:
-    uncalibrated = CameraCheck(CameraCheckConfig(), KINEMATICS)
+    uncalibrated = CameraCheck(CameraCheckConfig(stamp_tolerance=0.0), KINEMATICS)
     check, jpeg, truth, names = start_pose_check(renderer)
     assert uncalibrated.frame(from_seconds(1.0), jpeg) == [] and uncalibrated.counts['no_calibration'] == 1
     check.twin_state(from_seconds(0.99), names, truth)
@@ -169,3 +173,25 @@ def test_plates_that_do_not_fit_the_arm_are_refused() -> None:
         CameraCheck(replace(config, tool_plate=replace(config.tool_plate, marker_id=0)), KINEMATICS)
     with pytest.raises(ValueError, match='must be mounted in base_link, not tool0'):
         CameraCheck(replace(config, base_plate=replace(config.base_plate, frame='tool0')), KINEMATICS)
+
+
+def test_a_twin_clock_ahead_of_the_cameras_is_compared_at_the_instant_the_frame_shows(renderer: FrameRenderer
+                                                                                       ) -> None:
+    cell = workcell()
+    exact, tolerant = (CameraCheck(CameraCheckConfig(stamp_tolerance=tolerance), KINEMATICS)
+                       for tolerance in (0.0, 0.25))
+    for check in (exact, tolerant):
+        check.calibrate(calibration(cell.model, WIDTH, HEIGHT))
+    cell.step(1000)  # moving towards the conveyor
+    ahead, frame, judged = 0.1, None, []  # s: the twin stamps what the arm does at t as t + 0.1
+    for _ in range(80):
+        cell.step(10)
+        for check in (exact, tolerant):
+            judged += check.twin_state(from_seconds(cell.time + ahead), cell.joint_names, cell.truth().q)
+        if frame is None and cell.time >= 1.3:
+            frame = (from_seconds(cell.time), renderer.encode(renderer.render(cell.camera_view())))
+            judged += exact.frame(*frame) + tolerant.frame(*frame)
+    assert len(judged) == 2 and all(j.comparison.seen_plate is not None for j in judged)
+    at_stamp, best = (j for j in sorted(judged, key=lambda j: j.offset == 0.0, reverse=True))
+    assert abs(best.offset - ahead) <= 0.02 and best.comparison.reprojection_mm < 4.0
+    assert at_stamp.comparison.reprojection_mm > 3.0 * best.comparison.reprojection_mm

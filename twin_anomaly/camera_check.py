@@ -1,9 +1,11 @@
 """Camera check of the twin: camera frames against the twin's joint states, and an alarm when they
 disagree.
 
-Each JPEG frame is judged against the twin's joint positions at the frame's stamp (interpolated
-between the twin's joint states around it; a frame newer than the twin's newest state waits for
-the next one, up to ``max_gap`` beyond it), by :class:`twin_state.visual_check.VisualCheck`. An
+Each JPEG frame is judged against the twin's joint positions around the frame's stamp
+(interpolated between the twin's joint states, every ``stamp_step`` within ± ``stamp_tolerance``;
+the best fit counts: the frame's and the twin's clocks come from different devices; a frame waits
+until the twin has passed its stamp by the tolerance), by
+:class:`twin_state.visual_check.VisualCheck`. An
 alarm (method ``camera``) rises when the image-space discrepancy of the tool plate stays above
 ``alarm.bound`` mm for ``alarm.duration`` s and clears, with hysteresis, once it stays below
 ``clear_ratio × bound`` for ``clear_duration`` s. A stuck or slipping encoder, a wrong joint
@@ -23,7 +25,7 @@ from twin_anomaly.hysteresis import HeldAlarm
 from twin_core.config import describe
 from twin_core.kinematics import ArmKinematics
 from twin_core.levels import Level
-from twin_core.stamps import to_seconds
+from twin_core.stamps import from_seconds, to_seconds
 from twin_core.status import Status
 from twin_core.tracking import DesiredStates
 from twin_sensors.camera_info import CameraCalibration
@@ -59,16 +61,25 @@ class CameraCheckConfig:
     max_gap: float = field(default=0.1, metadata=describe(
         'Twin joint states further apart than this (s), or a frame this far beyond the newest, '
         'leave a frame unjudged.', min=0.001, max=10.0))
+    stamp_tolerance: float = field(default=0.25, metadata=describe(
+        'How far (s) the instant a frame shows may be from its stamp on the twin\'s clock: the twin\'s '
+        'positions within ± this of the stamp are tried and the best fit compared (0: the stamp only).',
+        min=0.0, max=2.0))
+    stamp_step: float = field(default=0.02, metadata=describe(
+        'Spacing (s) of the instants tried within stamp_tolerance.', min=0.001, max=1.0))
     diagnostics_rate_hz: float = field(default=1.0, metadata=describe('Rate of /diagnostics.', min=0.1, max=10.0))
     alarm: CameraAlarmConfig = CameraAlarmConfig()
 
 
 @dataclass(frozen=True)
 class Judged:
-    """A frame's check at its stamp (ns) and the alarm events it caused."""
+    """A frame's check at its stamp (ns), the twin's instant compared (s from the stamp) and the
+    alarm events it caused.
+    """
 
     stamp: int
     comparison: Comparison
+    offset: float
     events: list[AnomalyEvent]
 
 
@@ -83,11 +94,15 @@ class CameraCheck:
         self._check: VisualCheck | None = None
         self._calibration: CameraCalibration | None = None
         self._pending: tuple[int, np.ndarray] | None = None  # a frame waiting for the twin: stamp (ns), image
+        steps = round(config.stamp_tolerance / config.stamp_step)
+        self._offsets = sorted((config.stamp_step * k for k in range(-steps, steps + 1)), key=abs)  # s, 0 first
+        self._wait = from_seconds(config.stamp_step * steps)  # ns the twin must pass a frame's stamp
         alarm = config.alarm
         self.alarm = HeldAlarm(alarm.bound, alarm.duration, alarm.clear_ratio, alarm.clear_duration)
         self.counts = dict.fromkeys(('frames', 'judged', 'no_calibration', 'undecodable', 'no_twin_state',
                                      'no_extrinsics', 'tool_not_seen', 'rejected_twin_states', 'alarms'), 0)
         self.latest: Comparison | None = None
+        self.latest_offset = math.nan  # s, the twin's instant that fit the latest judged frame best
         self.peak_mm = 0.0
         self.rejection = ''  # why the last refused input was refused
 
@@ -112,7 +127,7 @@ class CameraCheck:
         columns = [order[name] for name in self.joint_names]
         self._twin.add(stamp, np.asarray(positions, dtype=float)[columns],
                        np.asarray(velocities, dtype=float)[columns] if len(velocities) else None)
-        if self._pending is not None and stamp >= self._pending[0]:
+        if self._pending is not None and stamp >= self._pending[0] + self._wait:
             return self._judge_pending()
         return []
 
@@ -132,7 +147,7 @@ class CameraCheck:
         judged = self._judge_pending() if self._pending is not None else []
         self._pending = (stamp, image)
         newest = self._twin.newest
-        if newest is not None and newest >= stamp:
+        if newest is not None and newest >= stamp + self._wait:
             judged += self._judge_pending()
         return judged
 
@@ -140,11 +155,17 @@ class CameraCheck:
         """The waiting frame judged at its stamp (nothing when the twin has no state there)."""
         assert self._pending is not None and self._check is not None
         (stamp, image), self._pending = self._pending, None
-        twin = self._twin.at(stamp)
-        if twin is None:
+        if self._twin.at(stamp) is None:
             self.counts['no_twin_state'] += 1
             return []
-        comparison = self._check.compare(image, dict(zip(self.joint_names, twin.position.tolist())))
+        offsets, candidates = [], []
+        for offset in self._offsets:
+            twin = self._twin.at(stamp + from_seconds(offset))
+            if twin is not None:
+                offsets.append(offset)
+                candidates.append(dict(zip(self.joint_names, twin.position.tolist())))
+        comparison = self._check.compare(image, candidates)
+        offset = offsets[comparison.candidate]
         seconds = to_seconds(stamp)
         if comparison.camera is None:
             self.counts['no_extrinsics'] += 1
@@ -154,8 +175,9 @@ class CameraCheck:
             self.counts['judged'] += 1
             self.latest = comparison
             self.peak_mm = max(self.peak_mm, comparison.reprojection_mm)
-            return [Judged(stamp, comparison, self._alarm_events(seconds, comparison.reprojection_mm))]
-        return [Judged(stamp, comparison, [])]
+            self.latest_offset = offset
+            return [Judged(stamp, comparison, offset, self._alarm_events(seconds, comparison.reprojection_mm))]
+        return [Judged(stamp, comparison, offset, [])]
 
     def _alarm_events(self, stamp: float, discrepancy: float) -> list[AnomalyEvent]:
         change = self.alarm.update(stamp, discrepancy)
@@ -176,7 +198,8 @@ class CameraCheck:
         values: dict[str, float | int] = dict(self.counts) | {
             'discrepancy_px': latest.reprojection_px if latest else math.nan,
             'discrepancy_mm': latest.reprojection_mm if latest else math.nan,
-            'position_mm': latest.position_mm if latest else math.nan, 'peak_discrepancy_mm': self.peak_mm}
+            'position_mm': latest.position_mm if latest else math.nan, 'peak_discrepancy_mm': self.peak_mm,
+            'offset_ms': 1e3 * self.latest_offset}
         if self.alarm.active:
             level, message = Level.WARN, f'camera and twin disagree: {values["discrepancy_mm"]:.1f} mm'
         elif self.rejection:

@@ -8,7 +8,10 @@ base_link (extrinsics), so the camera's own placement need not be known. For eac
 * **image space** (no pose estimate of the tool plate at all): the tool plate's corners at the
   twin's joint positions are projected with the calibrated intrinsics and the extrinsics; the RMS
   distance to the detected corners is the discrepancy in px, and in mm at the plate's distance
-  (px × depth / focal length). This is the value the alarm watches.
+  (px × depth / focal length). This is the value the alarm watches. A frame's stamp and the
+  twin's may disagree by tens of ms (two devices' clocks, each mapped by its driver): the caller
+  may give the twin's positions at several instants around the stamp, and the one that fits best
+  is compared. A stuck or offset joint fits at no instant.
 * **pose**: the tool plate's pose from its corners alone (IPPE): the better fit of the two poses
   of the planar ambiguity, or, where both fit about as well, the one nearer in orientation to the
   previous estimate (continuity). Never chosen with the twin's pose, so the check stays
@@ -17,7 +20,7 @@ base_link (extrinsics), so the camera's own placement need not be known. For eac
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -77,6 +80,7 @@ class Comparison:
     reprojection_px: float = math.nan  # RMS corner discrepancy in the image
     reprojection_mm: float = math.nan  # the same at the plate's distance
     position_mm: float = math.nan  # seen vs twin plate centre
+    candidate: int = 0  # which of the twin's candidate instants fit best
 
     def discrepancies(self) -> list[float]:
         """The values named by DISCREPANCIES."""
@@ -118,28 +122,34 @@ class VisualCheck:
         self.camera: np.ndarray | None = None  # the latest extrinsics
         self._previous: np.ndarray | None = None  # the latest seen tool plate
 
-    def compare(self, image: np.ndarray, positions: Mapping[str, float]) -> Comparison:
-        """The check of ``image`` (BGR or grey) against the twin's joint positions (rad by name)
-        at the instant it shows.
+    def compare(self, image: np.ndarray, candidates: Sequence[Mapping[str, float]]) -> Comparison:
+        """The check of ``image`` (BGR or grey) against the twin's joint positions (rad by name) at
+        the instants that may be the one it shows (the frame's stamp first): the one the tool plate's
+        corners fit best is compared (``candidate``: its index; 0 where the plate is not seen).
         """
-        twin_plate = self.kinematics.transforms(positions)[self.tool.frame] @ self.tool.mounting()
+        plates = [self.kinematics.transforms(positions)[self.tool.frame] @ self.tool.mounting()
+                  for positions in candidates]
         corners = self.detector.corners(image)
         if self.base.marker_id in corners:
             seen = self.detector.solutions(self.base.marker_id, corners[self.base.marker_id])[0]
             self.camera = self.base.mounting() @ np.linalg.inv(transform(seen.rotation, seen.position))
         if self.camera is None or self.tool.marker_id not in corners:
-            return Comparison(self.camera, twin_plate, None)
+            return Comparison(self.camera, plates[0], None)
         detected = corners[self.tool.marker_id]
-        in_camera = np.linalg.inv(self.camera) @ twin_plate
-        points = (in_camera[:3, :3] @ square_corners(self.tool.side).T + in_camera[:3, 3:]).T
-        projected, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), self.detector.k, self.detector.d)
-        projected = projected.reshape(4, 2)
-        error_px = float(np.sqrt(np.mean(np.sum((projected - detected) ** 2, axis=1))))
+        in_camera = [np.linalg.inv(self.camera) @ plate for plate in plates]
+        errors = [self._reprojection_px(plate, detected) for plate in in_camera]
+        best = int(np.argmin(errors))
         seen_plate = self.camera @ self._pose(self.detector.solutions(self.tool.marker_id, detected))
         self._previous = seen_plate
-        return Comparison(self.camera, twin_plate, seen_plate, error_px,
-                          1e3 * error_px * float(in_camera[2, 3]) / self.focal,
-                          1e3 * float(np.linalg.norm(seen_plate[:3, 3] - twin_plate[:3, 3])))
+        return Comparison(self.camera, plates[best], seen_plate, errors[best],
+                          1e3 * errors[best] * float(in_camera[best][2, 3]) / self.focal,
+                          1e3 * float(np.linalg.norm(seen_plate[:3, 3] - plates[best][:3, 3])), best)
+
+    def _reprojection_px(self, plate_in_camera: np.ndarray, detected: np.ndarray) -> float:
+        """RMS distance (px) of the plate's projected corners from the ``detected`` ones."""
+        points = (plate_in_camera[:3, :3] @ square_corners(self.tool.side).T + plate_in_camera[:3, 3:]).T
+        projected, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), self.detector.k, self.detector.d)
+        return float(np.sqrt(np.mean(np.sum((projected.reshape(4, 2) - detected) ** 2, axis=1))))
 
     def _pose(self, solutions: list[MarkerPose]) -> np.ndarray:
         """The tool plate in the camera frame: the best fit, unless the other fits almost as well
