@@ -36,7 +36,7 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from camera_cell import CONFIG, camera_channels, checked_frames, workcell  # noqa: E402
+from camera_cell import CONFIG, camera_cell, camera_channels, checked_frames, workcell  # noqa: E402
 from harness import NodeProcess  # noqa: E402
 from twin_anomaly.camera_check import CameraCheck, CameraCheckConfig  # noqa: E402
 from twin_core.config import build  # noqa: E402
@@ -181,6 +181,67 @@ def stuck_runs(width: int, height: int, period: float, runs: int, joint: str, wa
               f'max {1e3 * max(found):.0f} ms')
 
 
+def live_check(duration: float, env: dict[str, str]) -> None:
+    """The camera check live on DDS: the cell paced at real time with its camera, camera_driver, and
+    two camera_check processes on the same frames: as configured (the stamp tolerance) and at the
+    frame's stamp only (the baseline). The twin's joint states are the simulator's truth every 10 ms,
+    stamped with the wall time at which the physics reached it: a twin without error of its own,
+    so every discrepancy comes from the camera path and the two clocks.
+    """
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, Header
+
+    from harness import TopicProbe
+    from twin_ros.stamps import to_msg
+
+    probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
+    topics = {'stamp tolerance (configured)': '/twin/camera/discrepancy',
+              'at the stamp only (baseline)': '/exact/twin/camera/discrepancy'}
+    for topic in topics.values():
+        probe.subscribe(topic, Float64MultiArray)
+    publisher = probe.node.create_publisher(JointState, '/twin/joint_states', 10)
+    stop, processes = threading.Event(), []
+    logs = Path(tempfile.mkdtemp())
+    try:
+        with camera_cell(rate_hz=5.0) as runner:
+            names = list(runner.workcell.joint_names)
+
+            def publish_truth() -> None:
+                while not stop.wait(0.01):
+                    truth = runner.truth()
+                    stamp = to_msg(from_seconds(runner.wall_time_of(truth.time)))
+                    publisher.publish(JointState(header=Header(stamp=stamp), name=names, position=truth.q.tolist()))
+
+            thread = threading.Thread(target=publish_truth, daemon=True)
+            thread.start()
+            assert runner.camera is not None
+            processes.append(NodeProcess(['camera_driver', '--ros-args', '--params-file',
+                                          str(CONFIG / 'camera_driver.yaml'), '-p', f'url:={runner.camera.server.url}'],
+                                         env, logs / 'camera_driver.log'))
+            for namespace, extra in (('/', []), ('/exact', ['-p', 'stamp_tolerance:=0.0', '-r', 'camera/image_raw/'
+                                     'compressed:=/camera/image_raw/compressed', '-r', 'camera/camera_info:=/camera/'
+                                     'camera_info', '-r', 'twin/joint_states:=/twin/joint_states'])):
+                processes.append(NodeProcess(['camera_check', '--ros-args', '-r', f'__ns:={namespace}',
+                                              '--params-file', str(CONFIG / 'camera_check.yaml'), *extra],
+                                             env, logs / f'camera_check{namespace.replace("/", "_")}.log'))
+            time.sleep(duration)
+            stop.set()
+            thread.join()
+    finally:
+        for process in processes:
+            process.stop()
+        received = {name: np.array([m.data for m in probe.messages(topic)]) for name, topic in topics.items()}
+        probe.close()
+    print(f'\ncamera check live, {duration:g} s of the nominal cycle at 5 Hz (the twin = the truth):')
+    for name, values in received.items():
+        if len(values):
+            image = values[:, 0]
+            print(f'  {name:>30}: {len(values)} frames judged; image discrepancy mean {image.mean():.2f} mm, '
+                  f'p95 {np.percentile(image, 95):.2f} mm, max {image.max():.2f} mm')
+        else:
+            print(f'  {name:>30}: no frame judged')
+
+
 def run_cell(channel: CameraChannel, duration: float, driver_env: dict[str, str] | None) -> dict[str, float]:
     """Run the cell for ``duration`` s; with the camera on, read its stream in-process and by a driver node."""
     runner = SimRunner(workcell(), camera_channels(**channel.__dict__), speed=1.0)
@@ -275,6 +336,8 @@ def main() -> None:
     parser.add_argument('--warmup', type=float, default=5.0, help='s simulated before the first onset')
     parser.add_argument('--spacing', type=float, default=0.37, help='s between the onsets across runs')
     parser.add_argument('--no-live', action='store_true', help='skip the live runs')
+    parser.add_argument('--live-check', type=float, default=0.0,
+                        help='s of the camera check live on DDS against its baseline (0: skip)')
     args = parser.parse_args()
     width, height = args.fiducial_width, args.fiducial_width * 3 // 4
     if args.frames:
@@ -284,6 +347,12 @@ def main() -> None:
         check_cost(width, height, 20)
     if args.stuck:
         stuck_runs(width, height, args.check_period, args.stuck, args.joint, args.warmup, args.spacing, 5.0)
+    env = dict(os.environ) | {'ROS_DOMAIN_ID': os.environ.get('ROS_DOMAIN_ID', '115'),
+                              'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG / 'fastdds_loopback.xml'),
+                              'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                              'ROS_LOG_DIR': tempfile.mkdtemp(), 'TWIN_DEAD_LETTERS': tempfile.mkdtemp()}
+    if args.live_check:
+        live_check(args.live_check, env)
     if args.no_live:
         print(f'load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
         return
@@ -291,10 +360,6 @@ def main() -> None:
     channel = build(CameraChannel, configured['channels']['camera'], 'channels.camera')
     channel = replace(channel, enabled=True, port=0, **{key: value for key, value in
                       (('rate_hz', args.rate), ('width', args.width), ('height', args.height)) if value})
-    env = dict(os.environ) | {'ROS_DOMAIN_ID': os.environ.get('ROS_DOMAIN_ID', '115'),
-                              'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG / 'fastdds_loopback.xml'),
-                              'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                              'ROS_LOG_DIR': tempfile.mkdtemp(), 'TWIN_DEAD_LETTERS': tempfile.mkdtemp()}
     print(f'\nlive, {args.duration:g} s each: camera {channel.width}x{channel.height} @ {channel.rate_hz:g} Hz, '
           f'shadows {channel.shadows}, reflections {channel.reflections}')
     baseline = run_cell(replace(channel, enabled=False), args.duration, None)
