@@ -4,6 +4,7 @@ refused inputs and a stuck encoder.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -123,6 +124,8 @@ def test_a_frame_waits_for_the_twin_and_bad_inputs_are_counted(renderer: FrameRe
     assert check.counts['undecodable'] == 1 and 'undecodable' in check.report().message
     assert check.twin_state(from_seconds(1.03), names[:-1], truth[:-1]) == []
     assert check.counts['rejected_twin_states'] == 1 and names[-1] in check.report().message
+    assert check.twin_state(from_seconds(1.03), names, [math.nan, *truth[1:]]) == []
+    assert check.counts['rejected_twin_states'] == 2 and 'non-finite' in check.report().message
     check.frame(from_seconds(5.0), jpeg)  # far beyond the twin's newest state: no twin state there
     check.frame(from_seconds(5.2), jpeg)
     assert check.counts["no_twin_state"] == 1 and check.report().level is Level.OK  # the earlier judged frame

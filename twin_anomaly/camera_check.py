@@ -104,6 +104,7 @@ class CameraCheck:
         self.latest: Comparison | None = None
         self.latest_offset = math.nan  # s, the twin's instant that fit the latest judged frame best
         self.peak_mm = 0.0
+        self._newest_judged = -math.inf  # s, the stamp of the newest judged frame
         self.rejection = ''  # why the last refused input was refused
 
     def calibrate(self, calibration: CameraCalibration) -> None:
@@ -125,15 +126,20 @@ class CameraCheck:
                 f'{len(positions)} positions, {len(velocities)} velocities for {len(names)} joints'
             return []
         columns = [order[name] for name in self.joint_names]
-        self._twin.add(stamp, np.asarray(positions, dtype=float)[columns],
-                       np.asarray(velocities, dtype=float)[columns] if len(velocities) else None)
+        position = np.asarray(positions, dtype=float)[columns]
+        if not np.isfinite(position).all():
+            self.counts['rejected_twin_states'] += 1
+            self.rejection = 'non-finite twin joint position'
+            return []
+        self._twin.add(stamp, position, np.asarray(velocities, dtype=float)[columns] if len(velocities) else None)
         if self._pending is not None and stamp >= self._pending[0] + self._wait:
             return self._judge_pending()
         return []
 
     def frame(self, stamp: int, jpeg: bytes) -> list[Judged]:
-        """One camera frame (stamp in ns, JPEG bytes): judged now if the twin has reached its stamp,
-        else kept until it does (a frame still waiting is then judged as far as the twin goes).
+        """One camera frame (stamp in ns, JPEG bytes): judged now if the twin has passed its stamp by
+        the tolerance, else kept until it does (a frame still waiting when the next one comes is then
+        judged as far as the twin goes).
         """
         self.counts['frames'] += 1
         if self._calibration is None:
@@ -180,6 +186,9 @@ class CameraCheck:
         return [Judged(stamp, comparison, offset, [])]
 
     def _alarm_events(self, stamp: float, discrepancy: float) -> list[AnomalyEvent]:
+        if stamp < self._newest_judged:  # time went back (a replay restarted)
+            self.alarm.restart_timers()
+        self._newest_judged = stamp
         change = self.alarm.update(stamp, discrepancy)
         bound = self.config.alarm.bound
         if change:
