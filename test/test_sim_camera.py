@@ -96,7 +96,9 @@ def test_the_cell_serves_frames_stamped_with_the_device_time_they_show() -> None
     assert all(cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1).shape == (480, 640, 3) for _, jpeg in parts)
     assert len({jpeg for _, jpeg in frozen[1:]}) == 1 and len({t for t, _ in frozen}) == 4  # new times, same image
     camera = stats['channels']['camera']
-    assert camera['emitted'] + camera['dropped'] == camera['captured'] and camera['render_ms'] > 0.0
+    # every captured view rendered or dropped, but the one being rendered and the one waiting for it
+    assert camera['captured'] - 2 <= camera['emitted'] + camera['dropped'] <= camera['captured']
+    assert camera['render_ms'] > 0.0
 
 
 def test_server_paths_and_snapshot() -> None:
