@@ -54,6 +54,7 @@ setup(
             'twin_train = twin_predictor.train_cli:main',
             'twin_eval_predictor = twin_predictor.eval_cli:main',
             'anomaly_node = twin_anomaly.anomaly_node:main',
+            'camera_check = twin_anomaly.camera_check_node:main',
             'maintenance_node = twin_maintenance.maintenance_node:main',
             'twin_anomaly = twin_anomaly.anomaly_cli:main',
             'twin_rul = twin_maintenance.rul_cli:main',

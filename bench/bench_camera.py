@@ -9,15 +9,19 @@
   The driver core reads the stream in the same process (frames delivered vs rendered, latency =
   receipt - the wall time at which the physics reached the frame's instant); a camera_driver
   node process reads it too, its CPU from /proc.
-* fiducials: frames rendered along one task cycle at ``--fiducial-width`` × height; the tool
-  marker's pose from cv2.aruco + solvePnP with the simulated camera's calibration, against the
-  ground truth: in the camera frame, and relative to the floor marker beside the base (what a
-  real cell, whose camera pose is not known exactly, would use).
-Run: ``python bench/bench_camera.py [--duration 20] [--rate 5] [--width 320 --height 240]``.
+* camera check (``twin_anomaly.camera_check``, ``config/camera_check.yaml`` defaults): the cell
+  stepped in this process, the twin fed the encoder readings every 10 ms, a frame every
+  ``--check-period`` s through the camera's render path (render, JPEG), over ``--fiducial-seconds``
+  of the nominal cycle: the tool plate's position as the camera sees it against the simulator's
+  ground truth, the image-space discrepancy against the twin, the check's CPU per frame against
+  decoding alone; with ``--stuck N``, N encoder_stuck faults on ``--joint`` at different phases
+  of the cycle, each in a fresh cell: the time from the onset to the camera alarm.
+Run: ``python bench/bench_camera.py [--duration 20] [--rate 5] [--width 640 --height 480] [--stuck 5] [--no-live]``.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -26,20 +30,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from camera_cell import CONFIG, camera_channels, workcell  # noqa: E402
+from camera_cell import CONFIG, camera_cell, camera_channels, checked_frames, workcell  # noqa: E402
 from harness import NodeProcess  # noqa: E402
+from twin_anomaly.camera_check import CameraCheck, CameraCheckConfig  # noqa: E402
 from twin_core.config import build  # noqa: E402
+from twin_core.kinematics import ArmKinematics  # noqa: E402
+from twin_core.stamps import from_seconds  # noqa: E402
 from twin_sensors.camera import CameraConfig, CameraStream, MjpegReader  # noqa: E402
-from twin_sensors.fiducials import FiducialDetector  # noqa: E402
 from twin_sensors.stats import DriverStats  # noqa: E402
-from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world, optical_frame  # noqa: E402
-from twin_sim.model import MARKERS  # noqa: E402
+from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world  # noqa: E402
 from twin_sim.runner import SimRunner  # noqa: E402
+from twin_sim.scenario import Fault  # noqa: E402
+from twin_sim.workcell import Workcell  # noqa: E402
 
 RESOLUTIONS = ((320, 240), (640, 480))
 FLAGS = ((False, False), (False, True), (True, False), (True, True))  # (shadows, reflections)
@@ -71,51 +79,167 @@ def cost_table(frames: int) -> None:
                   f'{1e3 * np.median(encode):9.2f} {cpu_ms:12.1f} {len(jpeg) / 1e3:7.1f}')
 
 
-def fiducial_errors(width: int, height: int, frames: int, period: float) -> dict[str, list[float]]:
-    """Tool marker pose errors over ``frames`` frames ``period`` s apart (lists: one value per detection)."""
+def camera_check(cell: Workcell, width: int, height: int) -> CameraCheck:
+    check = CameraCheck(CameraCheckConfig(), ArmKinematics.from_urdf(CONFIG / 'arm.urdf'))
+    check.calibrate(calibration(cell.model, width, height))
+    return check
+
+
+def fiducial_table(width: int, height: int, seconds: float, period: float) -> None:
+    """The camera check on the nominal cycle, the twin fed the encoder readings: the tool plate's
+    position as the camera sees it against the simulator's ground truth, the image-space
+    discrepancy against the twin.
+    """
     cell = workcell()
     renderer = FrameRenderer(cell.model, CameraChannel(width=width, height=height))
-    detector = FiducialDetector(calibration(cell.model, width, height), {m[0]: m[-1] for m in MARKERS})
-    errors: dict[str, list[float]] = {'camera_mm': [], 'camera_deg': [], 'base_mm': [], 'base_deg': [],
-                                      'reprojection_px': []}
+    check = camera_check(cell, width, height)
+    seen_mm, image_mm, image_px, frames = [], [], [], 0
+    truths: dict[int, np.ndarray] = {}  # the tool plate's true position by stamp (ns): frames are judged later
     try:
-        for _ in range(frames):
-            view = cell.camera_view()
-            assert view is not None
-            found = {pose.marker_id: pose for pose in detector.detect(renderer.render(view))}
-            if 1 in found:
-                camera_position, camera_axes = optical_frame(cell.model, cell.data)
-                tool, tool_axes = marker_in_world(cell.model, cell.data, 1)
-                estimate = camera_position + camera_axes @ found[1].position
-                errors['camera_mm'].append(1e3 * float(np.linalg.norm(estimate - tool)))
-                errors['camera_deg'].append(angle(camera_axes @ found[1].rotation[:, 2], tool_axes[:, 2]))
-                errors['reprojection_px'].append(found[1].reprojection_px)
-                if 0 in found:  # the tool in the base marker's frame, estimated and true
-                    base, base_axes = marker_in_world(cell.model, cell.data, 0)
-                    relative = found[0].rotation.T @ (found[1].position - found[0].position)
-                    errors['base_mm'].append(1e3 * float(np.linalg.norm(relative - base_axes.T @ (tool - base))))
-                    errors['base_deg'].append(angle(found[0].rotation.T @ found[1].rotation[:, 2],
-                                                    base_axes.T @ tool_axes[:, 2]))
-            cell.step(round(period / cell.settings.timestep))
+        for now, judged in itertools.takewhile(lambda step: step[0] < seconds,
+                                               checked_frames(cell, renderer, check, period)):
+            truths[from_seconds(now)] = marker_in_world(cell.model, cell.data, check.config.tool_plate.marker_id)[0]
+            for frame in judged:
+                frames += 1
+                comparison = frame.comparison
+                if comparison.seen_plate is not None:
+                    truth = truths[frame.stamp]
+                    seen_mm.append(1e3 * float(np.linalg.norm(comparison.seen_plate[:3, 3] - truth)))
+                    image_mm.append(comparison.reprojection_mm)
+                    image_px.append(comparison.reprojection_px)
     finally:
         renderer.close()
-    return errors
+    print(f'\ncamera check at {width}x{height}, {seconds:g} s of the nominal cycle, a frame every {period:g} s: '
+          f'{frames} frames judged, the tool plate seen in {len(seen_mm)}; alarms {check.counts["alarms"]}')
+    for name, values in (('seen plate vs ground truth, mm', seen_mm), ('image discrepancy, mm', image_mm),
+                         ('image discrepancy, px', image_px)):
+        print(f'  {name:>32}: mean {np.mean(values):6.2f}, median {np.median(values):6.2f}, '
+              f'p95 {np.percentile(values, 95):6.2f}, max {np.max(values):6.2f}')
 
 
-def angle(a: np.ndarray, b: np.ndarray) -> float:
-    """Degrees between two unit vectors."""
-    return float(np.degrees(np.arccos(np.clip(a @ b, -1.0, 1.0))))
+def check_cost(width: int, height: int, frames: int) -> None:
+    """CPU per frame of the check (decode, detect, compare) against decoding alone, on the same JPEGs."""
+    cell = workcell()
+    renderer = FrameRenderer(cell.model, CameraChannel(width=width, height=height))
+    try:
+        shots = []
+        for _ in range(frames):
+            shots.append((cell.time, cell.truth().q.copy(), renderer.encode(renderer.render(cell.camera_view()))))
+            cell.step(round(8.0 / frames / cell.settings.timestep))  # spread over the 8 s cycle
+    finally:
+        renderer.close()
+    check = camera_check(cell, width, height)
+    start = time.process_time()
+    for _, _, jpeg in shots:
+        cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    decode = time.process_time() - start
+    start = time.process_time()
+    tolerance = check.config.stamp_tolerance
+    for stamp, positions, jpeg in shots:  # the twin still around the frame: its states cover the tolerance
+        for twin_stamp in np.linspace(stamp - tolerance, stamp + tolerance, 11):
+            check.twin_state(from_seconds(twin_stamp), cell.joint_names, positions)
+        check.frame(from_seconds(stamp), jpeg)
+    checking = time.process_time() - start
+    print(f'check CPU per frame at {width}x{height} ({frames} frames): {1e3 * checking / frames:.2f} ms '
+          f'(decoding alone, the baseline: {1e3 * decode / frames:.2f} ms); judged {check.counts["judged"]}')
 
 
-def fiducial_table(width: int, height: int, frames: int) -> None:
-    errors = fiducial_errors(width, height, frames, period=0.25)
-    print(f'\nfiducials at {width}x{height}, {frames} frames 0.25 s apart: tool marker found in '
-          f'{len(errors["camera_mm"])}, with the base marker in {len(errors["base_mm"])}')
-    for key in ('camera_mm', 'camera_deg', 'base_mm', 'base_deg', 'reprojection_px'):
-        if errors[key]:
-            values = np.array(errors[key])
-            print(f'  {key:>16}: median {np.median(values):7.2f}, p95 {np.percentile(values, 95):7.2f}, '
-                  f'max {values.max():7.2f}')
+def stuck_runs(width: int, height: int, period: float, runs: int, joint: str, warmup: float, spacing: float,
+               limit: float) -> None:
+    """``runs`` encoder_stuck faults on ``joint``, each in a fresh cell at another phase of the cycle:
+    the time from the onset to the camera alarm, and the discrepancy just before the onset.
+    """
+    config = CameraCheckConfig().alarm
+    print(f'\n{runs} x encoder_stuck:{joint}; camera alarm: > {config.bound:g} mm for {config.duration:g} s, '
+          f'a frame every {period:g} s at {width}x{height}')
+    print('| run | onset [s] | onset -> camera alarm [ms] | peak image discrepancy before the onset [mm] |')
+    print('|---|---:|---:|---:|')
+    delays = []
+    for run in range(runs):
+        cell = workcell()
+        renderer = FrameRenderer(cell.model, CameraChannel(width=width, height=height))
+        check = camera_check(cell, width, height)
+        onset_at, onset, alarm, before = warmup + run * spacing, None, None, 0.0
+        try:
+            for now, judged in checked_frames(cell, renderer, check, period):
+                if onset is None and now >= onset_at:
+                    onset = now
+                    before = check.peak_mm
+                    cell.inject_fault(Fault('encoder_stuck', joint, duration=limit))
+                if onset is not None and any(e.active for j in judged for e in j.events):
+                    alarm = now - onset
+                if alarm is not None or (onset is not None and now > onset + limit):
+                    break
+        finally:
+            renderer.close()
+        assert onset is not None
+        delays.append(alarm)
+        print(f'| {run + 1} | {onset:.2f} | {"none" if alarm is None else f"{1e3 * alarm:.0f}"} | {before:.1f} |')
+    found = [d for d in delays if d is not None]
+    if found:
+        print(f'alarm in {len(found)} of {runs} runs; delay median {1e3 * np.median(found):.0f} ms, '
+              f'max {1e3 * max(found):.0f} ms')
+
+
+def live_check(duration: float, env: dict[str, str]) -> None:
+    """The camera check live on DDS: the cell paced at real time with its camera, camera_driver, and
+    two camera_check processes on the same frames: as configured (the stamp tolerance) and at the
+    frame's stamp only (the baseline). The twin's joint states are the simulator's truth every 10 ms,
+    stamped with the wall time at which the physics reached it: a twin without error of its own,
+    so every discrepancy comes from the camera path and the two clocks.
+    """
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, Header
+
+    from harness import TopicProbe
+    from twin_ros.stamps import to_msg
+
+    probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
+    topics = {'stamp tolerance (configured)': '/twin/camera/discrepancy',
+              'at the stamp only (baseline)': '/exact/twin/camera/discrepancy'}
+    for topic in topics.values():
+        probe.subscribe(topic, Float64MultiArray)
+    publisher = probe.node.create_publisher(JointState, '/twin/joint_states', 10)
+    stop, processes = threading.Event(), []
+    logs = Path(tempfile.mkdtemp())
+    try:
+        with camera_cell(rate_hz=5.0) as runner:
+            names = list(runner.workcell.joint_names)
+
+            def publish_truth() -> None:
+                while not stop.wait(0.01):
+                    truth = runner.truth()
+                    stamp = to_msg(from_seconds(runner.wall_time_of(truth.time)))
+                    publisher.publish(JointState(header=Header(stamp=stamp), name=names, position=truth.q.tolist()))
+
+            thread = threading.Thread(target=publish_truth, daemon=True)
+            thread.start()
+            assert runner.camera is not None
+            processes.append(NodeProcess(['camera_driver', '--ros-args', '--params-file',
+                                          str(CONFIG / 'camera_driver.yaml'), '-p', f'url:={runner.camera.server.url}'],
+                                         env, logs / 'camera_driver.log'))
+            for namespace, extra in (('/', []), ('/exact', ['-p', 'stamp_tolerance:=0.0', '-r', 'camera/image_raw/'
+                                     'compressed:=/camera/image_raw/compressed', '-r', 'camera/camera_info:=/camera/'
+                                     'camera_info', '-r', 'twin/joint_states:=/twin/joint_states'])):
+                processes.append(NodeProcess(['camera_check', '--ros-args', '-r', f'__ns:={namespace}',
+                                              '--params-file', str(CONFIG / 'camera_check.yaml'), *extra],
+                                             env, logs / f'camera_check{namespace.replace("/", "_")}.log'))
+            time.sleep(duration)
+            stop.set()
+            thread.join()
+    finally:
+        for process in processes:
+            process.stop()
+        received = {name: np.array([m.data for m in probe.messages(topic)]) for name, topic in topics.items()}
+        probe.close()
+    print(f'\ncamera check live, {duration:g} s of the nominal cycle at 5 Hz (the twin = the truth):')
+    for name, values in received.items():
+        if len(values):
+            image = values[:, 0]
+            print(f'  {name:>30}: {len(values)} frames judged; image discrepancy mean {image.mean():.2f} mm, '
+                  f'p95 {np.percentile(image, 95):.2f} mm, max {image.max():.2f} mm')
+        else:
+            print(f'  {name:>30}: no frame judged')
 
 
 def run_cell(channel: CameraChannel, duration: float, driver_env: dict[str, str] | None) -> dict[str, float]:
@@ -203,21 +327,39 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=None, help='camera rate (default: config/workcell.yaml)')
     parser.add_argument('--width', type=int, default=None)
     parser.add_argument('--height', type=int, default=None)
-    parser.add_argument('--fiducial-width', type=int, default=640, help='fiducial frames: width (height 3/4)')
-    parser.add_argument('--fiducial-frames', type=int, default=40, help='fiducial frames (one cycle: 40)')
+    parser.add_argument('--fiducial-width', type=int, default=640, help='camera check frames: width (height 3/4)')
+    parser.add_argument('--fiducial-seconds', type=float, default=16.0,
+                        help='s of the nominal cycle the camera check runs on (one cycle: 8; 0: skip)')
+    parser.add_argument('--check-period', type=float, default=0.2, help='s between frames of the camera check')
+    parser.add_argument('--stuck', type=int, default=0, help='encoder_stuck runs for the camera alarm')
+    parser.add_argument('--joint', default='joint_2', help='the stuck encoder\'s joint')
+    parser.add_argument('--warmup', type=float, default=5.0, help='s simulated before the first onset')
+    parser.add_argument('--spacing', type=float, default=0.37, help='s between the onsets across runs')
+    parser.add_argument('--no-live', action='store_true', help='skip the live runs')
+    parser.add_argument('--live-check', type=float, default=0.0,
+                        help='s of the camera check live on DDS against its baseline (0: skip)')
     args = parser.parse_args()
+    width, height = args.fiducial_width, args.fiducial_width * 3 // 4
     if args.frames:
         cost_table(args.frames)
-    if args.fiducial_frames:
-        fiducial_table(args.fiducial_width, args.fiducial_width * 3 // 4, args.fiducial_frames)
-    configured = yaml.safe_load((CONFIG / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
-    channel = build(CameraChannel, configured['channels']['camera'], 'channels.camera')
-    channel = replace(channel, enabled=True, port=0, **{key: value for key, value in
-                      (('rate_hz', args.rate), ('width', args.width), ('height', args.height)) if value})
+    if args.fiducial_seconds:
+        fiducial_table(width, height, args.fiducial_seconds, args.check_period)
+        check_cost(width, height, 20)
+    if args.stuck:
+        stuck_runs(width, height, args.check_period, args.stuck, args.joint, args.warmup, args.spacing, 5.0)
     env = dict(os.environ) | {'ROS_DOMAIN_ID': os.environ.get('ROS_DOMAIN_ID', '115'),
                               'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG / 'fastdds_loopback.xml'),
                               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
                               'ROS_LOG_DIR': tempfile.mkdtemp(), 'TWIN_DEAD_LETTERS': tempfile.mkdtemp()}
+    if args.live_check:
+        live_check(args.live_check, env)
+    if args.no_live:
+        print(f'load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
+        return
+    configured = yaml.safe_load((CONFIG / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
+    channel = build(CameraChannel, configured['channels']['camera'], 'channels.camera')
+    channel = replace(channel, enabled=True, port=0, **{key: value for key, value in
+                      (('rate_hz', args.rate), ('width', args.width), ('height', args.height)) if value})
     print(f'\nlive, {args.duration:g} s each: camera {channel.width}x{channel.height} @ {channel.rate_hz:g} Hz, '
           f'shadows {channel.shadows}, reflections {channel.reflections}')
     baseline = run_cell(replace(channel, enabled=False), args.duration, None)

@@ -1,4 +1,6 @@
-"""A simulated cell serving only its camera (the other channels off), paced in a thread."""
+"""A simulated cell serving only its camera (the other channels off), paced in a thread; the camera
+check run offline on a cell stepped in this process.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from twin_sim.camera import CameraChannel
+from twin_anomaly.camera_check import CameraCheck, Judged
+from twin_core.stamps import from_seconds
+from twin_sim.camera import CameraChannel, FrameRenderer
 from twin_sim.hardware import (
     ChannelsConfig,
     CommandChannel,
@@ -53,3 +57,28 @@ def camera_cell(settings: SimSettings = SimSettings(), **camera: object) -> Iter
     finally:
         stop.set()
         thread.join(10.0)
+
+
+TWIN_PERIOD = 0.01  # s between the twin's joint states (its 100 Hz)
+
+
+def checked_frames(cell: Workcell, renderer: FrameRenderer, check: CameraCheck, period: float
+                   ) -> Iterator[tuple[float, list[Judged]]]:
+    """Steps ``cell`` without end; every TWIN_PERIOD hands ``check`` the encoder reading as the twin's
+    joint state, every ``period`` s a frame through the cell camera's own path (render, JPEG), both
+    stamped with the simulated time. Yields the simulated time and what was judged at each step.
+    """
+    steps = round(TWIN_PERIOD / cell.settings.timestep)
+    next_frame = cell.time
+    while True:
+        cell.step(steps)
+        judged = []
+        reading = cell.encoder_sample()
+        if reading is not None:
+            judged += check.twin_state(from_seconds(cell.time), cell.joint_names, reading[0], reading[1])
+        if cell.time >= next_frame - 0.5 * TWIN_PERIOD:
+            next_frame += period
+            view = cell.camera_view()
+            if view is not None:
+                judged += check.frame(from_seconds(view.sim_time), renderer.encode(renderer.render(view)))
+        yield cell.time, judged

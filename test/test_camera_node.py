@@ -49,12 +49,12 @@ def test_camera_driver_publishes_the_cell_cameras_frames(start_process, probe) -
     images, infos = probe.messages(IMAGES), probe.messages(INFOS)
     image = images[-1]
     assert image.format == 'jpeg' and image.header.frame_id == 'camera_optical_frame'
-    assert cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), 1).shape == (240, 320, 3)
+    assert cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), 1).shape == (480, 640, 3)
     stamps = [from_msg(m.header.stamp) for m in images]
     assert stamps == sorted(stamps) and abs(stamps[-1] * 1e-9 - time.time()) < 10.0
     by_stamp = {from_msg(m.header.stamp): m for m in infos}
     info = by_stamp[from_msg(images[5].header.stamp)]
     calibration = load_camera_info(CONFIG / 'camera_info.yaml')
-    assert (info.width, info.height, tuple(info.k)) == (320, 240, calibration.k)
+    assert (info.width, info.height, tuple(info.k)) == (640, 480, calibration.k)
     assert healthy[0] is Level.OK and healthy[2]['frozen'] == 'False' and healthy[2]['reconnects'] == '0'
     assert frozen[0] is Level.WARN and frozen[1].startswith('frozen') and int(frozen[2]['frozen_frames']) > 0

@@ -16,17 +16,21 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Header
+from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_bag.config import RecorderConfig
 from twin_bag.recorder import Recording
+from twin_core.kinematics import ArmKinematics
 from twin_core.stamps import from_seconds
+from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, TwinState, WorkcellTruth
 from twin_report.cli import main
 from twin_report.page import milliseconds
+from twin_report.report import build_report
 from twin_report.series import (
     ANOMALIES,
+    CAMERA,
     DIAGNOSTICS,
     PREDICTION,
     SCHEDULE,
@@ -35,6 +39,7 @@ from twin_report.series import (
     TRUTH_JOINTS,
     TWIN_JOINTS,
     TWIN_STATE,
+    build_run,
 )
 from twin_ros.stamps import to_duration, to_msg
 
@@ -270,3 +275,14 @@ def test_the_summary_prints_every_layer_with_a_verdict_per_alarm(tmp_path: Path,
     assert 'risk HIGH' in out
     assert re.search(r'joint_3\s+2\.828 mrad RMS\s+peak 4\.000 mrad', out)
     assert f'{tmp_path / "report.html"} (the report page)' in out
+
+
+def test_the_camera_checks_discrepancies_are_summarised_where_recorded() -> None:
+    kinematics = ArmKinematics.from_urdf(urdf_file())
+    frames = [Float64MultiArray(data=[float(i), 0.25 * i, 2.0 * i]) for i in range(1, 21)]
+    summary = dict(build_report(build_run('bag', 0.0, 4.0, {CAMERA: 20}, {CAMERA: frames}), kinematics).summary)
+    assert summary['camera vs twin: frames judged'] == 20
+    assert summary['camera vs twin: image discrepancy mean / p95 / max'] == '10.50 / 19.05 / 20.00 mm'
+    assert summary['camera vs twin: tool plate seen, mean / p95'] == '21.00 / 38.10 mm'
+    without = dict(build_report(build_run('bag', 0.0, 4.0, {}, {}), kinematics).summary)
+    assert not any(key.startswith('camera vs twin') for key in without)

@@ -28,7 +28,7 @@ def renderer() -> Iterator[FrameRenderer]:
 
 
 def test_camera_info_in_config_is_the_simulated_cameras_calibration() -> None:
-    assert load_camera_info(CONFIG / 'camera_info.yaml') == calibration(workcell().model, 320, 240)
+    assert load_camera_info(CONFIG / 'camera_info.yaml') == calibration(workcell().model, 640, 480)
 
 
 def test_rendered_views_show_the_arm_move(renderer: FrameRenderer) -> None:
@@ -93,10 +93,12 @@ def test_the_cell_serves_frames_stamped_with_the_device_time_they_show() -> None
     times = [t for t, _ in parts]
     assert all(100.0 < t < 100.0 + stats['sim_time'] + 1.0 for t in times)
     assert np.allclose(np.diff(times), 0.1, atol=0.002) or stats['channels']['camera']['dropped'] > 0
-    assert all(cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1).shape == (240, 320, 3) for _, jpeg in parts)
+    assert all(cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1).shape == (480, 640, 3) for _, jpeg in parts)
     assert len({jpeg for _, jpeg in frozen[1:]}) == 1 and len({t for t, _ in frozen}) == 4  # new times, same image
     camera = stats['channels']['camera']
-    assert camera['emitted'] + camera['dropped'] == camera['captured'] and camera['render_ms'] > 0.0
+    # every captured view rendered or dropped, but the one being rendered and the one waiting for it
+    assert camera['captured'] - 2 <= camera['emitted'] + camera['dropped'] <= camera['captured']
+    assert camera['render_ms'] > 0.0
 
 
 def test_server_paths_and_snapshot() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from twin_anomaly.anomaly import AnomalyEvent
 from twin_anomaly.config import TrackingAlarmConfig
+from twin_anomaly.hysteresis import HeldAlarm
 from twin_core.levels import Level
 from twin_core.status import Status
 
@@ -28,16 +29,9 @@ def sensor(joint: str) -> str:
     return f'{joint}.tracking_error'
 
 
-def since(start: float | None, stamp: float, holds: bool) -> float | None:
-    """When a condition that ``holds`` at ``stamp`` began (``start`` if it held before); None if not."""
-    return None if not holds else stamp if start is None else start
-
-
 @dataclass
 class _Joint:
-    over_since: float | None = None  # s, since |error| > bound
-    under_since: float | None = None  # s, since |error| < clear_ratio × bound
-    active: bool = False
+    alarm: HeldAlarm
     latest: float = float('nan')  # rad
     peak: float = 0.0  # largest |error| seen, rad
 
@@ -64,15 +58,19 @@ class TrackingAlarms:
             return []
         if self._newest is not None and stamp < self._newest:
             for joint in self.joints.values():  # time went back (a replay restarted)
-                joint.over_since = joint.under_since = None
+                joint.alarm.restart_timers()
         self._newest = stamp
         self.states += 1
         if not len(values):
             return [self._clear(stamp, name, joint, 'no plan: tracking not judged')
-                    for name, joint in self.joints.items() if joint.active]
+                    for name, joint in self.joints.items() if joint.alarm.active]
         events = []
         for name, value in zip(joint_names, values.tolist()):
-            event = self._judge(stamp, name, self.joints.setdefault(name, _Joint()), value)
+            if name not in self.joints:
+                config = self.config
+                self.joints[name] = _Joint(HeldAlarm(config.bound, config.duration, config.clear_ratio,
+                                                     config.clear_duration))
+            event = self._judge(stamp, name, self.joints[name], value)
             if event is not None:
                 events.append(event)
         return events
@@ -80,26 +78,24 @@ class TrackingAlarms:
     def _judge(self, stamp: float, name: str, joint: _Joint, value: float) -> AnomalyEvent | None:
         config, size = self.config, abs(value)
         joint.latest, joint.peak = value, max(joint.peak, size)
-        joint.over_since = since(joint.over_since, stamp, size > config.bound)
-        joint.under_since = since(joint.under_since, stamp, size < config.clear_ratio * config.bound)
-        if not joint.active and joint.over_since is not None and stamp - joint.over_since >= config.duration:
-            joint.active = True
+        change = joint.alarm.update(stamp, size)
+        if change:
             self.alarms += 1
             return AnomalyEvent(stamp, sensor(name), METHOD, size, config.bound, Level.WARN,
                                 f'{name} off its path by {value:+.4f} rad (> {config.bound:g} for '
                                 f'{config.duration:g} s)', True)
-        if joint.active and joint.under_since is not None and stamp - joint.under_since >= config.clear_duration:
+        if change is False:
             return self._clear(stamp, name, joint, f'{name} back on its path ({value:+.4f} rad)')
         return None
 
     def _clear(self, stamp: float, name: str, joint: _Joint, description: str) -> AnomalyEvent:
-        joint.active, joint.over_since, joint.under_since = False, None, None
+        joint.alarm.clear()
         return AnomalyEvent(stamp, sensor(name), METHOD, abs(joint.latest), self.config.bound, Level.OK,
                             description, False)
 
     def report(self) -> Status:
         """The alarms' diagnostic status: active joints, latest and peak error per joint, counts."""
-        active = [name for name, joint in self.joints.items() if joint.active]
+        active = [name for name, joint in self.joints.items() if joint.alarm.active]
         level = Level.WARN if active or self.rejection else Level.OK
         message = '; '.join(filter(None, (
             f'off the path: {", ".join(active)}' if active else '',

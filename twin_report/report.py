@@ -252,12 +252,26 @@ def _schedule(run: Run, report: Report) -> str:
     return section(*title, parts)
 
 
+def _camera(run: Run, report: Report) -> None:
+    """The camera check's discrepancies in the summary, where the run has them."""
+    if run.camera is None:
+        return
+    image_mm, _, position_mm = run.camera.T
+    report.summary += [
+        ('camera vs twin: frames judged', len(run.camera)),
+        ('camera vs twin: image discrepancy mean / p95 / max',
+         f'{image_mm.mean():.2f} / {np.percentile(image_mm, 95):.2f} / {image_mm.max():.2f} mm'),
+        ('camera vs twin: tool plate seen, mean / p95', f'{position_mm.mean():.2f} / '
+         f'{np.percentile(position_mm, 95):.2f} mm')]
+
+
 def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = ReportOptions()) -> Report:
     """The page of ``run``: summary first, then the sections (the plan's only with a plan)."""
     report = Report()
     report.summary += [('source', run.source), ('start', utc(run.start)),
                        ('duration', f'{run.end - run.start:.1f} s')]
     report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS]
+    _camera(run, report)
     sections = [_tracking(run, report, kinematics, options), *_plan(run, report), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]
     summary = section('summary', 'Summary', [pairs(report.summary)])

@@ -12,6 +12,7 @@ import numpy as np
 from twin_core.stamps import from_msg, to_seconds
 from twin_maintenance.scheduler import PlannedTask
 from twin_state.fidelity import Trajectory
+from twin_state.visual_check import DISCREPANCIES
 
 TWIN_JOINTS = '/twin/joint_states'
 TWIN_STATE = '/twin/state'
@@ -21,6 +22,7 @@ PREDICTION = '/twin/predicted_trajectory'
 ANOMALIES = '/twin/anomalies'
 SCHEDULE = '/twin/maintenance_schedule'
 DIAGNOSTICS = '/diagnostics'
+CAMERA = '/twin/camera/discrepancy'
 # Every topic a report reads, with its message type (all recorded reliable).
 TOPICS: dict[str, str] = {
     TWIN_JOINTS: 'sensor_msgs/msg/JointState',
@@ -31,6 +33,7 @@ TOPICS: dict[str, str] = {
     ANOMALIES: 'twin_interfaces/msg/AnomalyEvent',
     SCHEDULE: 'twin_interfaces/msg/MaintenanceSchedule',
     DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
+    CAMERA: 'std_msgs/msg/Float64MultiArray',
 }
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
 # A deserialized message: an rclpy message or a rosbags dataclass, read by field name only.
@@ -141,6 +144,7 @@ class Run:
     rul: tuple[RulSample, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     plan: PlanTracking | None = None  # None: no twin state carried a plan
+    camera: np.ndarray | None = None  # the camera check's judged frames × DISCREPANCIES; None: not run
 
 
 def trajectory(samples: Iterable[tuple[float, Sequence[str], Sequence[float]]]) -> Trajectory | None:
@@ -177,6 +181,12 @@ def plan_tracking(states: Iterable[Message]) -> PlanTracking | None:
     stamps = sorted(rows)
     return PlanTracking(np.array(stamps), np.array([rows[t][0] for t in stamps], dtype=float),
                         np.array([rows[t][1] for t in stamps], dtype=float), names)
+
+
+def camera_discrepancies(messages: Iterable[Message]) -> np.ndarray | None:
+    """The camera check's discrepancies (frames × DISCREPANCIES); None without a frame."""
+    rows = [list(m.data) for m in messages if len(m.data) == len(DISCREPANCIES)]
+    return np.array(rows, dtype=float) if rows else None
 
 
 def alarms(events: Iterable[Message]) -> tuple[Alarm, ...]:
@@ -280,4 +290,4 @@ def build_run(source: str, start: float, end: float, counts: Mapping[str, int],
                condition=condition(truths), rul=rul_samples(messages.get(DIAGNOSTICS, ())),
                schedules=tuple(sorted((schedule(m) for m in messages.get(SCHEDULE, ())),
                                       key=lambda s: (s.stamp, s.revision))),
-               plan=plan_tracking(messages.get(TWIN_STATE, ())))
+               plan=plan_tracking(messages.get(TWIN_STATE, ())), camera=camera_discrepancies(messages.get(CAMERA, ())))

@@ -30,7 +30,7 @@ ARUCO_DICTIONARY = "DICT_4X4_50"
 # square side (m)). The marker reads right on the plate's +z face (its -z face shows it mirrored):
 # up on the floor, and up on the tool at the start (tool0's z points down).
 MARKERS = ((0, "world", (0.0, -0.35, 0.0005), (1.0, 0.0, 0.0, 0.0), 0.2),
-           (1, "tool0", (0.0, 0.0, -0.22), (0.0, 1.0, 0.0, 0.0), 0.12))
+           (1, "tool0", (0.0, 0.0, -0.22), (0.0, 1.0, 0.0, 0.0), 0.2))
 MARKER_BORDER = 0.25  # white margin around the black square, fraction of its side
 ACCELEROMETER = "imu_accelerometer"
 GYRO = "imu_gyro"

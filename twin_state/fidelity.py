@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from twin_core.kinematics import END_EFFECTOR, ArmKinematics
+from twin_state.visual_check import DISCREPANCIES
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,36 @@ class FidelityReport:
                 f'joint RMSE (as is)    {raw} rad',
                 f'end-effector error    mean {self.ee_error_mean * 1e3:.2f} mm, '
                 f'p95 {self.ee_error_p95 * 1e3:.2f} mm, max {self.ee_error_max * 1e3:.2f} mm']
+
+
+def camera_lines(discrepancies: np.ndarray) -> list[str]:
+    """The camera check's judged frames (rows of DISCREPANCIES) summarised; none without frames."""
+    if not len(discrepancies):
+        return []
+    image_mm, image_px, position_mm = np.asarray(discrepancies, dtype=float).T
+    return [f'camera frames judged  {len(discrepancies)}',
+            f'camera vs twin        image mean {image_mm.mean():.2f} mm ({image_px.mean():.2f} px), '
+            f'p95 {np.percentile(image_mm, 95):.2f} mm, max {image_mm.max():.2f} mm; seen plate mean '
+            f'{position_mm.mean():.2f} mm, p95 {np.percentile(position_mm, 95):.2f} mm']
+
+
+def read_discrepancies(path: str | Path) -> np.ndarray:
+    """A CSV with a ``time`` column and the DISCREPANCIES columns (rows: frames × DISCREPANCIES)."""
+    with open(path, newline='', encoding='utf-8') as stream:
+        rows = list(csv.DictReader(stream))
+    missing = [name for name in DISCREPANCIES if rows and name not in rows[0]]
+    if missing:
+        raise ValueError(f'{path}: no column {", ".join(missing)}')
+    return np.array([[float(row[name]) for name in DISCREPANCIES] for row in rows]).reshape(-1, len(DISCREPANCIES))
+
+
+def write_discrepancies(path: str | Path, stamps: Sequence[float], discrepancies: np.ndarray) -> None:
+    """Write what :func:`read_discrepancies` reads."""
+    with open(path, 'w', newline='', encoding='utf-8') as stream:
+        writer = csv.writer(stream)
+        writer.writerow(['time', *DISCREPANCIES])
+        for stamp, row in zip(stamps, discrepancies):
+            writer.writerow([f'{stamp:.9f}'] + [f'{value:.9g}' for value in row])
 
 
 def _rmse(twin: Trajectory, truth: Trajectory, stamps: np.ndarray, rows: np.ndarray,

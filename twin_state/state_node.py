@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
-from geometry_msgs.msg import Pose as PoseMsg
+from geometry_msgs.msg import Point, PoseStamped, Vector3
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -29,7 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from twin_core.config import ConfigError
-from twin_core.kinematics import BASE_FRAME, Pose
+from twin_core.kinematics import BASE_FRAME
 from twin_core.levels import Level, Risk
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_core.urdf import urdf_file
@@ -37,6 +36,7 @@ from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
 from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, listened, run, status
+from twin_ros.poses import pose_msg
 from twin_ros.stamps import to_msg
 from twin_state import markers as viz
 from twin_state.config import StateConfig
@@ -45,11 +45,6 @@ from twin_state.history import HistoryError
 from twin_state.live import LiveMirror
 from twin_state.monitor import PLAN_INPUT, StateMonitor
 from twin_state.state import TwinState
-
-
-def pose_msg(pose: Pose) -> PoseMsg:
-    (x, y, z), (qw, qx, qy, qz) = pose.position.tolist(), pose.orientation.tolist()
-    return PoseMsg(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=qw, x=qx, y=qy, z=qz))
 
 
 def trajectory(message: JointTrajectory) -> viz.Trajectory:
