@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile
 from rclpy.timer import Timer, TimerInfo
 from std_msgs.msg import Int32
 
-from twin_ros.executor import LeanExecutor
+from twin_ros.executor import TOOL_SERVICES, LeanExecutor, _Entities
 
 RELIABLE_DEEP = QoSProfile(depth=1000)
 
@@ -104,6 +104,19 @@ def test_services_parameters_and_futures_go_through_the_executor(executor, conte
     reply = parameters.call_async(GetParameters.Request(names=['gain']))
     assert spin_until(executor, reply.done)
     assert reply.result().values[0].double_value == 1.5
+
+
+def test_the_tools_services_wait_with_the_qos_events_and_the_nodes_own_services_on_every_wake_up(
+        executor, context) -> None:
+    server = node_in(executor, context, 'lean_services')
+    server.create_service(ListParameters, 'list_names', lambda request, response: response)
+    entities = _Entities(executor)
+    try:
+        assert sorted(s.srv_name for s in entities.tool_services) == sorted(
+            f'lean_services/{name}' for name in TOOL_SERVICES)
+        assert [s.srv_name for s in entities.others['service']] == ['list_names']
+    finally:
+        entities.close()
 
 
 def test_a_coroutine_callback_runs_as_a_task(executor, context) -> None:

@@ -10,7 +10,10 @@ directly: about 70 µs per message in the same setup.
 
 Waitables (rclpy's QoS event handlers: two per publisher and subscription) are checked at most
 every :data:`EVENT_PERIOD_NS`, not on every wake-up: they would double the cost of each wait, and
-a QoS event (incompatible QoS, deadline missed) stays pending until taken.
+a QoS event (incompatible QoS, deadline missed) stays pending until taken. So are the services
+every node has for tools (parameters and type descriptions: seven per node, 84 in a container of
+twelve nodes, each added to every wait); a request waits in its queue meanwhile, at most
+:data:`EVENT_PERIOD_NS` more for ``ros2 param``. The nodes' own services answer at once.
 
 Only plain (non-coroutine) subscription and timer callbacks take that path. Services, clients,
 node guard conditions, waitables (QoS events), coroutine callbacks and pending tasks go to the
@@ -40,6 +43,14 @@ from twin_core.config import ConfigError
 Callback = Callable[[], None]
 CHOICES = ('lean', 'rclpy')
 EVENT_PERIOD_NS = 100_000_000
+TOOL_SERVICES = {  # name under the node -> (module, type) of the services rclpy gives every node
+    'describe_parameters': ('rcl_interfaces.srv', 'DescribeParameters'),
+    'get_parameter_types': ('rcl_interfaces.srv', 'GetParameterTypes'),
+    'get_parameters': ('rcl_interfaces.srv', 'GetParameters'),
+    'list_parameters': ('rcl_interfaces.srv', 'ListParameters'),
+    'set_parameters': ('rcl_interfaces.srv', 'SetParameters'),
+    'set_parameters_atomically': ('rcl_interfaces.srv', 'SetParametersAtomically'),
+    'get_type_description': ('type_description_interfaces.srv', 'GetTypeDescription')}
 
 
 def make_executor(choice: str | None = None, context: Any = None) -> SingleThreadedExecutor:
@@ -124,6 +135,7 @@ class _Entities:
         self.others: dict[str, list[Any]] = {  # left to the base class
             'subscription': [], 'client': [], 'service': [], 'guard_condition': []}
         self.waitables: list[Any] = []
+        self.tool_services: list[Any] = []  # checked with the waitables
         for node in executor.get_nodes():
             for subscription in node.subscriptions:
                 plain = not inspect.iscoroutinefunction(subscription.callback)
@@ -131,7 +143,9 @@ class _Entities:
                     (self.subscriptions if plain else self.others['subscription']).append(subscription)
             self.timers.extend(t for t in node.timers if self._enter(t.handle))
             self.others['client'].extend(c for c in node.clients if self._enter(c.handle))
-            self.others['service'].extend(s for s in node.services if self._enter(s.handle))
+            for service in node.services:
+                if self._enter(service.handle):
+                    (self.tool_services if _tool_service(service) else self.others['service']).append(service)
             self.others['guard_condition'].extend(g for g in node.guards if self._enter(g.handle))
             self.waitables.extend(w for w in node.waitables if self._enter(w))
         self.own_guards = [g for g in (executor._guard, executor._sigint_gc)
@@ -144,7 +158,7 @@ class _Entities:
             len(self.others['guard_condition']) + len(self.own_guards) + counts.num_guard_conditions,
             len(self.timers) + counts.num_timers,
             len(self.others['client']) + counts.num_clients,
-            len(self.others['service']) + counts.num_services,
+            len(self.others['service']) + len(self.tool_services) + counts.num_services,
             counts.num_events, executor._context.handle)
         self._timer_callbacks = {timer: _TimerCall(timer) for timer in self.timers}
         self._running = executor._context.ok
@@ -166,7 +180,7 @@ class _Entities:
         with_events = now >= self._next_events_ns
         if with_events:
             self._next_events_ns = now + EVENT_PERIOD_NS
-        elif self.waitables:
+        elif self.waitables or self.tool_services:
             until_events = self._next_events_ns - now
             timeout_ns = until_events if timeout_ns < 0 else min(timeout_ns, until_events)
         wait_set = self._wait_set
@@ -188,6 +202,8 @@ class _Entities:
         for service in self.others['service']:
             wait_set.add_service(service.handle)
         if with_events:
+            for service in self.tool_services:
+                wait_set.add_service(service.handle)
             for waitable in self.waitables:
                 waitable.add_to_wait_set(wait_set)
         wait_set.wait(timeout_ns)
@@ -220,6 +236,13 @@ class _Entities:
                         or bool(wait_set.get_ready_entities('service'))
                         or (with_events and any(w.is_ready(wait_set) for w in self.waitables)))
         return ready
+
+
+def _tool_service(service: Any) -> bool:
+    """Whether ``service`` is one of the tools' services rclpy gives every node (by name and type)."""
+    srv_type = service.srv_type
+    return TOOL_SERVICES.get(service.srv_name.rpartition('/')[2]) == (
+        srv_type.__module__.rpartition('._')[0], srv_type.__name__)
 
 
 def _take_all(subscription: Subscription, running: Callable[[], bool]) -> None:
