@@ -27,6 +27,7 @@ from twin_report.page import document, image, milliseconds, nodata, not_recorded
 from twin_report.series import (
     ANOMALIES,
     DIAGNOSTICS,
+    OPTIONAL_TOPICS,
     PREDICTION,
     SCHEDULE,
     TOPICS,
@@ -270,7 +271,8 @@ def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = R
     report = Report()
     report.summary += [('source', run.source), ('start', utc(run.start)),
                        ('duration', f'{run.end - run.start:.1f} s')]
-    report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS]
+    report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS
+                       if topic in run.counts or topic not in OPTIONAL_TOPICS]
     _camera(run, report)
     sections = [_tracking(run, report, kinematics, options), *_plan(run, report), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]

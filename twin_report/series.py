@@ -35,6 +35,7 @@ TOPICS: dict[str, str] = {
     DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
     CAMERA: 'std_msgs/msg/Float64MultiArray',
 }
+OPTIONAL_TOPICS = (CAMERA,)  # only where the cell has a camera (off by default): not missed when absent
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
 # A deserialized message: an rclpy message or a rosbags dataclass, read by field name only.
 Message = Any
