@@ -1,0 +1,188 @@
+"""The wire form (CDR) of the message types on the twin's kilohertz paths, to and from numpy.
+
+rclpy turns each received message into Python objects and each published one into a C struct
+field by field; for a ``sensor_msgs/Imu`` at 1 kHz that conversion is most of what a node spends
+per message. Subscriptions created with ``raw=True`` hand over the serialized bytes and
+``Publisher.publish`` takes bytes, so the hot paths read and write them here instead.
+
+Decoding reads plain CDR (XCDR1) and plain XCDR2 in either byte order, the encodings ROS 2's
+rmw implementations use for these types; any other encapsulation raises
+:class:`UnsupportedEncoding`, so that a caller can fall back to rclpy's deserialization. A buffer
+too short for what it announces raises :class:`ValueError`. Encoding writes little-endian XCDR1,
+what rmw_fastrtps writes; rclpy's ``deserialize_message`` reads it back (the tests check both ways).
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from twin_core.stamps import NS_PER_S
+
+ENCAPSULATION = 4  # bytes before the payload: representation id (2) and options (2)
+CDR_LE = b'\x00\x01\x00\x00'
+# orientation (4) and its covariance (9), angular velocity (3) and its covariance (9), acceleration (3) and its (9)
+IMU_DOUBLES = 37
+_ENCODINGS = {0x0000: ('>', 8), 0x0001: ('<', 8),  # XCDR1: byte order, alignment of 8-byte values
+              0x0006: ('>', 4), 0x0007: ('<', 4)}  # plain XCDR2
+_STAMP = {'<': struct.Struct('<iI'), '>': struct.Struct('>iI')}
+_UINT32 = {'<': struct.Struct('<I'), '>': struct.Struct('>I')}
+
+
+class UnsupportedEncoding(ValueError):
+    """The buffer's encapsulation is none this module reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImuWire:
+    """A decoded ``sensor_msgs/Imu``: ``values`` holds its :data:`IMU_DOUBLES` doubles in
+    message order (orientation x, y, z, w, then its covariance, and so on).
+    """
+
+    stamp_ns: int
+    frame_id: str
+    values: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class JointStateWire:
+    """A decoded ``sensor_msgs/JointState``; the arrays are read-only views of the buffer."""
+
+    stamp_ns: int
+    frame_id: str
+    name: tuple[str, ...]
+    position: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+
+
+class _Reader:
+    """A cursor over one CDR payload; offsets count from the end of the encapsulation."""
+
+    __slots__ = ('data', 'order', 'align8', 'offset')
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        data = bytes(data)  # no copy for bytes
+        if len(data) < ENCAPSULATION:
+            raise ValueError(f'{len(data)} bytes: no CDR encapsulation header')
+        encoding = _ENCODINGS.get(int.from_bytes(data[:2], 'big'))
+        if encoding is None:
+            raise UnsupportedEncoding(f'CDR representation 0x{data[:2].hex()} is not plain CDR')
+        self.data = data
+        self.order, self.align8 = encoding
+        self.offset = 0
+
+    def _need(self, size: int) -> int:
+        start = ENCAPSULATION + self.offset
+        if start + size > len(self.data):
+            raise ValueError(f'CDR buffer of {len(self.data)} bytes ends inside a field at byte {start}')
+        self.offset += size
+        return start
+
+    def align(self, size: int) -> None:
+        self.offset += -self.offset % size
+
+    def uint32(self) -> int:
+        self.align(4)
+        return int(_UINT32[self.order].unpack_from(self.data, self._need(4))[0])
+
+    def stamp_ns(self) -> int:
+        sec, nanosec = _STAMP[self.order].unpack_from(self.data, self._need(8))
+        return int(sec) * NS_PER_S + int(nanosec)
+
+    def string(self) -> str:
+        size = self.uint32()
+        start = self._need(size)
+        if size == 0 or self.data[start + size - 1] != 0:
+            raise ValueError(f'CDR string at byte {start} is not null-terminated')
+        return self.data[start:start + size - 1].decode()
+
+    def doubles(self, count: int) -> np.ndarray:
+        if count:  # an empty sequence has no padding before its (absent) values
+            self.align(self.align8)
+        return np.frombuffer(self.data, f'{self.order}f8', count, self._need(8 * count))
+
+    def double_sequence(self) -> np.ndarray:
+        return self.doubles(self.uint32())
+
+    def strings(self) -> tuple[str, ...]:
+        return tuple(self.string() for _ in range(self.uint32()))
+
+
+def header_stamp_ns(data: bytes | memoryview) -> int:
+    """The header stamp (ns) of any message whose first field is a ``std_msgs/Header``."""
+    return _Reader(data).stamp_ns()
+
+
+def decode_imu(data: bytes | memoryview) -> ImuWire:
+    """A serialized ``sensor_msgs/Imu``."""
+    reader = _Reader(data)
+    stamp_ns = reader.stamp_ns()
+    return ImuWire(stamp_ns, reader.string(), reader.doubles(IMU_DOUBLES))
+
+
+def decode_joint_state(data: bytes | memoryview) -> JointStateWire:
+    """A serialized ``sensor_msgs/JointState``."""
+    reader = _Reader(data)
+    stamp_ns = reader.stamp_ns()
+    frame_id = reader.string()
+    return JointStateWire(stamp_ns, frame_id, reader.strings(), reader.double_sequence(),
+                          reader.double_sequence(), reader.double_sequence())
+
+
+def _stamp_bytes(stamp_ns: int) -> bytes:
+    sec, nanosec = divmod(stamp_ns, NS_PER_S)
+    return _STAMP['<'].pack(sec, nanosec)
+
+
+def _string(text: str, offset: int) -> bytes:
+    """A CDR string written at payload ``offset``, with the padding before it."""
+    encoded = text.encode() + b'\x00'
+    return bytes(-offset % 4) + _UINT32['<'].pack(len(encoded)) + encoded
+
+
+@lru_cache(maxsize=16)
+def _imu_frame(frame_id: str) -> bytes:
+    """The frame id and the padding up to the doubles (the payload's stamp comes before)."""
+    text = _string(frame_id, 8)
+    return text + bytes(-(8 + len(text)) % 8)
+
+
+def encode_imu(stamp_ns: int, frame_id: str, values: np.ndarray) -> bytes:
+    """A ``sensor_msgs/Imu`` from its :data:`IMU_DOUBLES` doubles in message order."""
+    if values.shape != (IMU_DOUBLES,):
+        raise ValueError(f'an Imu has {IMU_DOUBLES} doubles, not {values.shape}')
+    return b''.join((CDR_LE, _stamp_bytes(stamp_ns), _imu_frame(frame_id), values.astype('<f8').tobytes()))
+
+
+@lru_cache(maxsize=16)
+def _joint_state_names(frame_id: str, names: tuple[str, ...]) -> bytes:
+    """Frame id, the names and the position count's padding (the payload's stamp comes before)."""
+    parts = [_string(frame_id, 8)]
+    offset = 8 + len(parts[0])
+    parts.append(bytes(-offset % 4) + _UINT32['<'].pack(len(names)))
+    offset += len(parts[-1])
+    for name in names:
+        parts.append(_string(name, offset))
+        offset += len(parts[-1])
+    parts.append(bytes(-offset % 4))
+    return b''.join(parts)
+
+
+def encode_joint_state(stamp_ns: int, frame_id: str, names: Sequence[str], position: np.ndarray,
+                       velocity: np.ndarray, effort: np.ndarray) -> bytes:
+    """A ``sensor_msgs/JointState``; each array has one value per name or none."""
+    head = _joint_state_names(frame_id, tuple(names))
+    parts = [CDR_LE, _stamp_bytes(stamp_ns), head]
+    offset = 8 + len(head)
+    for array in (position, velocity, effort):
+        count = len(array)
+        if count not in (0, len(names)):
+            raise ValueError(f'{count} values for {len(names)} joint names')
+        padding = -(offset + 4) % 8 if count else 0
+        parts += (_UINT32['<'].pack(count), bytes(padding), np.asarray(array, '<f8').tobytes())
+        offset += 4 + padding + 8 * count  # a multiple of 4: the next count needs no padding
+    return b''.join(parts)
