@@ -24,12 +24,17 @@ from twin_core.stamps import NS_PER_S
 
 ENCAPSULATION = 4  # bytes before the payload: representation id (2) and options (2)
 CDR_LE = b'\x00\x01\x00\x00'
-# orientation (4) and its covariance (9), angular velocity (3) and its covariance (9), acceleration (3) and its (9)
-IMU_DOUBLES = 37
+IMU_DOUBLES = 37  # an Imu's doubles in message order, each field's slice below
+IMU_ORIENTATION, IMU_ORIENTATION_COVARIANCE = slice(0, 4), slice(4, 13)
+IMU_ANGULAR_VELOCITY, IMU_ANGULAR_VELOCITY_COVARIANCE = slice(13, 16), slice(16, 25)
+IMU_LINEAR_ACCELERATION, IMU_LINEAR_ACCELERATION_COVARIANCE = slice(25, 28), slice(28, 37)
+PLAIN_ENCODINGS = (b'\x00\x00', b'\x00\x01', b'\x00\x06', b'\x00\x07')  # the first two bytes this module reads
 _ENCODINGS = {0x0000: ('>', 8), 0x0001: ('<', 8),  # XCDR1: byte order, alignment of 8-byte values
               0x0006: ('>', 4), 0x0007: ('<', 4)}  # plain XCDR2
 _STAMP = {'<': struct.Struct('<iI'), '>': struct.Struct('>iI')}
 _UINT32 = {'<': struct.Struct('<I'), '>': struct.Struct('>I')}
+MAX_STRING_SEQUENCES = 64
+_STRING_SEQUENCES: dict[tuple[str, int], tuple[bytes, tuple[str, ...]]] = {}  # (byte order, count) -> (bytes, strings)
 
 
 class UnsupportedEncoding(ValueError):
@@ -39,7 +44,7 @@ class UnsupportedEncoding(ValueError):
 @dataclass(frozen=True, slots=True)
 class ImuWire:
     """A decoded ``sensor_msgs/Imu``: ``values`` holds its :data:`IMU_DOUBLES` doubles in
-    message order (orientation x, y, z, w, then its covariance, and so on).
+    message order (:data:`IMU_ORIENTATION` and the other slices), a read-only view of the buffer.
     """
 
     stamp_ns: int
@@ -109,7 +114,21 @@ class _Reader:
         return self.doubles(self.uint32())
 
     def strings(self) -> tuple[str, ...]:
-        return tuple(self.string() for _ in range(self.uint32()))
+        """A string sequence; a stream repeats the same names, so the bytes of the last few
+        sequences are kept and a repeat is recognised without decoding it.
+        """
+        count = self.uint32()
+        start = ENCAPSULATION + self.offset
+        key = (self.order, count)
+        known = _STRING_SEQUENCES.get(key)
+        if known is not None and self.data.startswith(known[0], start):
+            self.offset += len(known[0])
+            return known[1]
+        strings = tuple(self.string() for _ in range(count))
+        if len(_STRING_SEQUENCES) >= MAX_STRING_SEQUENCES:
+            _STRING_SEQUENCES.clear()
+        _STRING_SEQUENCES[key] = (self.data[start:ENCAPSULATION + self.offset], strings)
+        return strings
 
 
 def header_stamp_ns(data: bytes | memoryview) -> int:

@@ -24,9 +24,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.utilities import remove_ros_args
 from std_msgs.msg import Header
 
+from twin_core import cdr
 from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
 from twin_core.levels import Level
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
@@ -79,6 +81,18 @@ def listened(publisher: Publisher) -> bool:
     is neither built nor sent, as a late subscriber gets the next one.
     """
     return publisher.get_subscription_count() > 0
+
+
+def plain_cdr(message_class: type, callback: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """A raw subscription's callback handing ``callback`` plain CDR (what :mod:`twin_core.cdr`
+    reads): a message in another encoding (an rmw writing XCDR2 with headers, say) is
+    re-serialized by rclpy first.
+    """
+    def on_data(data: bytes) -> None:
+        if data[:2] not in cdr.PLAIN_ENCODINGS:
+            data = serialize_message(deserialize_message(data, message_class))
+        callback(data)
+    return on_data
 
 
 def declare_config(node: Node, cls: type[T]) -> T:
