@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
 from harness import CONFIG_DIR
@@ -309,7 +310,8 @@ def test_catching_up_gives_every_grid_time_since_the_last_frame_within_the_windo
 # --- adapters and config ---------------------------------------------------------------------
 
 def convert(type_name, message, topic='input'):
-    return ADAPTERS[type_name].convert(message, topic)
+    adapter = ADAPTERS[type_name]
+    return adapter.convert(serialize_message(message) if adapter.raw else message, topic)
 
 
 def test_imu_orientation_only_when_provided():

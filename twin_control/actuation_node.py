@@ -15,12 +15,13 @@ from twin_control.command_link import TIMEOUT, CommandLink, Outcome
 from twin_control.config import ActuationConfig
 from twin_control.safety import Arbiter, Decision, JointLimits, StateSample, maintenance_cap
 from twin_control.tracking import Deviation, TrackingMonitor
+from twin_core import cdr
 from twin_core.config import ConfigError
 from twin_core.levels import Level, Risk
-from twin_core.stamps import from_msg, from_seconds
+from twin_core.stamps import from_seconds
 from twin_core.urdf import read_arm_description, urdf_file
 from twin_interfaces.msg import AnomalyEvent, CommandAudit, MaintenanceSchedule, TwinState
-from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, run, status
+from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, plain_cdr, run, status
 
 Tag = tuple[Decision, Time]
 TRACKING = 'tracking'  # the protective cause of a tracking deviation
@@ -63,9 +64,10 @@ class ActuationNode(Node):
                                          tracking.settle)
         self._tracking_fault = False
         if tracking.enabled:
-            self.create_subscription(JointState, 'plan/desired_joint_states', self._on_desired,
-                                     qos_profile_sensor_data)
-            self.create_subscription(JointState, tracking.measured, self._on_measured, SENSOR_INPUT)
+            self.create_subscription(JointState, 'plan/desired_joint_states',
+                                     plain_cdr(JointState, self._on_desired), qos_profile_sensor_data, raw=True)
+            self.create_subscription(JointState, tracking.measured, plain_cdr(JointState, self._on_measured),
+                                     SENSOR_INPUT, raw=True)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
         self.get_logger().info(f'commanding udp://{config.link.host}:{config.link.port}')
@@ -85,21 +87,25 @@ class ActuationNode(Node):
             input_ages=dict(zip(message.input_topics, message.input_ages)))
         self._handle(self._arbiter.observe_state(sample, time.monotonic()))
 
-    def _joint_positions(self, message: JointState) -> np.ndarray | None:
+    def _tracked_positions(self, data: bytes) -> tuple[int, np.ndarray] | None:
+        """Stamp and positions of the tracked joints in a serialized JointState; None without them."""
+        try:
+            message = cdr.decode_joint_state(data)
+        except ValueError as error:
+            self.get_logger().warning(f'joint state refused: {error}', throttle_duration_sec=10.0)
+            return None
         positions = dict(zip(message.name, message.position))
         if not all(name in positions for name in self._tracking.joint_names):
             return None
-        return np.array([positions[name] for name in self._tracking.joint_names], dtype=float)
+        return message.stamp_ns, np.array([positions[name] for name in self._tracking.joint_names], dtype=float)
 
-    def _on_desired(self, message: JointState) -> None:
-        positions = self._joint_positions(message)
-        if positions is not None:
-            self._judge_tracking(self._tracking.desired(from_msg(message.header.stamp), positions))
+    def _on_desired(self, data: bytes) -> None:
+        if (tracked := self._tracked_positions(data)) is not None:
+            self._judge_tracking(self._tracking.desired(*tracked))
 
-    def _on_measured(self, message: JointState) -> None:
-        positions = self._joint_positions(message)
-        if positions is not None:
-            self._judge_tracking(self._tracking.measured(from_msg(message.header.stamp), positions))
+    def _on_measured(self, data: bytes) -> None:
+        if (tracked := self._tracked_positions(data)) is not None:
+            self._judge_tracking(self._tracking.measured(*tracked))
 
     def _judge_tracking(self, judged: list[Deviation]) -> None:
         for deviation in judged:

@@ -27,6 +27,7 @@ from std_msgs.msg import ColorRGBA, Float64MultiArray, Header, MultiArrayDimensi
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
+from twin_core import cdr
 from twin_core.config import ConfigError
 from twin_core.kinematics import BASE_FRAME
 from twin_core.levels import Level, Risk
@@ -35,7 +36,7 @@ from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
-from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, listened, run, status
+from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, listened, plain_cdr, run, status
 from twin_ros.poses import pose_msg
 from twin_ros.stamps import to_msg
 from twin_state import markers as viz
@@ -118,7 +119,8 @@ class StateNode(Node):
             self._live = LiveMirror(kinematics.joint_names)
             self._live_joint_states = self.create_publisher(JointState, 'twin/live/joint_states',
                                                             qos_profile_sensor_data)
-            self.create_subscription(JointState, self._config.live_input, self._on_live, SENSOR_INPUT)
+            self.create_subscription(JointState, self._config.live_input, plain_cdr(JointState, self._on_live),
+                                     SENSOR_INPUT, raw=True)
         if self._config.plan.enabled:
             self.create_subscription(JointState, PLAN_INPUT, self._on_desired, SENSOR_INPUT)
         self.create_subscription(JointTrajectory, 'twin/predicted_trajectory',
@@ -135,33 +137,34 @@ class StateNode(Node):
 
     def _on_frame(self, frame: SyncedFrame) -> None:
         self._monitor.frame()
-        state = self._estimator.ingest(to_seconds(from_msg(frame.header.stamp)), frame.samples)
+        stamp_ns = from_msg(frame.header.stamp)
+        state = self._estimator.ingest(to_seconds(stamp_ns), frame.samples)
         if state is None:
             return
         header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)
         robot = state.robot
         if listened(self._joint_states):
-            self._joint_states.publish(JointState(
-                header=header, name=list(robot.joint_names), position=robot.position.tolist(),
-                velocity=robot.velocity.tolist(), effort=robot.effort.tolist()))
+            self._joint_states.publish(cdr.encode_joint_state(
+                stamp_ns, self._base_frame, robot.joint_names, robot.position, robot.velocity, robot.effort))
         if listened(self._end_effector):
             self._end_effector.publish(PoseStamped(header=header, pose=pose_msg(robot.end_effector_pose)))
         if listened(self._state):
             self._state.publish(state_msg(state, header))
 
-    def _on_live(self, message: JointState) -> None:
+    def _on_live(self, data: bytes) -> None:
+        """A joint measurement, read and written in its serialized form (a kilohertz path)."""
         if not listened(self._live_joint_states):
             return
         try:
-            joints = self._live.update(from_msg(message.header.stamp), message.name, message.position,
+            message = cdr.decode_joint_state(data)
+            joints = self._live.update(message.stamp_ns, message.name, message.position,
                                        message.velocity, message.effort)
         except ValueError as error:
             self._reject(self._config.live_input, error)
             return
-        self._live_joint_states.publish(JointState(
-            header=Header(stamp=message.header.stamp, frame_id=self._base_frame),
-            name=self._live.joint_names, position=joints.position.tolist(),
-            velocity=joints.velocity.tolist(), effort=joints.effort.tolist()))
+        self._live_joint_states.publish(cdr.encode_joint_state(
+            joints.stamp_ns, self._base_frame, self._live.joint_names, joints.position, joints.velocity,
+            joints.effort))
 
     def _on_desired(self, message: JointState) -> None:
         try:

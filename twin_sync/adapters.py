@@ -1,4 +1,8 @@
-"""Input messages as signal vectors (:mod:`twin_core.signals`), registered by ROS type string."""
+"""Input messages as signal vectors (:mod:`twin_core.signals`), registered by ROS type string.
+
+The kilohertz types (Imu, JointState) are read from their serialized form (:mod:`twin_core.cdr`,
+a ``raw`` subscription): half the receiving cost of an rclpy message.
+"""
 from __future__ import annotations
 
 import functools
@@ -9,7 +13,7 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
-from twin_core import signals
+from twin_core import cdr, signals
 from twin_core.signals import Layout, Signal
 from twin_core.stamps import from_msg
 from twin_interfaces.msg import CellStatus
@@ -24,21 +28,23 @@ RANGES = Layout()
 @dataclass(frozen=True)
 class Adapter:
     """How one message type on a topic becomes a :class:`Sample`; ``interpolable`` allows
-    INTERPOLATE.
+    INTERPOLATE; ``raw``: ``convert`` takes the serialized message (plain CDR), not an rclpy one.
     """
 
     message_class: type
     convert: Callable[[Any, str], Sample]
     interpolable: bool
+    raw: bool = False
 
 
-def _imu(message: Imu, _topic: str) -> Sample:
-    a, w = message.linear_acceleration, message.angular_velocity
-    values = [a.x, a.y, a.z, w.x, w.y, w.z]
-    if message.orientation_covariance[0] == -1.0:
-        return Sample(from_msg(message.header.stamp), IMU_LAYOUT, np.array(values))
-    q = message.orientation
-    return Sample(from_msg(message.header.stamp), IMU_ORIENTED, np.array(values + [q.x, q.y, q.z, q.w]))
+def _imu(data: bytes, _topic: str) -> Sample:
+    imu = cdr.decode_imu(data)
+    values = imu.values
+    if values[cdr.IMU_ORIENTATION_COVARIANCE.start] == -1.0:  # no orientation estimate
+        return Sample(imu.stamp_ns, IMU_LAYOUT, np.concatenate(
+            (values[cdr.IMU_LINEAR_ACCELERATION], values[cdr.IMU_ANGULAR_VELOCITY])))
+    return Sample(imu.stamp_ns, IMU_ORIENTED, np.concatenate(
+        (values[cdr.IMU_LINEAR_ACCELERATION], values[cdr.IMU_ANGULAR_VELOCITY], values[cdr.IMU_ORIENTATION])))
 
 
 @functools.lru_cache(maxsize=64)
@@ -54,9 +60,10 @@ def temperature_layout(topic: str) -> Layout:
     return Layout((Signal(f'{prefix}temperature', signals.JOINT_UNITS['temperature']),), prefix)
 
 
-def _joint_state(message: JointState, _topic: str) -> Sample:
+def _joint_state(data: bytes, _topic: str) -> Sample:
     """Fields (position, velocity, effort) count only when they have one value per joint."""
-    names = tuple(message.name)
+    message = cdr.decode_joint_state(data)
+    names = message.name
     count = len(names)
     filled = [(f, column) for f, column in (('position', message.position),
                                             ('velocity', message.velocity),
@@ -66,7 +73,7 @@ def _joint_state(message: JointState, _topic: str) -> Sample:
     values = np.empty(count * len(filled))
     for offset, (_, column) in enumerate(filled):  # joint-major: every len(filled)-th value
         values[offset::len(filled)] = column
-    return Sample(from_msg(message.header.stamp), layout, values)
+    return Sample(message.stamp_ns, layout, values)
 
 
 def _laser_scan(message: LaserScan, _topic: str) -> Sample:
@@ -84,8 +91,8 @@ def _cell_status(message: CellStatus, _topic: str) -> Sample:
 
 
 ADAPTERS: dict[str, Adapter] = {
-    signals.IMU_TYPE: Adapter(Imu, _imu, interpolable=True),
-    signals.JOINT_STATE_TYPE: Adapter(JointState, _joint_state, interpolable=True),
+    signals.IMU_TYPE: Adapter(Imu, _imu, interpolable=True, raw=True),
+    signals.JOINT_STATE_TYPE: Adapter(JointState, _joint_state, interpolable=True, raw=True),
     signals.LASER_SCAN_TYPE: Adapter(LaserScan, _laser_scan, interpolable=False),
     signals.TEMPERATURE_TYPE: Adapter(Temperature, _temperature, interpolable=True),
     signals.CELL_STATUS_TYPE: Adapter(CellStatus, _cell_status, interpolable=False),

@@ -10,7 +10,7 @@ from std_msgs.msg import Header
 
 from twin_core.stamps import from_seconds, to_seconds
 from twin_interfaces.msg import SensorSample, SyncedFrame
-from twin_ros.common import SENSOR_INPUT, declare_config, run, status
+from twin_ros.common import SENSOR_INPUT, declare_config, plain_cdr, run, status
 from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
 from twin_sync.approximate import ApproximateTimePolicy, Entry
@@ -37,8 +37,10 @@ class SyncNode(Node):
         self._publisher = self.create_publisher(SyncedFrame, 'twin/synced_frame', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         for index, (topic, adapter) in enumerate(zip(config.topics, self._adapters)):
-            self.create_subscription(adapter.message_class, topic,
-                                     partial(self._on_message, index), SENSOR_INPUT)
+            callback = partial(self._on_message, index)
+            if adapter.raw:
+                callback = plain_cdr(adapter.message_class, callback)
+            self.create_subscription(adapter.message_class, topic, callback, SENSOR_INPUT, raw=adapter.raw)
         if config.mode != APPROXIMATE:
             # Inputs wait for the timeline's delay anyway: taking them in batches costs nothing.
             self.spin_batch_period_ns = min(BATCH_PERIOD_NS, from_seconds(config.delay) // 4)
@@ -72,7 +74,11 @@ class SyncNode(Node):
     def _on_message(self, index: int, message: Any) -> None:
         self._monitor.received(index)
         convert, topic = self._converters[index]
-        sample = convert(message, topic)
+        try:
+            sample = convert(message, topic)
+        except ValueError as error:  # a serialized message that is not what it announces
+            self.get_logger().error(f'{topic}: message refused: {error}', throttle_duration_sec=5.0)
+            return
         if self._approximate:
             self._policy.add(index, sample.stamp_ns, sample)
         else:
