@@ -9,11 +9,14 @@ The baseline is the real ``message_filters.ApproximateTimeSynchronizer`` (ros2/m
 ``message_filters`` or from the directory given by ``--message-filters`` (the directory holding
 the ``message_filters`` package; it is not part of this repository). It receives the ROS
 messages (``header.stamp`` a ``builtin_interfaces/Time``) through its input filters'
-``signalMessage``, as its ``Subscriber`` hands them over. Without it, only the same algorithm on
+``signalMessage``, as its ``Subscriber`` hands them over: deserialized by rclpy from the bytes
+DDS delivered, a cost its subscriptions pay. Without it, only the same algorithm on
 int stamps runs (far cheaper than the real class: no rclpy ``Time``/``Duration`` objects).
-"node" rows run the sync node's own ``_on_message`` (adapter conversion from the same ROS
-messages, then policy or timeline) on the node's state without DDS; sets go to a list, as the
-baseline's callback does, instead of being published.
+"node" rows run the sync node's own ``_on_message`` (adapter conversion from what its
+subscriptions hand over: the serialized bytes of Imu and JointState, which it reads itself, and
+rclpy messages deserialized from them for the other types; then policy or timeline) on the
+node's state without DDS; sets go to a list, as the baseline's callback does, instead of being
+published.
 
 sets/s: sets (frames) per stream second; spread: mean stamp spread of a set (timeline: max_skew
 of complete frames); µs/msg: CPU per input message, everything included; speed-up: baseline
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from rclpy.clock import ROSClock
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 
 from twin_core.signals import Layout, Signal
@@ -140,9 +144,12 @@ def ros_message(index: int, stamp: int) -> Any:
     return message
 
 
-def ros_events(events: Sequence[Event]) -> list[Event]:
-    """The same events carrying ROS messages, built before anything is timed (DDS's work)."""
-    return [(index, stamp, ros_message(index, stamp)) for index, stamp, _ in events]
+MESSAGE_CLASSES = (Imu, JointState, LaserScan, Temperature, Temperature)
+
+
+def wire_events(events: Sequence[Event]) -> list[Event]:
+    """The same events carrying serialized ROS messages, built before anything is timed (DDS's work)."""
+    return [(index, stamp, serialize_message(ros_message(index, stamp))) for index, stamp, _ in events]
 
 
 def make_events(topics: int, seconds: float, seed: int = 1) -> list[Event]:
@@ -178,8 +185,8 @@ def run_message_filters(module: ModuleType, events: Sequence[Event], topics: int
     inputs = [module.SimpleFilter() for _ in range(topics)]
     sync = module.ApproximateTimeSynchronizer(inputs, queue_size, SLOP / 1e9)
     sync.registerCallback(lambda *m: sets.append(m))
-    for index, _, message in events:
-        inputs[index].signalMessage(message)
+    for index, _, data in events:
+        inputs[index].signalMessage(deserialize_message(data, MESSAGE_CLASSES[index]))
     return [spread_ms([from_msg(m.header.stamp) for m in matched]) for matched in sets]
 
 
@@ -204,10 +211,11 @@ def run_node(events: Sequence[Event], topics: int, queue_size: int,
     frames: list[Any] = []
     state = node_state(topics, queue_size, mode, frames)
     on_message = functools.partial(SyncNode._on_message, state)
+    raw = [adapter.raw for adapter in state._adapters]
     tick = 10 * MS
     next_tick = tick
-    for index, stamp, message in events:
-        on_message(index, message)
+    for index, stamp, data in events:
+        on_message(index, data if raw[index] else deserialize_message(data, MESSAGE_CLASSES[index]))
         if mode == TIMELINE and stamp >= next_tick:
             next_tick += tick
             frames.extend(state._timeline.next_frames(stamp))
@@ -261,7 +269,7 @@ def main() -> None:
                         help='directory holding the message_filters package, if not installed')
     options = parser.parse_args()
     module = load_message_filters(options.message_filters)
-    # (name, runner, takes ROS messages)
+    # (name, runner, takes serialized ROS messages)
     runners: list[tuple[str, Callable[..., list[float]], bool]] = []
     if module is None:
         print('message_filters not found (--message-filters DIR): no faithful baseline')
@@ -281,7 +289,7 @@ def main() -> None:
           f'{"msg/s":>10}{"speed-up":>10}')
     for topics in (3, 5):
         events = make_events(topics, options.seconds)
-        messages = ros_events(events)
+        messages = wire_events(events)
         baseline_cpu = None
         for name, runner, ros in runners:
             spreads, cpu = measure(runner, messages if ros else events, topics, options.queue_size,
