@@ -189,16 +189,17 @@ def live_check(duration: float, env: dict[str, str]) -> None:
     so every discrepancy comes from the camera path and the two clocks.
     """
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray, Header
+    from std_msgs.msg import Header
 
     from harness import TopicProbe
+    from twin_interfaces.msg import CameraDiscrepancy
     from twin_ros.stamps import to_msg
 
     probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
     topics = {'stamp tolerance (configured)': '/twin/camera/discrepancy',
               'at the stamp only (baseline)': '/exact/twin/camera/discrepancy'}
     for topic in topics.values():
-        probe.subscribe(topic, Float64MultiArray)
+        probe.subscribe(topic, CameraDiscrepancy)
     publisher = probe.node.create_publisher(JointState, '/twin/joint_states', 10)
     stop, processes = threading.Event(), []
     logs = Path(tempfile.mkdtemp())
@@ -230,12 +231,12 @@ def live_check(duration: float, env: dict[str, str]) -> None:
     finally:
         for process in processes:
             process.stop()
-        received = {name: np.array([m.data for m in probe.messages(topic)]) for name, topic in topics.items()}
+        received = {name: np.array([m.image_mm for m in probe.messages(topic)]) for name, topic in topics.items()}
         probe.close()
     print(f'\ncamera check live, {duration:g} s of the nominal cycle at 5 Hz (the twin = the truth):')
     for name, values in received.items():
         if len(values):
-            image = values[:, 0]
+            image = values
             print(f'  {name:>30}: {len(values)} frames judged; image discrepancy mean {image.mean():.2f} mm, '
                   f'p95 {np.percentile(image, 95):.2f} mm, max {image.max():.2f} mm')
         else:

@@ -33,7 +33,7 @@ TOPICS: dict[str, str] = {
     ANOMALIES: 'twin_interfaces/msg/AnomalyEvent',
     SCHEDULE: 'twin_interfaces/msg/MaintenanceSchedule',
     DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
-    CAMERA: 'std_msgs/msg/Float64MultiArray',
+    CAMERA: 'twin_interfaces/msg/CameraDiscrepancy',
 }
 OPTIONAL_TOPICS = (CAMERA,)  # only where the cell has a camera (off by default): not missed when absent
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
@@ -186,7 +186,7 @@ def plan_tracking(states: Iterable[Message]) -> PlanTracking | None:
 
 def camera_discrepancies(messages: Iterable[Message]) -> np.ndarray | None:
     """The camera check's discrepancies (frames × DISCREPANCIES); None without a frame."""
-    rows = [list(m.data) for m in messages if len(m.data) == len(DISCREPANCIES)]
+    rows = [[float(getattr(m, name)) for name in DISCREPANCIES] for m in messages]
     return np.array(rows, dtype=float) if rows else None
 
 
