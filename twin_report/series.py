@@ -36,6 +36,13 @@ TOPICS: dict[str, str] = {
     CAMERA: 'twin_interfaces/msg/CameraDiscrepancy',
 }
 OPTIONAL_TOPICS = (CAMERA,)  # only where the cell has a camera (off by default): not missed when absent
+CAMERA_IMAGES, CAMERA_INFO = '/camera/image_raw/compressed', '/camera/camera_info'
+# The camera's own stream: a live run records it where the cell has a camera (best effort, as
+# published), for replay and viewers; the report counts it and reads none of it.
+CAMERA_FEED: dict[str, str] = {
+    CAMERA_IMAGES: 'sensor_msgs/msg/CompressedImage',
+    CAMERA_INFO: 'sensor_msgs/msg/CameraInfo',
+}
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
 # A deserialized message: an rclpy message or a rosbags dataclass, read by field name only.
 Message = Any
