@@ -17,12 +17,12 @@ from camera_cell import VIDEO_SIZE as SIZE
 from camera_cell import camera_cell, truncate, write_video
 from harness import wait_for
 from twin_core.config import ConfigError, build
+from twin_core.mjpeg_server import MjpegServer, part
 from twin_sensors.camera import CameraConfig, CameraStream, Frame, FrameChecker, MjpegReader
 from twin_sensors.camera_info import load_camera_info
 from twin_sensors.capture import DEVICE, FILE, HTTP, RTSP, CaptureReader, parse_source
 from twin_sensors.mjpeg import MultipartParser, StreamRefused, parse_response_head
 from twin_sensors.stats import DriverStats
-from twin_sim.mjpeg_server import MjpegServer, part
 from twin_sim.scenario import Fault
 from twin_sim.settings import SimSettings
 
