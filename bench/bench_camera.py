@@ -16,13 +16,19 @@
   ground truth, the image-space discrepancy against the twin, the check's CPU per frame against
   decoding alone; with ``--stuck N``, N encoder_stuck faults on ``--joint`` at different phases
   of the cycle, each in a fresh cell: the time from the onset to the camera alarm.
-Run: ``python bench/bench_camera.py [--duration 20] [--rate 5] [--width 640 --height 480] [--stuck 5] [--no-live]``.
+* OpenCV source (``--capture S``): a 640×480 MJPG AVI written here, read by the driver core's
+  CaptureReader (decode, JPEG encode at the configured quality, the frame check) as fast as it
+  plays (the file at 1000 fps), then by a camera_driver process at the file's 10 fps for S s each:
+  frames/s, CPU per frame, the process's cores and the frames delivered on DDS.
+Run: ``python bench/bench_camera.py [--duration 20] [--rate 5] [--width 640 --height 480] [--stuck 5] [--no-live]
+[--capture 15]``.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -189,16 +195,17 @@ def live_check(duration: float, env: dict[str, str]) -> None:
     so every discrepancy comes from the camera path and the two clocks.
     """
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray, Header
+    from std_msgs.msg import Header
 
     from harness import TopicProbe
+    from twin_interfaces.msg import CameraDiscrepancy
     from twin_ros.stamps import to_msg
 
     probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
     topics = {'stamp tolerance (configured)': '/twin/camera/discrepancy',
               'at the stamp only (baseline)': '/exact/twin/camera/discrepancy'}
     for topic in topics.values():
-        probe.subscribe(topic, Float64MultiArray)
+        probe.subscribe(topic, CameraDiscrepancy)
     publisher = probe.node.create_publisher(JointState, '/twin/joint_states', 10)
     stop, processes = threading.Event(), []
     logs = Path(tempfile.mkdtemp())
@@ -230,16 +237,83 @@ def live_check(duration: float, env: dict[str, str]) -> None:
     finally:
         for process in processes:
             process.stop()
-        received = {name: np.array([m.data for m in probe.messages(topic)]) for name, topic in topics.items()}
+        received = {name: np.array([m.image_mm for m in probe.messages(topic)]) for name, topic in topics.items()}
         probe.close()
     print(f'\ncamera check live, {duration:g} s of the nominal cycle at 5 Hz (the twin = the truth):')
     for name, values in received.items():
         if len(values):
-            image = values[:, 0]
+            image = values
             print(f'  {name:>30}: {len(values)} frames judged; image discrepancy mean {image.mean():.2f} mm, '
                   f'p95 {np.percentile(image, 95):.2f} mm, max {image.max():.2f} mm')
         else:
             print(f'  {name:>30}: no frame judged')
+
+
+def write_video(path: Path, frames: int, fps: float, width: int = 640, height: int = 480) -> Path:
+    """An MJPG AVI of textured frames (blurred noise, a moving bar, the frame number)."""
+    rng = np.random.default_rng(7)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), np.uint8), (0, 0), 3)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps, (width, height))
+    for index in range(frames):
+        image = texture.copy()
+        x = (index * 13) % width
+        image[:, x:x + 40] = (40, 200, 40)
+        cv2.putText(image, str(index), (40, 200), cv2.FONT_HERSHEY_SIMPLEX, 5, (255, 255, 255), 10)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def capture_bench(seconds: float, env: dict[str, str]) -> None:
+    """The OpenCV source on a video file: the core unpaced, then a camera_driver process at 10 fps."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    from harness import TopicProbe
+    from twin_sensors.capture import CaptureReader
+
+    work = Path(tempfile.mkdtemp())
+    fast = write_video(work / 'fast.avi', 200, 1000.0)
+    paced = write_video(work / 'paced.avi', 200, 10.0)
+    config = CameraConfig(url=str(fast))
+    stats = DriverStats(startup_grace=0.0)
+    stream = CameraStream(config, stats)
+    sizes: list[int] = []
+
+    def on_jpeg(jpeg: bytes, receive_ns: int) -> None:
+        if stream.check(jpeg, receive_ns * 1e-9, None) is not None:
+            sizes.append(len(jpeg))
+
+    reader = CaptureReader(config.source, config.jpeg_quality, config.stall_timeout, stats, on_jpeg,
+                           lambda connected, detail: stats.set_state(connected, detail))
+    cpu, start = time.process_time(), time.monotonic()
+    reader.start()
+    time.sleep(seconds)
+    reader.stop()
+    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
+    print(f'\nOpenCV source, 640x480 MJPG AVI, JPEG quality {config.jpeg_quality}, read as fast as it plays '
+          f'for {elapsed:.1f} s: {len(sizes) / elapsed:.1f} frames/s, CPU {1e3 * cpu / max(len(sizes), 1):.2f} ms '
+          f'per frame (decode, encode {reader.encode_ns * 1e-6 / max(reader.encoded, 1):.2f} ms, check), '
+          f'{cpu / elapsed:.2f} cores; JPEG {np.mean(sizes) / 1e3:.1f} kB; {stats.reconnects} restarts at the end')
+    probe = TopicProbe(int(env['ROS_DOMAIN_ID']))
+    probe.subscribe('/camera/image_raw/compressed', CompressedImage, qos_profile_sensor_data)
+    driver = NodeProcess(['camera_driver', '--ros-args', '-p', f'url:={paced}'], env, work / 'camera_driver.log')
+    try:
+        time.sleep(3.0)  # start-up and discovery
+        process = psutil.Process(driver.process.pid)
+        before, received, start = process.cpu_times(), len(probe.messages('/camera/image_raw/compressed')), \
+            time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = process.cpu_times(), time.monotonic() - start
+        received = len(probe.messages('/camera/image_raw/compressed')) - received
+    finally:
+        driver.stop()
+        probe.close()
+        shutil.rmtree(work)
+    cores = (after.user + after.system - before.user - before.system) / elapsed
+    print(f'camera_driver on the same picture at the file\'s 10 fps, {elapsed:.1f} s: {received / elapsed:.1f} '
+          f'frames/s received on DDS, {cores:.3f} cores ({1e3 * cores * elapsed / max(received, 1):.1f} ms CPU '
+          f'per frame, the node\'s executor and DDS included)')
 
 
 def run_cell(channel: CameraChannel, duration: float, driver_env: dict[str, str] | None) -> dict[str, float]:
@@ -336,6 +410,8 @@ def main() -> None:
     parser.add_argument('--warmup', type=float, default=5.0, help='s simulated before the first onset')
     parser.add_argument('--spacing', type=float, default=0.37, help='s between the onsets across runs')
     parser.add_argument('--no-live', action='store_true', help='skip the live runs')
+    parser.add_argument('--capture', type=float, default=0.0,
+                        help='s per run of the OpenCV source on a video file (0: skip)')
     parser.add_argument('--live-check', type=float, default=0.0,
                         help='s of the camera check live on DDS against its baseline (0: skip)')
     args = parser.parse_args()
@@ -351,6 +427,8 @@ def main() -> None:
                               'FASTDDS_DEFAULT_PROFILES_FILE': str(CONFIG / 'fastdds_loopback.xml'),
                               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
                               'ROS_LOG_DIR': tempfile.mkdtemp(), 'TWIN_DEAD_LETTERS': tempfile.mkdtemp()}
+    if args.capture:
+        capture_bench(args.capture, env)
     if args.live_check:
         live_check(args.live_check, env)
     if args.no_live:

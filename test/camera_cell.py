@@ -1,5 +1,5 @@
 """A simulated cell serving only its camera (the other channels off), paced in a thread; the camera
-check run offline on a cell stepped in this process.
+check run offline on a cell stepped in this process; video files for the driver's OpenCV sources.
 """
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from twin_anomaly.camera_check import CameraCheck, Judged
 from twin_core.stamps import from_seconds
@@ -27,6 +30,7 @@ from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
+VIDEO_SIZE = (320, 240)  # width, height of write_video's frames
 
 
 def camera_channels(**camera: object) -> ChannelsConfig:
@@ -82,3 +86,21 @@ def checked_frames(cell: Workcell, renderer: FrameRenderer, check: CameraCheck, 
             if view is not None:
                 judged += check.frame(from_seconds(view.sim_time), renderer.encode(renderer.render(view)))
         yield cell.time, judged
+
+
+def write_video(path: Path, frames: int, fps: float = 20.0) -> Path:
+    """An MJPG AVI of ``frames`` frames, each with its number drawn (none black, none repeated)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps, VIDEO_SIZE)
+    assert writer.isOpened()
+    for index in range(frames):
+        image = np.full((VIDEO_SIZE[1], VIDEO_SIZE[0], 3), 60, np.uint8)
+        cv2.putText(image, str(index), (40, 170), cv2.FONT_HERSHEY_SIMPLEX, 4, (255, 255, 255), 8)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def truncate(path: Path, out: Path, fraction: float = 0.5) -> Path:
+    data = path.read_bytes()
+    out.write_bytes(data[:int(len(data) * fraction)])
+    return out

@@ -51,7 +51,8 @@ def isolated_config(directory: Path) -> Path:
     edit('plan_driver.yaml', 'plan_driver', lambda p: p['udp'].update(port=plan_port))
     edit('camera_driver.yaml', 'camera_driver', lambda p: p.update(url=f'http://127.0.0.1:{camera_port}/stream.mjpg'))
     edit('actuation.yaml', 'actuation', lambda p: p['link'].update(port=command_port))
-    edit('view.yaml', 'twin_view', lambda p: p.update(port=free_port()))
+    edit('view.yaml', 'twin_view', lambda p: p.update(port=free_port(),
+                                                      camera=p['camera'] | {'http_port': free_port()}))
     graph = yaml.safe_load((config / 'graph.yaml').read_text())
     fleet = graph['fleet']
     fleet['device_dir'] = str(directory / 'dev')

@@ -1,5 +1,5 @@
 """Bags: the MCAP recording core, the replay core's timing, the twin_record / twin_play
-processes against the probe, and the RViz config."""
+processes against the probe (the camera's images among them), and the RViz config."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 from builtin_interfaces.msg import Time
@@ -17,15 +19,18 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Temperature
+from sensor_msgs.msg import CameraInfo, CompressedImage, Temperature
 from std_msgs.msg import Header
 
-from harness import REPO
+from harness import CONFIG_DIR, REPO
 from twin_bag.config import RecorderConfig
 from twin_bag.player import Playback, restamped
 from twin_bag.recorder import Recording
 from twin_core.status import FINISHED
 from twin_interfaces.msg import CommandAudit, MaintenanceSchedule
+from twin_report.cli import camera_in, recorded_topics
+from twin_report.series import CAMERA_FEED, CAMERA_IMAGES, CAMERA_INFO, TOPICS
+from twin_ros.stamps import to_msg
 
 PREFIXES = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
 TEMPERATURE, AUDIT = 'sensor_msgs/msg/Temperature', 'twin_interfaces/msg/CommandAudit'
@@ -229,6 +234,62 @@ def test_twin_play_replays_at_rate_with_filter_and_clock(start_process, probe, t
     clock = [m.clock.sec * 10**9 + m.clock.nanosec for m in probe.messages('/clock')]
     assert len(clock) > 15 and clock == sorted(clock)
     assert T0 <= clock[0] and clock[-1] == T0 + 14 * SPACING_NS
+
+
+def camera_images(count: int) -> list[CompressedImage]:
+    """``count`` real JPEGs (noise, a different picture each), stamped 0.1 s apart."""
+    rng = np.random.default_rng(3)
+    return [CompressedImage(header=Header(stamp=to_msg(T0 + index * 100_000_000), frame_id='camera_optical_frame'),
+                            format='jpeg', data=cv2.imencode('.jpg', rng.integers(0, 255, (240, 320, 3), np.uint8))[1]
+                            .tobytes()) for index in range(count)]
+
+
+@pytest.mark.integration
+def test_camera_images_recorded_over_dds_read_back_and_replay_byte_for_byte(start_process, probe,
+                                                                             tmp_path: Path) -> None:
+    sent = camera_images(10)
+    images = probe.node.create_publisher(CompressedImage, CAMERA_IMAGES, qos_profile_sensor_data)
+    infos = probe.node.create_publisher(CameraInfo, CAMERA_INFO, qos_profile_sensor_data)
+    camera_specs = [spec for spec in recorded_topics(camera=True) if spec.split(':')[0] in CAMERA_FEED]
+    recorder = start_process('twin_record', '--out', str(tmp_path / 'bag'), '--duration', '5', '--topics',
+                             *camera_specs)  # as twin_report --live records them where the camera is on
+    deadline = time.monotonic() + 10.0
+    while images.get_subscription_count() < 1 or infos.get_subscription_count() < 1:
+        assert time.monotonic() < deadline, recorder.output()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for image in sent:
+        images.publish(image)
+        infos.publish(CameraInfo(header=image.header, width=320, height=240))
+        time.sleep(0.1)
+    assert recorder.wait(15.0) == 0, recorder.output()
+    by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): bytes(m.data) for m in sent}
+    with AnyReader([tmp_path / 'bag']) as reader:
+        connections = {c.topic: c for c in reader.connections}
+        assert {t: c.msgtype for t, c in connections.items()} == CAMERA_FEED
+        recorded = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages([connections[CAMERA_IMAGES]])]
+    assert len(recorded) >= 8  # best effort, on loopback
+    assert all(bytes(m.data) == by_stamp[(m.header.stamp.sec, m.header.stamp.nanosec)] and m.format == 'jpeg'
+               for m in recorded)
+    probe.subscribe(CAMERA_IMAGES, CompressedImage, qos_profile_sensor_data)
+    player = start_process('twin_play', str(tmp_path / 'bag'), '--topics', CAMERA_IMAGES, '--delay', '1.5')
+    assert player.wait(20.0) == 0, player.output()
+    played = probe.messages(CAMERA_IMAGES)
+    assert len(played) >= len(recorded) - 1
+    assert all(bytes(m.data) == by_stamp[(m.header.stamp.sec, m.header.stamp.nanosec)] for m in played)
+
+
+def test_a_live_report_records_the_camera_only_where_the_node_table_starts_one(tmp_path: Path) -> None:
+    assert not camera_in(CONFIG_DIR)  # the camera is off by default
+    graph = yaml.safe_load((CONFIG_DIR / 'graph.yaml').read_text())
+    graph['nodes'].append({'executable': 'camera_driver', 'name': 'camera_driver', 'parameters': ['camera_driver.yaml'],
+                           'config': 'twin_sensors.camera:CameraConfig', 'role': 'device'})
+    (tmp_path / 'graph.yaml').write_text(yaml.safe_dump(graph))
+    assert camera_in(tmp_path)
+    without, with_camera = recorded_topics(camera=False), recorded_topics(camera=True)
+    assert [spec.split(':')[0] for spec in without] == list(TOPICS)
+    assert with_camera[len(without):] == [f'{CAMERA_IMAGES}:sensor_msgs/msg/CompressedImage:sensor_data',
+                                          f'{CAMERA_INFO}:sensor_msgs/msg/CameraInfo:sensor_data']
 
 
 def test_rviz_config_shows_the_graphs_topics() -> None:

@@ -1,28 +1,36 @@
-"""Camera driver core against real MJPEG servers: the simulator's camera and its server alone."""
+"""Camera driver core against real MJPEG servers (the simulator's camera and its server alone) and, for
+the OpenCV sources, real video files written by cv2.VideoWriter (MJPG in AVI).
+"""
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from camera_cell import camera_cell
+from camera_cell import VIDEO_SIZE as SIZE
+from camera_cell import camera_cell, truncate, write_video
 from harness import wait_for
-from twin_core.config import ConfigError
+from twin_core.config import ConfigError, build
+from twin_core.mjpeg_server import MjpegServer, part
 from twin_sensors.camera import CameraConfig, CameraStream, Frame, FrameChecker, MjpegReader
 from twin_sensors.camera_info import load_camera_info
+from twin_sensors.capture import DEVICE, FILE, HTTP, RTSP, CaptureReader, parse_source
 from twin_sensors.mjpeg import MultipartParser, StreamRefused, parse_response_head
 from twin_sensors.stats import DriverStats
-from twin_sim.mjpeg_server import MjpegServer, part
 from twin_sim.scenario import Fault
 from twin_sim.settings import SimSettings
 
 
 class Client:
-    """The driver core without ROS: reader thread, stream, frames collected with their receive times."""
+    """The driver core without ROS: reader thread (the MJPEG reader for http://, else OpenCV's), stream
+    checks, frames collected with their receive times.
+    """
 
     def __init__(self, url: str, **config: object) -> None:
         self.config = CameraConfig(url=url, **config)  # type: ignore[arg-type]
@@ -30,19 +38,28 @@ class Client:
         self.stream = CameraStream(self.config, self.stats)
         self.frames: list[tuple[float, Frame]] = []
         self.states: list[tuple[bool, str]] = []
-        self.reader = MjpegReader(self.config, self._on_data, self._on_state)
         self._lock = threading.Lock()
+        source = self.config.source
+        self.mjpeg = MjpegReader(self.config, self._on_data, self._on_state) if source.kind == HTTP else None
+        self.reader: MjpegReader | CaptureReader = self.mjpeg or CaptureReader(
+            source, self.config.jpeg_quality, self.config.stall_timeout, self.stats, self._on_jpeg, self._on_state)
 
     def _on_data(self, chunk: bytes, receive_ns: int) -> None:
         for frame in self.stream.feed(chunk, receive_ns * 1e-9):
             with self._lock:
                 self.frames.append((receive_ns * 1e-9, frame))
 
+    def _on_jpeg(self, jpeg: bytes, receive_ns: int) -> None:
+        frame = self.stream.check(jpeg, receive_ns * 1e-9, None)
+        if frame is not None:
+            with self._lock:
+                self.frames.append((receive_ns * 1e-9, frame))
+
     def _on_state(self, connected: bool, detail: str) -> None:
         self.states.append((connected, detail))
         self.stats.set_state(connected, detail)
-        if connected:
-            self.stream.reset(self.reader.boundary)
+        if connected and self.mjpeg is not None:
+            self.stream.reset(self.mjpeg.boundary)
 
     def count(self) -> int:
         with self._lock:
@@ -204,10 +221,91 @@ def test_boundary_forms() -> None:
 
 
 def test_config_and_calibration_errors(tmp_path) -> None:
-    for url in ('rtsp://127.0.0.1/stream', 'http:///stream.mjpg', 'http://127.0.0.1:99999/x'):
-        with pytest.raises(ValueError):
-            CameraConfig(url=url)
     bad = tmp_path / 'info.yaml'
     bad.write_text('image_width: 320\nimage_height: 240\ncamera_matrix: {rows: 3, cols: 3, data: [1, 2]}\n')
     with pytest.raises(ConfigError, match='camera_matrix.data'):
         load_camera_info(bad)
+
+
+# OpenCV sources: a video file written here, read like a camera
+def test_sources_are_told_apart_and_only_http_carries_a_device_clock(tmp_path: Path) -> None:
+    assert parse_source('http://127.0.0.1:8081/stream.mjpg').kind == HTTP
+    assert parse_source('rtsp://10.0.0.7:554/stream1').kind == RTSP
+    assert parse_source('/dev/video2').kind == DEVICE and parse_source('/dev/video2').target == '/dev/video2'
+    assert parse_source('0').target == 0 and parse_source('0').kind == DEVICE
+    assert parse_source(str(tmp_path / 'cell.avi')).kind == FILE
+    for url in ('ftp://host/x.avi', 'http:///stream.mjpg', 'http://127.0.0.1:99999/x', '/dev/videoX', '',
+                'rtsp:///stream'):
+        with pytest.raises(ValueError):
+            CameraConfig(url=url)
+    with pytest.raises(ValueError, match='device clock'):
+        load_config_with(url='rtsp://10.0.0.7/stream', mode='device')
+    with pytest.raises(ValueError, match='device clock'):
+        load_config_with(url=str(tmp_path / 'cell.avi'), mode='device')
+    assert load_config_with(url='http://127.0.0.1:8081/stream.mjpg', mode='device').source.clock
+    video = CameraConfig(url=str(tmp_path / 'cell.avi'))
+    assert video.required_paths()['url'] == tmp_path / 'cell.avi'
+    assert 'url' not in CameraConfig(url='/dev/video0').required_paths()  # a device may come later
+
+
+def load_config_with(url: str, mode: str) -> CameraConfig:
+    try:
+        return build(CameraConfig, {'url': url, 'timestamps': {'mode': mode}}, 'camera_driver')
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+def test_a_video_file_plays_at_its_rate_as_jpeg_and_starts_over_at_its_end(tmp_path: Path, client_of) -> None:
+    video = write_video(tmp_path / 'cell.avi', frames=20, fps=20.0)  # 1 s
+    client = client_of(str(video), jpeg_quality=90)
+    assert wait_for(lambda: client.count() >= 30, 10.0)
+    frames = [frame for _, frame in client.frames]
+    images = [cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR) for f in frames[:20]]
+    assert all(image is not None and image.shape == (SIZE[1], SIZE[0], 3) for image in images)
+    assert all(f.device_time is None and not f.black for f in frames)
+    times = np.array([t for t, _ in client.frames[:19]])
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 5.0 < rate < 26.0, rate  # the file's 20 fps (less under load), not as fast as it can be decoded
+    lost = [detail for connected, detail in client.states if not connected]
+    assert lost and 'end of' in lost[0] and 'after 20 frames' in lost[0]
+    assert client.stats.reconnects >= 1 and not client.stats.errors
+    # the same picture again after the restart: frame 0 of the second pass is frame 0 of the first
+    assert np.array_equal(cv2.imdecode(np.frombuffer(frames[20].jpeg, np.uint8), cv2.IMREAD_GRAYSCALE),
+                          cv2.imdecode(np.frombuffer(frames[0].jpeg, np.uint8), cv2.IMREAD_GRAYSCALE))
+
+
+def test_the_jpeg_quality_is_the_configured_one(tmp_path: Path, client_of) -> None:
+    video = write_video(tmp_path / 'cell.avi', frames=5)
+    low, high = client_of(str(video), jpeg_quality=20), client_of(str(video), jpeg_quality=95)
+    assert wait_for(lambda: low.count() >= 3 and high.count() >= 3, 10.0)
+    assert len(low.frames[0][1].jpeg) < 0.6 * len(high.frames[0][1].jpeg)
+
+
+def overwrite_middle(path: Path, out: Path) -> Path:
+    """``path`` with 2000 bytes in its middle overwritten (a damaged copy, as long as the original)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 2000] = b'\x55' * 2000
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize('damage', [truncate, overwrite_middle])
+def test_a_truncated_or_corrupt_file_is_reported_and_read_again(tmp_path: Path, client_of, damage) -> None:
+    video = damage(write_video(tmp_path / 'cell.avi', frames=40, fps=40.0), tmp_path / 'damaged.avi')
+    client = client_of(str(video))
+    assert wait_for(lambda: client.stats.errors['truncated'] >= 2, 15.0)
+    detail = client.stats.last_error
+    assert 'truncated or corrupt: ended after' in detail and 'of 40 frames' in detail
+    first_pass = int(detail.split('ended after ')[1].split(' ')[0])
+    assert 0 < first_pass < 40 and client.count() >= 2 * first_pass - 1  # frames before the cut, every pass
+
+
+def test_a_file_that_is_no_video_is_retried_with_backoff(tmp_path: Path, client_of) -> None:
+    garbage = tmp_path / 'noise.avi'
+    garbage.write_bytes(np.random.default_rng(1).bytes(20_000))
+    client = client_of(str(garbage))
+    time.sleep(1.5)
+    assert client.count() == 0 and client.reader.connected is False
+    assert client.states == [(False, f'cannot open {garbage}: OpenCV cannot open {garbage} as a video source')]
+    next_delay = client.reader.backoff.delay()  # 0.1 s doubling: a few attempts in 1.5 s, not hundreds
+    assert next_delay >= 0.8

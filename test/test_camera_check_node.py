@@ -11,11 +11,11 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, Header
+from std_msgs.msg import Header
 
 from camera_cell import CONFIG, camera_cell
 from twin_core.levels import Level
-from twin_interfaces.msg import AnomalyEvent
+from twin_interfaces.msg import AnomalyEvent, CameraDiscrepancy
 from twin_ros.common import status_level
 from twin_ros.stamps import to_msg
 
@@ -64,7 +64,7 @@ def camera_status(probe) -> list[tuple[Level, str]]:
 
 
 def test_camera_check_publishes_the_discrepancy_and_alarms_on_an_offset(still_cell, start_process, probe) -> None:
-    for topic, kind in ((DISCREPANCY, Float64MultiArray), (EVENTS, AnomalyEvent), (SEEN, PoseStamped),
+    for topic, kind in ((DISCREPANCY, CameraDiscrepancy), (EVENTS, AnomalyEvent), (SEEN, PoseStamped),
                         (TWIN, PoseStamped), ('/diagnostics', DiagnosticArray)):
         probe.subscribe(topic, kind)
     twin = TwinJointStates(probe, still_cell.workcell.joint_names, still_cell.truth().q.tolist())
@@ -81,11 +81,14 @@ def test_camera_check_publishes_the_discrepancy_and_alarms_on_an_offset(still_ce
         cleared = probe.wait_for(EVENTS, lambda m: any(not e.active for e in m), 10.0)
     finally:
         twin.close()
-    assert all(m.layout.dim[0].label == 'image_mm' and m.data[0] < 5.0 for m in agreeing[:5])
+    assert all(m.image_mm < 5.0 and m.header.frame_id == 'base_link' for m in agreeing[:5])
+    assert all(abs(m.offset_ms) <= 250.0 + 1e-6 for m in agreeing)  # within the stamp tolerance
     assert raised[0].method == 'camera' and raised[0].score > raised[0].threshold
     assert [e.active for e in cleared] == [True, False]
     seen, modelled = probe.messages(SEEN)[0], probe.messages(TWIN)[0]
     assert seen.header.frame_id == 'base_link' and modelled.header.stamp == seen.header.stamp
+    seen_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in probe.messages(SEEN)}
+    assert all((m.header.stamp.sec, m.header.stamp.nanosec) in seen_stamps for m in agreeing)  # the frame's stamp
 
 
 def test_a_tool_plate_on_no_frame_of_the_arm_is_refused_at_start(start_process) -> None:

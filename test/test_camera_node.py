@@ -1,7 +1,10 @@
-"""camera_driver process against the simulated cell camera over HTTP, checked on DDS."""
+"""camera_driver process against the simulated cell camera over HTTP and on video files (OpenCV),
+checked on DDS.
+"""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
-from camera_cell import CONFIG, camera_cell
+from camera_cell import CONFIG, camera_cell, truncate, write_video
+from camera_cell import VIDEO_SIZE as SIZE
 from twin_core.levels import Level
 from twin_core.stamps import from_msg
 from twin_ros.common import status_level
@@ -21,9 +25,8 @@ pytestmark = pytest.mark.integration
 IMAGES, INFOS = '/camera/image_raw/compressed', '/camera/camera_info'
 
 
-def latest_status(probe) -> tuple[Level, str, dict[str, str]]:
-    statuses = [s for m in probe.messages('/diagnostics') for s in m.status
-                if s.name.startswith('camera_driver: http')]
+def latest_status(probe, prefix: str = 'camera_driver: http') -> tuple[Level, str, dict[str, str]]:
+    statuses = [s for m in probe.messages('/diagnostics') for s in m.status if s.name.startswith(prefix)]
     return status_level(statuses[-1]), statuses[-1].message, {kv.key: kv.value for kv in statuses[-1].values}
 
 
@@ -58,3 +61,44 @@ def test_camera_driver_publishes_the_cell_cameras_frames(start_process, probe) -
     assert (info.width, info.height, tuple(info.k)) == (640, 480, calibration.k)
     assert healthy[0] is Level.OK and healthy[2]['frozen'] == 'False' and healthy[2]['reconnects'] == '0'
     assert frozen[0] is Level.WARN and frozen[1].startswith('frozen') and int(frozen[2]['frozen_frames']) > 0
+
+
+def test_camera_driver_publishes_a_video_files_frames_stamped_on_receipt(tmp_path: Path, start_process,
+                                                                        probe) -> None:
+    video = write_video(tmp_path / 'cell.avi', frames=20, fps=10.0)  # 2 s, then again
+    cut = truncate(video, tmp_path / 'cut.avi')
+    for topic, kind in ((IMAGES, CompressedImage), (INFOS, CameraInfo)):
+        probe.subscribe(topic, kind, qos_profile_sensor_data)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    start_process('camera_driver', '--ros-args', '--params-file', str(CONFIG / 'camera_driver.yaml'),
+                  '-p', f'url:={video}', '-p', 'timestamps.mode:=receipt', '-p', 'jpeg_quality:=85')
+    driver = start_process('camera_driver', '--ros-args', '-r', '__node:=cut_driver', '-p', f'url:={cut}',
+                           '-p', 'frame_id:=cut_frame')  # the defaults: stamped on receipt
+    images = probe.wait_for(IMAGES, lambda m: len(m) >= 25, 30.0)  # past the end of the file
+    prefix = f'camera_driver: {video}'
+    probe.wait_for('/diagnostics', lambda m: any(s.name == prefix and int(
+        {kv.key: kv.value for kv in s.values}.get('reconnects', 0)) >= 1 for a in m for s in a.status), 10.0)
+    cut_prefix = f'cut_driver: {cut}'
+    probe.wait_for('/diagnostics', lambda m: any(s.name == cut_prefix and int(
+        {kv.key: kv.value for kv in s.values}.get('errors.truncated', 0)) >= 1 for a in m for s in a.status), 20.0)
+    assert driver.process.poll() is None  # the truncated file did not end the node
+    level, _, values = latest_status(probe, prefix)
+    assert level in (Level.OK, Level.ERROR)  # ERROR only in the instant between two passes
+    assert int(values['frame_count']) == 20 and values['frozen'] == 'False' and 'errors.truncated' not in values
+    image = [m for m in images if m.header.frame_id == 'camera_optical_frame'][-1]
+    assert image.format == 'jpeg' and image.header.frame_id == 'camera_optical_frame'
+    assert cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), cv2.IMREAD_COLOR).shape == (SIZE[1], SIZE[0], 3)
+    stamps = [from_msg(m.header.stamp) for m in images if m.header.frame_id == 'camera_optical_frame']
+    assert stamps == sorted(stamps) and abs(stamps[-1] * 1e-9 - time.time()) < 5.0  # receive time
+    infos = {from_msg(m.header.stamp) for m in probe.messages(INFOS)}
+    assert from_msg(image.header.stamp) in infos
+    _, _, cut_values = latest_status(probe, cut_prefix)
+    assert 'of 20 frames' in cut_values['last_error'] and int(cut_values['messages']) > 0
+
+
+def test_a_device_clock_asked_of_a_video_file_is_a_configuration_error(tmp_path: Path, start_process) -> None:
+    video = write_video(tmp_path / 'cell.avi', frames=2)
+    node = start_process('camera_driver', '--ros-args', '--params-file', str(CONFIG / 'camera_driver.yaml'),
+                         '-p', f'url:={video}')  # the file's timestamps.mode is device
+    assert node.wait(timeout=60.0) == 2
+    assert 'needs a device clock' in node.output()

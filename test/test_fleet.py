@@ -126,3 +126,4 @@ def test_the_live_view_starts_only_when_asked_and_each_robot_gets_its_own_port()
     views = [e for e in table.select(with_sim=True, robots=2, with_view=True) if e.name == 'twin_view']
     assert [e.namespace for e in views] == ['robot_1', 'robot_2']
     assert [e.override_values()['port'] for e in views] == [8775, 8785]
+    assert [e.override_values()['camera.http_port'] for e in views] == [8776, 8786]

@@ -24,6 +24,7 @@ from twin_core.config import ConfigError, build, describe
 from twin_maintenance.config import MaintenanceConfig
 from twin_predictor.config import PredictorConfig
 from twin_ros.common import declare_config
+from twin_sensors.camera import CameraConfig
 from twin_sim.sim_config import WorkcellSimConfig
 from twin_state.config import StateConfig
 
@@ -196,6 +197,7 @@ def test_a_missing_parameter_file_is_refused_with_one_line(start_process, tmp_pa
     (AnomalyConfig, {'model': MISSING}, f'sim.model: file not found: {MISSING}/model.json'),
     (PredictorConfig, {'model': MISSING}, f'sim.model: file not found: {MISSING}/metadata.json'),
     (PlayerConfig, {'bag': MISSING}, f'sim.bag: file not found: {MISSING}'),
+    (CameraConfig, {'url': f'{MISSING}/cell.avi'}, f'sim.url: file not found: {MISSING}/cell.avi'),  # a video file
     (MqttBridgeConfig, {'broker': {'tls': {'enabled': True, 'cert_file': MISSING}}},
      f'sim.broker.tls.cert_file: file not found: {MISSING}'),
     (OpcUaBridgeConfig, {'server': {'security': {'certificate': MISSING}}},
@@ -218,6 +220,7 @@ def test_schemas_name_a_missing_file_by_its_key(schema, mapping, message):
     (OpcUaBridgeConfig, {'server': {'enabled': False}}),
     (CloudUploaderConfig, {'spool': {'directory': MISSING}}),  # created
     (RecorderConfig, {'output': MISSING}),  # created
+    (CameraConfig, {'url': '/dev/video7'}),  # a device may appear later
 ])
 def test_files_that_are_optional_or_created_are_not_required(schema, mapping):
     build(schema, mapping, 'sim')

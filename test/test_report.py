@@ -15,8 +15,8 @@ import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, Header
+from sensor_msgs.msg import CompressedImage, JointState
+from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from twin_bag.config import RecorderConfig
@@ -24,13 +24,23 @@ from twin_bag.recorder import Recording
 from twin_core.kinematics import ArmKinematics
 from twin_core.stamps import from_seconds
 from twin_core.urdf import urdf_file
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, TwinState, WorkcellTruth
+from twin_interfaces.msg import (
+    AnomalyEvent,
+    CameraDiscrepancy,
+    MaintenanceSchedule,
+    MaintenanceTask,
+    TwinState,
+    WorkcellTruth,
+)
+from twin_report.bag import read_run
 from twin_report.cli import main
 from twin_report.page import milliseconds
 from twin_report.report import build_report
 from twin_report.series import (
     ANOMALIES,
     CAMERA,
+    CAMERA_FEED,
+    CAMERA_IMAGES,
     DIAGNOSTICS,
     PREDICTION,
     SCHEDULE,
@@ -277,12 +287,27 @@ def test_the_summary_prints_every_layer_with_a_verdict_per_alarm(tmp_path: Path,
     assert f'{tmp_path / "report.html"} (the report page)' in out
 
 
-def test_the_camera_checks_discrepancies_are_summarised_where_recorded() -> None:
+def test_the_camera_checks_discrepancies_are_summarised_where_recorded(tmp_path: Path) -> None:
     kinematics = ArmKinematics.from_urdf(urdf_file())
-    frames = [Float64MultiArray(data=[float(i), 0.25 * i, 2.0 * i]) for i in range(1, 21)]
-    summary = dict(build_report(build_run('bag', 0.0, 4.0, {CAMERA: 20}, {CAMERA: frames}), kinematics).summary)
+    recording = Recording(RecorderConfig(output=str(tmp_path / 'bag'), topics=(CAMERA, TRUTH, CAMERA_IMAGES),
+                                         types=(TOPICS[CAMERA], TOPICS[TRUTH], CAMERA_FEED[CAMERA_IMAGES]),
+                                         qos=('reliable', 'reliable', 'sensor_data')), PREFIXES, from_seconds(T0))
+    for i in range(1, 21):  # the stamped messages as the camera check publishes them, read back from a bag
+        recording.write(CAMERA, serialize_message(CameraDiscrepancy(
+            header=header(0.2 * i), image_mm=float(i), image_px=0.25 * i, position_mm=2.0 * i, offset_ms=20.0)),
+            from_seconds(T0 + 0.2 * i))
+    recording.write(TRUTH, serialize_message(WorkcellTruth(header=header(4.0), joint_names=JOINTS,
+                                                           position=truth_q(4.0))), from_seconds(T0 + 4.0))
+    for i in range(3):  # the camera's own images, recorded beside (counted, not read)
+        recording.write(CAMERA_IMAGES, serialize_message(CompressedImage(header=header(0.2 * i), format='jpeg',
+                                                                         data=b'\xff\xd8\xff\xd9')),
+                        from_seconds(T0 + 0.2 * i))
+    recording.close()
+    run = read_run(tmp_path / 'bag')
+    summary = dict(build_report(run, kinematics).summary)
     assert summary['camera vs twin: frames judged'] == 20
     assert summary['camera vs twin: image discrepancy mean / p95 / max'] == '10.50 / 19.05 / 20.00 mm'
     assert summary['camera vs twin: tool plate seen, mean / p95'] == '21.00 / 38.10 mm'
+    assert summary[f'messages {CAMERA}'] == 20 and summary[f'messages {CAMERA_IMAGES}'] == 3
     without = dict(build_report(build_run('bag', 0.0, 4.0, {}, {}), kinematics).summary)
-    assert not any(key.startswith('camera vs twin') for key in without)
+    assert not any(key.startswith('camera vs twin') or 'camera/' in key for key in without)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from camera_cell import CONFIG, camera_cell, workcell
+from twin_core.mjpeg_server import BOUNDARY, MjpegServer
 from twin_sensors.camera_info import load_camera_info
 from twin_sensors.fiducials import FiducialDetector
 from twin_sim.camera import CameraChannel, FrameRenderer, calibration, marker_in_world, optical_frame
-from twin_sim.mjpeg_server import BOUNDARY, MjpegServer
 from twin_sim.model import MARKERS
 from twin_sim.scenario import Fault
 from twin_sim.settings import SimSettings

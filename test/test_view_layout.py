@@ -2,10 +2,11 @@
 import json
 
 import numpy as np
+import pytest
 from transforms3d.quaternions import quat2mat
 
 from harness import CONFIG_DIR
-from twin_bridge.view import SERVED, TRANSFORMS_TOPIC, joint_transforms
+from twin_bridge.view import SERVED, TRANSFORMS_TOPIC, Newest, ViewCameraConfig, ViewConfig, is_jpeg, joint_transforms
 from twin_core.kinematics import END_EFFECTOR, ArmKinematics
 from twin_core.urdf import urdf_file
 
@@ -42,3 +43,19 @@ def test_the_joint_transforms_chain_up_to_the_forward_kinematics():
     np.testing.assert_allclose(frames[END_EFFECTOR], kinematics.transforms(positions)[END_EFFECTOR], atol=1e-12)
     assert {t.child for t in joint_transforms(kinematics, positions, 'robot_2/')} == {
         f'robot_2/{frame}' for frame in kinematics.frames if frame != 'base_link'}
+
+
+def test_the_camera_is_served_once_and_only_as_jpeg():
+    assert ViewConfig().camera.enabled and ViewConfig().camera.topic == 'camera/image_raw/compressed'
+    with pytest.raises(ValueError, match='list it once'):
+        ViewConfig(topics=('camera/image_raw/compressed',), types=('sensor_msgs/msg/CompressedImage',),
+                   qos=('sensor_data',))
+    assert ViewConfig(topics=('camera/image_raw/compressed',), types=('sensor_msgs/msg/CompressedImage',),
+                      qos=('sensor_data',), camera=ViewCameraConfig(enabled=False)).topics
+    assert is_jpeg('jpeg') and is_jpeg('bgr8; jpeg compressed bgr8') and not is_jpeg('png')
+    newest = Newest()
+    assert newest.take() is None
+    for raw in (b'a', b'b', b'c'):
+        newest.put(raw)
+    assert newest.take() == b'c' and newest.take() is None  # only the newest, handed on once
+    assert (newest.received, newest.taken) == (3, 1)

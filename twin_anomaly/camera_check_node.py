@@ -3,8 +3,9 @@
 In: camera/image_raw/compressed and camera/camera_info (camera_driver), twin/joint_states (the
 twin's). Out: twin/camera/tool_pose (the tool plate as the camera sees it) beside
 twin/camera/twin_tool_pose (the same plate at the twin's joint positions, at the frame's stamp),
-both in base_link; twin/camera/discrepancy (Float64MultiArray: mm in the image at the plate's
-distance, px, mm between the plate centres, per judged frame: a signal for analytics);
+both in base_link; twin/camera/discrepancy (CameraDiscrepancy at the frame's stamp in base_link: mm
+in the image at the plate's distance, px, mm between the plate centres and the twin/camera clock
+offset fitted, per judged frame: a signal for analytics);
 twin/anomalies (method ``camera``) and /diagnostics.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, JointState
-from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
+from std_msgs.msg import Header
 
 from twin_anomaly.anomaly import AnomalyEvent
 from twin_anomaly.camera_check import CameraCheck, CameraCheckConfig, Judged
@@ -23,11 +24,11 @@ from twin_core.kinematics import BASE_FRAME, ArmKinematics, Pose
 from twin_core.stamps import from_msg, from_seconds
 from twin_core.urdf import urdf_file
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
+from twin_interfaces.msg import CameraDiscrepancy
 from twin_ros.common import SENSOR_INPUT, declare_config, run, status
 from twin_ros.poses import pose_msg
 from twin_ros.stamps import to_msg
 from twin_sensors.camera_info import CameraCalibration
-from twin_state.visual_check import DISCREPANCIES
 
 
 def calibration_of(info: CameraInfo) -> CameraCalibration:
@@ -49,7 +50,7 @@ class CameraCheckNode(Node):
             raise ConfigError(f'{self.get_name()}: {error}') from None
         self._seen = self.create_publisher(PoseStamped, 'twin/camera/tool_pose', 10)
         self._twin = self.create_publisher(PoseStamped, 'twin/camera/twin_tool_pose', 10)
-        self._discrepancy = self.create_publisher(Float64MultiArray, 'twin/camera/discrepancy', 10)
+        self._discrepancy = self.create_publisher(CameraDiscrepancy, 'twin/camera/discrepancy', 10)
         self._events = self.create_publisher(AnomalyEventMsg, 'twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.create_subscription(CompressedImage, 'camera/image_raw/compressed', self._on_image,
@@ -79,9 +80,9 @@ class CameraCheckNode(Node):
             if comparison.seen_plate is None:
                 continue
             self._seen.publish(PoseStamped(header=header, pose=pose_msg(Pose.from_matrix(comparison.seen_plate))))
-            message = Float64MultiArray(data=comparison.discrepancies())
-            message.layout.dim = [MultiArrayDimension(label=label, size=1, stride=1) for label in DISCREPANCIES]
-            self._discrepancy.publish(message)
+            self._discrepancy.publish(CameraDiscrepancy(
+                header=header, image_mm=float(comparison.reprojection_mm), image_px=float(comparison.reprojection_px),
+                position_mm=float(comparison.position_mm), offset_ms=1e3 * frame.offset))
             for event in frame.events:
                 self._publish_event(event)
 

@@ -5,9 +5,16 @@ channel's schema, so a viewer decodes them like a ROS 2 bag: no conversion per m
 robot description is served on ``robot_description`` (std_msgs/msg/String) and, from the twin's
 joint states, the transform of every URDF joint on ``tf`` (foxglove.FrameTransforms), so the 3D
 panel draws the arm without robot_state_publisher.
+
+The cell camera, where ``camera/image_raw/compressed`` is published: the node keeps only the
+newest image's bytes as they came (no decoding) and, at most ``camera.rate_hz`` times a second,
+hands a newer one on: its JPEG to an HTTP server (``http://host:camera.http_port/``: a page
+showing it, ``/stream.mjpg``, ``/snapshot.jpg``) and its CDR to the Foxglove channel of the topic
+(an Image panel shows it).
 """
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -40,6 +47,25 @@ SERVED = (  # topic, type, subscription QoS
 )
 
 
+CAMERA_TYPE = 'sensor_msgs/msg/CompressedImage'
+
+
+@dataclass(frozen=True)
+class ViewCameraConfig:
+    """The camera's newest image in the live view."""
+
+    enabled: bool = field(default=True, metadata=describe(
+        'Serve the camera\'s newest image while `topic` is published (nothing is done without it).'))
+    topic: str = field(default='camera/image_raw/compressed', metadata=describe(
+        'sensor_msgs/CompressedImage topic (JPEG) of the camera.'))
+    rate_hz: float = field(default=2.0, metadata=describe(
+        'At most this many images per second are handed on (to HTTP and Foxglove); the rest are dropped.',
+        min=0.1, max=10.0))
+    http_port: int = field(default=8766, metadata=describe(
+        'HTTP port of the camera page, /stream.mjpg and /snapshot.jpg, on `host` (0: any free port).',
+        min=0, max=65535))
+
+
 @dataclass(frozen=True)
 class ViewConfig:
     """Parameters of the ``twin_view`` node."""
@@ -62,10 +88,51 @@ class ViewConfig:
     description_period_s: float = field(default=2.0, metadata=describe(
         'The robot description is sent again this often (s), for viewers that connect later.',
         min=0.1, max=3600.0))
+    camera: ViewCameraConfig = ViewCameraConfig()
 
     def __post_init__(self) -> None:
         check_host(self.host)
         check_topics(self.topics, self.types, self.qos)
+        if self.camera.enabled and self.camera.topic in self.topics:
+            raise ValueError(f'topics: {self.camera.topic} is served as the camera (camera.topic), at most '
+                             'camera.rate_hz: list it once')
+
+
+def is_jpeg(image_format: str) -> bool:
+    """Whether a CompressedImage ``format`` ('jpeg', 'rgb8; jpeg compressed bgr8', …) names JPEG data."""
+    lowered = image_format.lower()
+    return 'jpeg' in lowered or 'jpg' in lowered
+
+
+class Newest:
+    """The newest raw message of a topic; ``take`` hands each one on once (None: nothing new)."""
+
+    def __init__(self) -> None:
+        self._raw: bytes | None = None
+        self.received = 0
+        self.taken = 0
+
+    def put(self, raw: bytes) -> None:
+        self._raw = raw
+        self.received += 1
+
+    def take(self) -> bytes | None:
+        raw, self._raw = self._raw, None
+        self.taken += raw is not None
+        return raw
+
+
+def camera_page(title: str, rate_hz: float) -> bytes:
+    """The page showing the camera's stream (the server pushes each new image)."""
+    name = html.escape(title)
+    return (f'''<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{name}: camera</title>
+<style>body{{margin:0;background:#111;color:#ddd;font:14px sans-serif}}
+img{{display:block;max-width:100vw;max-height:calc(100vh - 2em);margin:auto}}p{{margin:.4em;text-align:center}}</style>
+</head><body><img src="stream.mjpg" alt="the camera's newest image (none yet)">
+<p>{name}: the camera's newest image, at most {rate_hz:g} per second (<a href="snapshot.jpg">snapshot</a>)</p>
+</body></html>
+''').encode()
 
 
 def schemas(type_names: Iterable[str], prefixes: Iterable[str]) -> dict[str, bytes]:

@@ -9,7 +9,8 @@ alarms against fault intervals, health and RUL, the maintenance schedule. A bag 
 inputs only (no /twin/joint_states, like test/data/bags) is first replayed through the twin's
 nodes on a private ROS domain (twin_report.replay), or always with ``--replay``, never with
 ``--no-replay``. ``--live`` first records the report's topics with ``twin_record`` for
-``--duration`` s (the graph must be running).
+``--duration`` s (the graph must be running), and the camera's images and camera_info where the
+node table starts a camera driver (``--camera`` / ``--no-camera`` decide instead).
 """
 from __future__ import annotations
 
@@ -24,26 +25,41 @@ from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from twin_bag.reading import read_topics
+from twin_core.graph import read_node_table
 from twin_core.kinematics import ArmKinematics
 from twin_core.paths import config_dir, resolve_executable
 from twin_core.urdf import urdf_file
 from twin_report import replay
 from twin_report.bag import read_run
 from twin_report.report import Report, ReportOptions, build_report
-from twin_report.series import SCHEDULE, TOPICS, TWIN_JOINTS, Run
+from twin_report.series import CAMERA_FEED, SCHEDULE, TOPICS, TWIN_JOINTS, Run
 from twin_report.text import summary_text
 
 RECORDER = 'twin_record'
 RECORDER_GRACE_S = 30.0  # beyond --duration, for the recorder to start and finish the bag
+CAMERA_DRIVER = 'camera_driver'  # the executable whose presence in the node table means a camera
 
 
-def record(bag: Path, duration: float) -> None:
-    """Record the report's topics into ``bag`` for ``duration`` s with ``twin_record``;
-    ``ValueError`` if it is not installed, ``RuntimeError`` if it fails.
+def camera_in(configs: Path) -> bool:
+    """Whether the node table in ``configs`` starts a camera driver (the cell camera is off by default)."""
+    return any(entry.executable == CAMERA_DRIVER for entry in read_node_table(configs / 'graph.yaml')[0])
+
+
+def recorded_topics(camera: bool) -> list[str]:
+    """``twin_record --topics`` specs: the report's topics, with ``camera`` the camera's feed too."""
+    specs = [f'{topic}:{msgtype}' + (':latched' if topic == SCHEDULE else '') for topic, msgtype in TOPICS.items()]
+    return specs + ([f'{topic}:{msgtype}:sensor_data' for topic, msgtype in CAMERA_FEED.items()] if camera else [])
+
+
+def record(bag: Path, duration: float, camera: bool = False) -> None:
+    """Record the report's topics (with ``camera`` the camera's images and camera_info too) into
+    ``bag`` for ``duration`` s with ``twin_record``; ``ValueError`` if it is not installed,
+    ``RuntimeError`` if it fails.
     """
-    command = [resolve_executable(RECORDER), '--out', str(bag), '--duration', f'{duration:g}', '--topics',
-               *(f'{topic}:{msgtype}' + (':latched' if topic == SCHEDULE else '') for topic, msgtype in TOPICS.items())]
-    print(f'twin_report: recording {len(TOPICS)} topics for {duration:g} s into {bag}', file=sys.stderr)
+    topics = recorded_topics(camera)
+    command = [resolve_executable(RECORDER), '--out', str(bag), '--duration', f'{duration:g}', '--topics', *topics]
+    print(f'twin_report: recording {len(topics)} topics for {duration:g} s into {bag}'
+          + (' (with the camera\'s images)' if camera else ''), file=sys.stderr)
     with subprocess.Popen(command) as recorder:
         try:
             code = recorder.wait(timeout=duration + RECORDER_GRACE_S)
@@ -115,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--replay', action=argparse.BooleanOptionalAction,
                         help='run the twin over BAG first (default: when BAG has no /twin/joint_states)')
     parser.add_argument('--config-dir', type=Path, default=None,
-                        help='replay: graph.yaml and the parameter files (default: the installed config/)')
+                        help='replay: graph.yaml and the parameter files; live: the node table that says whether '
+                             'the camera is on (default: the installed config/)')
     parser.add_argument('--domain-id', type=int, help='replay: ROS_DOMAIN_ID (default: a random private one)')
     parser.add_argument('--live', action='store_true', help='record a run first (see --duration)')
     parser.add_argument('--duration', type=float, default=60.0, help='live recording time (s)')
+    parser.add_argument('--camera', action=argparse.BooleanOptionalAction,
+                        help='live: also record the camera\'s images and camera_info (default: when the node '
+                             'table, graph.yaml in --config-dir, starts a camera_driver)')
     parser.add_argument('--bag', dest='live_bag', type=Path,
                         help='live: bag directory to create (default: <out without suffix>_bag); '
                              'replay: bag directory for the twin\'s outputs (default: a temporary one)')
@@ -142,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.live:
             bag = arguments.live_bag or arguments.out.with_name(f'{arguments.out.stem}_bag')
-            record(bag, arguments.duration)
+            camera = arguments.camera if arguments.camera is not None else \
+                camera_in(arguments.config_dir or config_dir())
+            record(bag, arguments.duration, camera)
             run = read_run(bag)
         elif wants_replay(bag, arguments.replay):
             run = replayed_run(bag, arguments.live_bag, arguments.config_dir or config_dir(), arguments.domain_id)

@@ -26,6 +26,7 @@ from twin_report.analysis import (
 from twin_report.page import document, image, milliseconds, nodata, not_recorded, note, pairs, section, table
 from twin_report.series import (
     ANOMALIES,
+    CAMERA_FEED,
     DIAGNOSTICS,
     OPTIONAL_TOPICS,
     PREDICTION,
@@ -273,6 +274,7 @@ def build_report(run: Run, kinematics: ArmKinematics, options: ReportOptions = R
                        ('duration', f'{run.end - run.start:.1f} s')]
     report.summary += [(f'messages {topic}', run.counts.get(topic, 'not recorded')) for topic in TOPICS
                        if topic in run.counts or topic not in OPTIONAL_TOPICS]
+    report.summary += [(f'messages {topic}', run.counts[topic]) for topic in CAMERA_FEED if topic in run.counts]
     _camera(run, report)
     sections = [_tracking(run, report, kinematics, options), *_plan(run, report), _prediction(run, report),
                 _anomalies(run, report, options), _condition(run, report), _schedule(run, report)]

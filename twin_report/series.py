@@ -33,9 +33,16 @@ TOPICS: dict[str, str] = {
     ANOMALIES: 'twin_interfaces/msg/AnomalyEvent',
     SCHEDULE: 'twin_interfaces/msg/MaintenanceSchedule',
     DIAGNOSTICS: 'diagnostic_msgs/msg/DiagnosticArray',
-    CAMERA: 'std_msgs/msg/Float64MultiArray',
+    CAMERA: 'twin_interfaces/msg/CameraDiscrepancy',
 }
 OPTIONAL_TOPICS = (CAMERA,)  # only where the cell has a camera (off by default): not missed when absent
+CAMERA_IMAGES, CAMERA_INFO = '/camera/image_raw/compressed', '/camera/camera_info'
+# The camera's own stream: a live run records it where the cell has a camera (best effort, as
+# published), for replay and viewers; the report counts it and reads none of it.
+CAMERA_FEED: dict[str, str] = {
+    CAMERA_IMAGES: 'sensor_msgs/msg/CompressedImage',
+    CAMERA_INFO: 'sensor_msgs/msg/CameraInfo',
+}
 PLANNER = 'maintenance_planner: '  # prefix of the maintenance planner's diagnostic statuses
 # A deserialized message: an rclpy message or a rosbags dataclass, read by field name only.
 Message = Any
@@ -186,7 +193,7 @@ def plan_tracking(states: Iterable[Message]) -> PlanTracking | None:
 
 def camera_discrepancies(messages: Iterable[Message]) -> np.ndarray | None:
     """The camera check's discrepancies (frames × DISCREPANCIES); None without a frame."""
-    rows = [list(m.data) for m in messages if len(m.data) == len(DISCREPANCIES)]
+    rows = [[float(getattr(m, name)) for name in DISCREPANCIES] for m in messages]
     return np.array(rows, dtype=float) if rows else None
 
 

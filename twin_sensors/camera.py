@@ -1,6 +1,8 @@
-"""Camera driver core: JPEG frames from an MJPEG-over-HTTP stream, checked and passed through.
+"""Camera driver core: JPEG frames from an MJPEG-over-HTTP stream, checked and passed through, or
+from a source OpenCV reads (a local device, RTSP, a video file: :mod:`twin_sensors.capture`),
+JPEG-encoded by the reader and checked the same way.
 
-Every part's JPEG bytes are published as they came (no re-encode). A frame is checked by
+Every MJPEG part's JPEG bytes are published as they came (no re-encode). A frame is checked by
 decoding a quarter-size grey thumbnail: undecodable or truncated JPEG is rejected (counted,
 kept as a dead letter); an all-dark frame counts as black; the same picture for longer than
 ``frozen_after`` seconds marks the camera frozen. The part's ``X-Timestamp`` header (seconds of
@@ -12,7 +14,7 @@ import math
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,9 +22,9 @@ import cv2
 import numpy as np
 
 from twin_core.config import describe
-from twin_core.network import check_host
 from twin_core.paths import config_dir
 from twin_core.workers import Workers
+from twin_sensors.capture import FILE, Source, parse_source
 from twin_sensors.mjpeg import MAX_HEAD, MultipartParser, Part, StreamRefused, parse_response_head
 from twin_sensors.readers import READ_TIMEOUT, DataCallback, ReaderThread, StateCallback
 from twin_sensors.stats import DriverStats
@@ -39,7 +41,9 @@ class CameraConfig:
     """Parameters of the camera_driver node."""
 
     url: str = field(default='http://127.0.0.1:8081/stream.mjpg', metadata=describe(
-        'MJPEG stream (multipart/x-mixed-replace over HTTP), http://host[:port]/path.'))
+        'The camera: an MJPEG stream (multipart/x-mixed-replace over HTTP, stamped by its X-Timestamp), '
+        'http://host[:port]/path; or, read through OpenCV and stamped on receipt, rtsp://host[:port]/path, '
+        'a local device (/dev/videoN or its index N) or a video file (played at its frame rate, looped).'))
     frame_id: str = field(default='camera_optical_frame', metadata=describe(
         'frame_id of images and camera info (optical frame: z forward, x right, y down).'))
     camera_info: str = field(default='camera_info.yaml', metadata=describe(
@@ -52,18 +56,27 @@ class CameraConfig:
         'Seconds without a byte after which the stream counts as dropped and is reopened.', min=0.2, max=600.0))
     max_frame_bytes: int = field(default=4 * 1024 * 1024, metadata=describe(
         'Largest accepted JPEG (bytes).', min=1024, max=64 * 1024 * 1024))
+    jpeg_quality: int = field(default=80, metadata=describe(
+        'JPEG quality of the frames of an OpenCV source (rtsp, device, file); http frames pass as received.',
+        min=1, max=100))
     timestamps: TimestampConfig = field(default_factory=TimestampConfig)
 
     def __post_init__(self) -> None:
-        url = urlsplit(self.url)
-        if url.scheme != 'http' or not url.hostname:
-            raise ValueError(f'url must be http://host[:port]/path, got {self.url!r}')
-        check_host(url.hostname, ipv4_only=True)
-        url.port  # noqa: B018 - raises ValueError on a port out of range
+        source = parse_source(self.url)
+        if self.timestamps.mode == 'device' and not source.clock:
+            raise ValueError(f'timestamps.mode: device needs a device clock, and a {source.kind} source '
+                             f'({self.url}) has none: use receipt')
+
+    @property
+    def source(self) -> Source:
+        return parse_source(self.url)
 
     def required_paths(self) -> dict[str, Path]:
         path = Path(self.camera_info)
-        return {'camera_info': path if path.is_absolute() else config_dir() / path}
+        paths = {'camera_info': path if path.is_absolute() else config_dir() / path}
+        if self.source.kind == FILE:
+            paths['url'] = Path(str(self.source.target))
+        return paths
 
 
 @dataclass(frozen=True)
@@ -121,18 +134,25 @@ class CameraStream:
     def feed(self, chunk: bytes, receive_s: float) -> list[Frame]:
         return [frame for part in self.parser.feed(chunk) if (frame := self._frame(part, receive_s))]
 
+    def check(self, jpeg: bytes, receive_s: float, device_time: float | None) -> Frame | None:
+        """The frame of ``jpeg`` (an MJPEG part's body, or an OpenCV source's frame as encoded), or
+        None (counted, kept as a dead letter) if it is undecodable.
+        """
+        thumbnail = self.checker.decode(jpeg)
+        if thumbnail is None:
+            self.stats.error('corrupt_jpeg', f'undecodable JPEG of {len(jpeg)} bytes', payload=jpeg[:256])
+            return None
+        self.checker.note(thumbnail, receive_s)
+        self.stats.messages += 1
+        return Frame(jpeg, device_time, self.checker.black(thumbnail))
+
     def _frame(self, part: Part, receive_s: float) -> Frame | None:
         content_type = part.headers.get('content-type', 'image/jpeg').lower()
         if content_type not in ('image/jpeg', 'image/jpg'):
             self.stats.error('not_jpeg', f'part of type {content_type[:60]!r}', payload=part.body[:256])
             return None
-        thumbnail = self.checker.decode(part.body)
-        if thumbnail is None:
-            self.stats.error('corrupt_jpeg', f'undecodable JPEG of {len(part.body)} bytes', payload=part.body[:256])
-            return None
-        self.checker.note(thumbnail, receive_s)
-        self.stats.messages += 1
-        return Frame(part.body, self._device_time(part), self.checker.black(thumbnail))
+        frame = self.check(part.body, receive_s, None)
+        return None if frame is None else replace(frame, device_time=self._device_time(part))
 
     def _device_time(self, part: Part) -> float | None:
         text = part.headers.get(TIMESTAMP_HEADER)

@@ -20,10 +20,10 @@ import mujoco
 import numpy as np
 
 from twin_core.config import describe
+from twin_core.mjpeg_server import MjpegServer
 from twin_core.network import check_host
 from twin_core.workers import Workers
 from twin_sensors.camera_info import CameraCalibration
-from twin_sim.mjpeg_server import MjpegServer
 from twin_sim.model import CAMERA, marker_name
 
 OCCLUDER_GRAY = 40  # the occluding object's shade (0..255)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twin_core.config import ConfigError, describe
+from twin_core.mjpeg_server import STREAM_PATH
 from twin_core.paths import config_dir
 from twin_sim.hardware import ChannelsConfig
-from twin_sim.mjpeg_server import STREAM_PATH
 from twin_sim.runner import SimRunner
 from twin_sim.scenario import Scenario, ScenarioError
 from twin_sim.settings import SimSettings

@@ -4,8 +4,8 @@ Live (default): record twin/joint_states and the simulator's ground truth (``--t
 /workcell_sim/joint_states at its 100 Hz, or /workcell_sim/truth) for ``--duration`` s, then
 report (``--record DIR`` also writes twin.csv and truth.csv). Offline: ``--twin-csv`` and
 ``--truth-csv`` (``time`` and ``q_<joint>`` columns, as the simulator's truth.csv). Where the
-camera check runs, its discrepancies (twin/camera/discrepancy; ``--record``: camera.csv, time of
-receipt; offline: ``--camera-csv``) are summarised beside.
+camera check runs, its discrepancies (twin/camera/discrepancy; ``--record``: camera.csv, at each
+frame's stamp; offline: ``--camera-csv``) are summarised beside.
 """
 from __future__ import annotations
 
@@ -37,15 +37,14 @@ CAMERA = 'twin/camera/discrepancy'
 
 def record(duration: float, truth_topic: str, settle: float = 1.0
            ) -> tuple[Trajectory, Trajectory, list[tuple[float, list[float]]]]:
-    """Twin and truth joint trajectories and the camera check's discrepancies (time of receipt,
+    """Twin and truth joint trajectories and the camera check's discrepancies (the frame's stamp,
     values) received during ``duration`` s, from ``settle`` s after start (discovery and this
     process's own start-up load a small machine while they last).
     """
     import rclpy
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray
 
-    from twin_interfaces.msg import WorkcellTruth
+    from twin_interfaces.msg import CameraDiscrepancy, WorkcellTruth
 
     rclpy.init()
     node = rclpy.create_node('twin_fidelity')
@@ -60,8 +59,9 @@ def record(duration: float, truth_topic: str, settle: float = 1.0
 
     camera: list[tuple[float, list[float]]] = []
     node.create_subscription(JointState, 'twin/joint_states', lambda m: keep(twin, m, m.name), 100)
-    node.create_subscription(Float64MultiArray, CAMERA, lambda m: camera.append((time.time(), list(m.data)))
-                             if time.monotonic() >= start and len(m.data) == len(DISCREPANCIES) else None, 10)
+    node.create_subscription(CameraDiscrepancy, CAMERA, lambda m: camera.append((
+        to_seconds(from_msg(m.header.stamp)), [getattr(m, name) for name in DISCREPANCIES]))
+        if time.monotonic() >= start else None, 10)
     if truth_topic == TRUTH:
         node.create_subscription(WorkcellTruth, TRUTH, lambda m: keep(truth, m, m.joint_names), 100)
     else:

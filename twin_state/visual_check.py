@@ -63,7 +63,7 @@ class PlateConfig:
 # this multiple of the better one's (on the nominal cycle at 640x480 the worse fit was 6 to 120
 # times worse, and the better one within 1° of the true orientation).
 AMBIGUOUS_FIT = 2.0
-DISCREPANCIES = ('image_mm', 'image_px', 'position_mm')  # a judged frame's values, as published
+DISCREPANCIES = ('image_mm', 'image_px', 'position_mm')  # a judged frame's values: fields of CameraDiscrepancy
 
 
 BASE_PLATE = PlateConfig(0, 0.2, BASE_FRAME, (0.0, -0.35, 0.0005), (0.0, 0.0, 0.0))

@@ -2,7 +2,9 @@
 
 ``GET /stream.mjpg`` streams every new frame as one part with its ``Content-Length`` and the
 device time it shows in ``X-Timestamp`` (seconds of the device clock); ``GET /snapshot.jpg``
-returns the latest frame once. A slow client skips frames: each part is the newest frame.
+returns the latest frame once. A slow client skips frames: each part is the newest frame. With a
+``page``, ``GET /`` returns it (an HTML page showing the stream). The simulated cell's camera
+serves its frames this way, and the live view the camera's newest image.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ _log = logging.getLogger(__name__)
 BOUNDARY = 'frame'
 STREAM_PATH = '/stream.mjpg'
 SNAPSHOT_PATH = '/snapshot.jpg'
+PAGE_PATHS = ('/', '/index.html')
 WAIT_SLICE = 0.5  # s; how often a waiting client checks that the server still runs
 
 
@@ -62,6 +65,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         slot = self.server.slot
+        if self.server.page and self.path in PAGE_PATHS:
+            self._reply('text/html; charset=utf-8', self.server.page)
+            return
         if self.path == SNAPSHOT_PATH:
             frame = slot.newer_than(0)
             if frame is not None:
@@ -92,6 +98,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(body)))
+        self.send_header('Cache-Control', 'no-store')
         self.end_headers()
         self.wfile.write(body)
 
@@ -102,18 +109,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], slot: FrameSlot) -> None:
+    def __init__(self, address: tuple[str, int], slot: FrameSlot, page: bytes) -> None:
         super().__init__(address, _Handler)
-        self.slot = slot
+        self.slot, self.page = slot, page
         self.clients = 0
         self.parts_sent = 0
 
 
 class MjpegServer:
-    """Serves the frames handed to ``publish`` on ``http://host:port/stream.mjpg``."""
+    """Serves the frames handed to ``publish`` on ``http://host:port/stream.mjpg`` (and ``page`` on ``/``)."""
 
-    def __init__(self, host: str, port: int, workers: Workers | None = None) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, workers: Workers | None = None, page: bytes = b'') -> None:
+        self.host, self.port, self.page = host, port, page
         self.workers = workers or Workers()
         self._slot = FrameSlot()
         self._server: _Server | None = None
@@ -134,7 +141,7 @@ class MjpegServer:
 
     def open(self) -> None:
         self._slot, self._stopped = FrameSlot(), threading.Event()
-        self._server = _Server((self.host, self.port), self._slot)
+        self._server = _Server((self.host, self.port), self._slot, self.page)
         self._thread = self.workers.spawn(f'mjpeg {self.host}:{self.port}', self._server.serve_forever,
                                           self._stopped)
         _log.info('camera stream on %s', self.url)
