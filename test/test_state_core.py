@@ -323,6 +323,25 @@ def frame_samples(positions: list[float], efforts: list[float], velocity: bool =
     return samples
 
 
+def test_a_scan_held_over_frames_is_clustered_once_and_a_new_one_again(monkeypatch) -> None:
+    import twin_state.state as state_module
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return extract_obstacles(*args, **kwargs)
+    monkeypatch.setattr(state_module, 'extract_obstacles', counted)
+    estimator = StateEstimator(StateConfig(), URDF)
+    wall = np.full(360, np.inf)
+    wall[85:96] = 1.0
+    frames = [frame_samples([0.1, 0.4, -0.3, 0.2], [0.0] * 4) for _ in range(4)]
+    for frame in frames[2:]:
+        frame[3] = InputSample('/scan', LASER_SCAN_TYPE, 0.03, 2, (), wall)
+    states = [estimator.ingest(10.0 + 0.01 * i, frame) for i, frame in enumerate(frames)]
+    assert len(calls) == 2  # the first scan, then the wall: each held frame reuses its obstacles
+    assert [len(s.environment.obstacles) for s in states] == [0, 0, 1, 1]
+
+
 def test_builder_maps_inputs_to_the_state_schema() -> None:
     estimator = StateEstimator(StateConfig(), URDF)
     positions = [0.1, 0.4, -0.3, 0.2]

@@ -134,6 +134,7 @@ class TwinStateBuilder:
         self._laser = kinematics.transforms({})[LASER_FRAME]
         self._row = np.full(len(layout), np.nan)
         self._obstacles: tuple[Obstacle, ...] = ()
+        self._ranges: np.ndarray | None = None  # of the scan the obstacles are from
         self._recent: collections.deque[tuple[float, np.ndarray, np.ndarray]] = collections.deque(
             maxlen=derivative_points)  # (stamp, positions, velocities)
         self._inputs: dict[tuple[str, str, tuple[str, ...]], tuple[np.ndarray, np.ndarray, bool]] = {}
@@ -162,8 +163,7 @@ class TwinStateBuilder:
             if not len(sample.values):
                 continue
             if sample.type == signals.LASER_SCAN_TYPE:
-                self._obstacles = extract_obstacles(np.asarray(sample.values, float), self._scan,
-                                                    self._laser, *self._cluster)
+                self._take_scan(np.asarray(sample.values, float))
                 continue
             picked, columns, velocity = self._columns(sample)
             self._row[columns] = np.asarray(sample.values, float)[picked]
@@ -171,6 +171,13 @@ class TwinStateBuilder:
         self._derive(stamp, measured_velocity)
         self._track(stamp)
         return self._row, tuple(InputStatus(s.topic, Quality(s.quality), s.age) for s in samples)
+
+    def _take_scan(self, ranges: np.ndarray) -> None:
+        """Obstacles from a scan; a scan held over frames (20 Hz into 100 Hz) is clustered once."""
+        if self._ranges is not None and np.array_equal(ranges, self._ranges, equal_nan=True):
+            return
+        self._ranges = ranges
+        self._obstacles = extract_obstacles(ranges, self._scan, self._laser, *self._cluster)
 
     def state_from_row(self, stamp: float, row: np.ndarray,
                        inputs: tuple[InputStatus, ...] = ()) -> TwinState:
