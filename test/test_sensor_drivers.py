@@ -91,18 +91,21 @@ def test_calibration_is_matrix_times_bias_corrected_raw_and_shapes_the_covarianc
 # --------------------------------------------------------------------------- serial reader on a pty
 
 
-def test_serial_reader_sustains_1khz_imu_lines_without_loss(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_period", [0.0, 0.01])
+def test_serial_reader_sustains_1khz_imu_lines_without_loss(tmp_path: Path, batch_period: float) -> None:
     device = EmulatedSerialPort(tmp_path / "imu")
     device.open()
     stats = DriverStats()
     stream = ImuStream(ImuConfig(), stats)
     received: list[float] = []
+    chunks: list[int] = []
     collector = Collector()
 
     def on_data(chunk: bytes, _receive_ns: int) -> None:
+        chunks.append(len(chunk))
         received.extend(r.device_time for r in stream.feed(chunk))
 
-    reader = SerialReader(SerialConfig(port=str(device.link)), on_data, collector.state)
+    reader = SerialReader(SerialConfig(port=str(device.link), batch_period=batch_period), on_data, collector.state)
     reader.start()
     try:
         assert wait_for(lambda: collector.states == [True])
@@ -118,6 +121,8 @@ def test_serial_reader_sustains_1khz_imu_lines_without_loss(tmp_path: Path) -> N
         device.close()
     assert received == pytest.approx([i * 1e-3 for i in range(total)])
     assert not stats.errors and device.bytes_dropped == 0
+    if batch_period:  # 10 ms of lines per read, not one wake-up per line
+        assert len(chunks) < total / 5
 
 
 def test_serial_reader_waits_for_the_port_and_survives_unplug_replug(tmp_path: Path) -> None:
