@@ -63,6 +63,7 @@ INPUT_STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/s
 # Sensor topics: the driver publishing each (its diagnostics count them) and the synchronizer's input name.
 SENSORS = {'/imu/data': ('imu_driver', 'imu/data'), '/scan': ('lidar_driver', 'scan'),
            '/encoders/joint_states': ('encoder_driver', 'encoders/joint_states')}
+ANALYTICS = ('anomaly_detector', 'maintenance_planner', 'predictor')
 DRIVERS = ('imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver')
 
 
@@ -74,12 +75,14 @@ def layout_process(layout: str, node: str) -> str:
         return 'twin'
     if layout == 'tiers':  # drivers | synchronizer and state | analytics, actuation, health
         return 'drivers' if node in DRIVERS else 'core' if node in ('twin_sync', 'twin_state') else 'analytics'
+    if layout == 'pipeline':  # analytics | the rest
+        return 'analytics' if node in ANALYTICS else 'pipeline'
     if layout == 'sync_apart':  # the synchronizer alone (it keeps its batch period), the rest together
         return '' if node == 'twin_sync' else 'twin'
     raise ValueError(layout)
 
 
-LAYOUTS = ('graph', 'separate', 'composed', 'tiers', 'sync_apart')  # graph: as config/graph.yaml says
+LAYOUTS = ('graph', 'separate', 'composed', 'tiers', 'pipeline', 'sync_apart')  # graph: as config/graph.yaml says
 RAW_PUBLISHER = '''
 import sys, time, rclpy
 from sensor_msgs.msg import Imu
