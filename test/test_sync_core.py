@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
+from sensor_msgs.msg import CompressedImage, Image, Imu, JointState, LaserScan, Temperature
 
 from harness import CONFIG_DIR
 from twin_core.config import ConfigError, build, ros_parameters
@@ -346,6 +346,25 @@ def test_joint_state_temperature_scan_and_cell_status():
     assert dict(zip(status.layout.names, status.values)) == {
         'task_id': 7.0, 'task_progress': 0.5, 'speed_override': 1.0, 'stopped': 1.0}
     assert not ADAPTERS['sensor_msgs/msg/LaserScan'].interpolable
+
+
+@pytest.mark.parametrize('message', [CompressedImage(format='jpeg', data=bytes(range(256)) * 400),
+                                     Image(height=480, width=640, encoding='rgb8', step=1920,
+                                           data=bytes(640 * 480 * 3))])
+def test_an_image_is_held_by_its_stamp_without_its_pixels(message):
+    message.header.stamp.sec, message.header.stamp.nanosec = 12, 5
+    type_name = f'sensor_msgs/msg/{type(message).__name__}'
+    sample = convert(type_name, message)
+    assert sample.stamp_ns == 12 * S + 5 and sample.values.size == 0
+    timeline = make_timeline(TimelineInput(HOLD, S))
+    timeline.add(0, sample, now_ns=sample.stamp_ns)
+    frame = timeline.next_frame(now_ns=sample.stamp_ns + 100 * MS)
+    assert frame.samples[0].stamp_ns == sample.stamp_ns and frame.samples[0].quality == Quality.HELD
+    assert frame.samples[0].values.size == 0
+    types, modes = list(SyncConfig().types), list(SyncConfig().modes)
+    types[2], modes[2] = type_name, 'interpolate'  # in place of the scan
+    with pytest.raises(ConfigError, match='can only be held'):
+        build(SyncConfig, {'types': types, 'modes': modes}, 'twin_sync')
 
 
 def test_shipped_parameters_are_the_defaults():

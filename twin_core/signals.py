@@ -25,6 +25,7 @@ JOINT_STATE_TYPE = 'sensor_msgs/msg/JointState'
 TEMPERATURE_TYPE = 'sensor_msgs/msg/Temperature'
 CELL_STATUS_TYPE = 'twin_interfaces/msg/CellStatus'
 LASER_SCAN_TYPE = 'sensor_msgs/msg/LaserScan'
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
 class Kind(enum.Enum):

@@ -1,7 +1,8 @@
 """Input messages as signal vectors (:mod:`twin_core.signals`), registered by ROS type string.
 
 The kilohertz types (Imu, JointState) are read from their serialized form (:mod:`twin_core.cdr`,
-a ``raw`` subscription): half the receiving cost of an rclpy message.
+a ``raw`` subscription): half the receiving cost of an rclpy message. Images are never decoded:
+a frame holds an image input's stamp (which image is current, how old) and no values.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
+from sensor_msgs.msg import CompressedImage, Image, Imu, JointState, LaserScan, Temperature
 
 from twin_core import cdr, signals
 from twin_core.signals import Layout, Signal
@@ -23,6 +24,7 @@ IMU_LAYOUT = Layout(signals.IMU, signals.IMU_PREFIX)
 IMU_ORIENTED = Layout((*signals.IMU, signals.IMU_ORIENTATION), signals.IMU_PREFIX)
 CELL_STATUS = Layout(signals.PROCESS)
 RANGES = Layout()
+NO_VALUES = np.empty(0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ def _temperature(message: Temperature, topic: str) -> Sample:
     return Sample(from_msg(message.header.stamp), temperature_layout(topic), np.array([message.temperature]))
 
 
+def _image(data: bytes, _topic: str) -> Sample:
+    """An image as its stamp alone: the pixels stay in the message (read from its header only)."""
+    return Sample(cdr.header_stamp_ns(data), RANGES, NO_VALUES)
+
+
 def _cell_status(message: CellStatus, _topic: str) -> Sample:
     return Sample(from_msg(message.header.stamp), CELL_STATUS, np.array([
         float(message.task_id), message.task_progress, message.speed_override,
@@ -96,4 +103,6 @@ ADAPTERS: dict[str, Adapter] = {
     signals.LASER_SCAN_TYPE: Adapter(LaserScan, _laser_scan, interpolable=False),
     signals.TEMPERATURE_TYPE: Adapter(Temperature, _temperature, interpolable=True),
     signals.CELL_STATUS_TYPE: Adapter(CellStatus, _cell_status, interpolable=False),
+    **{type_name: Adapter(message_class, _image, interpolable=False, raw=True)
+       for type_name, message_class in zip(signals.IMAGE_TYPES, (Image, CompressedImage))},
 }
