@@ -19,7 +19,8 @@ def panels(node) -> list[str]:
 
 def test_the_layout_shows_only_topics_the_view_serves_and_places_every_panel():
     layout = json.loads(LAYOUT.read_text())
-    served = {f'/{topic}' for topic, _, _ in SERVED} | {'/robot_description', f'/{TRANSFORMS_TOPIC}'}
+    served = {f'/{topic}' for topic, _, _ in SERVED} | {
+        '/robot_description', f'/{TRANSFORMS_TOPIC}', f'/{ViewConfig().camera.topic}'}
     config = layout['configById']
     used = set()
     for panel in config.values():
@@ -27,6 +28,7 @@ def test_the_layout_shows_only_topics_the_view_serves_and_places_every_panel():
         used |= {layer['topic'] for layer in panel.get('layers', {}).values() if 'topic' in layer}
         used |= {path['value'].split('.')[0] for path in panel.get('paths', [])}
         used |= {panel[key].split('.')[0] for key in ('topicPath', 'topicToRender') if key in panel}
+        used |= {panel['imageMode']['imageTopic']} if 'imageMode' in panel else set()
     assert used and used <= served, used - served
     assert sorted(panels(layout['layout'])) == sorted(config)
 
