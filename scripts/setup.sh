@@ -7,7 +7,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2 chromium libosmesa6)  # chromium: the report page test (headless); libosmesa6: the camera renders offscreen without a GPU
+# chromium: the report page test (headless); libosmesa6: the camera renders offscreen without a GPU;
+# python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good: the RTSP camera the tests serve
+APT_PACKAGES=(mosquitto mosquitto-clients socat iproute2 chromium libosmesa6
+              python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 STAMP="$VENV/.requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -1,9 +1,12 @@
 """A simulated cell serving only its camera (the other channels off), paced in a thread; the camera
-check run offline on a cell stepped in this process; video files for the driver's OpenCV sources.
+check run offline on a cell stepped in this process; video files and an RTSP camera (GStreamer's
+RTSP server, rtsp_server.py) for the driver's OpenCV sources.
 """
 from __future__ import annotations
 
 import contextlib
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from twin_sim.settings import SimSettings
 from twin_sim.workcell import Workcell
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
+RTSP_SERVER = Path(__file__).resolve().parent / 'rtsp_server.py'
 VIDEO_SIZE = (320, 240)  # width, height of write_video's frames
 
 
@@ -104,3 +108,32 @@ def truncate(path: Path, out: Path, fraction: float = 0.5) -> Path:
     data = path.read_bytes()
     out.write_bytes(data[:int(len(data) * fraction)])
     return out
+
+
+class RtspCamera:
+    """rtsp_server.py in its own process (the system Python, which has GStreamer's bindings): a
+    live 10 fps test pattern at :attr:`url` (``still``: the same picture in every frame); :meth:`stop`
+    and :meth:`start` again keep the port.
+    """
+
+    def __init__(self, still: bool = False) -> None:
+        self.still = still
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            self.port = probe.getsockname()[1]
+        self.url = f'rtsp://127.0.0.1:{self.port}/camera'
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(['/usr/bin/python3', str(RTSP_SERVER), str(self.port),
+                                         *(['still'] if self.still else [])],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.strip() == 'ready', f'RTSP server did not start: {line}{self.process.stdout.read()}'
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.communicate(timeout=10.0)
+            self.process = None

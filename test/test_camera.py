@@ -1,5 +1,6 @@
 """Camera driver core against real MJPEG servers (the simulator's camera and its server alone) and, for
-the OpenCV sources, real video files written by cv2.VideoWriter (MJPG in AVI).
+the OpenCV sources, real video files written by cv2.VideoWriter (MJPG in AVI) and a real RTSP camera
+(GStreamer's RTSP server, RTP/JPEG).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from camera_cell import VIDEO_SIZE as SIZE
-from camera_cell import camera_cell, truncate, write_video
+from camera_cell import RtspCamera, camera_cell, truncate, write_video
 from harness import wait_for
 from twin_core.config import ConfigError, build
 from twin_core.mjpeg_server import MjpegServer, part
@@ -309,3 +310,53 @@ def test_a_file_that_is_no_video_is_retried_with_backoff(tmp_path: Path, client_
     assert client.states == [(False, f'cannot open {garbage}: OpenCV cannot open {garbage} as a video source')]
     next_delay = client.reader.backoff.delay()  # 0.1 s doubling: a few attempts in 1.5 s, not hundreds
     assert next_delay >= 0.8
+
+
+@pytest.fixture
+def rtsp_camera() -> Iterator[RtspCamera]:
+    camera = RtspCamera()
+    camera.start()
+    yield camera
+    camera.stop()
+
+
+def decoded(frame: Frame) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_an_rtsp_camera_streams_its_frames_at_its_rate_stamped_on_receipt(rtsp_camera, client_of) -> None:
+    client = client_of(rtsp_camera.url)
+    assert wait_for(lambda: client.count() >= 30, 30.0)  # past the frames buffered while FFmpeg probed
+    start = client.count()
+    time.sleep(2.0)
+    rate = (client.count() - start) / 2.0
+    assert 6.0 <= rate <= 14.0, rate  # the camera's 10 fps
+    frames = [frame for _, frame in client.frames]
+    assert all(f.device_time is None and not f.black for f in frames)
+    assert decoded(frames[-1]).shape == (240, 320, 3)
+    assert not np.array_equal(decoded(frames[-1]), decoded(frames[-2]))  # the ball moves
+    assert client.states[0][0] and not client.stats.errors and not client.stream.checker.frozen
+
+
+def test_an_rtsp_camera_that_goes_away_is_reopened_when_it_is_back(rtsp_camera, client_of) -> None:
+    client = client_of(rtsp_camera.url, stall_timeout=1.0)
+    assert wait_for(lambda: client.count() >= 5, 30.0)
+    rtsp_camera.stop()
+    assert wait_for(lambda: not client.stats.connected, 10.0)
+    assert any(f'no frame from {rtsp_camera.url}' in detail for connected, detail in client.states if not connected)
+    before = client.count()
+    time.sleep(1.0)  # attempts to reopen fail meanwhile
+    rtsp_camera.start()
+    assert wait_for(lambda: client.count() >= before + 5, 30.0)
+    assert client.stats.connected and client.stats.reconnects >= 1
+
+
+def test_a_frozen_rtsp_camera_is_detected(client_of) -> None:
+    camera = RtspCamera(still=True)
+    camera.start()
+    try:
+        client = client_of(camera.url, frozen_after=0.5)
+        assert wait_for(lambda: client.stream.checker.frozen, 30.0)
+    finally:
+        camera.stop()
+    assert client.stream.checker.frozen_episodes == 1 and not client.stats.errors

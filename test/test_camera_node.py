@@ -1,5 +1,5 @@
-"""camera_driver process against the simulated cell camera over HTTP and on video files (OpenCV),
-checked on DDS.
+"""camera_driver process against the simulated cell camera over HTTP, a real RTSP camera and video
+files (OpenCV), checked on DDS.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
-from camera_cell import CONFIG, camera_cell, truncate, write_video
+from camera_cell import CONFIG, RtspCamera, camera_cell, truncate, write_video
 from camera_cell import VIDEO_SIZE as SIZE
 from twin_core.levels import Level
 from twin_core.stamps import from_msg
@@ -94,6 +94,34 @@ def test_camera_driver_publishes_a_video_files_frames_stamped_on_receipt(tmp_pat
     assert from_msg(image.header.stamp) in infos
     _, _, cut_values = latest_status(probe, cut_prefix)
     assert 'of 20 frames' in cut_values['last_error'] and int(cut_values['messages']) > 0
+
+
+def test_camera_driver_publishes_an_rtsp_cameras_frames_and_reconnects(start_process, probe) -> None:
+    probe.subscribe(IMAGES, CompressedImage, qos_profile_sensor_data)
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    camera = RtspCamera()
+    camera.start()
+    try:
+        start_process('camera_driver', '--ros-args', '--params-file', str(CONFIG / 'camera_driver.yaml'),
+                      '-p', f'url:={camera.url}', '-p', 'timestamps.mode:=receipt', '-p', 'stall_timeout:=1.0')
+        probe.wait_for(IMAGES, lambda m: len(m) >= 30, 30.0)
+        prefix = f'camera_driver: {camera.url}'
+        healthy = latest_status(probe, prefix)
+        camera.stop()
+        probe.wait_for('/diagnostics', lambda m: latest_status(probe, prefix)[0] is Level.ERROR, 10.0)
+        lost = latest_status(probe, prefix)
+        before = len(probe.messages(IMAGES))
+        camera.start()
+        probe.wait_for(IMAGES, lambda m: len(m) >= before + 10, 30.0)
+    finally:
+        camera.stop()
+    images = probe.messages(IMAGES)
+    assert cv2.imdecode(np.frombuffer(bytes(images[-1].data), np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+    stamps = [from_msg(m.header.stamp) for m in images]
+    assert stamps == sorted(stamps) and abs(stamps[-1] * 1e-9 - time.time()) < 5.0  # receive time
+    assert healthy[0] is Level.OK and healthy[2]['reconnects'] == '0'
+    assert 'no frame from' in lost[1]
+    probe.wait_for('/diagnostics', lambda m: int(latest_status(probe, prefix)[2]['reconnects']) >= 1, 5.0)
 
 
 def test_a_device_clock_asked_of_a_video_file_is_a_configuration_error(tmp_path: Path, start_process) -> None:
