@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from sensor_msgs.msg import Imu, JointState
 
 from twin_core import cdr
+from twin_interfaces.msg import SensorSample, SyncedFrame
 
 STAMPS_NS = (0, 1, 999_999_999, 1_700_000_000_123_456_789, -1_500_000_000)  # before 1970 too
 FRAME_IDS = ('', 'a', 'imu', 'imu_link', 'robot_2/imu_link_9')  # every padding length
@@ -114,3 +116,69 @@ def test_arrays_that_do_not_match_the_names_are_not_written() -> None:
         cdr.encode_joint_state(0, '', ('a', 'b', 'c'), np.zeros(2), np.empty(0), np.empty(0))
     with pytest.raises(ValueError, match='37 doubles'):
         cdr.encode_imu(0, '', np.zeros(6))
+
+
+def random_synced_frame(rng: random.Random) -> SyncedFrame:
+    """Samples of every shape a frame carries: named values, ranges without names, none at all."""
+    message = SyncedFrame(max_skew=rng.uniform(0, 0.1), complete=rng.random() < 0.5)
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(rng.choice(STAMPS_NS), 10**9)
+    message.header.frame_id = rng.choice(FRAME_IDS)
+    for index in range(rng.randint(0, 6)):
+        count = rng.choice((0, 1, 3, 6, 18, 360))
+        names = [] if count == 360 or rng.random() < 0.2 else [f'{"x" * rng.randint(0, 5)}_{i}' for i in range(count)]
+        sample = SensorSample(topic=f'/{"t" * rng.randint(1, 9)}{index}', type=rng.choice(FRAME_IDS),
+                              age=rng.uniform(0, 1), quality=rng.randint(0, 4), names=names,
+                              values=[rng.choice((rng.uniform(-5, 5), np.nan, np.inf)) for _ in range(count)])
+        sample.stamp.sec, sample.stamp.nanosec = divmod(rng.choice(STAMPS_NS), 10**9)
+        message.samples.append(sample)
+    return message
+
+
+def assert_same_frame(wire: cdr.SyncedFrameWire, message: SyncedFrame) -> None:
+    assert (wire.header.stamp.sec, wire.header.stamp.nanosec, wire.header.frame_id) == (
+        message.header.stamp.sec, message.header.stamp.nanosec, message.header.frame_id)
+    assert (wire.max_skew, wire.complete, len(wire.samples)) == (message.max_skew, message.complete,
+                                                                  len(message.samples))
+    for got, sent in zip(wire.samples, message.samples):
+        assert (got.topic, got.type, got.stamp.sec, got.stamp.nanosec, got.age, got.quality, list(got.names)) == (
+            sent.topic, sent.type, sent.stamp.sec, sent.stamp.nanosec, sent.age, sent.quality, sent.names)
+        np.testing.assert_array_equal(got.values, np.asarray(sent.values))
+
+
+def encoded_frame(wire: cdr.SyncedFrameWire) -> bytes:
+    return cdr.encode_synced_frame(
+        wire.header.stamp.sec * 10**9 + wire.header.stamp.nanosec, wire.header.frame_id,
+        [cdr.FrameSampleFields(s.topic, s.type, s.stamp.sec * 10**9 + s.stamp.nanosec, s.age, s.quality,
+                               s.names, s.values) for s in wire.samples], wire.max_skew, wire.complete)
+
+
+def test_synced_frames_read_as_rclpy_wrote_them_and_rclpy_reads_what_is_written() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        message = random_synced_frame(rng)
+        wire = cdr.decode_synced_frame(serialize_message(message))
+        assert_same_frame(wire, message)
+        written = encoded_frame(wire)
+        assert_same_frame(cdr.decode_synced_frame(written), deserialize_message(written, SyncedFrame))
+
+
+def test_a_big_endian_synced_frame_reads_the_same() -> None:
+    typestore = get_typestore(Stores.LATEST)
+    msg_dir = Path(__file__).resolve().parents[1] / 'twin_interfaces' / 'msg'
+    typestore.register({name: fields for file in ('SensorSample', 'SyncedFrame') for name, fields in
+                        get_types_from_msg((msg_dir / f'{file}.msg').read_text(), f'twin_interfaces/msg/{file}').items()})
+    rng = random.Random(5)
+    for _ in range(20):
+        message = random_synced_frame(rng)
+        little = encoded_frame(cdr.decode_synced_frame(serialize_message(message)))
+        big = typestore.serialize_cdr(typestore.deserialize_cdr(little, 'twin_interfaces/msg/SyncedFrame'),
+                                      'twin_interfaces/msg/SyncedFrame', little_endian=False)
+        assert big[:2] == b'\x00\x00'
+        assert_same_frame(cdr.decode_synced_frame(big), message)
+
+
+def test_a_truncated_synced_frame_is_refused() -> None:
+    data = encoded_frame(cdr.decode_synced_frame(serialize_message(random_synced_frame(random.Random(2)))))
+    for end in range(len(data) - 1):  # the last byte is the flag 'complete'
+        with pytest.raises(ValueError):
+            cdr.decode_synced_frame(data[:end])

@@ -11,6 +11,7 @@ from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -284,6 +285,20 @@ def test_each_joint_measurement_is_mirrored_live_in_the_twin_joint_order(start_p
 
     def reported(messages: list) -> bool:
         return any('encoders/joint_states' in s.message and 'non-finite position' in s.message
+                   for m in messages for s in m.status)
+    probe.wait_for('/diagnostics', reported, timeout=5)
+
+
+def test_a_frame_that_cannot_be_read_is_refused_and_reported(start_process, probe):
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    start_state_node(start_process, probe)
+    frames = probe.node.create_publisher(SyncedFrame, '/twin/synced_frame', 10)
+    assert wait_for(lambda: frames.get_subscription_count() > 0, timeout=10)
+    whole = serialize_message(SyncedFrame(samples=[SensorSample(topic='imu/data', names=['x'], values=[1.0])]))
+    frames.publish(whole[:40])  # cut inside the sample
+
+    def reported(messages: list) -> bool:
+        return any('twin/synced_frame' in s.message and 'ends inside a field' in s.message
                    for m in messages for s in m.status)
     probe.wait_for('/diagnostics', reported, timeout=5)
 

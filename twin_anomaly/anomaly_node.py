@@ -12,19 +12,20 @@ from twin_anomaly.alarms import AlarmStream, LateInputs, at_rest
 from twin_anomaly.anomaly import AnomalyEvent, AnomalyModel
 from twin_anomaly.config import AnomalyConfig
 from twin_anomaly.tracking import TrackingAlarms
+from twin_core.cdr import SyncedFrameWire
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
 from twin_core.paths import config_dir
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_interfaces.msg import AnomalyEvent as AnomalyEventMsg
-from twin_interfaces.msg import SyncedFrame, TwinState
-from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, declare_config, run, status
+from twin_interfaces.msg import TwinState
+from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, declare_config, run, status, subscribe_synced_frames
 from twin_ros.stamps import to_msg
 
 CELL_STATUS = 'cell/status'
 
 
-def cell_status(frame: SyncedFrame) -> dict[str, float]:
+def cell_status(frame: SyncedFrameWire) -> dict[str, float]:
     """The frame's cell status values by name; empty without one."""
     for sample in frame.samples:
         if sample.topic == CELL_STATUS and sample.names:
@@ -47,13 +48,13 @@ class AnomalyNode(Node):
         self._late_inputs = LateInputs()
         self._events_publisher = self.create_publisher(AnomalyEventMsg, 'twin/anomalies', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        subscribe_synced_frames(self, self._on_frame)
         self._tracking = TrackingAlarms(config.tracking)
         if config.tracking.enabled:
             self.create_subscription(TwinState, 'twin/state', self._on_state, 10)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
 
-    def _on_frame(self, frame: SyncedFrame) -> None:
+    def _on_frame(self, frame: SyncedFrameWire) -> None:
         late = self._late_inputs.check((sample.topic, sample.quality) for sample in frame.samples)
         self._publish(self._alarms.add(*frame_values(frame), at_rest(cell_status(frame)), bool(late)))
 

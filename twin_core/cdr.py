@@ -1,4 +1,6 @@
-"""The wire form (CDR) of the message types on the twin's kilohertz paths, to and from numpy.
+"""The wire form (CDR) of the message types on the twin's busiest paths, to and from numpy:
+``sensor_msgs/Imu`` and ``JointState`` (kilohertz) and ``twin_interfaces/SyncedFrame`` (every
+frame, to the state and the analytics).
 
 rclpy turns each received message into Python objects and each published one into a C struct
 field by field; for a ``sensor_msgs/Imu`` at 1 kHz that conversion is most of what a node spends
@@ -17,6 +19,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +36,7 @@ _ENCODINGS = {0x0000: ('>', 8), 0x0001: ('<', 8),  # XCDR1: byte order, alignmen
               0x0006: ('>', 4), 0x0007: ('<', 4)}  # plain XCDR2
 _STAMP = {'<': struct.Struct('<iI'), '>': struct.Struct('>iI')}
 _UINT32 = {'<': struct.Struct('<I'), '>': struct.Struct('>I')}
+_DOUBLE = {'<': struct.Struct('<d'), '>': struct.Struct('>d')}
 MAX_STRING_SEQUENCES = 64
 _STRING_SEQUENCES: dict[tuple[str, int], tuple[bytes, tuple[str, ...]]] = {}  # (byte order, count) -> (bytes, strings)
 
@@ -64,6 +68,53 @@ class JointStateWire:
     effort: np.ndarray
 
 
+class TimeWire(NamedTuple):
+    """A ``builtin_interfaces/Time``."""
+
+    sec: int
+    nanosec: int
+
+
+class HeaderWire(NamedTuple):
+    """A ``std_msgs/Header``."""
+
+    stamp: TimeWire
+    frame_id: str
+
+
+class SensorSampleWire(NamedTuple):
+    """A decoded ``twin_interfaces/SensorSample`` (``values``: a read-only view of the buffer)."""
+
+    topic: str
+    type: str
+    stamp: TimeWire
+    age: float
+    quality: int
+    names: tuple[str, ...]
+    values: np.ndarray
+
+
+class SyncedFrameWire(NamedTuple):
+    """A decoded ``twin_interfaces/SyncedFrame``, with the message's field names."""
+
+    header: HeaderWire
+    samples: tuple[SensorSampleWire, ...]
+    max_skew: float
+    complete: bool
+
+
+class FrameSampleFields(NamedTuple):
+    """What :func:`encode_synced_frame` writes of one ``SensorSample``."""
+
+    topic: str
+    type: str
+    stamp_ns: int
+    age: float
+    quality: int
+    names: tuple[str, ...]
+    values: np.ndarray
+
+
 class _Reader:
     """A cursor over one CDR payload; offsets count from the end of the encapsulation."""
 
@@ -80,23 +131,30 @@ class _Reader:
         self.order, self.align8 = encoding
         self.offset = 0
 
-    def _need(self, size: int) -> int:
-        start = ENCAPSULATION + self.offset
+    def _need(self, size: int, alignment: int = 1) -> int:
+        """The buffer index of the next ``size`` bytes, after padding to ``alignment``."""
+        offset = self.offset + -self.offset % alignment
+        start = ENCAPSULATION + offset
         if start + size > len(self.data):
             raise ValueError(f'CDR buffer of {len(self.data)} bytes ends inside a field at byte {start}')
-        self.offset += size
+        self.offset = offset + size
         return start
 
-    def align(self, size: int) -> None:
-        self.offset += -self.offset % size
-
     def uint32(self) -> int:
-        self.align(4)
-        return int(_UINT32[self.order].unpack_from(self.data, self._need(4))[0])
+        return int(_UINT32[self.order].unpack_from(self.data, self._need(4, 4))[0])
 
     def stamp_ns(self) -> int:
-        sec, nanosec = _STAMP[self.order].unpack_from(self.data, self._need(8))
+        sec, nanosec = _STAMP[self.order].unpack_from(self.data, self._need(8, 4))
         return int(sec) * NS_PER_S + int(nanosec)
+
+    def time(self) -> TimeWire:
+        return TimeWire(*_STAMP[self.order].unpack_from(self.data, self._need(8, 4)))
+
+    def double(self) -> float:
+        return float(_DOUBLE[self.order].unpack_from(self.data, self._need(8, self.align8))[0])
+
+    def octet(self) -> int:
+        return self.data[self._need(1)]
 
     def string(self) -> str:
         size = self.uint32()
@@ -106,9 +164,8 @@ class _Reader:
         return self.data[start:start + size - 1].decode()
 
     def doubles(self, count: int) -> np.ndarray:
-        if count:  # an empty sequence has no padding before its (absent) values
-            self.align(self.align8)
-        return np.frombuffer(self.data, f'{self.order}f8', count, self._need(8 * count))
+        # an empty sequence has no padding before its (absent) values
+        return np.frombuffer(self.data, f'{self.order}f8', count, self._need(8 * count, self.align8 if count else 1))
 
     def double_sequence(self) -> np.ndarray:
         return self.doubles(self.uint32())
@@ -150,6 +207,17 @@ def decode_joint_state(data: bytes | memoryview) -> JointStateWire:
     frame_id = reader.string()
     return JointStateWire(stamp_ns, frame_id, reader.strings(), reader.double_sequence(),
                           reader.double_sequence(), reader.double_sequence())
+
+
+def decode_synced_frame(data: bytes | memoryview) -> SyncedFrameWire:
+    """A serialized ``twin_interfaces/SyncedFrame``."""
+    reader = _Reader(data)
+    header = HeaderWire(reader.time(), reader.string())
+    samples = tuple(SensorSampleWire(reader.string(), reader.string(), reader.time(), reader.double(),
+                                     reader.octet(), reader.strings(), reader.double_sequence())
+                    for _ in range(reader.uint32()))
+    max_skew = reader.double()
+    return SyncedFrameWire(header, samples, max_skew, bool(reader.octet()))
 
 
 def _stamp_bytes(stamp_ns: int) -> bytes:
@@ -205,3 +273,63 @@ def encode_joint_state(stamp_ns: int, frame_id: str, names: Sequence[str], posit
         parts += (_UINT32['<'].pack(count), bytes(padding), np.asarray(array, '<f8').tobytes())
         offset += 4 + padding + 8 * count  # a multiple of 4: the next count needs no padding
     return b''.join(parts)
+
+
+@lru_cache(maxsize=256)
+def _aligned_string(text: str) -> bytes:
+    """A CDR string starting at a multiple of 4 (its length, its bytes, the null)."""
+    encoded = text.encode() + b'\x00'
+    return _UINT32['<'].pack(len(encoded)) + encoded
+
+
+@lru_cache(maxsize=64)
+def _aligned_strings(names: tuple[str, ...]) -> bytes:
+    """A CDR string sequence starting at a multiple of 4."""
+    parts = [_UINT32['<'].pack(len(names))]
+    offset = 4
+    for name in names:
+        parts.append(bytes(-offset % 4) + _aligned_string(name))
+        offset += len(parts[-1])
+    return b''.join(parts)
+
+
+class _Writer:
+    """Little-endian XCDR1 parts and the payload offset they reach."""
+
+    __slots__ = ('parts', 'offset')
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = [CDR_LE]
+        self.offset = 0
+
+    def put(self, data: bytes, alignment: int = 1) -> None:
+        padding = -self.offset % alignment
+        if padding:
+            self.parts.append(bytes(padding))
+        self.parts.append(data)
+        self.offset += padding + len(data)
+
+    def double_sequence(self, values: np.ndarray) -> None:
+        self.put(_UINT32['<'].pack(len(values)), 4)
+        if len(values):
+            self.put(np.asarray(values, '<f8').tobytes(), 8)
+
+
+def encode_synced_frame(stamp_ns: int, frame_id: str, samples: Sequence[FrameSampleFields], max_skew: float,
+                        complete: bool) -> bytes:
+    """A ``twin_interfaces/SyncedFrame``."""
+    writer = _Writer()
+    writer.put(_stamp_bytes(stamp_ns))
+    writer.put(_aligned_string(frame_id), 4)
+    writer.put(_UINT32['<'].pack(len(samples)), 4)
+    for sample in samples:
+        writer.put(_aligned_string(sample.topic), 4)
+        writer.put(_aligned_string(sample.type), 4)
+        writer.put(_stamp_bytes(sample.stamp_ns), 4)
+        writer.put(_DOUBLE['<'].pack(sample.age), 8)
+        writer.put(bytes((sample.quality,)))
+        writer.put(_aligned_strings(sample.names), 4)
+        writer.double_sequence(sample.values)
+    writer.put(_DOUBLE['<'].pack(max_skew), 8)
+    writer.put(b'\x01' if complete else b'\x00')
+    return b''.join(writer.parts)

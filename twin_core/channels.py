@@ -23,18 +23,21 @@ from twin_core.stamps import from_msg, to_seconds
 
 
 def frame_values(frame: Any) -> tuple[float, dict[str, float]]:
-    """(stamp in s, channel -> value) of a ``twin_interfaces/SyncedFrame``."""
+    """(stamp in s, channel -> value) of a ``twin_interfaces/SyncedFrame`` (an rclpy or rosbags
+    message, or :class:`twin_core.cdr.SyncedFrameWire`).
+    """
     stamp = to_seconds(from_msg(frame.header.stamp))
     values: dict[str, float] = {}
     for sample in frame.samples:
         stale = not Quality(sample.quality).fresh
+        numbers = np.asarray(sample.values, float)
         if sample.type == LASER_SCAN_TYPE:
-            finite = [v for v in sample.values if math.isfinite(v)]
-            values[range_min(sample.topic).name] = math.nan if stale or not finite else min(finite)
+            finite = numbers[np.isfinite(numbers)]
+            values[range_min(sample.topic).name] = math.nan if stale or not finite.size else float(finite.min())
             continue
         prefix = input_prefix(sample.type, sample.topic)
-        for name, value in zip(sample.names, sample.values):
-            values[prefix + name] = math.nan if stale else float(value)
+        for name, value in zip(sample.names, numbers.tolist()):
+            values[prefix + name] = math.nan if stale else value
     return stamp, values
 
 

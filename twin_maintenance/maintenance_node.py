@@ -10,18 +10,26 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
+from twin_core.cdr import SyncedFrameWire
 from twin_core.channels import frame_values
 from twin_core.config import ConfigError
 from twin_core.levels import Level
 from twin_core.paths import config_dir
 from twin_core.stamps import from_seconds
 from twin_core.urdf import read_arm_description, urdf_file
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask, SyncedFrame
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, MaintenanceTask
 from twin_interfaces.srv import GetSchedule
 from twin_maintenance.config import MaintenanceConfig
 from twin_maintenance.planner import MaintenancePlanner, Plan
 from twin_maintenance.rul import RulModel
-from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, LATCHED, declare_config, run, status
+from twin_ros.common import (
+    ANALYTICS_BATCH_PERIOD_NS,
+    LATCHED,
+    declare_config,
+    run,
+    status,
+    subscribe_synced_frames,
+)
 from twin_ros.stamps import to_msg
 
 
@@ -47,7 +55,7 @@ class MaintenanceNode(Node):
         self._schedule = MaintenanceSchedule()
         self._schedule_publisher = self.create_publisher(MaintenanceSchedule, 'twin/maintenance_schedule', LATCHED)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        subscribe_synced_frames(self, self._on_frame)
         self.create_subscription(AnomalyEvent, 'twin/anomalies', self._on_anomaly, 10)
         self.create_service(GetSchedule, '~/get_schedule', self._get_schedule)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics)
@@ -56,7 +64,7 @@ class MaintenanceNode(Node):
         if event.active:
             self._planner.count_alarm(event.sensor)
 
-    def _on_frame(self, frame: SyncedFrame) -> None:
+    def _on_frame(self, frame: SyncedFrameWire) -> None:
         time, values = frame_values(frame)
         if not self._schedule.revision:  # no plan yet: an empty one, made at the frames' time
             self._publish_schedule(Plan(time, [], []))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -33,10 +34,20 @@ from twin_core.kinematics import BASE_FRAME
 from twin_core.levels import Level, Risk
 from twin_core.stamps import from_msg, from_seconds, to_seconds
 from twin_core.urdf import urdf_file
-from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule, SyncedFrame
+from twin_interfaces.msg import AnomalyEvent, MaintenanceSchedule
 from twin_interfaces.msg import TwinState as TwinStateMsg
 from twin_interfaces.srv import GetHistory, GetStateAt
-from twin_ros.common import LATCHED, SENSOR_INPUT, declare_config, listened, plain_cdr, run, status
+from twin_ros.common import (
+    LATCHED,
+    SENSOR_INPUT,
+    SYNCED_FRAMES,
+    declare_config,
+    listened,
+    plain_cdr,
+    run,
+    status,
+    subscribe_synced_frames,
+)
 from twin_ros.poses import pose_msg
 from twin_ros.stamps import to_msg
 from twin_state import markers as viz
@@ -114,7 +125,7 @@ class StateNode(Node):
         self._markers = self.create_publisher(MarkerArray, 'twin/markers', 10)
         self._predicted_markers = self.create_publisher(MarkerArray, 'twin/predicted_markers', 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(SyncedFrame, 'twin/synced_frame', self._on_frame, 10)
+        subscribe_synced_frames(self, self._on_frame, partial(self._reject, SYNCED_FRAMES))
         if self._config.live_input:
             self._live = LiveMirror(kinematics.joint_names)
             self._live_joint_states = self.create_publisher(JointState, 'twin/live/joint_states',
@@ -135,13 +146,13 @@ class StateNode(Node):
         self.create_timer(1.0 / self._config.markers_rate_hz, self._publish_markers)
         self.create_timer(1.0 / self._config.diagnostics_rate_hz, self._publish_diagnostics)
 
-    def _on_frame(self, frame: SyncedFrame) -> None:
+    def _on_frame(self, frame: cdr.SyncedFrameWire) -> None:
         self._monitor.frame()
         stamp_ns = from_msg(frame.header.stamp)
         state = self._estimator.ingest(to_seconds(stamp_ns), frame.samples)
         if state is None:
             return
-        header = Header(stamp=frame.header.stamp, frame_id=self._base_frame)
+        header = Header(stamp=to_msg(stamp_ns), frame_id=self._base_frame)
         robot = state.robot
         if listened(self._joint_states):
             self._joint_states.publish(cdr.encode_joint_state(

@@ -8,8 +8,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
 
+from twin_core import cdr
 from twin_core.stamps import from_seconds, to_seconds
-from twin_interfaces.msg import SensorSample, SyncedFrame
+from twin_interfaces.msg import SyncedFrame
 from twin_ros.common import SENSOR_INPUT, declare_config, plain_cdr, run, status
 from twin_ros.stamps import to_msg
 from twin_sync.adapters import ADAPTERS
@@ -106,16 +107,14 @@ class SyncNode(Node):
         self._publish(matched_frame(samples))
 
     def _publish(self, frame: Frame) -> None:
+        """The frame as a serialized SyncedFrame (written by twin_core.cdr: a quarter of rclpy's cost)."""
         self._monitor.published(frame)
-        self._publisher.publish(SyncedFrame(
-            header=Header(stamp=to_msg(frame.stamp_ns)), max_skew=frame.max_skew,
-            complete=frame.complete, samples=[
-                SensorSample(topic=topic, type=type_name, stamp=to_msg(s.stamp_ns),
-                             age=to_seconds(frame.stamp_ns - s.stamp_ns) if s.stamp_ns else 0.0,
-                             quality=int(s.quality), names=list(s.layout.names),
-                             values=s.values.tolist())
-                for topic, type_name, s in zip(self._config.topics, self._config.types,
-                                               frame.samples)]))
+        self._publisher.publish(cdr.encode_synced_frame(frame.stamp_ns, '', [
+            cdr.FrameSampleFields(topic, type_name, s.stamp_ns,
+                                  to_seconds(frame.stamp_ns - s.stamp_ns) if s.stamp_ns else 0.0,
+                                  int(s.quality), s.layout.names, s.values)
+            for topic, type_name, s in zip(self._config.topics, self._config.types, frame.samples)],
+            frame.max_skew, frame.complete))
 
     def _publish_diagnostics(self) -> None:
         now = self._now_ns()
