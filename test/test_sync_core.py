@@ -390,6 +390,7 @@ def test_a_tick_started_when_due_publishes_each_frame_just_after_it_falls_due():
         start = now + timeline.until_due_ns(now, margin)
         assert now < start <= now + 10 * MS
         assert (start - 30 * MS) % (10 * MS) == margin  # a grid time, 30 ms delay, and the margin
+        assert timeline.since_due_ns(start, margin) == 0 and timeline.since_due_ns(start + 3 * MS, margin) == 3 * MS
         for tick in range(5):  # the periodic tick after it: each frame comes out `margin` late
             frame_due = start + tick * 10 * MS
             assert timeline.next_frames(frame_due)[-1].stamp_ns == frame_due - 30 * MS - margin

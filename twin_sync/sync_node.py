@@ -21,6 +21,8 @@ from twin_sync.sync_config import APPROXIMATE, SyncConfig
 from twin_sync.timeline import Timeline, TimelineInput
 
 TICK_MARGIN_NS = 500_000  # after a grid time falls due; rcl timers keep their phase
+TICK_TOLERANCE_NS = 1_000_000  # a periodic tick starts only this close to its instant ...
+TICK_ATTEMPTS = 20  # ... for this many grid times at most (a clock in steps: sim time)
 BATCH_PERIOD_NS = 2_000_000  # at most; see twin_ros.executor.LeanExecutor
 
 
@@ -46,6 +48,7 @@ class SyncNode(Node):
             # Inputs wait for the timeline's delay anyway: taking them in batches costs nothing.
             self.spin_batch_period_ns = min(BATCH_PERIOD_NS, from_seconds(config.delay) // 4)
             # The periodic tick starts just after a grid time falls due, so frames go out at once.
+            self._tick_attempts = 0
             self._ticker = self.create_timer(
                 to_seconds(self._timeline.until_due_ns(self._now_ns(), TICK_MARGIN_NS)), self._start_ticking)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -86,8 +89,19 @@ class SyncNode(Node):
             self._timeline.add(index, sample, self._now_ns())
 
     def _start_ticking(self) -> None:
+        """Start the periodic tick, if this one-shot came on time: the tick keeps the phase it starts
+        with, so a start delayed by a busy process would delay every frame for the node's life.
+        Else the one-shot is set again for the next grid time.
+        """
         self.destroy_timer(self._ticker)
-        self._ticker = self.create_timer(1.0 / self._config.output_rate_hz, self._on_tick)
+        now_ns = self._now_ns()
+        self._tick_attempts += 1
+        if (self._timeline.since_due_ns(now_ns, TICK_MARGIN_NS) <= TICK_TOLERANCE_NS
+                or self._tick_attempts >= TICK_ATTEMPTS):
+            self._ticker = self.create_timer(1.0 / self._config.output_rate_hz, self._on_tick)
+        else:
+            self._ticker = self.create_timer(
+                to_seconds(self._timeline.until_due_ns(now_ns, TICK_MARGIN_NS)), self._start_ticking)
         self._on_tick()
 
     def _on_tick(self) -> None:

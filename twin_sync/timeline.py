@@ -109,6 +109,12 @@ class Timeline:
         """
         return (margin_ns - (now_ns - self._delay)) % self._period or self._period
 
+    def since_due_ns(self, now_ns: int, margin_ns: int) -> int:
+        """Time from ``margin_ns`` after the latest grid time fell due to ``now_ns``: how late a
+        tick meant to come then is.
+        """
+        return (now_ns - self._delay - margin_ns) % self._period
+
     def next_frame(self, now_ns: int) -> Frame | None:
         """The frame at the latest grid time not after ``now_ns - delay``, once per grid time."""
         frames = self.next_frames(now_ns)
