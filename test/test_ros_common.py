@@ -1,13 +1,17 @@
 """Typed parameters on a real rclpy node: descriptors, overrides, empty arrays, errors."""
+import struct
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import Imu
 
+from twin_core import cdr
 from twin_core.config import ConfigError, describe
 from twin_core.levels import Level
-from twin_ros.common import declare_config
+from twin_ros.common import declare_config, plain_cdr
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,19 @@ def test_health_summary_can_go_from_warning_to_ok_and_back(ros_env):
         monitor.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def test_a_raw_message_in_another_encoding_is_handed_on_as_plain_cdr() -> None:
+    values = np.arange(cdr.IMU_DOUBLES, dtype=float)
+    body = struct.pack('<iII', 2, 5, 4) + b'imu\x00' + values.tobytes()
+    delimited = b'\x00\x09\x00\x00' + body  # D_CDR2, little-endian: no encoding twin_core.cdr reads
+    with pytest.raises(cdr.UnsupportedEncoding):
+        cdr.decode_imu(delimited)
+    received: list[bytes] = []
+    plain_cdr(Imu, received.append)(delimited)
+    plain_cdr(Imu, received.append)(b'\x00\x07\x00\x00' + body)  # plain XCDR2: handed on as it is
+    assert received[0][:2] in cdr.PLAIN_ENCODINGS and received[1] == b'\x00\x07\x00\x00' + body
+    for data in received:
+        imu = cdr.decode_imu(data)
+        assert (imu.stamp_ns, imu.frame_id) == (2_000_000_005, 'imu')
+        np.testing.assert_array_equal(imu.values, values)
