@@ -165,8 +165,8 @@ def test_synced_frames_read_as_rclpy_wrote_them_and_rclpy_reads_what_is_written(
 def test_a_big_endian_synced_frame_reads_the_same() -> None:
     typestore = get_typestore(Stores.LATEST)
     msg_dir = Path(__file__).resolve().parents[1] / 'twin_interfaces' / 'msg'
-    typestore.register({name: fields for file in ('SensorSample', 'SyncedFrame') for name, fields in
-                        get_types_from_msg((msg_dir / f'{file}.msg').read_text(), f'twin_interfaces/msg/{file}').items()})
+    for file in ('SensorSample', 'SyncedFrame'):
+        typestore.register(get_types_from_msg((msg_dir / f'{file}.msg').read_text(), f'twin_interfaces/msg/{file}'))
     rng = random.Random(5)
     for _ in range(20):
         message = random_synced_frame(rng)
