@@ -70,8 +70,15 @@ def chromium_processes() -> list[int]:
 
 
 def twin_report(ros_env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([resolve_executable('twin_report'), *arguments, '--domain-id', domain(ros_env)],
-                            env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """twin_report started with SIGINT at its default, as from a terminal, also when the tests run
+    in a shell that ignores it (a background job without job control: the ignore is inherited).
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler, reset at exec
+    try:
+        return subprocess.Popen([resolve_executable('twin_report'), *arguments, '--domain-id', domain(ros_env)],
+                                env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope='module')
