@@ -250,11 +250,8 @@ def _joint_state_names(frame_id: str, names: tuple[str, ...]) -> bytes:
     """Frame id, the names and the position count's padding (the payload's stamp comes before)."""
     parts = [_string(frame_id, 8)]
     offset = 8 + len(parts[0])
-    parts.append(bytes(-offset % 4) + _UINT32['<'].pack(len(names)))
+    parts.append(bytes(-offset % 4) + _aligned_strings(names))
     offset += len(parts[-1])
-    for name in names:
-        parts.append(_string(name, offset))
-        offset += len(parts[-1])
     parts.append(bytes(-offset % 4))
     return b''.join(parts)
 
@@ -278,8 +275,7 @@ def encode_joint_state(stamp_ns: int, frame_id: str, names: Sequence[str], posit
 @lru_cache(maxsize=256)
 def _aligned_string(text: str) -> bytes:
     """A CDR string starting at a multiple of 4 (its length, its bytes, the null)."""
-    encoded = text.encode() + b'\x00'
-    return _UINT32['<'].pack(len(encoded)) + encoded
+    return _string(text, 0)
 
 
 @lru_cache(maxsize=64)
