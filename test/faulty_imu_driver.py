@@ -8,12 +8,13 @@ from twin_sensors.imu_node import ImuDriver
 
 
 class FaultyImuDriver(ImuDriver):
-    _recent = b''  # the last bytes read: a reader may split the marker over two chunks
+    _tail = b''  # the end of the previous chunk: a reader may split the marker over two chunks
 
     def _on_data(self, chunk: bytes, receive_ns: int) -> None:
-        self._recent = (self._recent + chunk)[-16:]
-        if b'fault' in self._recent:
-            self._recent = b''
+        seen = self._tail + chunk
+        self._tail = seen[-4:]
+        if b'fault' in seen:
+            self._tail = b''
             raise RuntimeError('injected fault')
         super()._on_data(chunk, receive_ns)
 
