@@ -16,7 +16,11 @@ loopback-only profile), lets it warm up, then records for a while:
   synchronizer counted as received (the sum of its per-input ``rate_hz`` reports) and, with
   ``--tap-inputs``, what the bench's own best-effort recorder received over the same interval;
 * CPU of every process of the graph (cores, from /proc via psutil): per node where each node has
-  its own process, per container (``twin_container``) otherwise.
+  its own process, per container (``twin_container``) otherwise;
+* with ``--camera on``, the cell camera as well (docs/camera.md: the simulator's camera, camera_driver,
+  camera_check): images delivered against rendered and their latency (receive time minus the
+  instant the image shows), the camera check's frames judged, its image discrepancy and its alarms
+  (on a nominal run every alarm is a false one).
 
 The graph runs once per executor (``--executors``, default both: the twin's lean executor, then
 rclpy's SingleThreadedExecutor) and per process layout (``--layouts``: one process per node, all of
@@ -25,6 +29,7 @@ run (A, B, A, B): on a shared machine only ratios within one run count. A summar
 
     python bench/bench_e2e.py --warmup 8 --duration 20
     python bench/bench_e2e.py --executors lean --layouts separate composed tiers --repeat 2
+    python bench/bench_e2e.py --executors lean --camera off on --repeat 2
 """
 from __future__ import annotations
 
@@ -45,15 +50,15 @@ import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Imu, JointState, LaserScan
+from sensor_msgs.msg import CompressedImage, Imu, JointState, LaserScan
 
 from twin_bringup.launcher import node_environment
 from twin_core.cdr import header_stamp_ns
-from twin_interfaces.msg import SyncedFrame
+from twin_interfaces.msg import CameraDiscrepancy, SyncedFrame
 from twin_ros.executor import CHOICES, LeanExecutor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from sandbox import isolated_config  # noqa: E402
+from sandbox import enable_camera, isolated_config  # noqa: E402
 
 SIMULATOR = {'workcell_sim', '-m'}  # '-m': the launcher's watchdog
 OUTPUTS = {'/twin/live/joint_states': JointState, '/twin/joint_states': JointState}
@@ -64,7 +69,8 @@ INPUT_STAGES = {'/imu/data': Imu, '/encoders/joint_states': JointState, '/twin/s
 SENSORS = {'/imu/data': ('imu_driver', 'imu/data'), '/scan': ('lidar_driver', 'scan'),
            '/encoders/joint_states': ('encoder_driver', 'encoders/joint_states')}
 ANALYTICS = ('anomaly_detector', 'maintenance_planner', 'predictor')
-DRIVERS = ('imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver')
+DRIVERS = ('imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver', 'camera_driver')
+IMAGES, DISCREPANCY = '/camera/image_raw/compressed', '/twin/camera/discrepancy'
 
 
 def layout_process(layout: str, node: str) -> str:
@@ -119,7 +125,7 @@ class Recorder:
         self.executor.add_node(self.node)
         self.latencies: dict[str, list[float]] = defaultdict(list)  # s
         self.received: dict[str, list[float]] = defaultdict(list)  # receive times
-        self.diagnostics: dict[str, list[DiagnosticArray]] = defaultdict(list)
+        self.messages: dict[str, list] = defaultdict(list)  # topics recorded as messages
         self.recording = False
         self.thread = threading.Thread(target=self._spin, daemon=True)
 
@@ -129,7 +135,8 @@ class Recorder:
         except rclpy.executors.ExternalShutdownException:
             pass
 
-    def subscribe(self, topic: str, msg_type: type, qos) -> None:
+    def subscribe(self, topic: str, msg_type: type, qos, keep: bool = False) -> None:
+        """Record the topic's latencies, or its messages (``keep``, and always /diagnostics)."""
         received, latencies = self.received[topic], self.latencies[topic]
 
         def record(data: bytes) -> None:
@@ -138,12 +145,12 @@ class Recorder:
                 received.append(now_ns * 1e-9)
                 latencies.append((now_ns - header_stamp_ns(data)) * 1e-9)
 
-        def record_diagnostics(message: DiagnosticArray) -> None:
+        def record_message(message) -> None:
             if self.recording:
                 received.append(time.time())
-                self.diagnostics[topic].append(message)
-        if msg_type is DiagnosticArray:
-            self.node.create_subscription(msg_type, topic, record_diagnostics, qos)
+                self.messages[topic].append(message)
+        if keep or msg_type is DiagnosticArray:
+            self.node.create_subscription(msg_type, topic, record_message, qos)
         else:
             self.node.create_subscription(msg_type, topic, record, qos, raw=True)
 
@@ -189,17 +196,25 @@ def process_label(command: list[str]) -> str:
 
 
 def graph_cpu(launcher: psutil.Process) -> dict[tuple[str, int], float]:
-    """CPU seconds used so far by each process of the graph, keyed by (label, pid): robots of a
-    fleet run the same executables.
+    """CPU seconds used so far by each process of the graph and by the processes those started
+    (the simulated camera's renderer: ``workcell_sim (subprocess)``), keyed by (label, pid):
+    robots of a fleet run the same executables.
     """
     usage = {}
     for child in launcher.children():
         try:
-            times = child.cpu_times()
-            usage[(process_label(child.cmdline()), child.pid)] = times.user + times.system
+            label = process_label(child.cmdline())
+            for process in (child, *child.children(recursive=True)):
+                times = process.cpu_times()
+                usage[(label if process is child else f'{label} (subprocess)', process.pid)] = times.user + times.system
         except (psutil.NoSuchProcess, IndexError):
             continue
     return usage
+
+
+def simulated(label: str) -> bool:
+    """Whether a process of :func:`graph_cpu` is the simulator's (or the launcher's watchdog)."""
+    return label.partition(' ')[0] in SIMULATOR
 
 
 def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]],
@@ -243,6 +258,36 @@ def delivery(diagnostics: list[DiagnosticArray], received: dict[str, list[float]
     return counts, span
 
 
+def counter_change(diagnostics: list[DiagnosticArray], name: str, key: str) -> float:
+    """How much the counter ``key`` of a status grew over the recording (nan: fewer than two
+    reports); ``name`` is the status's full name or its node's.
+    """
+    reports = [float(kv.value) for array in diagnostics for entry in array.status
+               if name in (entry.name, entry.name.partition(': ')[0]) for kv in entry.values if kv.key == key]
+    return reports[-1] - reports[0] if len(reports) >= 2 else float('nan')
+
+
+def camera_results(recorder: Recorder, elapsed: float, rate: float) -> dict[str, float]:
+    """Print the camera's delivery, latency and check; return their summary."""
+    diagnostics = recorder.messages['/diagnostics']
+    rendered = counter_change(diagnostics, 'workcell_sim: camera channel', 'emitted')
+    dropped = counter_change(diagnostics, 'workcell_sim: camera channel', 'dropped')
+    published = counter_change(diagnostics, 'camera_driver', 'messages')
+    frames, judged, alarms = (counter_change(diagnostics, 'camera_check: camera', key)
+                              for key in ('frames', 'judged', 'alarms'))
+    print(row(IMAGES, recorder.latencies[IMAGES], elapsed, rate))
+    print(f'camera: {rendered:.0f} images rendered and served ({dropped:.0f} views dropped), {published:.0f} '
+          f'published by camera_driver, {len(recorder.latencies[IMAGES])} received here; camera_check: '
+          f'{frames:.0f} frames, {judged:.0f} judged, {alarms:.0f} alarms')
+    image_mm = np.asarray([m.image_mm for m in recorder.messages[DISCREPANCY]] or [np.nan])
+    print(f'image discrepancy (mm at the tool plate): mean {np.nanmean(image_mm):.2f}, '
+          f'p95 {np.nanpercentile(image_mm, 95):.2f}, max {np.nanmax(image_mm):.2f} over {image_mm.size} frames')
+    images = np.asarray(recorder.latencies[IMAGES] or [np.nan]) * 1e3
+    return {'camera fps': len(recorder.latencies[IMAGES]) / elapsed, 'camera p99 ms': float(np.percentile(images, 99)),
+            'camera judged': judged, 'camera alarms': alarms,
+            'discrepancy p95 mm': float(np.nanpercentile(image_mm, 95))}
+
+
 def row(name: str, values: list[float], duration: float, rated: float) -> str:
     if not values:
         return f'{name:34s} {rated:8.0f} {"no messages":>10s}'
@@ -251,15 +296,17 @@ def row(name: str, values: list[float], duration: float, rated: float) -> str:
             f'{np.percentile(ms, 99):8.2f} {ms.max():8.2f}')
 
 
-def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str, float]:
-    """Start the graph with the given executor and layout, record, print its tables; return the
-    summary (twin cores, processes, sensor delivery, live and aligned latency).
+def run_graph(args: argparse.Namespace, executor: str, layout: str, camera: bool) -> dict[str, float]:
+    """Start the graph with the given executor, layout and camera, record, print its tables;
+    return the summary (twin cores, processes, sensor delivery, live and aligned latency, camera).
     """
     domain = random.randint(1, 101)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     workdir = Path(tempfile.mkdtemp(prefix='bench_e2e_'))
     config = isolated_config(workdir)
     set_imu_rate(config, args.imu_rate)
+    if camera:
+        enable_camera(config)
     apply_layout(config, layout)
     env = node_environment(str(config / 'fastdds_loopback.xml'))
     env['ROS_LOG_DIR'] = str(workdir / 'ros_log')
@@ -275,6 +322,9 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
         recorder.subscribe('/scan', LaserScan, qos_profile_sensor_data)
     recorder.subscribe('/diagnostics', DiagnosticArray, 100)
     recorder.subscribe('/bench/raw_imu', Imu, 100)
+    if camera:
+        recorder.subscribe(IMAGES, CompressedImage, qos_profile_sensor_data)
+        recorder.subscribe(DISCREPANCY, CameraDiscrepancy, 10, keep=True)
     recorder.thread.start()
 
     log = open(workdir / 'launch.log', 'w')
@@ -300,8 +350,9 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
         launcher.wait(timeout=30)
         recorder.close()
 
-    processes = sum(key[0] not in SIMULATOR for key in cpu_after)
-    print(f'\nexecutor {executor}, layout {layout}: {processes} twin processes, IMU {args.imu_rate:g} Hz, '
+    processes = sum(not simulated(key[0]) for key in cpu_after)
+    print(f'\nexecutor {executor}, layout {layout}, camera {"on" if camera else "off"}: {processes} twin processes, '
+          f'IMU {args.imu_rate:g} Hz, '
           f'domain {domain}, recorded {elapsed:.1f} s after {args.warmup:.0f} s warm-up; {os.cpu_count()} cores, '
           f'load {os.getloadavg()[0]:.1f}')
     print(f'{"stage (receive time - stamp)":34s} {"rated":>8s} {"msg/s":>8s} {"p50 ms":>8s} {"p99 ms":>8s} '
@@ -313,7 +364,7 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
         print(row(topic, recorder.latencies[topic], elapsed, rated[topic]))
     net = [v - delay for v in recorder.latencies['/twin/joint_states']]
     print(row(f'/twin/joint_states - {delay * 1e3:.0f} ms delay', net, elapsed, 100.0))
-    counts, span = delivery(recorder.diagnostics['/diagnostics'], recorder.received)
+    counts, span = delivery(recorder.messages['/diagnostics'], recorder.received)
     tapped = f' {"to bench":>10s}' if args.tap_inputs else ''
     print(f'{"sensor topic":34s} {"published":>10s} {"to sync":>10s}{tapped}')
     for topic, (sent, synced, benched) in counts.items():
@@ -322,7 +373,7 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
     twin = 0.0
     for key in sorted(cpu_after):
         cores = (cpu_after[key] - cpu_before.get(key, 0.0)) / elapsed
-        twin += cores if key[0] not in SIMULATOR else 0.0
+        twin += cores if not simulated(key[0]) else 0.0
         print(f'{key[0]:34s} {cores:8.3f}')
     total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
     print(f'{"twin (every node but the simulator)":34s} {twin:8.3f}')
@@ -331,11 +382,15 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str) -> dict[str,
     aligned = np.asarray(net or [np.nan]) * 1e3
     # CPU per sensor message the synchronizer took: comparable when a loaded machine starves a layout.
     synced_rate = sum(synced for _, synced, _ in counts.values()) / span if span else float('nan')
-    return {'twin cores': twin, 'processes': processes, 'twin us/input': 1e6 * twin / synced_rate,
+    summary = {'twin cores': twin, 'processes': processes, 'twin us/input': 1e6 * twin / synced_rate,
             **{f'{topic.split("/")[1]} to sync %': 100.0 * synced / sent
                for topic, (sent, synced, _) in counts.items() if sent},
             'live p50 ms': float(np.percentile(live, 50)), 'live p99 ms': float(np.percentile(live, 99)),
             'aligned p50 ms': float(np.percentile(aligned, 50)), 'aligned p99 ms': float(np.percentile(aligned, 99))}
+    if camera:
+        workcell = yaml.safe_load((config / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
+        summary |= camera_results(recorder, elapsed, workcell['channels']['camera']['rate_hz'])
+    return summary
 
 
 def print_summary(results: list[tuple[str, dict[str, float]]]) -> None:
@@ -360,11 +415,15 @@ def main() -> None:
                              'rest), sync_apart (the synchronizer alone, the rest in one container)')
     parser.add_argument('--tap-inputs', action='store_true',
                         help='also record the sensor topics and the synced frame (adds readers to the graph)')
+    parser.add_argument('--camera', nargs='+', choices=('off', 'on'), default=['off'],
+                        help='run without and/or with the cell camera, its driver and its check')
     parser.add_argument('--repeat', type=int, default=1, help='run every layout and executor this many times, '
                                                               'interleaved')
     args = parser.parse_args()
-    results = [(f'{layout}/{executor} #{round_ + 1}', run_graph(args, executor, layout))
-               for round_ in range(args.repeat) for layout in args.layouts for executor in args.executors]
+    results = [(f'{layout}/{executor}{"/camera" if camera == "on" else ""} #{round_ + 1}',
+                run_graph(args, executor, layout, camera == 'on'))
+               for round_ in range(args.repeat) for layout in args.layouts for executor in args.executors
+               for camera in args.camera]
     print_summary(results)
 
 

@@ -201,7 +201,7 @@ def measure(args: argparse.Namespace, robots: int, topics: list[str], rates: dic
     if args.source == 'bags':
         result['live'] = np.asarray(recorder.latencies[topic(first, LIVE)]) * 1e3
         result['delivery'] = {
-            ns: delivery(recorder.diagnostics[topic(ns, 'diagnostics')], recorder.received,
+            ns: delivery(recorder.messages[topic(ns, 'diagnostics')], recorder.received,
                          {topic(ns, t.lstrip('/')): (f'twin_player: {topic(ns, t.lstrip("/"))}', t.lstrip('/'))
                           for t in topics if t in rates and t != '/plan/desired_joint_states'})
             for ns in fleet.namespaces}

@@ -11,6 +11,11 @@ import yaml
 from twin_core.paths import config_dir
 
 FLEET_ROBOTS = 8  # robots whose ports an isolated fleet configuration keeps free
+# The node table's entries for the cell camera, as docs/camera.md gives them (the camera is off by default).
+CAMERA_NODES = ({'executable': 'camera_driver', 'name': 'camera_driver', 'parameters': ['camera_driver.yaml'],
+                 'config': 'twin_sensors.camera:CameraConfig', 'process': 'drivers', 'role': 'device'},
+                {'executable': 'camera_check', 'name': 'camera_check', 'parameters': ['camera_check.yaml'],
+                 'config': 'twin_anomaly.camera_check:CameraCheckConfig', 'process': 'analytics'})
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -59,6 +64,16 @@ def isolated_config(directory: Path) -> Path:
     fleet['ports'] = {name: free_port_series(fleet['port_stride'], FLEET_ROBOTS) for name in fleet['ports']}
     (config / 'graph.yaml').write_text(yaml.safe_dump(graph, sort_keys=False))
     return config
+
+
+def enable_camera(config: Path) -> None:
+    """Turn on the simulated camera of the configuration in ``config`` and add its driver and check."""
+    workcell = yaml.safe_load((config / 'workcell.yaml').read_text())
+    workcell['workcell_sim']['ros__parameters']['channels']['camera']['enabled'] = True
+    (config / 'workcell.yaml').write_text(yaml.safe_dump(workcell))
+    graph = yaml.safe_load((config / 'graph.yaml').read_text())
+    graph['nodes'].extend(dict(entry) for entry in CAMERA_NODES)
+    (config / 'graph.yaml').write_text(yaml.safe_dump(graph, sort_keys=False))
 
 
 def free_port_series(stride: int, count: int) -> int:

@@ -13,10 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
+from sandbox import CAMERA_NODES, enable_camera, isolated_config
 
 from camera_cell import VIDEO_SIZE as SIZE
 from camera_cell import RtspCamera, camera_cell, truncate, write_video
 from harness import wait_for
+from twin_bringup.node_table import load_node_table
 from twin_core.config import ConfigError, build
 from twin_core.mjpeg_server import MjpegServer, part
 from twin_sensors.camera import CameraConfig, CameraStream, Frame, FrameChecker, MjpegReader
@@ -360,3 +363,16 @@ def test_a_frozen_rtsp_camera_is_detected(client_of) -> None:
     finally:
         camera.stop()
     assert client.stream.checker.frozen_episodes == 1 and not client.stats.errors
+
+
+def test_the_camera_nodes_docs_show_are_the_ones_a_configuration_adds(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[1] / 'docs' / 'camera.md').read_text()
+    snippet = docs.partition('add the driver to `config/graph.yaml`:')[2].partition('```yaml')[2].partition('```')[0]
+    assert yaml.safe_load(snippet) == list(CAMERA_NODES)
+    config = isolated_config(tmp_path)
+    assert not load_node_table(config).select(with_sim=True)[-1].name.startswith('camera')
+    enable_camera(config)
+    table = load_node_table(config)  # the parameter files validated against the nodes' schemas
+    assert [entry.name for entry in table.select(with_sim=True)][-2:] == ['camera_driver', 'camera_check']
+    workcell = yaml.safe_load((config / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
+    assert workcell['channels']['camera']['enabled'] is True
