@@ -378,6 +378,9 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str, camera: bool
     total = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / elapsed
     print(f'{"twin (every node but the simulator)":34s} {twin:8.3f}')
     print(f'{"total":34s} {total:8.3f}')
+    resyncs, late = (counter_change(recorder.messages['/diagnostics'], 'workcell_sim: physics', key)
+                     for key in ('resyncs', 'late_events'))
+    print(f'simulator: {resyncs:.0f} skips ahead (more than its max lag behind the wall clock), {late:.0f} late steps')
     live = np.asarray(recorder.latencies['/twin/live/joint_states'] or [np.nan]) * 1e3
     aligned = np.asarray(net or [np.nan]) * 1e3
     # CPU per sensor message the synchronizer took: comparable when a loaded machine starves a layout.
@@ -386,7 +389,8 @@ def run_graph(args: argparse.Namespace, executor: str, layout: str, camera: bool
             **{f'{topic.split("/")[1]} to sync %': 100.0 * synced / sent
                for topic, (sent, synced, _) in counts.items() if sent},
             'live p50 ms': float(np.percentile(live, 50)), 'live p99 ms': float(np.percentile(live, 99)),
-            'aligned p50 ms': float(np.percentile(aligned, 50)), 'aligned p99 ms': float(np.percentile(aligned, 99))}
+            'aligned p50 ms': float(np.percentile(aligned, 50)), 'aligned p99 ms': float(np.percentile(aligned, 99)),
+            'sim skips ahead': resyncs}
     if camera:
         workcell = yaml.safe_load((config / 'workcell.yaml').read_text())['workcell_sim']['ros__parameters']
         summary |= camera_results(recorder, elapsed, workcell['channels']['camera']['rate_hz'])

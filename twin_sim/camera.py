@@ -3,7 +3,9 @@
 The simulation thread only captures a view (joint positions, the instants it shows, the active
 camera faults: O(1)); a render process turns the newest view into a JPEG, which a thread hands
 to the MJPEG server. A view the renderer could not take before the next one arrived is dropped
-and counted, so rendering never delays the physics and a short CPU shows as fewer frames.
+and counted, so rendering never delays the physics and a short CPU shows as fewer frames: the
+render process runs at the lowest CPU priority, so that on a full machine it, not the physics or
+the twin, waits.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 from twin_core.config import describe
 from twin_core.mjpeg_server import MjpegServer
 from twin_core.network import check_host
-from twin_core.workers import Workers
+from twin_core.workers import Workers, lower_priority
 from twin_sensors.camera_info import CameraCalibration
 from twin_sim.model import CAMERA, marker_name
 
@@ -237,6 +239,7 @@ class SimCamera:
 def render_process(connection: Connection, model: mujoco.MjModel, config: CameraChannel) -> None:
     """Render each view received into (JPEG, render s, encode s) until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the group: the parent closes the pipe
+    lower_priority()  # before the renderer starts its rasterizer threads: they inherit it
     renderer = FrameRenderer(model, config)
     try:
         while True:
