@@ -25,7 +25,7 @@ from twin_sim.model import build_model
 from twin_state.config import StateConfig
 from twin_state.estimator import StateEstimator
 from twin_state.fidelity import Trajectory, evaluate, read_trajectory, write_trajectory
-from twin_state.history import ExtrapolationError, History, InvalidSampleError, OldDataError
+from twin_state.history import ExtrapolationError, History, InvalidSampleError, OldDataError, polyfit_at, slope_weights
 from twin_state.obstacles import ScanGeometry, extract_obstacles
 from twin_state.state import FrameInput as InputSample
 
@@ -172,6 +172,18 @@ def test_filtered_derivatives_beat_finite_differences_on_a_noisy_sine() -> None:
     assert rms(velocity_error) < 0.05  # rad/s, amplitude 3.14
     assert rms(acceleration_error) < 0.05 * rms(raw_acceleration_error)
     assert rms(acceleration_error) < 1.0  # rad/s², amplitude 9.9
+
+
+@pytest.mark.parametrize('samples', [1, 2, 3, 9])
+def test_slope_weights_give_the_slope_of_the_least_squares_fit(samples: int) -> None:
+    rng = np.random.default_rng(samples)
+    times = 1.8e9 + np.cumsum(rng.uniform(0.002, 0.02, samples))  # irregular, at epoch scale
+    values = rng.normal(size=(samples, 5))
+    slope = slope_weights(times) @ values
+    expected = polyfit_at(times, values, times[-1], min(2, samples - 1))[0][1] if samples > 1 else np.zeros(5)
+    np.testing.assert_allclose(slope, expected, rtol=1e-7, atol=1e-6)
+    if samples > 1:  # a straight line is differentiated exactly
+        np.testing.assert_allclose(slope_weights(times) @ (3.0 - 2.5 * (times - times[0])), -2.5, rtol=1e-9)
 
 
 def test_prediction_is_separate_from_lookup_and_reports_uncertainty() -> None:

@@ -68,6 +68,21 @@ def polyfit_at(times: np.ndarray, values: np.ndarray, at: float, degree: int
     return coefficients / powers[:, None], sigma, covariance
 
 
+def slope_weights(times: np.ndarray, degree: int = 2) -> np.ndarray:
+    """Weights ``w`` such that ``w @ values`` is the slope at ``times[-1]`` of the least-squares
+    polynomial (of ``degree``, fewer with fewer samples) through ``values`` over ``times``: the
+    first derivative of :func:`polyfit_at`, for any number of value columns at the cost of one
+    small solve. Times must be distinct; one sample gives zero slope.
+    """
+    degree = min(degree, len(times) - 1)
+    if degree < 1:
+        return np.zeros(len(times))
+    tau = times - times[-1]
+    scale = max(float(np.max(np.abs(tau))), 1e-12)
+    vandermonde = np.vander(tau / scale, degree + 1, increasing=True)  # scaled: well conditioned
+    return np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T)[1] / scale
+
+
 class History:
     """Ring buffer of (stamp, state vector) with typed errors, window and time-jump handling.
 

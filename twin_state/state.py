@@ -28,7 +28,7 @@ from twin_core.levels import Quality
 from twin_core.stamps import from_seconds
 from twin_core.tracking import DesiredStates, deviation
 from twin_core.urdf import ArmDescription
-from twin_state.history import polyfit_at
+from twin_state.history import slope_weights
 from twin_state.obstacles import Obstacle, ScanGeometry, extract_obstacles
 
 LASER_FRAME = 'laser'
@@ -233,19 +233,12 @@ class TwinStateBuilder:
         if self._recent and stamp <= self._recent[-1][0]:
             self._recent.clear()  # time went backwards: the filter restarts
         self._recent.append((stamp, positions, row[self._velocity]))
-        times = np.array([entry[0] for entry in self._recent])
+        weights = slope_weights(np.array([entry[0] for entry in self._recent]))  # one set for both derivatives
         if not measured_velocity:
-            row[self._velocity] = self._slope(times, [e[1] for e in self._recent])
+            row[self._velocity] = weights @ np.array([e[1] for e in self._recent])
         self._recent[-1] = (stamp, positions, row[self._velocity])
-        row[self._acceleration] = self._slope(times, [e[2] for e in self._recent])
+        row[self._acceleration] = weights @ np.array([e[2] for e in self._recent])
         pose = self.kinematics.end_effector(dict(zip(self.arm.joint_names, positions)),
                                             self.end_effector)
         row[self._ee_position] = pose.position
         row[self._ee_orientation] = pose.orientation
-
-    @staticmethod
-    def _slope(times: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
-        if len(times) < 2:
-            return np.zeros(len(rows[0]))
-        coefficients, _, _ = polyfit_at(times, np.array(rows), times[-1], min(2, len(times) - 1))
-        return coefficients[1]
