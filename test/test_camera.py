@@ -315,6 +315,15 @@ def test_a_file_that_is_no_video_is_retried_with_backoff(tmp_path: Path, client_
     assert next_delay >= 0.8
 
 
+def test_a_v4l2_device_that_is_not_there_is_reported_and_retried_with_backoff(client_of) -> None:
+    device = next(f'/dev/video{n}' for n in range(64) if not Path(f'/dev/video{n}').exists())
+    client = client_of(device)
+    time.sleep(1.5)
+    assert client.count() == 0 and client.reader.connected is False
+    assert client.states == [(False, f'cannot open {device}: OpenCV cannot open {device} as a video source')]
+    assert client.reader.backoff.delay() >= 0.8  # a few attempts in 1.5 s, not hundreds
+
+
 @pytest.fixture
 def rtsp_camera() -> Iterator[RtspCamera]:
     camera = RtspCamera()
