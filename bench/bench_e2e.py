@@ -401,9 +401,10 @@ def print_summary(results: list[tuple[str, dict[str, float]]]) -> None:
     """One row per run, in the order run (aligned latency net of the timeline's delay)."""
     columns = list(dict.fromkeys(key for _, summary in results for key in summary))
     print('\nsummary (aligned = /twin/joint_states net of the timeline delay)')
-    print(f'{"run":24s} ' + ' '.join(f'{c:>16s}' for c in columns))
+    widths = [max(16, len(c)) for c in columns]
+    print(f'{"run":24s} ' + ' '.join(f'{c:>{w}s}' for c, w in zip(columns, widths)))
     for name, summary in results:
-        print(f'{name:24s} ' + ' '.join(f'{summary.get(c, float("nan")):16.3f}' for c in columns))
+        print(f'{name:24s} ' + ' '.join(f'{summary.get(c, float("nan")):{w}.3f}' for c, w in zip(columns, widths)))
 
 
 def main() -> None:
