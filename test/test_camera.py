@@ -4,6 +4,8 @@ the OpenCV sources, real video files written by cv2.VideoWriter (MJPG in AVI) an
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import socket
 import threading
 import time
@@ -95,6 +97,10 @@ def test_frames_from_the_simulated_camera(client_of) -> None:
         assert wait_for(lambda: client.count() >= 15, 15.0)
         received = client.stats.messages  # before the server's count: the client goes on reading
         camera = runner.stats()['channels']['camera']
+        renderer = next(p for p in multiprocessing.active_children() if p.name == 'camera render')
+        threads = [int(task.name) for task in Path(f'/proc/{renderer.pid}/task').iterdir()]
+        priorities = [os.getpriority(os.PRIO_PROCESS, thread) for thread in threads]
+    assert len(threads) > 1 and set(priorities) == {19}  # the rasterizer's threads too: physics first
     times = [frame.device_time for _, frame in client.frames]
     assert all(t is not None and t > 50.0 for t in times) and times == sorted(times)
     image = cv2.imdecode(np.frombuffer(client.frames[-1][1].jpeg, np.uint8), 1)

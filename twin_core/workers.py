@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from twin_core.levels import Level
@@ -135,7 +136,20 @@ def lower_priority(nice: int = 19) -> None:
     that background computation yields the cores to the threads that serve callbacks; a no-op
     where threads cannot be reniced.
     """
+    _renice(threading.get_native_id(), nice)
+
+
+def lower_process_priority(nice: int = 19) -> None:
+    """Run every thread of this process at CPU priority ``nice``: those already running (the
+    thread pools of libraries imported) and, as threads inherit it, those started later.
+    """
+    tasks = Path('/proc/self/task')
+    for thread in [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [threading.get_native_id()]:
+        _renice(thread, nice)
+
+
+def _renice(thread: int, nice: int) -> None:
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, nice)
+    except (AttributeError, OSError):  # no per-thread priorities here, or the thread has ended
         pass

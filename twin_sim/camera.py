@@ -24,7 +24,7 @@ import numpy as np
 from twin_core.config import describe
 from twin_core.mjpeg_server import MjpegServer
 from twin_core.network import check_host
-from twin_core.workers import Workers, lower_priority
+from twin_core.workers import Workers, lower_process_priority
 from twin_sensors.camera_info import CameraCalibration
 from twin_sim.model import CAMERA, marker_name
 
@@ -239,7 +239,7 @@ class SimCamera:
 def render_process(connection: Connection, model: mujoco.MjModel, config: CameraChannel) -> None:
     """Render each view received into (JPEG, render s, encode s) until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the group: the parent closes the pipe
-    lower_priority()  # before the renderer starts its rasterizer threads: they inherit it
+    lower_process_priority()  # before the renderer starts its rasterizer threads: they inherit it
     renderer = FrameRenderer(model, config)
     try:
         while True:
