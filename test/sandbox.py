@@ -1,6 +1,7 @@
 """Private copies of the configuration, so that several twins (tests, benchmarks) can run at once."""
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 from collections.abc import Callable
@@ -11,6 +12,8 @@ import yaml
 from twin_core.paths import config_dir
 
 FLEET_ROBOTS = 8  # robots whose ports an isolated fleet configuration keeps free
+LOWEST_PORT = 20000  # free ports are picked between this and the kernel's ephemeral range
+_handed_out: set[int] = set()
 # The node table's entries for the cell camera, as docs/camera.md gives them (the camera is off by default).
 CAMERA_NODES = ({'executable': 'camera_driver', 'name': 'camera_driver', 'parameters': ['camera_driver.yaml'],
                  'config': 'twin_sensors.camera:CameraConfig', 'process': 'drivers', 'role': 'device'},
@@ -19,10 +22,32 @@ CAMERA_NODES = ({'executable': 'camera_driver', 'name': 'camera_driver', 'parame
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A currently free loopback port (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
+    """A loopback port free now (TCP by default, ``socket.SOCK_DGRAM`` for UDP), never the same
+    twice in a process.
+
+    It lies below the kernel's ephemeral range: a port the kernel picked for ``bind(0)`` is one it
+    also hands to outgoing connections, which could take it before the server it is meant for
+    starts (a server that binds it seconds later, or again after a restart).
+    """
+    first, last = LOWEST_PORT, _ephemeral_ports()[0] - 1
+    if last - first < 1000:  # an unusual port range: the kernel's choice
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(('127.0.0.1', 0))
+            return probe.getsockname()[1]
+    while True:
+        port = random.randint(first, last)
+        if port not in _handed_out and _free(port, (kind,)):
+            _handed_out.add(port)
+            return port
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the IANA range elsewhere)."""
+    try:
+        first, last = Path('/proc/sys/net/ipv4/ip_local_port_range').read_text().split()
+        return int(first), int(last)
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def isolated_config(directory: Path) -> Path:
@@ -84,8 +109,8 @@ def free_port_series(stride: int, count: int) -> int:
             return base
 
 
-def _free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+def _free(port: int, kinds: tuple[int, ...] = (socket.SOCK_STREAM, socket.SOCK_DGRAM)) -> bool:
+    for kind in kinds:
         with socket.socket(socket.AF_INET, kind) as probe:
             try:
                 probe.bind(('127.0.0.1', port))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
+from sandbox import free_port
 from sensor_msgs.msg import Imu, JointState, LaserScan, Temperature
 from trajectory_msgs.msg import JointTrajectory
 
@@ -39,12 +40,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4"]
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def driver(name: str, **parameters: object) -> list[str]:
