@@ -231,7 +231,10 @@ def run(replay: Replay, env: Mapping[str, str], logs: Path, say: Callable[[str],
             processes.stop(*replay.nodes)  # before the recorder: what they publish last is recorded
             processes.stop(RECORDER_NODE)
             recorder = processes.started[RECORDER_NODE][0]
-            if recorder.returncode != 0:
+            if recorder.returncode == -signal.SIGKILL and (replay.output / 'metadata.yaml').is_file():
+                say(f'{RECORDER_NODE} finished the bag but did not exit within {STOP_GRACE_S:g} s; killed '
+                    f'(where it stopped: {logs / RECORDER_NODE}.log)')
+            elif recorder.returncode != 0:
                 raise RuntimeError(f'{RECORDER_NODE} exited with code {recorder.returncode}: '
                                    f'{processes.tail(RECORDER_NODE)}')
         finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import faulthandler
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,7 @@ ANALYTICS_BATCH_PERIOD_NS = 10_000_000
 """Spin batch period of the nodes fed by the twin's 100 Hz outputs that judge seconds of evidence
 (anomaly, maintenance, prediction): one frame period, so a wake-up takes what one frame brought.
 """
+TEARDOWN_REPORT_S = 10.0  # a node's teardown taking longer prints every thread's stack on stderr
 
 
 def qos_profile(name: str, depth: int) -> QoSProfile:
@@ -258,6 +260,8 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
             raise
         # SIGINT shut the context down while the executor was building its wait set.
     finally:
+        # A teardown that hangs (seen rarely, at rclpy's or the DDS layer's exit) says where it is.
+        faulthandler.dump_traceback_later(TEARDOWN_REPORT_S)
         executor.shutdown()  # releases the entities it holds
         for node in reversed(nodes):
             node.destroy_node()
