@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from PIL import Image
 
 from harness import CONFIG_DIR, REPO, stale_fastdds_segments
 from twin_core.paths import resolve_executable
+from twin_report import replay as twin_replay
 from twin_report.screenshot import screenshot
 from twin_report.series import ANOMALIES, DIAGNOSTICS, OPTIONAL_TOPICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS
 
@@ -169,3 +171,37 @@ def test_a_node_that_fails_ends_the_report_with_one_line_and_no_process_left(ros
     assert 'Traceback' not in stderr
     time.sleep(1.0)
     assert processes_on(domain(ros_env)) == []
+
+
+# A recorder stand-in: writes its bag's metadata.yaml (or not), then ignores SIGINT and hangs.
+HANGING_RECORDER = '''
+import signal, sys, time
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.argv[1] == 'wrote':
+    Path(sys.argv[2], 'metadata.yaml').write_text('rosbag2_bagfile_information: {}')
+print('recording', flush=True)
+time.sleep(60)
+'''
+
+
+@pytest.mark.parametrize('bag', ['wrote', 'unfinished'])
+def test_a_recorder_that_hangs_at_exit_is_killed_and_fails_the_replay_only_without_its_bag(
+        tmp_path: Path, bag: str) -> None:
+    output = tmp_path / 'bag'
+    output.mkdir()
+    processes = twin_replay.Processes(os.environ, tmp_path / 'logs')
+    processes.start(twin_replay.RECORDER_NODE, [sys.executable, '-c', HANGING_RECORDER, bag, str(output)])
+    time.sleep(1.0)  # past its start
+    said: list[str] = []
+    try:
+        if bag == 'wrote':
+            twin_replay.finish_recording(processes, output, said.append, grace=0.5)
+            assert said == [f'twin_recorder finished the bag but did not exit within 0.5 s; killed '
+                            f'(where it stopped: {tmp_path}/logs/twin_recorder.log)']
+        else:
+            with pytest.raises(RuntimeError, match='twin_recorder exited with code -9: recording'):
+                twin_replay.finish_recording(processes, output, said.append, grace=0.5)
+    finally:
+        processes.stop(grace=0.5)
+    assert processes.started[twin_replay.RECORDER_NODE][0].returncode == -signal.SIGKILL

@@ -142,15 +142,18 @@ class Processes:
     def start(self, name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
         """Run ``command`` (its program found like ``ros2 run`` would) as ``name``."""
         self._logs.mkdir(parents=True, exist_ok=True)
-        log = open(self._logs / f'{name}.log', 'wb')
+        log = open(self.log_path(name), 'wb')
         process = subprocess.Popen([resolve_executable(command[0]), *command[1:]], env=self._env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.started[name] = (process, log)
         return process
 
+    def log_path(self, name: str) -> Path:
+        return self._logs / f'{name}.log'
+
     def tail(self, name: str, lines: int = 1) -> str:
         """The last ``lines`` lines ``name`` printed."""
-        text = (self._logs / f'{name}.log').read_text(errors='replace').strip().splitlines()
+        text = self.log_path(name).read_text(errors='replace').strip().splitlines()
         return '\n'.join(text[-lines:])
 
     def check(self, *names: str) -> None:
@@ -178,6 +181,20 @@ class Processes:
                 _signal(process, signal.SIGKILL)
                 process.wait()
             log.close()
+
+
+def finish_recording(processes: Processes, output: Path, say: Callable[[str], None],
+                     grace: float = STOP_GRACE_S) -> None:
+    """Stop the recorder; ``RuntimeError`` unless it exits cleanly. One that wrote its bag (the
+    bag's metadata.yaml) but had to be killed at exit is only reported: the bag is complete.
+    """
+    processes.stop(RECORDER_NODE, grace=grace)
+    code = processes.started[RECORDER_NODE][0].returncode
+    if code == -signal.SIGKILL and (output / 'metadata.yaml').is_file():
+        say(f'{RECORDER_NODE} finished the bag but did not exit within {grace:g} s; killed '
+            f'(where it stopped: {processes.log_path(RECORDER_NODE)})')
+    elif code != 0:
+        raise RuntimeError(f'{RECORDER_NODE} exited with code {code}: {processes.tail(RECORDER_NODE)}')
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -229,13 +246,6 @@ def run(replay: Replay, env: Mapping[str, str], logs: Path, say: Callable[[str],
             time.sleep(SETTLE_S)
             processes.check(*replay.nodes, RECORDER_NODE)
             processes.stop(*replay.nodes)  # before the recorder: what they publish last is recorded
-            processes.stop(RECORDER_NODE)
-            recorder = processes.started[RECORDER_NODE][0]
-            if recorder.returncode == -signal.SIGKILL and (replay.output / 'metadata.yaml').is_file():
-                say(f'{RECORDER_NODE} finished the bag but did not exit within {STOP_GRACE_S:g} s; killed '
-                    f'(where it stopped: {logs / RECORDER_NODE}.log)')
-            elif recorder.returncode != 0:
-                raise RuntimeError(f'{RECORDER_NODE} exited with code {recorder.returncode}: '
-                                   f'{processes.tail(RECORDER_NODE)}')
+            finish_recording(processes, replay.output, say)
         finally:
             processes.stop()
