@@ -19,6 +19,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
+from sandbox import CAMERA_NODES
 from sensor_msgs.msg import CameraInfo, CompressedImage, Temperature
 from std_msgs.msg import Header
 
@@ -282,8 +283,7 @@ def test_camera_images_recorded_over_dds_read_back_and_replay_byte_for_byte(star
 def test_a_live_report_records_the_camera_only_where_the_node_table_starts_one(tmp_path: Path) -> None:
     assert not camera_in(CONFIG_DIR)  # the camera is off by default
     graph = yaml.safe_load((CONFIG_DIR / 'graph.yaml').read_text())
-    graph['nodes'].append({'executable': 'camera_driver', 'name': 'camera_driver', 'parameters': ['camera_driver.yaml'],
-                           'config': 'twin_sensors.camera:CameraConfig', 'role': 'device'})
+    graph['nodes'].append(dict(CAMERA_NODES[0]))  # the driver alone
     (tmp_path / 'graph.yaml').write_text(yaml.safe_dump(graph))
     assert camera_in(tmp_path)
     without, with_camera = recorded_topics(camera=False), recorded_topics(camera=True)

@@ -56,9 +56,7 @@ def polyfit_at(times: np.ndarray, values: np.ndarray, at: float, degree: int
     coefficient covariance ((VᵀV)⁻¹). With ``at`` = the newest time this is a causal
     Savitzky–Golay filter that also handles irregular sampling.
     """
-    tau = times - at
-    scale = max(float(np.max(np.abs(tau))), 1e-12)
-    vandermonde = np.vander(tau / scale, degree + 1, increasing=True)
+    vandermonde, scale = _scaled_vandermonde(times, at, degree)
     coefficients, *_ = np.linalg.lstsq(vandermonde, values, rcond=None)
     dof = max(len(times) - degree - 1, 1)
     residual = values - vandermonde @ coefficients
@@ -77,10 +75,17 @@ def slope_weights(times: np.ndarray, degree: int = 2) -> np.ndarray:
     degree = min(degree, len(times) - 1)
     if degree < 1:
         return np.zeros(len(times))
-    tau = times - times[-1]
-    scale = max(float(np.max(np.abs(tau))), 1e-12)
-    vandermonde = np.vander(tau / scale, degree + 1, increasing=True)  # scaled: well conditioned
+    vandermonde, scale = _scaled_vandermonde(times, times[-1], degree)
     return np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T)[1] / scale
+
+
+def _scaled_vandermonde(times: np.ndarray, at: float, degree: int) -> tuple[np.ndarray, float]:
+    """Powers 0..``degree`` of (times - at) / scale, and the scale (the largest distance from
+    ``at``): entries within [-1, 1], so the fits stay well conditioned at epoch-scale stamps.
+    """
+    tau = times - at
+    scale = max(float(np.max(np.abs(tau))), 1e-12)
+    return np.vander(tau / scale, degree + 1, increasing=True), scale
 
 
 class History:
