@@ -50,14 +50,14 @@ def _twin_node(entry: NodeEntry, config_dir: Path, scratch: Path) -> Node:
                 parameters=[str(p) for p in entry.launch_parameter_files(config_dir, scratch)]
                 + ([entry.override_values()] if entry.overrides and not (entry.namespace or entry.process) else []),
                 remappings=[tuple(r.split(':=', 1)) for r in entry.scoped_remappings()],
-                output='screen', emulate_tty=True)
+                additional_env=entry.environment(), output='screen', emulate_tty=True)
 
 
 def _container(group: ProcessGroup, config_dir: Path, scratch: Path) -> Node:
     """The group's nodes in one process: no ``name=``, which would rename every node in it."""
     return Node(package='twin_bringup', executable=group.executable,
                 arguments=group.modules() + group.ros_arguments(config_dir, scratch),
-                output='screen', emulate_tty=True)
+                additional_env=group.environment(), output='screen', emulate_tty=True)
 
 
 def _external_node(node: ExternalNode) -> Node:

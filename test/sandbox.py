@@ -18,7 +18,8 @@ _handed_out: set[int] = set()
 CAMERA_NODES = ({'executable': 'camera_driver', 'name': 'camera_driver', 'parameters': ['camera_driver.yaml'],
                  'config': 'twin_sensors.camera:CameraConfig', 'process': 'drivers', 'role': 'device'},
                 {'executable': 'camera_check', 'name': 'camera_check', 'parameters': ['camera_check.yaml'],
-                 'config': 'twin_anomaly.camera_check:CameraCheckConfig', 'process': 'analytics'})
+                 'config': 'twin_anomaly.camera_check:CameraCheckConfig', 'process': 'analytics',
+                 'nice': 10})
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -1,4 +1,5 @@
 """Several nodes in one process: the node table's process groups, twin_container, both over DDS."""
+import os
 import signal
 import sys
 import time
@@ -45,6 +46,13 @@ def test_a_process_is_per_robot_and_holds_one_role():
         group_processes([entry('a', 'core'), entry('b', 'core', role='sim')])
     mixed = [entry('a', 'twin'), entry('b', 'twin', role='device')]
     assert group_processes(mixed) == [ProcessGroup('twin', tuple(mixed))]
+
+
+def test_a_process_runs_at_its_most_urgent_entrys_priority():
+    quiet, urgent, normal = entry('a', 'core', nice=12), entry('b', 'core', nice=5), entry('c', nice=0)
+    group, alone = group_processes([quiet, urgent, normal])
+    assert group.nice == 5 and group.environment() == {'TWIN_NICE': '5'}
+    assert alone.environment() == {} and entry('d', nice=19).environment() == {'TWIN_NICE': '19'}
 
 
 def test_a_container_gets_each_node_its_file_and_its_remappings_but_no_global_parameter(tmp_path):
@@ -101,6 +109,7 @@ def test_the_default_graph_runs_drivers_core_and_analytics_apart_and_the_health_
         'analytics': ['anomaly_detector', 'maintenance_planner', 'predictor'],
         'drivers': ['imu_driver', 'encoder_driver', 'lidar_driver', 'plan_driver', 'plc_driver'],
         'core': ['twin_sync', 'twin_state']}
+    assert {p.name: p.nice for p in processes if p.nice} == {'analytics': 10}
 
 
 def parameter(probe, node, name):
@@ -119,12 +128,21 @@ def node_processes(launcher_pid):
     return [p for p in psutil.Process(launcher_pid).children() if 'twin_bringup.lifetime' not in p.cmdline()]
 
 
+def assert_priority(process: psutil.Process, nice: int) -> None:
+    """Every thread of ``process`` at ``nice``, and its scheduling group too where the kernel has them."""
+    threads = {thread.id for thread in process.threads()}
+    assert len(threads) > 3 and {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {nice}
+    group = Path(f'/proc/{process.pid}/autogroup')
+    if group.exists():
+        assert group.read_text().split()[-1] == str(nice)
+
+
 @pytest.mark.integration
 def test_twin_launch_runs_three_nodes_in_one_container_and_restarts_them_together(start_process, probe, tmp_path):
     config = single_node_config(tmp_path, {**HEALTH, 'process': 'core', 'overrides': ['publish_rate_hz:=4.0'],
-                                           'remappings': ['diagnostics_agg:=health/aggregate']})
+                                           'remappings': ['diagnostics_agg:=health/aggregate'], 'nice': 12})
     graph = yaml.safe_load((config / 'graph.yaml').read_text())
-    graph['nodes'] += [{**SYNC, 'process': 'core'}, {**STATE, 'process': 'core'}]
+    graph['nodes'] += [{**SYNC, 'process': 'core', 'nice': 7}, {**STATE, 'process': 'core', 'nice': 9}]
     (config / 'graph.yaml').write_text(yaml.safe_dump(graph))
     probe.subscribe('/diagnostics', DiagnosticArray)
     probe.subscribe('/health/aggregate', DiagnosticArray)
@@ -138,6 +156,7 @@ def test_twin_launch_runs_three_nodes_in_one_container_and_restarts_them_togethe
     probe.wait_for('/health/aggregate', lambda m: len(m) >= 2, timeout=10)
     (container,) = node_processes(launcher.process.pid)
     assert 'twin_container' in container.cmdline()[1]
+    assert_priority(container, 7)  # the most urgent node's, in every thread (DDS ones included)
     # Each node has its own parameters: the override and the remapping reached the monitor only.
     assert parameter(probe, 'health_monitor', 'publish_rate_hz').double_value == 4.0
     assert parameter(probe, 'twin_sync', 'publish_rate_hz') is None
@@ -150,6 +169,7 @@ def test_twin_launch_runs_three_nodes_in_one_container_and_restarts_them_togethe
     probe.wait_for('/health/aggregate', lambda m: len(m) > before + 1, timeout=30)
     (restarted,) = node_processes(launcher.process.pid)
     assert restarted.pid != container.pid
+    assert_priority(restarted, 7)
     assert launcher.stop() == 0
     output = launcher.output()
     assert 'twin_launch: starting core (health_monitor, twin_sync, twin_state)' in output

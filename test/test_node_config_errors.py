@@ -3,6 +3,7 @@
 Unknown parameter keys, missing files and unreadable parameter files are refused the same way
 by a node started by hand as by the launchers' check before anything starts.
 """
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,15 @@ def test_a_missing_parameter_file_is_refused_with_one_line(start_process, tmp_pa
     missing = tmp_path / 'missing.yaml'
     line = refused(start_process('health_monitor', '--ros-args', '--params-file', str(missing)))
     assert f'configuration error: --params-file: file not found: {missing}' in line
+
+
+def test_a_priority_the_launcher_cannot_have_given_is_refused_with_one_line(ros_env):
+    """``TWIN_NICE`` comes from the node table's ``nice`` (checked there); set by hand it is checked too."""
+    monitor = subprocess.run(NODES['health_monitor'].command(), env={**ros_env, 'TWIN_NICE': 'low'},
+                             capture_output=True, text=True, timeout=30)
+    output = monitor.stdout + monitor.stderr
+    assert monitor.returncode == 2 and 'Traceback' not in output, output
+    assert "configuration error: TWIN_NICE='low': expected an integer from 0 (normal) to 19" in output
 
 
 @pytest.mark.parametrize('schema, mapping, message', [

@@ -1,5 +1,4 @@
 """Supervised workers and the dead-letter store: nothing dies silently, nothing unbounded."""
-import os
 import sqlite3
 import threading
 import time
@@ -11,20 +10,7 @@ from harness import wait_for
 from twin_core.dead_letters import DeadLetters
 from twin_core.dead_letters import main as dead_letters_main
 from twin_core.levels import Level
-from twin_core.workers import WorkerFailure, Workers, lower_priority
-
-
-def test_lower_priority_renices_only_the_calling_thread():
-    seen: list[int] = []
-
-    def background() -> None:
-        lower_priority(15)
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    thread = threading.Thread(target=background)
-    thread.start()
-    thread.join()
-    assert seen == [15] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+from twin_core.workers import WorkerFailure, Workers
 
 
 def test_a_failing_worker_is_reported_at_once_and_restarted():

@@ -276,7 +276,8 @@ def supervise(entries: Sequence[Launched], commands: Sequence[list[str]], env: d
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     lock = threading.Lock()
-    nodes = [ManagedNode(e, c, env, sys.stdout, lock, on_start) for e, c in zip(entries, commands)]
+    nodes = [ManagedNode(e, c, {**env, **e.environment()} if isinstance(e, Process) else env,
+                         sys.stdout, lock, on_start) for e, c in zip(entries, commands)]
     print(f'twin_launch: starting {", ".join(_label(e) for e in entries)} '
           f'(ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")})', flush=True)
     for node in nodes:

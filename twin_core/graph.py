@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from twin_core.config import ConfigError, build, describe, ros_parameters
+from twin_core.priority import NICE_VARIABLE
 
 ROLES = ('twin', 'device', 'sim', 'view', 'fleet')
 CONTAINER = 'twin_container'  # console script running several nodes in one process
@@ -36,6 +37,10 @@ class NodeEntry:
         'Parameters set on the command line, "name:=value" (YAML value), after the files.'))
     process: str = field(default='', metadata=describe(
         'Entries with the same process (and namespace) run in one container process; empty = its own.'))
+    nice: int = field(default=0, metadata=describe(
+        'CPU priority of the process, 0 (normal) to 19: under load it yields the cores to the processes '
+        'of lower nice. A container runs at its most urgent entry\'s (the lowest nice of its entries).',
+        min=0, max=19))
 
     @property
     def qualified_name(self) -> str:
@@ -97,6 +102,10 @@ class NodeEntry:
         """Executable and arguments of this node's own process."""
         return [self.executable, *self.ros_arguments(config_dir, scratch)]
 
+    def environment(self) -> dict[str, str]:
+        """Variables this node's own process is started with, beside the launcher's."""
+        return process_environment(self.nice)
+
 
 @dataclass(frozen=True)
 class ProcessGroup:
@@ -148,8 +157,22 @@ class ProcessGroup:
         """``twin_container MODULE... --ros-args ...``."""
         return [self.executable, *self.modules(), *self.ros_arguments(config_dir, scratch)]
 
+    @property
+    def nice(self) -> int:
+        """The most urgent entry's: a node composed with the live path must not slow it down."""
+        return min(entry.nice for entry in self.entries)
+
+    def environment(self) -> dict[str, str]:
+        """Variables the container process is started with, beside the launcher's."""
+        return process_environment(self.nice)
+
 
 Process = NodeEntry | ProcessGroup
+
+
+def process_environment(nice: int) -> dict[str, str]:
+    """The variables giving a process its CPU priority (read by ``twin_ros.common.run_nodes``)."""
+    return {NICE_VARIABLE: str(nice)} if nice else {}
 
 
 def group_processes(entries: Sequence[NodeEntry]) -> list[Process]:

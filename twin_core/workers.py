@@ -9,13 +9,11 @@ after a backoff (:class:`twin_core.restart.Backoff`, the launchers' policy), and
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from twin_core.levels import Level
@@ -129,27 +127,3 @@ class Workers:
 def _log_failure(failure: WorkerFailure) -> None:
     """The report of workers nobody else watches: never silent."""
     _log.error('worker %s failed, restarting: %s\n%s', failure.worker, failure.error, failure.traceback)
-
-
-def lower_priority(nice: int = 19) -> None:
-    """Run the calling thread at CPU priority ``nice`` (Linux schedules each thread on its own), so
-    that background computation yields the cores to the threads that serve callbacks; a no-op
-    where threads cannot be reniced.
-    """
-    _renice(threading.get_native_id(), nice)
-
-
-def lower_process_priority(nice: int = 19) -> None:
-    """Run every thread of this process at CPU priority ``nice``: those already running (the
-    thread pools of libraries imported) and, as threads inherit it, those started later.
-    """
-    tasks = Path('/proc/self/task')
-    for thread in [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [threading.get_native_id()]:
-        _renice(thread, nice)
-
-
-def _renice(thread: int, nice: int) -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
-    except (AttributeError, OSError):  # no per-thread priorities here, or the thread has ended
-        pass

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin_core.workers import Workers, lower_priority
+from twin_core.priority import lower_priority
+from twin_core.workers import Workers
 from twin_predictor.dynamics import DynamicsModel, PhysicsInformedArm
 from twin_predictor.heldout import Track, TrackingWindow, rollout_error
 from twin_predictor.plan import ControllerModel, identify

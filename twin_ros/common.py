@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import array
 import faulthandler
+import os
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from std_msgs.msg import Header
 from twin_core import cdr
 from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
 from twin_core.levels import Level
+from twin_core.priority import lower_process_priority, priority_from_environment
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
 from twin_interfaces.msg import SyncedFrame
@@ -212,12 +214,16 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], names: Sequence[str]
     ``names`` label each factory's errors. A configuration error in any node ends the process
     (code :data:`CONFIG_ERROR_EXIT_CODE`, one line from that node's logger); the node being built
     is torn down as in :func:`run`, the ones already built are destroyed. The batch period is the
-    smallest any node asks for (none: 0), so no node's output waits longer than it allows.
+    smallest any node asks for (none: 0), so no node's output waits longer than it allows. The
+    process runs at the CPU priority the launcher gives it (``TWIN_NICE``, the node table's ``nice``).
     """
     logger = rclpy.logging.get_logger(names[0])
     argv = sys.argv if args is None else args
     try:
         _check_parameter_files(argv)
+        nice = priority_from_environment(os.environ)
+        if nice is not None:  # before rclpy starts the DDS threads: they inherit it
+            lower_process_priority(nice)
         rclpy.init(args=argv)
     except (ConfigError, RCLError) as error:
         return _configuration_error(logger, error)

@@ -24,7 +24,8 @@ import numpy as np
 from twin_core.config import describe
 from twin_core.mjpeg_server import MjpegServer
 from twin_core.network import check_host
-from twin_core.workers import Workers, lower_process_priority
+from twin_core.priority import lower_process_priority
+from twin_core.workers import Workers
 from twin_sensors.camera_info import CameraCalibration
 from twin_sim.model import CAMERA, marker_name
 
