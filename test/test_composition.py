@@ -174,6 +174,7 @@ def test_twin_launch_runs_three_nodes_in_one_container_and_restarts_them_togethe
     output = launcher.output()
     assert 'twin_launch: starting core (health_monitor, twin_sync, twin_state)' in output
     assert '[core] exited with code -9; restarting in 0.5 s' in output
+    assert output.count("process at CPU priority nice 7 (the node table's nice: TWIN_NICE)") == 2
     assert "twin_launch: stopped 3 nodes in 1 processes; restarts: {'core': 1}" in output
 
 

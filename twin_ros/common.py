@@ -34,7 +34,7 @@ from std_msgs.msg import Header
 from twin_core import cdr
 from twin_core.config import ConfigError, build, flatten, leaf_fields, unflatten, unknown_parameter
 from twin_core.levels import Level
-from twin_core.priority import lower_process_priority, priority_from_environment
+from twin_core.priority import NICE_VARIABLE, lower_process_priority, priority_from_environment
 from twin_core.restart import CONFIG_ERROR_EXIT_CODE
 from twin_core.workers import WorkerFailure, Workers
 from twin_interfaces.msg import SyncedFrame
@@ -227,6 +227,8 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], names: Sequence[str]
         rclpy.init(args=argv)
     except (ConfigError, RCLError) as error:
         return _configuration_error(logger, error)
+    if nice is not None:
+        logger.info(f'process at CPU priority nice {nice} (the node table\'s nice: {NICE_VARIABLE})')
     handler = route_python_logging(logger)
     try:
         return _build_and_spin(node_factories, names)
