@@ -23,7 +23,8 @@ from rclpy.qos import QoSProfile
 from sandbox import free_port, isolated_config  # noqa: F401 (fixtures for tests)
 
 from twin_bringup.launcher import clean_stale_shared_memory
-from twin_bringup.lifetime import parent_death_signal, stale_fastdds_segments  # noqa: F401 (fixtures' leak check)
+from twin_bringup.lifetime import parent_death_signal
+from twin_core.fastdds_shm import stale_fastdds_segments  # noqa: F401 (fixtures' leak check)
 from twin_core.paths import resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
-from twin_bringup.lifetime import remove_stale_fastdds_segments, remove_stale_links, stale_fastdds_segments
+from twin_bringup.lifetime import remove_stale_links
+from twin_core.fastdds_shm import remove_stale_fastdds_segments, stale_fastdds_segments
 from twin_core.restart import Backoff, restart_delay
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']

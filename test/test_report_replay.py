@@ -5,6 +5,7 @@ after Ctrl-C or a node that fails), and headless Chromium renders the page with 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness import CONFIG_DIR, REPO, stale_fastdds_segments
+from harness import CONFIG_DIR, REPO, stale_fastdds_segments, wait_for
 from twin_core.paths import resolve_executable
 from twin_report import replay as twin_replay
 from twin_report.screenshot import screenshot
@@ -205,3 +206,38 @@ def test_a_recorder_that_hangs_at_exit_is_killed_and_fails_the_replay_only_witho
     finally:
         processes.stop(grace=0.5)
     assert processes.started[twin_replay.RECORDER_NODE][0].returncode == -signal.SIGKILL
+
+
+# A node stand-in that holds a Fast DDS segment in /dev/shm as a participant does (its lock file
+# flock-ed), then ignores SIGINT and hangs, or exits on it.
+SEGMENT_HOLDER = '''
+import fcntl, os, signal, sys, time
+name, hang = sys.argv[1], sys.argv[2] == 'hang'
+open(f'/dev/shm/{name}', 'wb').close()
+lock = os.open(f'/dev/shm/{name}_el', os.O_CREAT | os.O_RDWR)
+fcntl.flock(lock, fcntl.LOCK_EX)
+if hang:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+print('holding', flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    os.unlink(f'/dev/shm/{name}'), os.unlink(f'/dev/shm/{name}_el')
+'''
+
+
+def test_processes_killed_at_stop_are_named_and_their_shared_memory_is_removed(tmp_path: Path) -> None:
+    segments = {role: f'fastdds_{secrets.token_hex(8)}' for role in ('hangs', 'exits')}
+    processes = twin_replay.Processes(os.environ, tmp_path / 'logs')
+    for role, segment in segments.items():
+        processes.start(role, [sys.executable, '-c', SEGMENT_HOLDER, segment, 'hang' if role == 'hangs' else 'exit'])
+    try:
+        assert wait_for(lambda: all('holding' in processes.tail(role) for role in segments), timeout=10.0)
+        time.sleep(1.1)  # older than the age below which a segment may be one being created
+        assert processes.stop(grace=1.0) == ['hangs']
+        assert not [path for segment in segments.values() for path in Path('/dev/shm').glob(f'{segment}*')]
+    finally:
+        processes.stop(grace=0.5)
+        for segment in segments.values():
+            for path in (Path('/dev/shm') / segment, Path('/dev/shm') / f'{segment}_el'):
+                path.unlink(missing_ok=True)

@@ -29,13 +29,13 @@ from twin_bringup.lifetime import (
     Watchdog,
     check_ports_free,
     parent_death_signal,
-    remove_stale_fastdds_segments,
     remove_stale_links,
     simulator_resources,
 )
 from twin_bringup.node_table import load_node_table
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
 from twin_core.config import ConfigError
+from twin_core.fastdds_shm import remove_stale_fastdds_segments
 from twin_core.graph import Process, ProcessGroup, group_processes
 from twin_core.paths import config_dir as default_config_dir
 from twin_core.paths import resolve_executable

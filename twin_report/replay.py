@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from twin_bag.reading import read_topics
+from twin_core.fastdds_shm import remove_stale_fastdds_segments
 from twin_core.graph import NodeEntry, read_node_table
 from twin_core.paths import resolve_executable
 from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS, TWIN_STATE
@@ -166,21 +167,27 @@ class Processes:
                 raise RuntimeError(f'{name} exited with code {process.returncode} during the replay: '
                                    f'{self.tail(name)}')
 
-    def stop(self, *names: str, grace: float = STOP_GRACE_S) -> None:
+    def stop(self, *names: str, grace: float = STOP_GRACE_S) -> list[str]:
         """SIGINT the named processes (default: all) together, SIGKILL those still running after
-        ``grace`` s; close their logs.
+        ``grace`` s; close their logs. Returns the names killed; the Fast DDS shared memory they
+        could not remove is removed.
         """
-        chosen = [self.started[n] for n in names or list(self.started)]
-        for process, _ in chosen:
+        chosen = [(n, *self.started[n]) for n in names or list(self.started)]
+        for _, process, _ in chosen:
             _signal(process, signal.SIGINT)
         deadline = time.monotonic() + grace
-        for process, log in chosen:
+        killed = []
+        for name, process, log in chosen:
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
                 _signal(process, signal.SIGKILL)
                 process.wait()
+                killed.append(name)
             log.close()
+        if killed:
+            remove_stale_fastdds_segments()
+        return killed
 
 
 def finish_recording(processes: Processes, output: Path, say: Callable[[str], None],
@@ -245,7 +252,10 @@ def run(replay: Replay, env: Mapping[str, str], logs: Path, say: Callable[[str],
                 raise RuntimeError(f'twin_play exited with code {code}: {processes.tail("twin_play")}')
             time.sleep(SETTLE_S)
             processes.check(*replay.nodes, RECORDER_NODE)
-            processes.stop(*replay.nodes)  # before the recorder: what they publish last is recorded
+            killed = processes.stop(*replay.nodes)  # before the recorder: what they publish last is recorded
+            if killed:
+                say(f'{", ".join(killed)} did not exit within {STOP_GRACE_S:g} s of SIGINT; killed '
+                    f'(where each stopped: its log in {logs})')
             finish_recording(processes, replay.output, say)
         finally:
             processes.stop()
