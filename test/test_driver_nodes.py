@@ -181,7 +181,9 @@ def test_plan_driver_publishes_the_plan_and_desired_joint_states(cell: Cell, sta
                                              if to_seconds(last - from_msg(m.header.stamp)) > 1.0))
     later = [m for m in probe.messages("/plan/desired_joint_states")
              if 0.1 < to_seconds(from_msg(m.header.stamp) - joint_plan.stamp) < 1.0]
-    assert len(later) > 50
+    # 90 at 100 Hz, fewer where the simulator fell behind the wall clock and skipped ahead (0.46 s
+    # once on a loaded machine): the desired states of the skipped time were never sent
+    assert len(later) > 30
     for message in later:
         sample = joint_plan.sample(to_seconds(from_msg(message.header.stamp) - joint_plan.stamp))
         assert list(message.position) == pytest.approx(sample.position[0].tolist(), abs=0.02)
