@@ -1,6 +1,7 @@
 """Private copies of the configuration, so that several twins (tests, benchmarks) can run at once."""
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
@@ -28,7 +29,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
     It lies below the kernel's ephemeral range: a port the kernel picked for ``bind(0)`` is one it
     also hands to outgoing connections, which could take it before the server it is meant for
-    starts (a server that binds it seconds later, or again after a restart).
+    starts (a server that binds it seconds later, or again after a restart). It lies outside the
+    test domain's DDS ports too, which every participant started later may bind.
     """
     first, last = LOWEST_PORT, _ephemeral_ports()[0] - 1
     if last - first < 1000:  # an unusual port range: the kernel's choice
@@ -37,9 +39,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             return probe.getsockname()[1]
     while True:
         port = random.randint(first, last)
-        if port not in _handed_out and _free(port, (kind,)):
+        if port not in _handed_out and port not in _dds_ports() and _free(port, (kind,)):
             _handed_out.add(port)
             return port
+
+
+def _dds_ports() -> range:
+    """The UDP ports of this process's DDS domain (RTPS port mapping: 7400 + 250 × domain, 250 ports)."""
+    base = 7400 + 250 * int(os.environ.get('ROS_DOMAIN_ID') or 0)
+    return range(base, base + 250)
 
 
 def _ephemeral_ports() -> tuple[int, int]:
