@@ -9,7 +9,7 @@ import pytest
 from twin_core.config import ConfigError
 from twin_core.priority import lower_priority, priority_from_environment
 
-# Prints the nice of each thread and the autogroup line after lower_process_priority(7), with a
+# Prints the nice of each thread and the autogroup nice after lower_process_priority(7), with a
 # thread started before the call and one after.
 PROCESS_PROBE = '''
 import os, threading, time
@@ -21,10 +21,15 @@ lower_process_priority(7)
 late = threading.Thread(target=stop.wait); late.start()
 print(sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir('/proc/self/task')}))
 group = Path('/proc/self/autogroup')
-print(group.read_text().split()[-1] if group.exists() else 'none')
+print(group.read_text().split()[-1:] if group.exists() else 'none')
 stop.set()
 '''
 AUTOGROUPS = os.path.exists('/proc/self/autogroup')
+
+
+def autogroup_nice() -> list[str]:
+    """This process's autogroup nice, or [] in the boot session's group, which is no autogroup."""
+    return open('/proc/self/autogroup').read().split()[-1:]
 
 
 def test_lower_priority_renices_only_the_calling_thread():
@@ -49,15 +54,15 @@ def probe_process(new_session: bool) -> tuple[str, str]:
 def test_a_process_leading_its_session_lowers_every_thread_and_its_scheduling_group():
     threads, group = probe_process(new_session=True)
     assert threads == '[7]'
-    assert group == ('7' if AUTOGROUPS else 'none')
+    assert group == (str(['7']) if AUTOGROUPS else 'none')
 
 
 @pytest.mark.skipif(not AUTOGROUPS, reason='the kernel does not group processes by session')
 def test_a_process_sharing_its_session_leaves_the_sessions_group_alone():
     """Under ``ros2 launch`` every node shares the launch's session: its group is not theirs to lower."""
-    before = open('/proc/self/autogroup').read().split()[-1]
+    before = autogroup_nice()
     threads, group = probe_process(new_session=False)
-    assert threads == '[7]' and group == before
+    assert threads == '[7]' and group == str(before)
 
 
 @pytest.mark.parametrize('value, nice', [('', None), ('0', 0), (' 10 ', 10), ('19', 19)])
