@@ -37,9 +37,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         with socket.socket(socket.AF_INET, kind) as probe:
             probe.bind(('127.0.0.1', 0))
             return probe.getsockname()[1]
+    dds_ports = _dds_ports()
     while True:
         port = random.randint(first, last)
-        if port not in _handed_out and port not in _dds_ports() and _free(port, (kind,)):
+        if port not in _handed_out and port not in dds_ports and _free(port, (kind,)):
             _handed_out.add(port)
             return port
 

@@ -15,7 +15,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
 from twin_bringup.lifetime import remove_stale_links
-from twin_core.fastdds_shm import remove_stale_fastdds_segments, stale_fastdds_segments
+from twin_core.fastdds_shm import (
+    removal_failures_message,
+    remove_stale_fastdds_segments,
+    stale_fastdds_segments,
+)
 from twin_core.restart import Backoff, restart_delay
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
@@ -105,6 +109,17 @@ def test_stale_shared_memory_is_removed_and_segments_in_use_are_kept(tmp_path):
     assert removed == {stale[0].name, port[0].name} and failures == []
     assert not any(path.exists() for path in stale + port)
     assert all(path.exists() for path in young + held) and other.exists()
+
+
+def test_a_segment_file_that_cannot_be_removed_is_reported(tmp_path):
+    data, *locks = fake_segment(tmp_path, f'fastdds_{secrets.token_hex(8)}')
+    data.unlink()
+    data.mkdir()  # unlink fails on a directory, for root too
+    removed, failures = remove_stale_fastdds_segments(min_age=5.0, directory=tmp_path)
+    assert removed == {data.name} and len(failures) == 1 and failures[0].startswith(f'{data}: ')
+    assert not any(path.exists() for path in locks)
+    assert removal_failures_message(failures + ['another']) == \
+        f'cannot remove stale Fast DDS shared memory: {failures[0]} (and 1 more)'
 
 
 def test_shared_memory_cleanup_needs_no_tool_on_the_path():

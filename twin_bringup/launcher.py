@@ -35,7 +35,7 @@ from twin_bringup.lifetime import (
 from twin_bringup.node_table import load_node_table
 from twin_bringup.visualization import ExternalNode, robot_namespaces, visualization_nodes
 from twin_core.config import ConfigError
-from twin_core.fastdds_shm import remove_stale_fastdds_segments
+from twin_core.fastdds_shm import removal_failures_message, remove_stale_fastdds_segments
 from twin_core.graph import Process, ProcessGroup, group_processes
 from twin_core.paths import config_dir as default_config_dir
 from twin_core.paths import resolve_executable
@@ -141,9 +141,7 @@ def clean_stale_shared_memory() -> int:
     """
     removed, failures = remove_stale_fastdds_segments()
     if failures:
-        more = f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''
-        print(f'twin_launch: cannot remove stale Fast DDS shared memory: {failures[0]}{more}',
-              file=sys.stderr, flush=True)
+        print(f'twin_launch: {removal_failures_message(failures)}', file=sys.stderr, flush=True)
     return len(removed)
 
 

@@ -60,6 +60,12 @@ def remove_stale_fastdds_segments(min_age: float = STALE_MIN_AGE_S,
     return removed, failures
 
 
+def removal_failures_message(failures: list[str]) -> str:
+    """One line for the files ``remove_stale_fastdds_segments`` could not remove."""
+    more = f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''
+    return f'cannot remove stale Fast DDS shared memory: {failures[0]}{more}'
+
+
 def _locked(lock: Path) -> bool:
     """True if a living process holds a flock on ``lock`` (or it cannot be opened to check)."""
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from twin_bag.reading import read_topics
-from twin_core.fastdds_shm import remove_stale_fastdds_segments
+from twin_core.fastdds_shm import removal_failures_message, remove_stale_fastdds_segments
 from twin_core.graph import NodeEntry, read_node_table
 from twin_core.paths import resolve_executable
 from twin_report.series import ANOMALIES, DIAGNOSTICS, PREDICTION, SCHEDULE, TOPICS, TWIN_JOINTS, TWIN_STATE
@@ -134,10 +134,12 @@ def environment(base: Mapping[str, str], config_dir: Path, domain: int | None = 
 
 
 class Processes:
-    """Processes started in sessions of their own, each writing to ``<logs>/<name>.log``."""
+    """Processes started in sessions of their own, each writing to ``<logs>/<name>.log``; what
+    goes wrong at their stop is told through ``say``.
+    """
 
-    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
-        self._env, self._logs = dict(env), logs
+    def __init__(self, env: Mapping[str, str], logs: Path, say: Callable[[str], None] = lambda _: None) -> None:
+        self._env, self._logs, self._say = dict(env), logs, say
         self.started: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
 
     def start(self, name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -186,7 +188,9 @@ class Processes:
                 killed.append(name)
             log.close()
         if killed:
-            remove_stale_fastdds_segments()
+            _, failures = remove_stale_fastdds_segments()
+            if failures:
+                self._say(removal_failures_message(failures))
         return killed
 
 
@@ -229,7 +233,7 @@ def run(replay: Replay, env: Mapping[str, str], logs: Path, say: Callable[[str],
     time, let the last outputs arrive, finish the bag; every process is stopped on return, on an
     error and on Ctrl-C or SIGTERM. ``RuntimeError`` if a process fails.
     """
-    processes = Processes(env, logs)
+    processes = Processes(env, logs, say)
     with _terminate_as_interrupt():
         try:
             for name, command in replay.nodes.items():
