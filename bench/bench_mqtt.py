@@ -13,6 +13,9 @@ project's executor (twin_ros.executor), as the bridge does.
 restart: a paced stream during which the broker is stopped for 1 s and started again (it
 persists sessions); lost/duplicated as seen by the application (the ROS subscriber, or the paho
 subscriber for raw). Mosquitto runs with ``set_tcp_nodelay true`` and persistence.
+floor: the same ROS ends through ``bench/mqtt_relay.py``, one process that only takes the bytes
+from rclpy, hands them to paho and publishes what paho receives (no outbox, no format, no checks;
+no restart run: it keeps nothing): the bridge's ceiling in Python, beside raw paho.
 Run: ``python bench/bench_mqtt.py [--count 5000] [--bursts 3] [--rate 200] [--protocol v311]``.
 """
 from __future__ import annotations
@@ -47,6 +50,7 @@ from harness import NodeProcess  # noqa: E402
 from mqtt_fixtures import Mosquitto, bridge_params  # noqa: E402
 
 Arrivals = list[tuple[int, int]]  # (sequence number, latency ns)
+FLOOR = 'ROS -> rclpy+paho relay -> ROS'  # what any Python bridge of one process costs at least
 
 
 def paced(count: int, rate: float | None, send: Callable[[int], None]) -> None:
@@ -118,24 +122,34 @@ class RawLoop:
             client.loop_stop()
 
 
-class BridgeLoop:
-    """A ROS publisher and subscriber in this process, the mqtt_bridge node in its own."""
+def bridge_command(link: Link, directory: Path, payload: str, depth: int) -> list[str]:
+    """mqtt_bridge with its durable outbox, /bench/in -> bench/loop -> /bench/out in ``payload``."""
+    params = bridge_params(directory / f'bridge_{payload}.yaml', link.port, directory / f'outbox_{payload}', {
+        'client': {'client_id': f'bench_{payload}', 'reconnect_min': 0.2, 'reconnect_max': 1.0,
+                   'protocol': link.protocol, 'max_inflight': link.max_inflight},
+        'ros_to_mqtt': {'ros_topics': ['/bench/in'], 'types': ['std_msgs/msg/Header'],
+                        'mqtt_topics': ['bench/loop'], 'qos': [1], 'retain': [False], 'payloads': [payload]},
+        'mqtt_to_ros': {'mqtt_topics': ['bench/loop'], 'ros_topics': ['/bench/out'],
+                        'types': ['std_msgs/msg/Header'], 'qos': [1], 'payloads': [payload], 'limits': ['']},
+        'ros_queue_depth': depth})
+    return ['mqtt_bridge', '--ros-args', '--params-file', str(params)]
 
-    def __init__(self, link: Link, directory: Path, payload: str, depth: int) -> None:
+
+def relay_command(link: Link, depth: int) -> list[str]:
+    """The floor: rclpy and paho relaying bytes with nothing else (bench/mqtt_relay.py)."""
+    return [sys.executable, str(Path(__file__).with_name('mqtt_relay.py')), str(link.port), link.protocol,
+            str(link.max_inflight), str(depth)]
+
+
+class BridgeLoop:
+    """A ROS publisher and subscriber in this process, the bridge (``command``) in its own."""
+
+    def __init__(self, command: list[str], depth: int, log: Path) -> None:
         self.arrivals: Arrivals = []
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('bench_mqtt', context=self.context)
-        params = bridge_params(directory / f'bridge_{payload}.yaml', link.port, directory / f'outbox_{payload}', {
-            'client': {'client_id': f'bench_{payload}', 'reconnect_min': 0.2, 'reconnect_max': 1.0,
-                       'protocol': link.protocol, 'max_inflight': link.max_inflight},
-            'ros_to_mqtt': {'ros_topics': ['/bench/in'], 'types': ['std_msgs/msg/Header'],
-                            'mqtt_topics': ['bench/loop'], 'qos': [1], 'retain': [False], 'payloads': [payload]},
-            'mqtt_to_ros': {'mqtt_topics': ['bench/loop'], 'ros_topics': ['/bench/out'],
-                            'types': ['std_msgs/msg/Header'], 'qos': [1], 'payloads': [payload], 'limits': ['']},
-            'ros_queue_depth': depth})
-        self.bridge = NodeProcess(['mqtt_bridge', '--ros-args', '--params-file', str(params)],
-                                  dict(os.environ), directory / f'bridge_{payload}.log')
+        self.bridge = NodeProcess(command, dict(os.environ), log)
         qos = QoSProfile(depth=depth)
         self.publisher = self.node.create_publisher(Header, '/bench/in', qos)
         self.node.create_subscription(Header, '/bench/out', self._on_message, qos)
@@ -255,18 +269,24 @@ def main() -> None:
           f'{"p50 ms":>8}{"p99 ms":>8}{"restart lost":>14}{"dup":>5}')
     raw_rate = 0.0
     try:
-        for name, make in (('raw paho -> mosquitto -> paho', lambda: RawLoop(link)),
-                           ('ROS -> bridge (json) -> ROS', lambda: BridgeLoop(link, directory, 'json', depth)),
-                           ('ROS -> bridge (cdr) -> ROS', lambda: BridgeLoop(link, directory, 'cdr', depth))):
+        paths: list[tuple[str, Callable[[], RawLoop | BridgeLoop]]] = [
+            ('raw paho -> mosquitto -> paho', lambda: RawLoop(link)),
+            ('ROS -> bridge (json) -> ROS',
+             lambda: BridgeLoop(bridge_command(link, directory, 'json', depth), depth, directory / 'json.log')),
+            ('ROS -> bridge (cdr) -> ROS',
+             lambda: BridgeLoop(bridge_command(link, directory, 'cdr', depth), depth, directory / 'cdr.log')),
+            (FLOOR, lambda: BridgeLoop(relay_command(link, depth), depth, directory / 'relay.log'))]
+        for name, make in paths:
             loop = make()
             try:
                 median, p50, p99 = measure(loop, psutil.Process(broker.process.pid), options.count,
                                            options.bursts, options.rate)
-                lost, duplicated = restart_run(loop, broker, options.count, options.rate)
+                restart = restart_run(loop, broker, options.count, options.rate) if name != FLOOR else None
             finally:
                 loop.close()
             raw_rate = raw_rate or median.rate
             bench_cpu, bridge_cpu, broker_cpu = median.cpu_us
+            lost, duplicated = ('-', '-') if restart is None else restart
             print(f'{name:<32}{median.rate:>12.0f}{100 * median.rate / raw_rate:>7.0f}{bench_cpu:>19.0f}'
                   f'{"-" if bridge_cpu is None else f"{bridge_cpu:.0f}":>8}{broker_cpu:>8.0f}'
                   f'{p50:>8.2f}{p99:>8.2f}{lost:>14}{duplicated:>5}')
