@@ -12,10 +12,11 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import GetParameters
 
-from harness import single_node_config
+from harness import single_node_config, wait_for
 from twin_bringup.container_cli import node_class
 from twin_bringup.node_table import load_node_table
 from twin_core.config import ConfigError
+from twin_core.fastdds_shm import stale_fastdds_segments
 from twin_core.graph import NodeEntry, ProcessGroup, group_processes, node_module
 from twin_core.paths import config_dir
 
@@ -187,3 +188,26 @@ def test_a_configuration_error_in_one_node_stops_the_container_naming_it(start_p
     assert container.wait(timeout=60) == 2
     fatal = [line for line in container.output().splitlines() if 'FATAL' in line]
     assert len(fatal) == 1 and "twin_state.frame_prefx: unknown key (did you mean 'frame_prefix'?)" in fatal[0]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('when', ['starting', 'spinning'])
+def test_a_second_ctrl_c_does_not_cut_the_teardown_short(start_process, probe, when):
+    """Under ros2 launch a Ctrl-C reaches each node from the terminal and again from the launch."""
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    container = start_process('twin_container', 'twin_sync.sync_node', 'twin_state.state_node', '--ros-args',
+                              '--params-file', str(config_dir() / 'sync.yaml'),
+                              '--params-file', str(config_dir() / 'state.yaml'))
+    assert wait_for(lambda: probe.node.count_publishers('/twin/joint_states') > 0, timeout=30.0), container.output()
+    if when == 'spinning':
+        assert probe.wait_for('/diagnostics', lambda messages: len(messages) > 0, timeout=30.0)
+    segments_before = {path.name for path in Path('/dev/shm').glob('fastdds_*')}
+    for _ in range(100):  # SIGINTs every 20 ms: the first stops the spin, the others land in the teardown
+        if container.process.poll() is not None:
+            break
+        os.killpg(container.process.pid, signal.SIGINT)
+        time.sleep(0.02)
+    assert container.wait(timeout=30) == 0, container.output()
+    assert 'Traceback' not in container.output()
+    left = {path.name for path in Path('/dev/shm').glob('fastdds_*')} & segments_before
+    assert not stale_fastdds_segments() & left, 'the container left its Fast DDS segment'

@@ -14,6 +14,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import single_node_config
+from twin_bringup.launcher import stop_all
 from twin_bringup.lifetime import remove_stale_links
 from twin_core.fastdds_shm import (
     removal_failures_message,
@@ -120,6 +121,17 @@ def test_a_segment_file_that_cannot_be_removed_is_reported(tmp_path):
     assert not any(path.exists() for path in locks)
     assert removal_failures_message(failures + ['another']) == \
         f'cannot remove stale Fast DDS shared memory: {failures[0]} (and 1 more)'
+
+
+def test_stopping_the_nodes_removes_the_shared_memory_of_one_that_exited_uncleanly():
+    """A node cut short in its own teardown exits by itself, yet leaves its segment."""
+    files = fake_segment(Path('/dev/shm'), f'fastdds_{secrets.token_hex(8)}')
+    try:
+        stop_all([])
+        assert not any(path.exists() for path in files)
+    finally:
+        for path in files:
+            path.unlink(missing_ok=True)
 
 
 def test_shared_memory_cleanup_needs_no_tool_on_the_path():

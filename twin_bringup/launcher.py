@@ -157,16 +157,15 @@ def node_environment(dds_profile: str | None) -> dict[str, str]:
 
 
 def stop_all(nodes: Sequence[ManagedNode], grace: float = SHUTDOWN_GRACE_S) -> None:
-    """SIGINT every node, then SIGTERM and finally SIGKILL the ones still running."""
-    for signum, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0)):
+    """SIGINT every node, then SIGTERM and finally SIGKILL the ones still running; then remove
+    the Fast DDS shared memory any of them left (killed, or cut short in its teardown).
+    """
+    for signum, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
         for node in nodes:
             node.signal(signum)
         deadline = time.monotonic() + wait_s
         if all(node.wait(deadline - time.monotonic()) for node in nodes):
-            return
-    for node in nodes:
-        node.signal(signal.SIGKILL)
-        node.wait(3.0)
+            break
     clean_stale_shared_memory()
 
 

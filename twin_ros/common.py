@@ -4,6 +4,7 @@ from __future__ import annotations
 import array
 import faulthandler
 import os
+import signal
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -243,6 +244,7 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
         for factory in node_factories:
             nodes.append(factory())
     except BaseException as error:
+        _ignore_further_interrupts()
         interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
         half_built = _node_under_construction(error)
         if half_built is not None:
@@ -255,11 +257,11 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
         if interrupted:  # SIGINT/SIGTERM while a node was being built
             return 0
         raise
-    if isinstance(executor, LeanExecutor):
-        executor.batch_period_ns = min(getattr(node, 'spin_batch_period_ns', 0) for node in nodes)
-    for node in nodes:
-        executor.add_node(node)
     try:
+        if isinstance(executor, LeanExecutor):
+            executor.batch_period_ns = min(getattr(node, 'spin_batch_period_ns', 0) for node in nodes)
+        for node in nodes:
+            executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -270,11 +272,20 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
     finally:
         # A teardown that hangs (seen rarely, at rclpy's or the DDS layer's exit) says where it is.
         faulthandler.dump_traceback_later(TEARDOWN_REPORT_S)
+        _ignore_further_interrupts()
         executor.shutdown()  # releases the entities it holds
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _ignore_further_interrupts() -> None:
+    """Let the teardown run to its end: under ros2 launch a Ctrl-C reaches every node twice (from
+    the terminal and from the launch), and a second KeyboardInterrupt would leave the node's DDS
+    participant, and its /dev/shm segment, behind. SIGTERM still ends the process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _configuration_error(logger: RcutilsLogger, error: BaseException) -> int:
