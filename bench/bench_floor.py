@@ -10,7 +10,8 @@ ones (IMU 1 kHz, encoders 500 Hz, lidar 20 Hz, twin 100 Hz). The cheapest path i
 (bytes, no message objects), so the result is a floor: what rclpy and Fast DDS cost for these
 messages alone, under which no work of the twin's own can bring it. bench_e2e's "twin cores" is
 the real thing.
-Run: ``python bench/bench_floor.py [--warmup 5] [--duration 20]``.
+``--layout composed`` stands in for the one-process layout (every node in one process).
+Run: ``python bench/bench_floor.py [--layout graph|composed] [--warmup 5] [--duration 20]``.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 PROCESSES = ('drivers', 'core', 'analytics', 'actuation', 'health')
+LAYOUTS = {'graph': [[process] for process in PROCESSES], 'composed': [list(PROCESSES)]}
 PUBLISH_PERIOD_S = 0.002
 
 
@@ -75,8 +77,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def stand_in(process: str, warmup: float, duration: float) -> None:
-    """Publish and take ``process``'s share of the traffic; print its CPU and counts as JSON."""
+def stand_in(processes: list[str], warmup: float, duration: float) -> None:
+    """Publish and take the share of the traffic of ``processes`` (those of the graph this process
+    stands in for); print its CPU and counts as JSON.
+    """
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import serialize_message
@@ -86,17 +90,17 @@ def stand_in(process: str, warmup: float, duration: float) -> None:
     from twin_ros.executor import make_executor
 
     rclpy.init()
-    node = rclpy.create_node(f'floor_{process}')
+    node = rclpy.create_node(f'floor_{"_".join(processes)}')
     received: dict[str, int] = {}
     published: list[tuple[float, Topic, object, bytes]] = []
     for topic in traffic():
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if topic.reliable
                          else ReliabilityPolicy.BEST_EFFORT)
-        for _ in range(topic.subscribers.count(process)):
+        for _ in range(sum(topic.subscribers.count(process) for process in processes)):
             received.setdefault(topic.name, 0)
             node.create_subscription(UInt8MultiArray, topic.name, lambda _, name=topic.name: received.__setitem__(
                 name, received[name] + 1), qos, raw=True)
-        if topic.publisher == process:
+        if topic.publisher in processes:
             payload = serialize_message(UInt8MultiArray(data=bytes(max(topic.size - 24, 0))))
             published.append((0.0, topic, node.create_publisher(UInt8MultiArray, topic.name, qos), payload))
     executor = make_executor()
@@ -110,7 +114,8 @@ def stand_in(process: str, warmup: float, duration: float) -> None:
     time.sleep(warmup)
     cpu, count_sent, count_received = cpu_seconds(), sent[0], dict(received)
     time.sleep(duration)
-    result = {'process': process, 'cores': (cpu_seconds() - cpu) / duration, 'sent': (sent[0] - count_sent) / duration,
+    result = {'process': '+'.join(processes), 'cores': (cpu_seconds() - cpu) / duration,
+              'sent': (sent[0] - count_sent) / duration,
               'received': {name: (received[name] - count_received[name]) / duration for name in received}}
     stop.set()
     publishing.join()
@@ -153,27 +158,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--warmup', type=float, default=5.0, help='s before measuring (discovery)')
     parser.add_argument('--duration', type=float, default=20.0, help='s measured')
-    parser.add_argument('--stand-in', choices=PROCESSES, help=argparse.SUPPRESS)
+    parser.add_argument('--layout', choices=LAYOUTS, default='graph',
+                        help="graph: the default graph's five processes; composed: all in one")
+    parser.add_argument('--stand-in', help=argparse.SUPPRESS)  # comma-separated processes of the graph
     options = parser.parse_args()
     if options.stand_in:
-        stand_in(options.stand_in, options.warmup, options.duration)
+        stand_in(options.stand_in.split(','), options.warmup, options.duration)
         return
     env = {**os.environ, 'ROS_DOMAIN_ID': os.environ.get('ROS_DOMAIN_ID') or str(random.randint(1, 101))}
-    print(f'{len(traffic())} topics of the default graph at the rated rates, bytes only, no work; '
+    print(f'{len(traffic())} topics of the default graph at the rated rates, bytes only, no work, '
+          f'layout {options.layout}; '
           f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}')
-    children = [subprocess.Popen([sys.executable, __file__, '--stand-in', process, '--warmup', str(options.warmup),
-                                  '--duration', str(options.duration)], env=env, stdout=subprocess.PIPE, text=True)
-                for process in PROCESSES]
+    children = [subprocess.Popen([sys.executable, __file__, '--stand-in', ','.join(group), '--warmup',
+                                  str(options.warmup), '--duration', str(options.duration)],
+                                 env=env, stdout=subprocess.PIPE, text=True)
+                for group in LAYOUTS[options.layout]]
     results = [json.loads(child.communicate(timeout=options.warmup + options.duration + 60)[0]) for child in children]
     expected = {topic.name: topic.rate_hz for topic in traffic()}
-    print(f'{"process":<12}{"cores":>7}{"sent/s":>9}{"taken/s":>9}{"of expected":>13}')
+    print(f'{"process":<40}{"cores":>7}{"sent/s":>9}{"taken/s":>9}{"of expected":>13}')
     for result in results:
         taken = sum(result['received'].values())
-        wanted = sum(expected[name] * next(t for t in traffic() if t.name == name).subscribers.count(result['process'])
-                     for name in result['received'])
-        print(f'{result["process"]:<12}{result["cores"]:>7.3f}{result["sent"]:>9.0f}{taken:>9.0f}'
+        wanted = sum(expected[topic.name] * topic.subscribers.count(process)
+                     for topic in traffic() for process in result['process'].split('+'))
+        print(f'{result["process"]:<40}{result["cores"]:>7.3f}{result["sent"]:>9.0f}{taken:>9.0f}'
               f'{100 * taken / wanted if wanted else 100:>12.1f}%')
-    print(f'{"all":<12}{sum(r["cores"] for r in results):>7.3f}{sum(r["sent"] for r in results):>9.0f}'
+    print(f'{"all":<40}{sum(r["cores"] for r in results):>7.3f}{sum(r["sent"] for r in results):>9.0f}'
           f'{sum(sum(r["received"].values()) for r in results):>9.0f}')
     print(f'load average {os.getloadavg()[0]:.2f} at the end')
 
