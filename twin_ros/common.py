@@ -217,6 +217,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], names: Sequence[str]
     is torn down as in :func:`run`, the ones already built are destroyed. The batch period is the
     smallest any node asks for (none: 0), so no node's output waits longer than it allows. The
     process runs at the CPU priority the launcher gives it (``TWIN_NICE``, the node table's ``nice``).
+    Once the teardown begins, the process ignores SIGINT to its end (SIGTERM still stops it).
     """
     logger = rclpy.logging.get_logger(names[0])
     argv = sys.argv if args is None else args
