@@ -25,7 +25,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 PROCESSES = ('drivers', 'core', 'analytics', 'actuation', 'health')
 LAYOUTS = {'graph': [[process] for process in PROCESSES], 'composed': [list(PROCESSES)]}
@@ -92,17 +94,22 @@ def stand_in(processes: list[str], warmup: float, duration: float) -> None:
     rclpy.init()
     node = rclpy.create_node(f'floor_{"_".join(processes)}')
     received: dict[str, int] = {}
-    published: list[tuple[float, Topic, object, bytes]] = []
+    published: list[tuple[Topic, Any, bytes]] = []  # (topic, its publisher, the bytes it sends)
+
+    def counter(name: str) -> Callable[[bytes], None]:
+        def count(_: bytes) -> None:
+            received[name] += 1
+        return count
+
     for topic in traffic():
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if topic.reliable
                          else ReliabilityPolicy.BEST_EFFORT)
         for _ in range(sum(topic.subscribers.count(process) for process in processes)):
-            received.setdefault(topic.name, 0)
-            node.create_subscription(UInt8MultiArray, topic.name, lambda _, name=topic.name: received.__setitem__(
-                name, received[name] + 1), qos, raw=True)
+            received[topic.name] = 0
+            node.create_subscription(UInt8MultiArray, topic.name, counter(topic.name), qos, raw=True)
         if topic.publisher in processes:
             payload = serialize_message(UInt8MultiArray(data=bytes(max(topic.size - 24, 0))))
-            published.append((0.0, topic, node.create_publisher(UInt8MultiArray, topic.name, qos), payload))
+            published.append((topic, node.create_publisher(UInt8MultiArray, topic.name, qos), payload))
     executor = make_executor()
     executor.add_node(node)
     spinner = threading.Thread(target=spin_until_shutdown, args=(executor,))
@@ -126,30 +133,30 @@ def stand_in(processes: list[str], warmup: float, duration: float) -> None:
     node.destroy_node()
 
 
-def spin_until_shutdown(executor: object) -> None:
+def spin_until_shutdown(executor: Any) -> None:
     from rclpy.executors import ExternalShutdownException
 
     try:
-        executor.spin()  # type: ignore[attr-defined]
+        executor.spin()
     except ExternalShutdownException:
         pass
 
 
-def publish_paced(publishers: list[tuple[float, Topic, object, bytes]], sent: list[int],
+def publish_paced(publishers: list[tuple[Topic, Any, bytes]], sent: list[int],
                   stop: threading.Event) -> None:
     """Publish every topic at its rate, what is due together, waking at most every
     ``PUBLISH_PERIOD_S`` (as the IMU driver reads its lines); none is skipped.
     """
     start = time.monotonic()
-    due = [(start + random.random() / topic.rate_hz, i) for i, (_, topic, _, _) in enumerate(publishers)]
+    due = [(start + random.random() / topic.rate_hz, i) for i, (topic, _, _) in enumerate(publishers)]
     heapq.heapify(due)
     while due and not stop.is_set():
         time.sleep(max(due[0][0] - time.monotonic(), PUBLISH_PERIOD_S))
         now = time.monotonic()
         while due[0][0] <= now:
             when, i = heapq.heappop(due)
-            _, topic, publisher, payload = publishers[i]
-            publisher.publish(payload)  # type: ignore[attr-defined]
+            topic, publisher, payload = publishers[i]
+            publisher.publish(payload)
             sent[0] += 1
             heapq.heappush(due, (when + 1.0 / topic.rate_hz, i))
 

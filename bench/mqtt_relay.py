@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import sys
-from functools import partial
 
 import paho.mqtt.client as mqtt
 import rclpy
@@ -25,20 +24,26 @@ TOPIC = 'bench/relay'
 
 def on_connect(client: mqtt.Client, *_: object) -> None:
     """Subscribe; no Nagle delay on the connection that carries both directions (as mqtt_bridge)."""
-    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if isinstance(sock := client.socket(), socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.subscribe(TOPIC, qos=1)
 
 
 def relay(port: int, protocol: str, max_inflight: int, depth: int) -> None:
     rclpy.init()
     node = Node('bench_mqtt_relay')
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id='bench_relay', clean_session=True,
-                         protocol=MQTTProtocolVersion.MQTTv5 if protocol == 'v5' else MQTTProtocolVersion.MQTTv311)
+    v5 = protocol == 'v5'
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id='bench_relay', clean_session=None if v5 else True,
+                         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
     client.max_inflight_messages_set(max_inflight)
-    client.on_connect = partial(on_connect, client)
+    client.on_connect = on_connect
     publisher = node.create_publisher(Header, '/bench/out', depth)
     client.on_message = lambda _client, _userdata, message: publisher.publish(message.payload)
-    node.create_subscription(Header, '/bench/in', partial(client.publish, TOPIC, qos=1), depth, raw=True)
+
+    def forward(data: bytes) -> None:
+        client.publish(TOPIC, data, qos=1)
+
+    node.create_subscription(Header, '/bench/in', forward, depth, raw=True)
     client.connect('127.0.0.1', port)
     client.loop_start()
     executor = make_executor()
