@@ -11,15 +11,31 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from harness import CONFIG_DIR, NodeProcess, S3Server, TopicProbe, stale_fastdds_segments
+from harness import (
+    CONFIG_DIR,
+    REPLAY_DOMAIN_OFFSET,
+    TEST_DOMAINS,
+    NodeProcess,
+    S3Server,
+    TopicProbe,
+    stale_fastdds_segments,
+)
 
 pytest_plugins = ['mqtt_fixtures']  # the mosquitto and broker_directory fixtures
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = os.environ.get('TWIN_TEST_DOMAIN_ID', '')
+    if chosen and not (chosen.isdigit() and int(chosen) in TEST_DOMAINS):
+        raise pytest.UsageError(f'TWIN_TEST_DOMAIN_ID={chosen}: expected {TEST_DOMAINS.start} to '
+                                f'{TEST_DOMAINS.stop - 1} (the report tests also use it + {REPLAY_DOMAIN_OFFSET}, '
+                                'and ROS domains end at 232)')
 
 
 def _pick_domain_id() -> int:
     """A non-zero domain per run (and per xdist worker) so parallel runs never meet."""
     worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
-    return random.Random(f'{os.getpid()}-{worker}').randint(1, 101)
+    return random.Random(f'{os.getpid()}-{worker}').choice(TEST_DOMAINS)
 
 
 @pytest.fixture(scope='session')

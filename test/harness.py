@@ -29,6 +29,8 @@ from twin_core.paths import resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / 'config'
+TEST_DOMAINS = range(1, 102)  # a test run's own ROS domain (TWIN_TEST_DOMAIN_ID or a random one)
+REPLAY_DOMAIN_OFFSET = 120  # the report tests' replay: test domain + 120, within Fast DDS's 0..232
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

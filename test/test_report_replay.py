@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness import CONFIG_DIR, REPO, stale_fastdds_segments, wait_for
+from harness import CONFIG_DIR, REPLAY_DOMAIN_OFFSET, REPO, stale_fastdds_segments, wait_for
 from twin_core.paths import resolve_executable
 from twin_report import replay as twin_replay
 from twin_report.screenshot import screenshot
@@ -46,8 +46,8 @@ class Reported:
 
 
 def domain(ros_env: dict[str, str]) -> str:
-    """A domain of this test run for the report's replay only (the tests' own are 1..101)."""
-    return str(int(ros_env['ROS_DOMAIN_ID']) + 120)
+    """A domain of this test run for the report's replay only."""
+    return str(int(ros_env['ROS_DOMAIN_ID']) + REPLAY_DOMAIN_OFFSET)
 
 
 def processes_on(domain_id: str) -> list[str]:
