@@ -48,6 +48,7 @@ from twin_sim.runner import SimRunner
 from twin_sim.scenario import Fault, Scenario
 from twin_sim.serial_port import EmulatedSerialPort
 from twin_sim.settings import SimSettings
+from twin_sim.sim_config import WorkcellSimConfig, build_runner
 from twin_sim.workcell import Workcell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +103,11 @@ class FakeDevice:
 
 
 # --------------------------------------------------------------------------- plumbing
+
+
+NO_CHANNELS = ChannelsConfig(imu=ImuChannel(enabled=False), encoders=EncoderChannel(enabled=False),
+                             lidar=LidarChannel(enabled=False), command=CommandChannel(enabled=False),
+                             plc=PlcChannel(enabled=False))
 
 
 def test_serial_port_publishes_link_and_survives_unplug_replug(tmp_path: Path) -> None:
@@ -255,10 +261,7 @@ def test_runner_as_fast_as_possible_emits_on_simulated_time(tmp_path: Path) -> N
 
 def test_devices_clock_keeps_to_real_time_when_a_starved_simulation_skips_ahead(tmp_path: Path) -> None:
     workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=3)
-    config = ChannelsConfig(imu=ImuChannel(enabled=False), encoders=EncoderChannel(enabled=False),
-                            lidar=LidarChannel(enabled=False), command=CommandChannel(enabled=False),
-                            plc=PlcChannel(enabled=False))
-    runner = SimRunner(workcell, config, speed=1.0, max_lag=0.1)
+    runner = SimRunner(workcell, NO_CHANNELS, speed=1.0, max_lag=0.1)
     offsets = []  # wall time the run maps the current instant to, minus the devices' clock
 
     def sample() -> None:
@@ -271,6 +274,34 @@ def test_devices_clock_keeps_to_real_time_when_a_starved_simulation_skips_ahead(
     # The run re-anchored simulated time ~0.3 s later on the wall clock; the devices' clock moved
     # with it, so a driver mapping device time to wall time sees no clock step.
     assert np.ptp(offsets) < 1e-3, offsets
+
+
+def test_the_pacing_log_records_when_each_step_was_due_and_how_late_it_ran(tmp_path: Path) -> None:
+    workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=3)
+    runner = SimRunner(workcell, NO_CHANNELS, speed=1.0, pacing_log=tmp_path / "pacing")
+    calls = []
+
+    def stall_once() -> None:
+        calls.append(time.time())
+        if len(calls) == 5:
+            time.sleep(0.08)  # the simulation thread is held up: the next steps run late
+    runner.every(0.05, stall_once)
+    start = time.time()
+    runner.run(duration=0.5)
+    due, lag = np.fromfile(tmp_path / "pacing", dtype="<f8").reshape(-1, 2).T
+    assert len(due) > 10 and np.all(np.diff(due) > 0) and np.all(lag >= 0.0)
+    assert start - 0.01 < due[0] and due[-1] < time.time()
+    after_stall = due > calls[4]
+    assert 0.07 < lag[after_stall][0] < 0.2, lag[after_stall][:3]
+    assert np.median(lag[~after_stall]) < 0.01
+
+
+def test_a_pacing_log_that_cannot_be_written_does_not_stop_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    workcell = Workcell(URDF, Scenario.from_file(SCENARIO), SimSettings(), seed=3)
+    runner = SimRunner(workcell, NO_CHANNELS, speed=1.0, pacing_log=Path("/dev/full"))
+    runner.run(duration=0.2)
+    assert runner.truth().time == pytest.approx(0.201, abs=1e-6)
+    assert "pacing log /dev/full: [Errno 28] No space left on device; no longer recorded" in caplog.text
 
 
 # --------------------------------------------------------------------------- the running cell
@@ -431,3 +462,11 @@ def test_plc_start_reports_a_busy_port() -> None:
         with pytest.raises(OSError, match="address already in use"):
             plc.start()
     assert set(threading.enumerate()) <= threads_before
+
+
+def test_the_pacing_logs_directory_is_created_and_an_unwritable_path_refused_at_start(tmp_path: Path) -> None:
+    log = tmp_path / "bench" / "pacing"
+    build_runner(WorkcellSimConfig(pacing_log=str(log), channels=NO_CHANNELS))
+    assert log.is_file()
+    with pytest.raises(IsADirectoryError):
+        build_runner(WorkcellSimConfig(pacing_log=str(tmp_path), channels=NO_CHANNELS))

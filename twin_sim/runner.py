@@ -8,12 +8,14 @@ import logging
 import math
 import queue
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from twin_sim.camera import SimCamera
 from twin_sim.hardware import ChannelsConfig, CommandServer, Emitter, build_emitters
@@ -25,6 +27,7 @@ TRUTH_PERIOD = 0.01  # s of simulated time between truth snapshots for other thr
 RATE_WINDOW = 1.0  # s of wall time over which channel rates are measured
 EARLY_WAKE = 1e-4  # s; closer deadlines are served without sleeping
 STEP_TOLERANCE = 1e-3  # fraction of a timestep below which a deadline counts as reached
+PACING_RECORD = struct.Struct('<dd')  # a paced step: system-clock time it was due (s), lag (s)
 
 
 @dataclass
@@ -58,12 +61,14 @@ class SimRunner:
     """
 
     def __init__(self, workcell: Any, channels: ChannelsConfig, speed: float = 1.0,
-                 late_tolerance: float = 0.002, max_lag: float = 0.25) -> None:
+                 late_tolerance: float = 0.002, max_lag: float = 0.25, pacing_log: Path | None = None) -> None:
         self.workcell = workcell
         self.channels = channels
         self.speed = speed if 0.0 < speed < math.inf else math.inf
         self.late_tolerance = late_tolerance
         self.max_lag = max_lag
+        self.pacing_log = pacing_log
+        self._pacing_file: BinaryIO | None = None
         self.emitters: list[Emitter] = build_emitters(channels)
         self.command_server = CommandServer(channels.command) if channels.command.enabled else None
         self.plc = PlcServer(channels.plc, workcell.joint_names) if channels.plc.enabled else None
@@ -158,6 +163,9 @@ class SimRunner:
                 if endpoint is not None:
                     endpoint.open()
                     stack.callback(endpoint.close)
+            if self.pacing_log is not None:
+                self._pacing_file = stack.enter_context(open(self.pacing_log, 'ab', buffering=0))
+                stack.callback(setattr, self, '_pacing_file', None)
             yield
 
     def _tasks(self) -> list[_Task]:
@@ -192,6 +200,7 @@ class SimRunner:
                     self._sleep(wall_due - now)
                     continue
                 lag = max(0.0, now - wall_due)
+                self._record_pacing(next_due, lag)
                 if lag > self.max_lag:
                     wall_origin, sim_origin = now, next_due
                     self._pacing = (epoch_of(now), sim_origin)
@@ -244,6 +253,16 @@ class SimRunner:
             self._stats["late_events"] += 1
         if lag > self._stats["max_lag_s"]:
             self._stats["max_lag_s"] = lag
+
+    def _record_pacing(self, due: float, lag: float) -> None:
+        """Append when the step to ``due`` (simulated s) was due and how late it ran to the pacing log."""
+        if self._pacing_file is None:
+            return
+        try:
+            self._pacing_file.write(PACING_RECORD.pack(self.wall_time_of(due), lag))
+        except OSError as error:
+            _log.warning("pacing log %s: %s; no longer recorded", self.pacing_log, error)
+            self._pacing_file = None
 
     def _refresh_truth(self) -> None:
         self._truth = self.workcell.truth()

@@ -31,6 +31,9 @@ class WorkcellSimConfig:
         'scenario YAML (task, obstacles, wear, faults); relative paths are in config/'))
     truth_dir: str = field(default='', metadata=describe(
         'directory for truth.csv and faults.json ("" = do not record)'))
+    pacing_log: str = field(default='', metadata=describe(
+        'file to append every paced step to: the system-clock time it was due and how late it ran '
+        '(pairs of little-endian float64, s; "" = do not record)'))
     truth_record_rate_hz: float = field(default=10.0, metadata=describe(
         'truth.csv rows per simulated second', **RATE))
     joint_states_rate_hz: float = field(default=100.0, metadata=describe(
@@ -62,8 +65,12 @@ def build_runner(config: WorkcellSimConfig) -> tuple[SimRunner, TruthRecorder | 
         raise ConfigError(f'workcell_sim.scenario: {scenario_file}: {error}') from None
     except ValueError as error:  # the URDF does not describe a usable arm
         raise ConfigError(f'workcell_sim.urdf: {urdf}: {error}') from None
+    if config.pacing_log:  # a path that cannot be written is a configuration error now, not in the run
+        Path(config.pacing_log).parent.mkdir(parents=True, exist_ok=True)
+        open(config.pacing_log, 'ab').close()
     logging.getLogger('asyncua').setLevel(logging.WARNING)
-    runner = SimRunner(workcell, config.channels, speed=config.speed)
+    runner = SimRunner(workcell, config.channels, speed=config.speed,
+                       pacing_log=Path(config.pacing_log) if config.pacing_log else None)
     recorder = None
     if config.truth_dir:
         recorder = TruthRecorder(config.truth_dir, workcell.joint_names)
