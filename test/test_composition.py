@@ -21,6 +21,7 @@ from twin_core.graph import NodeEntry, ProcessGroup, group_processes, node_modul
 from twin_core.paths import config_dir
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
+INTERRUPTED_NODE = Path(__file__).with_name('interrupted_node.py')
 SYNC = {'executable': 'sync_node', 'name': 'twin_sync', 'parameters': ['sync.yaml'],
         'config': 'twin_sync.sync_config:SyncConfig'}
 STATE = {'executable': 'state_node', 'name': 'twin_state', 'parameters': ['state.yaml'],
@@ -211,3 +212,15 @@ def test_a_second_ctrl_c_does_not_cut_the_teardown_short(start_process, probe, w
     assert 'Traceback' not in container.output()
     left = {path.name for path in Path('/dev/shm').glob('fastdds_*')} & segments_before
     assert not stale_fastdds_segments() & left, 'the container left its Fast DDS segment'
+
+
+def test_an_error_rclpy_raises_as_a_sigint_shuts_the_context_down_ends_the_node_cleanly(start_process):
+    node = start_process(sys.executable, str(INTERRUPTED_NODE), 'interrupted', name='interrupted_node')
+    assert node.wait(timeout=30) == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_the_same_error_without_a_shutdown_is_not_hidden(start_process):
+    node = start_process(sys.executable, str(INTERRUPTED_NODE), 'bug', name='raising_node')
+    assert node.wait(timeout=30) == 1
+    assert "RuntimeError: Unable to convert call argument '0' to Python object" in node.output()

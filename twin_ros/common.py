@@ -6,6 +6,7 @@ import faulthandler
 import os
 import signal
 import sys
+import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -61,6 +62,7 @@ ANALYTICS_BATCH_PERIOD_NS = 10_000_000
 (anomaly, maintenance, prediction): one frame period, so a wake-up takes what one frame brought.
 """
 TEARDOWN_REPORT_S = 10.0  # a node's teardown taking longer prints every thread's stack on stderr
+SHUTDOWN_GRACE_S = 1.0  # an error while spinning counts as the SIGINT shutdown if the context goes down this soon
 
 
 def qos_profile(name: str, depth: int) -> QoSProfile:
@@ -266,10 +268,9 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RCLError:
-        if rclpy.ok():
+    except RuntimeError:  # RCLError among them
+        if not _shutting_down():
             raise
-        # SIGINT shut the context down while the executor was building its wait set.
     finally:
         # A teardown that hangs (seen rarely, at rclpy's or the DDS layer's exit) says where it is.
         faulthandler.dump_traceback_later(TEARDOWN_REPORT_S)
@@ -279,6 +280,20 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _shutting_down(grace: float = SHUTDOWN_GRACE_S) -> bool:
+    """Whether the context goes down within ``grace`` s: an error rclpy raised while a SIGINT shut
+    it down is that shutdown. rclpy shuts the contexts down from its own thread, and an interrupt
+    that lands while it builds a message or a wait set surfaces as a RuntimeError ("Unable to
+    convert call argument", an invalid wait set) rather than a KeyboardInterrupt.
+    """
+    deadline = time.monotonic() + grace
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _ignore_further_interrupts() -> None:
