@@ -269,6 +269,7 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:  # RCLError among them
+        _ignore_further_interrupts()  # a second Ctrl-C must not cut the wait short
         if not _shutting_down():
             raise
     finally:
