@@ -7,9 +7,10 @@ import mujoco
 import numpy as np
 import pytest
 from transforms3d.euler import euler2quat
+from transforms3d.quaternions import axangle2quat, quat2mat
 
 from harness import CONFIG_DIR
-from twin_core.kinematics import ArmKinematics, Pose
+from twin_core.kinematics import ArmKinematics, Pose, rotation_quaternion
 from twin_core.signals import (
     CELL_STATUS_TYPE,
     IMU_TYPE,
@@ -218,8 +219,9 @@ def assert_same_poses(kinematics: ArmKinematics, model: mujoco.MjModel,
     assert set(poses) >= {'tool0'}
     for frame, pose in poses.items():
         body = model.body(frame).id
-        np.testing.assert_allclose(pose.position, data.xpos[body], atol=1e-9)
-        assert abs(float(pose.orientation @ data.xquat[body])) == pytest.approx(1.0, abs=1e-9)
+        for found in (pose, kinematics.end_effector(joints, frame)):  # the whole tree, one path
+            np.testing.assert_allclose(found.position, data.xpos[body], atol=1e-9)
+            assert abs(float(found.orientation @ data.xquat[body])) == pytest.approx(1.0, abs=1e-9)
 
 
 def assert_same_angular_velocity(kinematics: ArmKinematics, model: mujoco.MjModel, frame: str,
@@ -273,6 +275,19 @@ def test_forward_kinematics_handles_rpy_origins_and_skewed_axes(tmp_path) -> Non
     for _ in range(10):
         assert_same_poses(kinematics, model, dict(zip(('j1', 'j2'), rng.uniform(-3, 3, 2))))
     assert_same_angular_velocity(kinematics, model, 'tool0', rng)
+
+
+@pytest.mark.parametrize('axis', [(1, 0.3, -0.2), (0.3, 1, 0.2), (-0.2, 0.3, 1), (1, 1, 1)])
+@pytest.mark.parametrize('angle', [0.0, 0.4, 2.0, math.pi - 1e-9, math.pi, -math.pi / 2])
+def test_rotation_quaternion_is_that_of_the_rotation_with_w_not_negative(axis, angle) -> None:
+    expected = axangle2quat(axis, angle)
+    expected = expected if expected[0] >= 0.0 else -expected
+    matrix = np.eye(4)
+    matrix[:3, :3] = quat2mat(expected)
+    found = rotation_quaternion(matrix)
+    assert found[0] >= 0.0
+    assert abs(float(found @ expected)) == pytest.approx(1.0, abs=1e-12)  # ±q alike at w = 0
+    np.testing.assert_allclose(quat2mat(found), matrix[:3, :3], atol=1e-12)
 
 
 def test_base_pose_places_the_arm_in_world() -> None:

@@ -3,13 +3,14 @@ angular velocity of a link from the joint rates.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from transforms3d.euler import euler2mat
-from transforms3d.quaternions import mat2quat, quat2mat
+from transforms3d.quaternions import quat2mat
 
 from twin_core.urdf import MOVABLE, JointOrigin, read_joint_origins
 
@@ -30,8 +31,8 @@ class Pose:
 
     @staticmethod
     def from_matrix(matrix: np.ndarray) -> Pose:
-        quaternion = mat2quat(matrix[:3, :3])
-        return Pose(matrix[:3, 3].copy(), quaternion if quaternion[0] >= 0.0 else -quaternion)
+        """The pose of a homogeneous transform whose rotation is orthonormal (w ≥ 0)."""
+        return Pose(matrix[:3, 3].copy(), rotation_quaternion(matrix))
 
     def matrix(self) -> np.ndarray:
         """The 4×4 homogeneous transform."""
@@ -41,9 +42,37 @@ class Pose:
         return out
 
 
+def rotation_quaternion(matrix: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w ≥ 0, of the orthonormal rotation in ``matrix[:3, :3]``
+    (Shepperd's method: each case divides by the largest of the four, so none loses precision).
+    """
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = matrix[:3, :3].tolist()
+    trace = r00 + r11 + r22
+    if trace >= max(r00, r11, r22):
+        s = 2.0 * math.sqrt(1.0 + trace)
+        q = (0.25 * s, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s)
+    elif r00 >= r11 and r00 >= r22:
+        s = 2.0 * math.sqrt(1.0 + r00 - r11 - r22)
+        q = ((r21 - r12) / s, 0.25 * s, (r01 + r10) / s, (r02 + r20) / s)
+    elif r11 >= r22:
+        s = 2.0 * math.sqrt(1.0 - r00 + r11 - r22)
+        q = ((r02 - r20) / s, (r01 + r10) / s, 0.25 * s, (r12 + r21) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 - r00 - r11 + r22)
+        q = ((r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, 0.25 * s)
+    quaternion = np.array(q)
+    quaternion /= math.sqrt(quaternion @ quaternion)
+    return quaternion if quaternion[0] >= 0.0 else -quaternion
+
+
+def _cross(axis: np.ndarray) -> np.ndarray:
+    """The matrix K of the cross product with ``axis``: K @ v = axis × v."""
+    return np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+
+
 def _rotations(axis: np.ndarray, angles: np.ndarray | float) -> np.ndarray:
     """Rotations (..., 3, 3) by ``angles`` (...) about the unit ``axis`` (Rodrigues' formula)."""
-    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    cross = _cross(axis)
     angles = np.asarray(angles, float)[..., None, None]
     return np.eye(3) + np.sin(angles) * cross + (1.0 - np.cos(angles)) * (cross @ cross)
 
@@ -53,6 +82,26 @@ def _origin(joint: JointOrigin) -> np.ndarray:
     out[:3, :3] = euler2mat(*joint.rpy, axes='sxyz')  # URDF rpy: fixed-axis roll, pitch, yaw
     out[:3, 3] = joint.xyz
     return out
+
+
+class _Link:
+    """One joint of the tree: its child frame's transform in its parent frame at a joint position."""
+
+    def __init__(self, joint: JointOrigin, origin: np.ndarray, axis: np.ndarray) -> None:
+        self.name, self.parent, self.child = joint.name, joint.parent, joint.child
+        self.movable = joint.type in MOVABLE
+        self._origin = origin
+        cross = np.zeros((4, 4))
+        cross[:3, :3] = _cross(axis)
+        # origin · motion(q) = origin + sin q · origin·K + (1 − cos q) · origin·K² (Rodrigues' formula)
+        self._sine, self._versine = origin @ cross, origin @ cross @ cross
+
+    def transform(self, positions: Mapping[str, float]) -> np.ndarray:
+        """4×4 transform of the child frame in the parent frame; a missing position counts as 0."""
+        if not self.movable:
+            return self._origin
+        angle = positions.get(self.name, 0.0)
+        return self._origin + math.sin(angle) * self._sine + (1.0 - math.cos(angle)) * self._versine
 
 
 class ArmKinematics:
@@ -73,6 +122,8 @@ class ArmKinematics:
                 self._chain.append((joint, _origin(joint), axis / np.linalg.norm(axis)))
                 pending.append(joint.child)
         self._by_child = {entry[0].child: entry for entry in self._chain}
+        self._links = [_Link(joint, origin, axis) for joint, origin, axis in self._chain]
+        self._paths: dict[str, list[_Link]] = {}  # frame → the links from base_link to it
         self.joints = tuple(joint for joint, _, _ in self._chain)
         self.edges = tuple((joint.parent, joint.child) for joint in self.joints)
         self.joint_names = tuple(joint.name for joint in self.joints if joint.type in MOVABLE)
@@ -86,13 +137,8 @@ class ArmKinematics:
     def transforms(self, positions: Mapping[str, float]) -> dict[str, np.ndarray]:
         """4×4 transform of every frame in base_link; missing joint positions count as 0."""
         out = {BASE_FRAME: np.eye(4)}
-        for joint, origin, axis in self._chain:
-            transform = out[joint.parent] @ origin
-            if joint.type in MOVABLE:
-                motion = np.eye(4)
-                motion[:3, :3] = _rotations(axis, positions.get(joint.name, 0.0))
-                transform = transform @ motion
-            out[joint.child] = transform
+        for link in self._links:
+            out[link.child] = out[link.parent] @ link.transform(positions)
         return out
 
     def angular_velocity(self, positions: np.ndarray, velocities: np.ndarray, frame: str) -> np.ndarray:
@@ -118,8 +164,24 @@ class ArmKinematics:
         return {frame: Pose.from_matrix(m) for frame, m in self.transforms(positions).items()}
 
     def end_effector(self, positions: Mapping[str, float], frame: str = END_EFFECTOR) -> Pose:
-        """Pose of ``frame`` (default tool0) in base_link."""
-        return Pose.from_matrix(self.transforms(positions)[frame])
+        """Pose of ``frame`` (default tool0) in base_link: only the links up to it are computed."""
+        path = self._paths.get(frame)
+        if path is None:
+            path = self._paths[frame] = self._path_to(frame)
+        transform = np.eye(4)
+        for link in path:
+            transform = transform @ link.transform(positions)
+        return Pose.from_matrix(transform)
+
+    def _path_to(self, frame: str) -> list[_Link]:
+        by_child = {link.child: link for link in self._links}
+        if frame != BASE_FRAME and frame not in by_child:
+            raise KeyError(frame)
+        path = []
+        while frame != BASE_FRAME:
+            path.append(by_child[frame])
+            frame = path[-1].parent
+        return path[::-1]
 
     def in_world(self, pose: Pose) -> Pose:
         """A base_link pose expressed in world."""
