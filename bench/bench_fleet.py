@@ -27,6 +27,7 @@ after the first N that breaks (``--keep-going`` runs every N). The baseline is t
 
     python bench/bench_fleet.py --robots 1 2 3 --warmup 20 --duration 20
     python bench/bench_fleet.py --source bags --robots 1 2 4 6 8 --warmup 8 --duration 20
+    python bench/bench_fleet.py --source bags --robots 1 2 4 6 --layout composed  # one process per robot
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import yaml
-from bench_e2e import Recorder, delivery, graph_cpu
+from bench_e2e import LAYOUTS, Recorder, apply_layout, delivery, graph_cpu
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from rosbags.highlevel import AnyReader
@@ -103,11 +104,14 @@ def bag_rates(bag: Path, topics: list[str]) -> dict[str, float]:
         return {c.topic: c.msgcount / period_s for c in reader.connections if c.topic in topics}
 
 
-def start(robots: int, source: str, bag: Path, topics: list[str]) -> Fleet:
-    """Start the twins of ``robots`` robots (and their players with bags) on a fresh domain."""
+def start(robots: int, source: str, bag: Path, topics: list[str], layout: str) -> Fleet:
+    """Start the twins of ``robots`` robots (and their players with bags) on a fresh domain, each
+    robot's nodes grouped into processes as ``layout`` says (bench_e2e's layouts).
+    """
     domain = random.randint(1, 101)
     workdir = Path(tempfile.mkdtemp(prefix=f'bench_fleet_{source}_{robots}_'))
     config = isolated_config(workdir)
+    apply_layout(config, layout)
     env = node_environment(str(config / 'fastdds_loopback.xml'))
     env.update(ROS_DOMAIN_ID=str(domain), ROS_LOG_DIR=str(workdir / 'ros_log'))
     os.environ.update({k: env[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_IMPLEMENTATION', 'ROS_DOMAIN_ID')})
@@ -151,7 +155,7 @@ def robot_of(pid: int, namespaces: list[str]) -> str | None:
 
 def measure(args: argparse.Namespace, robots: int, topics: list[str], rates: dict[str, float]) -> dict:
     """Run a fleet of ``robots``; CPU, rates, latencies and delivery over ``duration`` s after the warm-up."""
-    fleet = start(robots, args.source, args.bag, topics)
+    fleet = start(robots, args.source, args.bag, topics, args.layout)
     delay = yaml.safe_load((fleet.config / 'sync.yaml').read_text())['twin_sync']['ros__parameters']['delay']
     recorder = Recorder(int(fleet.env['ROS_DOMAIN_ID']))
     first = fleet.namespaces[0]
@@ -278,6 +282,8 @@ def main() -> None:
     parser.add_argument('--min-rate', type=float, default=99.0, help='Hz of twin/joint_states a robot needs')
     parser.add_argument('--max-p99', type=float, default=20.0, help='ms, the worst robot\'s p99 at most')
     parser.add_argument('--keep-going', action='store_true', help='measure every N, also after a break')
+    parser.add_argument('--layout', choices=LAYOUTS, default='graph',
+                        help="each robot's process layout, as bench_e2e's --layouts (composed: one process per robot)")
     args = parser.parse_args()
     bags = args.source == 'bags'
     args.robots = args.robots or ([1, 2, 4, 6, 8] if bags else [1, 2, 3])
@@ -296,7 +302,7 @@ def main() -> None:
                 break
     base = results[0]
     played = f' ({args.bag}, topics {" ".join(topics)})' if bags else ''
-    print(f'\n{os.cpu_count()} cores; source {args.source}{played}; '
+    print(f'\n{os.cpu_count()} cores; source {args.source}{played}; layout {args.layout}; '
           f'{args.duration:.0f} s recorded after {args.warmup:.0f} s warm-up per robot; latency = twin/joint_states '
           f'receive time - stamp - timeline delay; cores = every twin process{"" if bags else " and simulator"}')
     print(f'{"robots":>6s} {"procs":>6s} {"cores":>6s} {"x base":>7s} {"cores/robot":>11s} {"players":>8s} '
