@@ -22,6 +22,7 @@ from twin_core.paths import config_dir
 
 LAUNCH = [sys.executable, '-m', 'twin_bringup.launcher']
 INTERRUPTED_NODE = Path(__file__).with_name('interrupted_node.py')
+TEARDOWN_NODE = Path(__file__).with_name('teardown_node.py')
 SYNC = {'executable': 'sync_node', 'name': 'twin_sync', 'parameters': ['sync.yaml'],
         'config': 'twin_sync.sync_config:SyncConfig'}
 STATE = {'executable': 'state_node', 'name': 'twin_state', 'parameters': ['state.yaml'],
@@ -225,3 +226,15 @@ def test_the_same_error_without_a_shutdown_is_not_hidden(start_process):
     node = start_process(sys.executable, str(INTERRUPTED_NODE), 'bug', name='raising_node')
     assert node.wait(timeout=30) == 1
     assert "RuntimeError: Unable to convert call argument '0' to Python object" in node.output()
+
+
+def test_the_teardown_runs_with_rclpy_signal_thread_joined_and_signals_ignored(start_process):
+    """rclpy's signal thread wakes executors and shuts contexts down without the interpreter lock:
+    it must be gone before the executor and the nodes are destroyed.
+    """
+    node = start_process(sys.executable, str(TEARDOWN_NODE), name='teardown_node')
+    assert wait_for(lambda: 'spinning' in node.output(), timeout=30.0), node.output()
+    node.process.send_signal(signal.SIGINT)
+    assert node.wait(timeout=30) == 0, node.output()
+    assert ('destroyed: 1 thread(s) ended, SIGINT <Handlers.SIG_IGN: 1>, SIGTERM <Handlers.SIG_IGN: 1>'
+            in node.output())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import rclpy
+import rclpy.signals
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
@@ -219,7 +220,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], names: Sequence[str]
     is torn down as in :func:`run`, the ones already built are destroyed. The batch period is the
     smallest any node asks for (none: 0), so no node's output waits longer than it allows. The
     process runs at the CPU priority the launcher gives it (``TWIN_NICE``, the node table's ``nice``).
-    Once the teardown begins, the process ignores SIGINT to its end (SIGTERM still stops it).
+    Once the teardown begins, the process ignores SIGINT and SIGTERM to its end (SIGKILL stops it).
     """
     logger = rclpy.logging.get_logger(names[0])
     argv = sys.argv if args is None else args
@@ -249,6 +250,7 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
     except BaseException as error:
         _ignore_further_interrupts()
         interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
+        _stop_signal_handling()
         half_built = _node_under_construction(error)
         if half_built is not None:
             _destroy_half_built(half_built)
@@ -275,7 +277,7 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
     finally:
         # A teardown that hangs (seen rarely, at rclpy's or the DDS layer's exit) says where it is.
         faulthandler.dump_traceback_later(TEARDOWN_REPORT_S)
-        _ignore_further_interrupts()
+        _stop_signal_handling()
         executor.shutdown()  # releases the entities it holds
         for node in reversed(nodes):
             node.destroy_node()
@@ -303,6 +305,17 @@ def _ignore_further_interrupts() -> None:
     participant, and its /dev/shm segment, behind. SIGTERM still ends the process.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_signal_handling() -> None:
+    """Begin a teardown: SIGINT and SIGTERM are ignored to its end (it ends the process), and
+    rclpy's signal thread is joined. That thread wakes the executors and shuts the contexts down
+    on each signal without the interpreter lock, so it must not run while the executor and the
+    nodes are destroyed. A teardown that hangs still yields to SIGKILL, as launchers send last.
+    """
+    _ignore_further_interrupts()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    rclpy.signals.uninstall_signal_handlers()
 
 
 def _configuration_error(logger: RcutilsLogger, error: BaseException) -> int:
