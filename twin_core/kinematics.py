@@ -87,21 +87,24 @@ def _origin(joint: JointOrigin) -> np.ndarray:
 class _Link:
     """One joint of the tree: its child frame's transform in its parent frame at a joint position."""
 
-    def __init__(self, joint: JointOrigin, origin: np.ndarray, axis: np.ndarray) -> None:
+    def __init__(self, joint: JointOrigin) -> None:
+        self.joint = joint
         self.name, self.parent, self.child = joint.name, joint.parent, joint.child
         self.movable = joint.type in MOVABLE
-        self._origin = origin
+        self.origin = _origin(joint)
+        axis = np.asarray(joint.axis, float)
+        self.axis = axis / np.linalg.norm(axis)
         cross = np.zeros((4, 4))
-        cross[:3, :3] = _cross(axis)
+        cross[:3, :3] = _cross(self.axis)
         # origin · motion(q) = origin + sin q · origin·K + (1 − cos q) · origin·K² (Rodrigues' formula)
-        self._sine, self._versine = origin @ cross, origin @ cross @ cross
+        self._sine, self._versine = self.origin @ cross, self.origin @ cross @ cross
 
     def transform(self, positions: Mapping[str, float]) -> np.ndarray:
         """4×4 transform of the child frame in the parent frame; a missing position counts as 0."""
         if not self.movable:
-            return self._origin
+            return self.origin
         angle = positions.get(self.name, 0.0)
-        return self._origin + math.sin(angle) * self._sine + (1.0 - math.cos(angle)) * self._versine
+        return self.origin + math.sin(angle) * self._sine + (1.0 - math.cos(angle)) * self._versine
 
 
 class ArmKinematics:
@@ -113,18 +116,16 @@ class ArmKinematics:
         children: dict[str, list[JointOrigin]] = {joint.parent: [] for joint in joints}
         for joint in joints:
             children[joint.parent].append(joint)
-        self._chain: list[tuple[JointOrigin, np.ndarray, np.ndarray]] = []
+        self._links: list[_Link] = []
         pending = [BASE_FRAME]
         while pending:  # breadth first, so parents precede children
             parent = pending.pop(0)
             for joint in children.get(parent, ()):
-                axis = np.asarray(joint.axis, float)
-                self._chain.append((joint, _origin(joint), axis / np.linalg.norm(axis)))
+                self._links.append(_Link(joint))
                 pending.append(joint.child)
-        self._by_child = {entry[0].child: entry for entry in self._chain}
-        self._links = [_Link(joint, origin, axis) for joint, origin, axis in self._chain]
+        self._by_child = {link.child: link for link in self._links}
         self._paths: dict[str, list[_Link]] = {}  # frame → the links from base_link to it
-        self.joints = tuple(joint for joint, _, _ in self._chain)
+        self.joints = tuple(link.joint for link in self._links)
         self.edges = tuple((joint.parent, joint.child) for joint in self.joints)
         self.joint_names = tuple(joint.name for joint in self.joints if joint.type in MOVABLE)
         self.frames = (BASE_FRAME,) + tuple(joint.child for joint in self.joints)
@@ -145,18 +146,14 @@ class ArmKinematics:
         """Angular velocity (n, 3) of ``frame`` relative to base_link, expressed in ``frame``, from
         rows of joint positions (rad) and velocities (rad/s) (n, joints) ordered like ``joint_names``.
         """
-        path = []
-        while frame != BASE_FRAME:
-            path.append(self._by_child[frame])
-            frame = path[-1][0].parent
         column = {name: j for j, name in enumerate(self.joint_names)}
         omega = np.zeros((len(positions), 3))
-        for joint, origin, axis in reversed(path):  # child frame = parent frame · origin · motion
-            omega = omega @ origin[:3, :3]
-            if joint.type in MOVABLE:
-                j = column[joint.name]
-                omega = np.einsum('nji,nj->ni', _rotations(axis, positions[:, j]), omega)
-                omega += velocities[:, j, None] * axis
+        for link in self._path(frame):  # child frame = parent frame · origin · motion
+            omega = omega @ link.origin[:3, :3]
+            if link.movable:
+                j = column[link.name]
+                omega = np.einsum('nji,nj->ni', _rotations(link.axis, positions[:, j]), omega)
+                omega += velocities[:, j, None] * link.axis
         return omega
 
     def poses(self, positions: Mapping[str, float]) -> dict[str, Pose]:
@@ -165,23 +162,21 @@ class ArmKinematics:
 
     def end_effector(self, positions: Mapping[str, float], frame: str = END_EFFECTOR) -> Pose:
         """Pose of ``frame`` (default tool0) in base_link: only the links up to it are computed."""
-        path = self._paths.get(frame)
-        if path is None:
-            path = self._paths[frame] = self._path_to(frame)
         transform = np.eye(4)
-        for link in path:
+        for link in self._path(frame):
             transform = transform @ link.transform(positions)
         return Pose.from_matrix(transform)
 
-    def _path_to(self, frame: str) -> list[_Link]:
-        by_child = {link.child: link for link in self._links}
-        if frame != BASE_FRAME and frame not in by_child:
-            raise KeyError(frame)
-        path = []
-        while frame != BASE_FRAME:
-            path.append(by_child[frame])
-            frame = path[-1].parent
-        return path[::-1]
+    def _path(self, frame: str) -> list[_Link]:
+        """The links from base_link to ``frame``, in that order (:class:`KeyError`: no such frame)."""
+        path = self._paths.get(frame)
+        if path is None:
+            path, child = [], frame
+            while child != BASE_FRAME:
+                path.append(self._by_child[child])
+                child = path[-1].parent
+            path = self._paths[frame] = path[::-1]
+        return path
 
     def in_world(self, pose: Pose) -> Pose:
         """A base_link pose expressed in world."""

@@ -249,6 +249,7 @@ def _build_and_spin(node_factories: Sequence[Callable[[], Node]], names: Sequenc
             nodes.append(factory())
     except BaseException as error:
         _ignore_further_interrupts()
+        # Read before rclpy's signal thread is joined: a shutdown it has pending would not happen then.
         interrupted = isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
         _stop_signal_handling()
         half_built = _node_under_construction(error)
