@@ -82,6 +82,40 @@ def test_predictor_publishes_trajectory_with_joint_names_horizon_and_std(start_p
     assert int(guard['model_version']) == 1 + int(guard['dynamics.accepted'])
 
 
+def test_predictor_keeps_every_sample_of_a_burst(start_process, probe, tiny_model):
+    """The twin's state arriving faster than the node takes it (as in a busy process) is queued, not
+    dropped: the replay buffer and the refit window need consecutive samples.
+    """
+    probe.subscribe('/diagnostics', DiagnosticArray)
+    publisher = probe.node.create_publisher(JointState, '/twin/joint_states', qos_profile_sensor_data)
+    node = start_process('predictor_node', '--ros-args', '--params-file', str(CONFIG_DIR / 'predictor.yaml'),
+                         '-p', f'model:={tiny_model}', '-p', 'refine.enabled:=true', name='predictor')
+
+    def counts(messages: list) -> dict[str, int]:
+        """The latest replay buffer and refit window sizes in the node's diagnostics (-1: none yet)."""
+        values = {f'{s.name}.{v.key}': v.value for m in messages for s in m.status for v in s.values
+                  if s.name.startswith('predictor: ')}
+        return {key: int(values.get(f'predictor: {key}', -1))
+                for key in ('model.replay_samples', 'adaptation.window_samples')}
+
+    deadline = time.monotonic() + 20.0  # one sample, repeated until the node has it: both ends matched
+    while counts(probe.messages('/diagnostics'))['adaptation.window_samples'] < 1:
+        assert time.monotonic() < deadline, f'the predictor never took a joint state:\n{node.output()}'
+        publisher.publish(joint_state(99.99))
+        time.sleep(0.1)
+    count = 60
+    for k in range(count):
+        publisher.publish(joint_state(100.0 + 0.01 * k))
+
+    def settled(messages: list) -> bool:
+        ours = [m for m in messages if any(s.name == 'predictor: model' for s in m.status)]
+        return len(ours) >= 3 and counts(ours) == counts(ours[:-2])
+
+    time.sleep(1.0)
+    received = probe.wait_for('/diagnostics', settled, timeout=15)
+    assert counts(received) == {'model.replay_samples': count, 'adaptation.window_samples': count + 1}
+
+
 def joint_state(t: float) -> JointState:
     """The arm at rest at 0 rad, stamped ``t`` s."""
     msg = JointState(name=JOINTS, position=[0.0] * 4, velocity=[0.0] * 4, effort=[0.0] * 4)

@@ -7,7 +7,6 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64, Header
 
@@ -65,7 +64,7 @@ class ActuationNode(Node):
         self._tracking_fault = False
         if tracking.enabled:
             self.create_subscription(JointState, 'plan/desired_joint_states',
-                                     plain_cdr(JointState, self._on_desired), qos_profile_sensor_data, raw=True)
+                                     plain_cdr(JointState, self._on_desired), SENSOR_INPUT, raw=True)
             self.create_subscription(JointState, tracking.measured, plain_cdr(JointState, self._on_measured),
                                      SENSOR_INPUT, raw=True)
         self.create_timer(1.0 / config.tick_rate_hz, self._tick)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -38,7 +38,7 @@ from twin_predictor.heldout import TrackingWindow
 from twin_predictor.plan import CONTROLLER_FILE, ControllerModel, supports_plan
 from twin_predictor.predictor import Prediction, Predictor, ReplayBuffer
 from twin_predictor.registry import PredictionCache, load
-from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, declare_config, run, status, supervised_workers
+from twin_ros.common import ANALYTICS_BATCH_PERIOD_NS, SENSOR_INPUT, declare_config, run, status, supervised_workers
 from twin_ros.stamps import to_duration
 
 DEFAULT_MODEL = 'models/predictor'
@@ -94,7 +94,7 @@ class PredictorNode(Node):
         self._trajectory_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory', 10)
         self._std_pub = self.create_publisher(JointTrajectory, 'twin/predicted_trajectory_std', 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(JointState, 'twin/joint_states', self._on_joint_state, qos_profile_sensor_data)
+        self.create_subscription(JointState, 'twin/joint_states', self._on_joint_state, SENSOR_INPUT)
         self.create_timer(1.0 / config.rate_hz, self._on_predict)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self._on_diagnostics)
         if config.refine.enabled:

@@ -51,9 +51,10 @@ T = TypeVar('T')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-# Subscriptions to the device streams (IMU 1 kHz, encoders 500 Hz): best effort like
-# ``qos_profile_sensor_data``, but 100 messages deep instead of 5, so that 100 ms of IMU samples
-# wait while the executor runs other callbacks (of the nodes sharing the process: twin_container).
+# Subscriptions to streams whose every sample counts (IMU 1 kHz, encoders 500 Hz, the twin's and the
+# plan's 100 Hz joint states): best effort like ``qos_profile_sensor_data``, but 100 messages deep
+# instead of 5, so that 100 ms of IMU samples (a second of the twin's state) wait while the executor
+# runs other callbacks (of the node, or of the nodes sharing the process: twin_container).
 SENSOR_INPUT = QoSProfile(depth=100, reliability=qos_profile_sensor_data.reliability,
                           durability=qos_profile_sensor_data.durability)
 
