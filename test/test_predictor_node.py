@@ -12,7 +12,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from harness import CONFIG_DIR
+from harness import CONFIG_DIR, statuses
 from twin_core.stamps import from_seconds
 from twin_interfaces.msg import PredictionInfo
 from twin_predictor.plan import ControllerModel
@@ -93,10 +93,10 @@ def test_predictor_keeps_every_sample_of_a_burst(start_process, probe, tiny_mode
 
     def counts(messages: list) -> dict[str, int]:
         """The latest replay buffer and refit window sizes in the node's diagnostics (-1: none yet)."""
-        values = {f'{s.name}.{v.key}': v.value for m in messages for s in m.status for v in s.values
-                  if s.name.startswith('predictor: ')}
-        return {key: int(values.get(f'predictor: {key}', -1))
-                for key in ('model.replay_samples', 'adaptation.window_samples')}
+        latest = {name.removeprefix('predictor: '): {v.key: v.value for v in s.values}
+                  for name, s in statuses(messages, 'predictor: ').items()}
+        return {f'{part}.{key}': int(latest.get(part, {}).get(key, -1))
+                for part, key in (('model', 'replay_samples'), ('adaptation', 'window_samples'))}
 
     deadline = time.monotonic() + 20.0  # one sample, repeated until the node has it: both ends matched
     while counts(probe.messages('/diagnostics'))['adaptation.window_samples'] < 1:
